@@ -1,0 +1,23 @@
+/* analysis.c - the analysis registry. Run functions live in analyses_*.c. */
+#include "analysis.h"
+
+#include <string.h>
+
+extern const struct rn_analysis_type rn_analysis_samples, rn_analysis_probe,
+    rn_analysis_colour_stats;
+
+const struct rn_analysis_type *const rn_analysis_types[] = {
+    &rn_analysis_samples,
+    &rn_analysis_probe,
+    &rn_analysis_colour_stats,
+};
+const int rn_n_analysis_types =
+    (int)(sizeof rn_analysis_types / sizeof rn_analysis_types[0]);
+
+const struct rn_analysis_type *rn_analysis_type_find(const char *name)
+{
+    for (int i = 0; i < rn_n_analysis_types; i++)
+        if (strcmp(rn_analysis_types[i]->name, name) == 0)
+            return rn_analysis_types[i];
+    return NULL;
+}

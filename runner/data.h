@@ -1,0 +1,104 @@
+/* data.h - datasets: IDX reader, the colouriser of SPEC.md, splits, and the
+ * pixel-based colour detector.
+ *
+ * Images stay uint8 (n, c, h, w) in memory; the model sees x / 255 as float.
+ * Everything random comes from rng.h streams keyed by the data seed and the
+ * image index, so the same seed gives the same bytes whatever the thread
+ * count.
+ */
+#ifndef RN_DATA_H
+#define RN_DATA_H
+
+#include <stdint.h>
+
+#include "error.h"
+#include "rng.h"
+
+#define RN_N_COLOURS 10
+#define RN_MAX_SPLITS 4
+#define RN_NO_COLOUR 255
+
+struct rn_palette {
+    uint8_t rgb[RN_N_COLOURS][3]; /* colour k is digit k's colour */
+    char names[RN_N_COLOURS][16]; /* "red", "green", ... */
+};
+/* SPEC.md's palette: 0 red, 1 green, 2 blue, 3 yellow, 4 cyan, 5 magenta,
+ * 6 orange, 7 black, 8 purple, 9 brown. */
+extern const struct rn_palette rn_palette_study;
+
+enum rn_colouring {
+    RN_COLOURING_NONE,       /* 1-channel grey MNIST as is */
+    RN_COLOURING_BACKGROUND, /* stroke white, background uint8(noise * colour) */
+    RN_COLOURING_STROKE,     /* stroke uint8(noise * colour), background black */
+};
+
+enum rn_test_rule {
+    RN_RULE_CONFLICTING, /* uniform over the 9 colours that are not the label's */
+    RN_RULE_RANDOM,      /* uniform over all 10 */
+    RN_RULE_ALIGNED,     /* the label's colour */
+};
+
+struct rn_data_config {
+    char source[32];        /* "mnist" | "fashion_mnist" */
+    char dir[512];          /* folder holding the four IDX files, raw or .gz */
+    enum rn_colouring colouring;
+    float noise_lo, noise_hi; /* texture range; 1,1 = flat */
+    int threshold;          /* foreground: intensity > threshold */
+    struct rn_palette palette;
+    double bias;            /* P(label's colour) in the easy set */
+    enum rn_test_rule test_rule;
+    double val_fraction;    /* share of the easy set held out as val */
+    int train_limit;        /* use the first k MNIST train images (0 = all) */
+    int test_limit;         /* use the first k MNIST test images (0 = all) */
+    uint64_t seed;
+};
+
+struct rn_split {
+    char name[16];     /* "train", "val", "test" */
+    int n, c, h, w;
+    uint8_t *images;   /* (n, c, h, w), owned */
+    uint8_t *labels;   /* (n) digit / class, owned */
+    uint8_t *colours;  /* (n) palette index the generator drew; RN_NO_COLOUR if uncoloured */
+};
+
+struct rn_data {
+    struct rn_split splits[RN_MAX_SPLITS];
+    int n_splits;
+    int n_classes; /* 10 */
+};
+
+/* One IDX file (magic 0x00000801 labels or 0x00000803 images), raw or gzip
+ * (detected from the first two bytes, not the name). */
+struct rn_idx {
+    int ndim;        /* 1 labels, 3 images */
+    int dims[3];     /* (n) or (n, rows, cols) */
+    uint8_t *data;   /* owned */
+};
+/* Errors: missing file, wrong magic, truncated data ("file ends after N of M
+ * bytes"), each naming the path. */
+int rn_idx_read(const char *path, struct rn_idx *out, struct rn_error *err);
+void rn_idx_free(struct rn_idx *idx);
+
+/* Loads the source named by cfg (finding "<dir>/train-images-idx3-ubyte" or
+ * the same name + ".gz", etc.), checks image/label counts agree, colours it
+ * and splits it into train/val (easy) and test (hard, by test_rule).
+ * Uncoloured: splits train/val/test of 1-channel images. */
+int rn_data_load(const struct rn_data_config *cfg, struct rn_data *out, struct rn_error *err);
+void rn_data_free(struct rn_data *d);
+/* NULL if there is no such split. */
+struct rn_split *rn_data_split(struct rn_data *d, const char *name);
+
+/* Colours one grey image (h, w) into out (3, h, w) with palette colour rgb.
+ * Draws one noise value per pixel from r (background pixels only for
+ * BACKGROUND, stroke pixels only for STROKE), in row-major order. */
+void rn_colourise(const uint8_t *grey, int h, int w, const uint8_t rgb[3],
+                  enum rn_colouring colouring, float noise_lo, float noise_hi, int threshold,
+                  struct rn_rng *r, uint8_t *out);
+
+/* The colour detector of SPEC.md for images of unknown origin: mean colour
+ * of the non-white pixels (any channel < 250), nearest (L2) palette colour
+ * scaled by texture_mean (0.7 for U(0.4, 1.0)). Returns the palette index. */
+int rn_colour_detect(const uint8_t *img, int h, int w, const struct rn_palette *p,
+                     float texture_mean);
+
+#endif

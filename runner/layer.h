@@ -1,0 +1,127 @@
+/* layer.h - the layer contract.
+ *
+ * A layer type is one constant descriptor (struct rn_layer_type): its YAML
+ * name, its key schema, and functions to build, initialise, run forward,
+ * backward and in tangent mode, and free. A layer instance (struct rn_layer)
+ * is one node of the graph.
+ *
+ * Conventions every layer follows:
+ *  - Activations are (N, C, H, W) float tensors; vectors are (N, C, 1, 1).
+ *    x[i] are the inputs (one, or two for `add`), y the output. The batch
+ *    size n of a call is x[0]->n and is <= the max_n given to build; the
+ *    layer sets y->n (y was allocated for max_n by the graph).
+ *  - backward ACCUMULATES: dx[i] += J_x^T dy and param grad += J_w^T dy.
+ *    The executor zeroes activation gradients before a backward pass and
+ *    parameter gradients when the optimizer asks. dx[i] may be NULL when the
+ *    input gradient is not needed (e.g. the first layer without saliency);
+ *    then the layer skips that work.
+ *  - backward may rely on state its last forward saved in priv (argmax
+ *    indices, dropout masks, im2col buffers) and on x and y being unchanged.
+ *  - Tangent mode (DESIGN.md "Differentiation"): tangent_forward pushes an
+ *    input direction tx through the forward: ty = J_x(x) tx. tangent_backward
+ *    differentiates the backward pass along the same direction, given the
+ *    cotangent dy and its tangent tdy: tdx[i] += d/de [J_x(x + e tx)^T (dy + e tdy)]
+ *    and param grad += d/de [J_w(x + e tx)^T (dy + e tdy)]. Both are NULL for
+ *    ops that cannot provide them (batchnorm in training mode checks ctx->train
+ *    and returns an error).
+ *  - Parameters use PyTorch state_dict names ("weight", "bias",
+ *    "running_mean", ...) and layouts (conv OIHW, linear [out, in]).
+ */
+#ifndef RN_LAYER_H
+#define RN_LAYER_H
+
+#include <stdint.h>
+
+#include "error.h"
+#include "rng.h"
+#include "schema.h"
+#include "tensor.h"
+
+#define RN_MAX_INPUTS 2
+#define RN_MAX_PARAMS 6
+#define RN_NAME_MAX 96
+
+struct rn_shape {
+    int c, h, w;
+};
+
+struct rn_param {
+    char name[32];          /* state_dict suffix: "weight", "bias", ... */
+    struct rn_tensor value; /* (O,I,kH,kW) conv; (out,in,1,1) linear; (C,1,1,1) vectors */
+    struct rn_tensor grad;  /* same shape as value; empty (data NULL) for buffers */
+    int ndim;               /* dims of the PyTorch tensor: 4 conv, 2 linear, 1 vector, 0 scalar */
+    int trainable;          /* 0 for buffers such as running statistics */
+    int is_int64;           /* saved as int64 (num_batches_tracked) */
+};
+
+/* Per-pass context. */
+struct rn_ctx {
+    int train;              /* 1: training mode (batchnorm batch stats, dropout active) */
+    uint64_t seed;          /* run seed */
+    uint64_t step;          /* global step: dropout masks use stream (seed, DROPOUT, step*1024 + node) */
+    int node;               /* index of the node being run */
+};
+
+struct rn_layer;
+
+struct rn_layer_type {
+    const char *name;   /* YAML `type:` */
+    const char *doc;    /* one line */
+    const struct rn_key *keys;
+    int n_keys;
+    int n_inputs;       /* 1, or 2 for add */
+    /* Checks l->in[] against l->v, sets l->out, allocates params (value and
+     * grad) and priv for batches up to max_n. Errors say what does not fit
+     * ("expects a (C,1,1) vector input, got (64,7,7); add flatten or
+     * global_avg_pool before it"); the caller prefixes file:line:col. */
+    int (*build)(struct rn_layer *l, int max_n, struct rn_error *err);
+    /* PyTorch's default initialisation (kaiming_uniform(a=sqrt(5)) for conv
+     * and linear weights, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for biases,
+     * ones/zeros for batchnorm). NULL: nothing to initialise. */
+    void (*init)(struct rn_layer *l, struct rn_rng *rng);
+    int (*forward)(struct rn_layer *l, const struct rn_tensor *const *x, struct rn_tensor *y,
+                   const struct rn_ctx *ctx, struct rn_error *err);
+    int (*backward)(struct rn_layer *l, const struct rn_tensor *const *x,
+                    const struct rn_tensor *y, const struct rn_tensor *dy,
+                    struct rn_tensor *const *dx, const struct rn_ctx *ctx, struct rn_error *err);
+    int (*tangent_forward)(struct rn_layer *l, const struct rn_tensor *const *x,
+                           const struct rn_tensor *const *tx, struct rn_tensor *ty,
+                           const struct rn_ctx *ctx, struct rn_error *err);
+    int (*tangent_backward)(struct rn_layer *l, const struct rn_tensor *const *x,
+                            const struct rn_tensor *const *tx, const struct rn_tensor *dy,
+                            const struct rn_tensor *tdy, struct rn_tensor *const *tdx,
+                            const struct rn_ctx *ctx, struct rn_error *err);
+    /* Frees priv (params are freed by rn_layer_free). NULL: nothing. */
+    void (*free)(struct rn_layer *l);
+};
+
+struct rn_layer {
+    const struct rn_layer_type *type; /* borrowed, static */
+    char name[RN_NAME_MAX];           /* unique node name, e.g. "conv1", "layer1.0.bn1" */
+    const char *file;                 /* spec file it was declared in (borrowed) */
+    int line, col;                    /* 1-based position of its declaration */
+    struct rn_values v;               /* resolved keys, schema order */
+    struct rn_shape in[RN_MAX_INPUTS];
+    int n_in;
+    struct rn_shape out;
+    struct rn_param params[RN_MAX_PARAMS];
+    int n_params;
+    int max_n;
+    void *priv; /* type-specific state, owned */
+};
+
+/* The registry: every layer type, in one table (runner/registry.c). */
+extern const struct rn_layer_type *const rn_layer_types[];
+extern const int rn_n_layer_types;
+/* NULL if unknown. */
+const struct rn_layer_type *rn_layer_type_find(const char *name);
+
+/* Helpers for build functions: adds a parameter with a (n,c,h,w) tensor and,
+ * when trainable, a gradient of the same shape. */
+int rn_layer_add_param(struct rn_layer *l, const char *name, int ndim, int n, int c, int h, int w,
+                       int trainable, struct rn_error *err);
+struct rn_param *rn_layer_param(struct rn_layer *l, const char *name);
+/* Frees params and priv (via type->free); the struct itself is the caller's. */
+void rn_layer_free(struct rn_layer *l);
+
+#endif

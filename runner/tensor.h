@@ -1,0 +1,41 @@
+/* tensor.h - float32 tensors, always four dims (N, C, H, W), contiguous.
+ *
+ * Vectors are (N, C, 1, 1); a conv weight is (O, I, kH, kW); a linear weight
+ * is (out, in, 1, 1) in memory and saved as [out, in]. A tensor either owns its
+ * data (rn_tensor_init) or is a view on someone else's (owned == 0).
+ * The batch dim n may be lowered below the allocated capacity for a smaller
+ * last batch: numel() follows n, cap stays.
+ */
+#ifndef RN_TENSOR_H
+#define RN_TENSOR_H
+
+#include <stddef.h>
+
+#include "error.h"
+
+struct rn_tensor {
+    float *data;
+    int n, c, h, w;
+    size_t cap;   /* allocated floats */
+    int owned;    /* 1: rn_tensor_free frees data */
+};
+
+/* Allocates n*c*h*w zeroed floats. On failure t is left empty. */
+int rn_tensor_init(struct rn_tensor *t, int n, int c, int h, int w, struct rn_error *err);
+/* Frees owned data and zeroes the struct; NULL and empty tensors are fine. */
+void rn_tensor_free(struct rn_tensor *t);
+/* A non-owning view of data with the given shape. */
+struct rn_tensor rn_tensor_view(float *data, int n, int c, int h, int w);
+
+static inline size_t rn_tensor_numel(const struct rn_tensor *t)
+{
+    return (size_t)t->n * t->c * t->h * t->w;
+}
+/* Floats per sample (c*h*w). */
+static inline size_t rn_tensor_sample(const struct rn_tensor *t)
+{
+    return (size_t)t->c * t->h * t->w;
+}
+void rn_tensor_zero(struct rn_tensor *t);
+
+#endif
