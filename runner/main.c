@@ -1,2 +1,319 @@
+/* main.c - the runner's command line. The only place that exits. */
+#include <cblas.h>
+#include <omp.h>
+#include <signal.h>
 #include <stdio.h>
-int main(void) { puts("runner: under construction"); return 1; }
+#include <stdlib.h>
+#include <string.h>
+
+#include "graph.h"
+#include "plot.h"
+#include "spec.h"
+#include "train.h"
+
+#define MAX_OVERRIDES 64
+
+static const char usage[] =
+    "usage: runner EXPERIMENT.yaml [key.path=value ...] [--device auto|cpu|cuda] [--seed N]\n"
+    "                              [--out DIR] [--threads N] [--format png|pdf|svg] [--quiet]\n"
+    "       runner validate EXPERIMENT.yaml [key.path=value ...]\n"
+    "       runner plot RUN_DIR [--format png|pdf|svg]\n"
+    "       runner --help | --version | --help-spec\n"
+    "\n"
+    "Runs a declarative experiment: trains (or loads) the model of the spec, evaluates it,\n"
+    "runs its analyses, writes everything to RUN_DIR/run.h5 and draws RUN_DIR/plots/*.png.\n"
+    "Without --out, RUN_DIR is <out>/<name>/<date>-<time>-s<seed> (out: results by default)\n"
+    "and <out>/<name>/latest points at the newest run.\n"
+    "\n"
+    "  key.path=value   override any key of the spec (train.epochs=2 data.bias=0.99)\n"
+    "  --device D       auto (default: cuda when built with it and a GPU is present), cpu, cuda\n"
+    "  --seed N         the run seed (data colouring, init, shuffling, dropout)\n"
+    "  --out DIR        write the run into DIR exactly\n"
+    "  --threads N      CPU threads (default: all cores)\n"
+    "  --format F       figure format: png (default), pdf or svg\n"
+    "  --quiet          no progress output\n"
+    "  --help-spec      print the reference of every spec key\n"
+    "\n"
+    "Exit status: 0 success, 1 error (one line on stderr), 2 bad command line, 130 interrupted.\n";
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    rn_interrupted = 1;
+}
+
+static int fail(const char *msg)
+{
+    fprintf(stderr, "runner: %s\n", msg);
+    return 1;
+}
+
+static int usage_error(const char *fmt, const char *arg)
+{
+    fprintf(stderr, "runner: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\nrun 'runner --help' for usage\n");
+    return 2;
+}
+
+struct cli {
+    const char *spec;
+    const char *overrides[MAX_OVERRIDES + 8];
+    int n_overrides;
+    const char *out, *format;
+    int quiet;
+    char owned[4][64]; /* storage for overrides made from flags */
+    int n_owned;
+};
+
+static int add_flag_override(struct cli *c, const char *key, const char *value)
+{
+    if (c->n_owned >= 4 || c->n_overrides >= MAX_OVERRIDES)
+        return usage_error("%s", "too many overrides");
+    snprintf(c->owned[c->n_owned], sizeof c->owned[0], "%s=%s", key, value);
+    c->overrides[c->n_overrides++] = c->owned[c->n_owned++];
+    return 0;
+}
+
+static int parse_args(struct cli *c, int argc, char **argv, int first)
+{
+    for (int i = first; i < argc; i++) {
+        const char *a = argv[i];
+        const char *flags_with_value[] = {"--device", "--seed", "--out", "--threads", "--format"};
+        int is_flag = 0;
+        for (int f = 0; f < 5; f++)
+            if (strcmp(a, flags_with_value[f]) == 0) {
+                if (i + 1 >= argc)
+                    return usage_error("%s needs a value", a);
+                const char *v = argv[++i];
+                if (f == 0 && strcmp(v, "auto") && strcmp(v, "cpu") && strcmp(v, "cuda"))
+                    return usage_error("--device expects auto, cpu or cuda, got '%s'", v);
+                if (f == 4 && strcmp(v, "png") && strcmp(v, "pdf") && strcmp(v, "svg"))
+                    return usage_error("--format expects png, pdf or svg, got '%s'", v);
+                if (f == 0 && add_flag_override(c, "device", v))
+                    return 2;
+                if (f == 1 && add_flag_override(c, "seed", v))
+                    return 2;
+                if (f == 2)
+                    c->out = v;
+                if (f == 3 && add_flag_override(c, "threads", v))
+                    return 2;
+                if (f == 4)
+                    c->format = v;
+                is_flag = 1;
+            }
+        if (is_flag)
+            continue;
+        if (strcmp(a, "--quiet") == 0) {
+            c->quiet = 1;
+        } else if (a[0] == '-' && a[1] == '-') {
+            return usage_error("unknown option '%s'", a);
+        } else if (strchr(a, '=')) {
+            if (c->n_overrides >= MAX_OVERRIDES)
+                return usage_error("%s", "too many overrides");
+            c->overrides[c->n_overrides++] = a;
+        } else if (!c->spec) {
+            c->spec = a;
+        } else {
+            return usage_error("unexpected argument '%s' (overrides look like key.path=value)", a);
+        }
+    }
+    c->overrides[c->n_overrides] = NULL;
+    return 0;
+}
+
+static int set_threads(const struct rn_spec *s)
+{
+    int n = s->threads > 0 ? s->threads : omp_get_num_procs();
+    omp_set_num_threads(n);
+    openblas_set_num_threads(n);
+    return n;
+}
+
+static int check_device(const struct rn_spec *s, int quiet)
+{
+    if (strcmp(s->device, "cuda") == 0) {
+        fprintf(stderr, "runner: device 'cuda' requested but this build has no CUDA backend; "
+                        "rebuild with nvcc and cuDNN present or use --device cpu\n");
+        return 1;
+    }
+    (void)quiet;
+    return 0;
+}
+
+static int cmd_validate(int argc, char **argv)
+{
+    struct cli c = {0};
+    int rc = parse_args(&c, argc, argv, 2);
+    if (rc)
+        return rc;
+    if (!c.spec)
+        return usage_error("%s", "validate needs an EXPERIMENT.yaml");
+    struct rn_spec spec;
+    struct rn_error err;
+    int n_errors = 0;
+    if (rn_spec_load(&spec, c.spec, c.overrides, stderr, &n_errors, &err)) {
+        if (n_errors > 1)
+            fprintf(stderr, "%d errors\n", n_errors);
+        rn_spec_free(&spec);
+        return 1;
+    }
+    if (spec.has_model) {
+        struct rn_graph g;
+        struct rn_shape in = {spec.data.colouring == RN_COLOURING_NONE ? 1 : 3, 28, 28};
+        if (rn_graph_build(&g, &spec.model, in, 1, &err)) {
+            fprintf(stderr, "%s\n", err.msg);
+            rn_spec_free(&spec);
+            return 1;
+        }
+        printf("%s: ok: model '%s', %d nodes, %zu trainable parameters, output (%d,%d,%d)\n",
+               c.spec, spec.model.name, g.n_nodes, rn_graph_n_trainable(&g),
+               g.nodes[g.n_nodes - 1].layer.out.c, g.nodes[g.n_nodes - 1].layer.out.h,
+               g.nodes[g.n_nodes - 1].layer.out.w);
+        rn_graph_free(&g);
+    } else {
+        printf("%s: ok: data only, %d analyses\n", c.spec, spec.n_analyses);
+    }
+    rn_spec_free(&spec);
+    return 0;
+}
+
+static int cmd_plot(int argc, char **argv)
+{
+    struct cli c = {0};
+    int rc = parse_args(&c, argc, argv, 2);
+    if (rc)
+        return rc;
+    if (!c.spec)
+        return usage_error("%s", "plot needs a RUN_DIR");
+    struct rn_error err;
+    int n = 0;
+    if (rn_plot_run(c.spec, c.format ? c.format : "png", &n, &err))
+        return fail(err.msg);
+    printf("%s/plots: %d figures\n", c.spec, n);
+    return 0;
+}
+
+static int cmd_run(int argc, char **argv)
+{
+    struct cli c = {0};
+    int rc = parse_args(&c, argc, argv, 1);
+    if (rc)
+        return rc;
+    if (!c.spec)
+        return usage_error("%s", "no EXPERIMENT.yaml given");
+    struct rn_spec spec;
+    struct rn_error err;
+    int n_errors = 0;
+    if (rn_spec_load(&spec, c.spec, c.overrides, stderr, &n_errors, &err)) {
+        if (n_errors > 1)
+            fprintf(stderr, "%d errors\n", n_errors);
+        rn_spec_free(&spec);
+        return 1;
+    }
+    if (check_device(&spec, c.quiet)) {
+        rn_spec_free(&spec);
+        return 1;
+    }
+    int threads = set_threads(&spec);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    struct rn_run run;
+    struct rn_run_options opt = {.out_dir = c.out, .quiet = c.quiet, .log = stderr};
+    if (!c.quiet)
+        fprintf(stderr, "%s: %s%s, seed %llu, cpu, %d threads\n", spec.name,
+                spec.has_model ? spec.model.name : "data only",
+                spec.has_model && spec.has_train ? "" : spec.has_model ? " (loaded)" : "",
+                (unsigned long long)spec.seed, threads);
+    if (rn_run_open(&run, &spec, &opt, &err)) {
+        fprintf(stderr, "runner: %s\n", err.msg);
+        rn_run_close(&run, "failed");
+        rn_spec_free(&spec);
+        return 1;
+    }
+    const char *status = "completed";
+    rc = 0;
+    if (rn_run_train(&run, &err)) {
+        status = "failed";
+        rc = 1;
+    } else if (rn_interrupted) {
+        status = "interrupted";
+        rc = 130;
+    } else if (spec.has_model && !spec.has_train) {
+        /* a loaded model: evaluate it once on the usual splits */
+        const char *names[] = {"train", "val", "test"};
+        for (int i = 0; i < 3 && !rc; i++) {
+            struct rn_split *s = rn_data_split(&run.data, names[i]);
+            if (!s || !s->n)
+                continue;
+            struct rn_split_result *res = &run.last[run.n_last++];
+            if (rn_run_evaluate(&run, s, res, &err)) {
+                status = "failed";
+                rc = 1;
+            }
+        }
+    }
+    if (!rc && rn_run_analyses(&run, &err)) {
+        status = "failed";
+        rc = 1;
+    }
+    if (rc == 1)
+        fprintf(stderr, "runner: %s\n", err.msg);
+    char dir[RN_PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", run.dir);
+    if (!c.quiet && run.n_last > 0) {
+        fprintf(stderr, "%s:", spec.name);
+        for (int i = 0; i < run.n_last; i++) {
+            const char *kind = strcmp(run.last[i].split, "test") == 0
+                                   ? (spec.data.colouring != RN_COLOURING_NONE &&
+                                              spec.data.test_rule == RN_RULE_CONFLICTING
+                                          ? " (hard)"
+                                          : "")
+                                   : (spec.data.colouring != RN_COLOURING_NONE ? " (easy)" : "");
+            fprintf(stderr, "  %s%s %.2f%%", run.last[i].split, kind,
+                    100 * run.last[i].accuracy);
+        }
+        fputc('\n', stderr);
+    }
+    rn_run_close(&run, status);
+    if (rc != 1 && dir[0]) {
+        int n = 0;
+        if (rn_plot_run(dir, c.format ? c.format : "png", &n, &err)) {
+            fprintf(stderr, "runner: figures: %s\n", err.msg);
+            rc = rc ? rc : 1;
+        } else if (!c.quiet) {
+            fprintf(stderr, "results: %s/run.h5\nfigures: %s/plots/ (%d)\n", dir, dir, n);
+        }
+    }
+    rn_spec_free(&spec);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("runner %s (%s)\n", RN_VERSION, RN_GIT_COMMIT);
+        return 0;
+    }
+    if (strcmp(argv[1], "--help-spec") == 0) {
+        rn_spec_write_reference(stdout);
+        return 0;
+    }
+    if (strcmp(argv[1], "validate") == 0)
+        return cmd_validate(argc, argv);
+    if (strcmp(argv[1], "plot") == 0)
+        return cmd_plot(argc, argv);
+    return cmd_run(argc, argv);
+}

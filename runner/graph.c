@@ -1,0 +1,427 @@
+#include "graph.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void values_defaults(struct rn_values *v, const struct rn_layer_type *t)
+{
+    memset(v, 0, sizeof *v);
+    for (int i = 0; i < t->n_keys; i++) {
+        v->num[i] = t->keys[i].def;
+        if (t->keys[i].def_str)
+            snprintf(v->str[i], RN_STR_MAX, "%s", t->keys[i].def_str);
+    }
+}
+
+static void values_set(struct rn_values *v, const struct rn_layer_type *t, const char *key,
+                       double num)
+{
+    for (int i = 0; i < t->n_keys; i++)
+        if (strcmp(t->keys[i].key, key) == 0) {
+            v->num[i] = num;
+            v->given[i] = 1;
+            return;
+        }
+}
+
+static double values_get(const struct rn_values *v, const struct rn_layer_type *t, const char *key)
+{
+    for (int i = 0; i < t->n_keys; i++)
+        if (strcmp(t->keys[i].key, key) == 0)
+            return v->num[i];
+    return 0;
+}
+
+int rn_graph_find(const struct rn_graph *g, const char *name)
+{
+    for (int i = 0; i < g->n_nodes; i++)
+        if (strcmp(g->nodes[i].layer.name, name) == 0)
+            return i;
+    return -1;
+}
+
+static struct rn_shape node_shape(const struct rn_graph *g, int idx)
+{
+    return idx < 0 ? g->in_shape : g->nodes[idx].layer.out;
+}
+
+/* Appends one node: builds its layer on the given inputs and allocates its
+ * activations. file/line/col locate the spec entry it came from. */
+static int add_node(struct rn_graph *g, int cap, const struct rn_layer_type *type,
+                    const char *name, const struct rn_values *v, const int *in, int n_in,
+                    const char *file, int line, int col, struct rn_error *err)
+{
+    if (g->n_nodes >= cap)
+        return rn_errorf(err, "%s:%d:%d: error: model has more than %d nodes", file, line, col,
+                         cap);
+    if (rn_graph_find(g, name) >= 0)
+        return rn_errorf(err, "%s:%d:%d: error: node name '%s' is used twice", file, line, col,
+                         name);
+    struct rn_node *node = &g->nodes[g->n_nodes];
+    memset(node, 0, sizeof *node);
+    struct rn_layer *l = &node->layer;
+    l->type = type;
+    snprintf(l->name, sizeof l->name, "%s", name);
+    l->file = file;
+    l->line = line;
+    l->col = col;
+    l->v = *v;
+    l->n_in = n_in;
+    node->n_in = n_in;
+    for (int i = 0; i < n_in; i++) {
+        node->in[i] = in[i];
+        l->in[i] = node_shape(g, in[i]);
+    }
+    l->max_n = g->max_n;
+    g->n_nodes++; /* counted now so rn_graph_free releases a half-built node */
+    if (type->build(l, g->max_n, err))
+        return rn_error_prefix(err, "%s:%d:%d: error: layer '%s' (%s)", file, line, col, name,
+                               type->name);
+    if (l->out.c < 1 || l->out.h < 1 || l->out.w < 1)
+        return rn_errorf(err, "%s:%d:%d: error: layer '%s' (%s): output shape (%d,%d,%d) is empty",
+                         file, line, col, name, type->name, l->out.c, l->out.h, l->out.w);
+    if (rn_tensor_init(&node->y, g->max_n, l->out.c, l->out.h, l->out.w, err) ||
+        rn_tensor_init(&node->dy, g->max_n, l->out.c, l->out.h, l->out.w, err))
+        return -1;
+    return 0;
+}
+
+/* ResNet BasicBlock (CIFAR ResNet naming): conv1 bn1 relu1 conv2 bn2
+ * [shortcut.0 shortcut.1] add, then the final relu named after the block. */
+static int expand_basic_block(struct rn_graph *g, int cap, const struct rn_spec_layer *s,
+                              const char *name, int input, struct rn_error *err)
+{
+    extern const struct rn_layer_type rn_layer_conv2d, rn_layer_batchnorm, rn_layer_relu,
+        rn_layer_add;
+    const struct rn_layer_type *bt = s->type;
+    int filters = (int)values_get(&s->v, bt, "filters");
+    int stride = (int)values_get(&s->v, bt, "stride");
+    int kernel = (int)values_get(&s->v, bt, "kernel");
+    struct rn_shape in = node_shape(g, input);
+    char nm[RN_NAME_MAX + 16];
+    struct rn_values v;
+    const char *f = s->file;
+    int ln = s->line, cl = s->col;
+
+#define NODE(type_, suffix_, inputs_, n_in_)                                                  \
+    do {                                                                                      \
+        snprintf(nm, sizeof nm, "%s.%s", name, suffix_);                                      \
+        if (add_node(g, cap, &type_, nm, &v, inputs_, n_in_, f, ln, cl, err))                 \
+            return -1;                                                                        \
+    } while (0)
+
+    values_defaults(&v, &rn_layer_conv2d);
+    values_set(&v, &rn_layer_conv2d, "filters", filters);
+    values_set(&v, &rn_layer_conv2d, "kernel", kernel);
+    values_set(&v, &rn_layer_conv2d, "stride", stride);
+    values_set(&v, &rn_layer_conv2d, "padding", kernel / 2);
+    values_set(&v, &rn_layer_conv2d, "bias", 0);
+    NODE(rn_layer_conv2d, "conv1", &input, 1);
+    int prev = g->n_nodes - 1;
+    values_defaults(&v, &rn_layer_batchnorm);
+    NODE(rn_layer_batchnorm, "bn1", &prev, 1);
+    prev = g->n_nodes - 1;
+    values_defaults(&v, &rn_layer_relu);
+    NODE(rn_layer_relu, "relu1", &prev, 1);
+    prev = g->n_nodes - 1;
+    values_defaults(&v, &rn_layer_conv2d);
+    values_set(&v, &rn_layer_conv2d, "filters", filters);
+    values_set(&v, &rn_layer_conv2d, "kernel", kernel);
+    values_set(&v, &rn_layer_conv2d, "padding", kernel / 2);
+    values_set(&v, &rn_layer_conv2d, "bias", 0);
+    NODE(rn_layer_conv2d, "conv2", &prev, 1);
+    prev = g->n_nodes - 1;
+    values_defaults(&v, &rn_layer_batchnorm);
+    NODE(rn_layer_batchnorm, "bn2", &prev, 1);
+    int main_out = g->n_nodes - 1;
+    int shortcut = input;
+    if (stride != 1 || in.c != filters) {
+        values_defaults(&v, &rn_layer_conv2d);
+        values_set(&v, &rn_layer_conv2d, "filters", filters);
+        values_set(&v, &rn_layer_conv2d, "kernel", 1);
+        values_set(&v, &rn_layer_conv2d, "stride", stride);
+        values_set(&v, &rn_layer_conv2d, "bias", 0);
+        NODE(rn_layer_conv2d, "shortcut.0", &input, 1);
+        prev = g->n_nodes - 1;
+        values_defaults(&v, &rn_layer_batchnorm);
+        NODE(rn_layer_batchnorm, "shortcut.1", &prev, 1);
+        shortcut = g->n_nodes - 1;
+    }
+    int pair[2] = {main_out, shortcut};
+    values_defaults(&v, &rn_layer_add);
+    NODE(rn_layer_add, "add", pair, 2);
+#undef NODE
+    prev = g->n_nodes - 1;
+    values_defaults(&v, &rn_layer_relu);
+    return add_node(g, cap, &rn_layer_relu, name, &v, &prev, 1, f, ln, cl, err);
+}
+
+int rn_graph_build(struct rn_graph *g, const struct rn_spec_model *m, struct rn_shape in,
+                   int max_n, struct rn_error *err)
+{
+    memset(g, 0, sizeof *g);
+    g->in_shape = in;
+    g->max_n = max_n;
+    int cap = 0;
+    for (int i = 0; i < m->n_layers; i++)
+        cap += strcmp(m->layers[i].type->name, "basic_block") == 0 ? 10 : 1;
+    g->nodes = rn_calloc((size_t)cap + 1, sizeof *g->nodes, err);
+    if (!g->nodes)
+        return -1;
+    if (rn_tensor_init(&g->x, max_n, in.c, in.h, in.w, err))
+        goto fail;
+    if (m->n_layers == 0) {
+        rn_errorf(err, "model '%s' has no layers", m->name);
+        goto fail;
+    }
+    for (int i = 0; i < m->n_layers; i++) {
+        const struct rn_spec_layer *s = &m->layers[i];
+        char name[RN_NAME_MAX];
+        if (s->name[0]) {
+            snprintf(name, sizeof name, "%s", s->name);
+        } else {
+            /* <type><k>, k counting this type's layers so far, skipping taken names */
+            int k = 1;
+            for (int j = 0; j < i; j++)
+                k += m->layers[j].type == s->type;
+            do
+                snprintf(name, sizeof name, "%s%d", s->type->name, k++);
+            while (rn_graph_find(g, name) >= 0);
+        }
+        int inputs[RN_MAX_INPUTS];
+        int n_in = s->n_from ? s->n_from : 1;
+        if (s->n_from == 0)
+            inputs[0] = g->n_nodes - 1;
+        for (int j = 0; j < s->n_from; j++) {
+            inputs[j] = strcmp(s->from[j], "input") == 0 ? -1 : rn_graph_find(g, s->from[j]);
+            if (inputs[j] < 0 && strcmp(s->from[j], "input") != 0) {
+                rn_errorf(err, "%s:%d:%d: error: layer '%s' (%s): from: no earlier node named '%s'",
+                          s->file, s->line, s->col, name, s->type->name, s->from[j]);
+                goto fail;
+            }
+        }
+        if (n_in != s->type->n_inputs) {
+            rn_errorf(err, "%s:%d:%d: error: layer '%s' (%s): takes %d input%s, got %d; set from: [a, b]",
+                      s->file, s->line, s->col, name, s->type->name, s->type->n_inputs,
+                      s->type->n_inputs == 1 ? "" : "s", n_in);
+            goto fail;
+        }
+        int rc;
+        if (strcmp(s->type->name, "basic_block") == 0)
+            rc = expand_basic_block(g, cap, s, name, inputs[0], err);
+        else
+            rc = add_node(g, cap, s->type, name, &s->v, inputs, n_in, s->file, s->line, s->col,
+                          err);
+        if (rc)
+            goto fail;
+    }
+    return 0;
+fail:
+    rn_graph_free(g);
+    return -1;
+}
+
+void rn_graph_free(struct rn_graph *g)
+{
+    if (!g)
+        return;
+    for (int i = 0; i < g->n_nodes; i++) {
+        struct rn_node *node = &g->nodes[i];
+        rn_layer_free(&node->layer);
+        rn_tensor_free(&node->y);
+        rn_tensor_free(&node->dy);
+        rn_tensor_free(&node->ty);
+        rn_tensor_free(&node->tdy);
+    }
+    free(g->nodes);
+    rn_tensor_free(&g->x);
+    rn_tensor_free(&g->dx);
+    rn_tensor_free(&g->tx);
+    rn_tensor_free(&g->tdx);
+    memset(g, 0, sizeof *g);
+}
+
+void rn_graph_init_params(struct rn_graph *g, uint64_t seed)
+{
+    for (int i = 0; i < g->n_nodes; i++) {
+        struct rn_layer *l = &g->nodes[i].layer;
+        if (l->type->init) {
+            struct rn_rng r;
+            rn_rng_init(&r, seed, RN_STREAM_INIT, (uint64_t)i);
+            l->type->init(l, &r);
+        }
+    }
+}
+
+size_t rn_graph_n_trainable(const struct rn_graph *g)
+{
+    size_t n = 0;
+    for (int i = 0; i < g->n_nodes; i++)
+        for (int j = 0; j < g->nodes[i].layer.n_params; j++)
+            if (g->nodes[i].layer.params[j].trainable)
+                n += rn_tensor_numel(&g->nodes[i].layer.params[j].value);
+    return n;
+}
+
+static void set_n(struct rn_tensor *t, int n)
+{
+    t->n = n;
+}
+
+static const struct rn_tensor *input_of(struct rn_graph *g, int idx, int tangent)
+{
+    if (idx < 0)
+        return tangent ? &g->tx : &g->x;
+    return tangent ? &g->nodes[idx].ty : &g->nodes[idx].y;
+}
+
+int rn_graph_forward(struct rn_graph *g, int n, int last, struct rn_ctx *ctx, struct rn_error *err)
+{
+    if (n < 1 || n > g->max_n)
+        return rn_errorf(err, "batch of %d samples does not fit the graph (max %d)", n, g->max_n);
+    if (last < 0 || last >= g->n_nodes)
+        last = g->n_nodes - 1;
+    set_n(&g->x, n);
+    for (int i = 0; i <= last; i++) {
+        struct rn_node *node = &g->nodes[i];
+        const struct rn_tensor *xs[RN_MAX_INPUTS];
+        for (int j = 0; j < node->n_in; j++)
+            xs[j] = input_of(g, node->in[j], 0);
+        set_n(&node->y, n);
+        ctx->node = i;
+        if (node->layer.type->forward(&node->layer, xs, &node->y, ctx, err))
+            return rn_error_prefix(err, "layer '%s' (%s) forward", node->layer.name,
+                                   node->layer.type->name);
+    }
+    return 0;
+}
+
+/* Marks the nodes from which loss_node can be reached. */
+static void mark_path(struct rn_graph *g, int loss_node)
+{
+    for (int i = 0; i < g->n_nodes; i++)
+        g->nodes[i].on_path = i == loss_node;
+    for (int i = loss_node; i >= 0; i--) {
+        if (!g->nodes[i].on_path)
+            continue;
+        for (int j = 0; j < g->nodes[i].n_in; j++)
+            if (g->nodes[i].in[j] >= 0)
+                g->nodes[g->nodes[i].in[j]].on_path = 1;
+    }
+}
+
+void rn_graph_zero_dy(struct rn_graph *g, int n)
+{
+    for (int i = 0; i < g->n_nodes; i++) {
+        set_n(&g->nodes[i].dy, n);
+        rn_tensor_zero(&g->nodes[i].dy);
+    }
+}
+
+static int ensure(struct rn_tensor *t, const struct rn_tensor *like, struct rn_error *err)
+{
+    if (t->data)
+        return 0;
+    return rn_tensor_init(t, (int)(like->cap / rn_tensor_sample(like)), like->c, like->h, like->w,
+                          err);
+}
+
+int rn_graph_backward(struct rn_graph *g, int n, int loss_node, int want_dx, struct rn_ctx *ctx,
+                      struct rn_error *err)
+{
+    mark_path(g, loss_node);
+    if (want_dx) {
+        if (ensure(&g->dx, &g->x, err))
+            return -1;
+        set_n(&g->dx, n);
+        rn_tensor_zero(&g->dx);
+    }
+    for (int i = loss_node; i >= 0; i--) {
+        struct rn_node *node = &g->nodes[i];
+        if (!node->on_path)
+            continue;
+        const struct rn_tensor *xs[RN_MAX_INPUTS];
+        struct rn_tensor *dxs[RN_MAX_INPUTS];
+        for (int j = 0; j < node->n_in; j++) {
+            int src = node->in[j];
+            xs[j] = input_of(g, src, 0);
+            dxs[j] = src >= 0 ? &g->nodes[src].dy : want_dx ? &g->dx : NULL;
+        }
+        ctx->node = i;
+        if (node->layer.type->backward(&node->layer, xs, &node->y, &node->dy, dxs, ctx, err))
+            return rn_error_prefix(err, "layer '%s' (%s) backward", node->layer.name,
+                                   node->layer.type->name);
+    }
+    return 0;
+}
+
+int rn_graph_tangent_forward(struct rn_graph *g, int n, int last, struct rn_ctx *ctx,
+                             struct rn_error *err)
+{
+    if (last < 0 || last >= g->n_nodes)
+        last = g->n_nodes - 1;
+    if (ensure(&g->tx, &g->x, err))
+        return -1;
+    set_n(&g->tx, n);
+    for (int i = 0; i <= last; i++) {
+        struct rn_node *node = &g->nodes[i];
+        const struct rn_layer_type *t = node->layer.type;
+        if (!t->tangent_forward)
+            return rn_errorf(err, "layer '%s' (%s) has no tangent mode", node->layer.name, t->name);
+        if (ensure(&node->ty, &node->y, err) || ensure(&node->tdy, &node->y, err))
+            return -1;
+        const struct rn_tensor *xs[RN_MAX_INPUTS], *txs[RN_MAX_INPUTS];
+        for (int j = 0; j < node->n_in; j++) {
+            xs[j] = input_of(g, node->in[j], 0);
+            txs[j] = input_of(g, node->in[j], 1);
+        }
+        set_n(&node->ty, n);
+        set_n(&node->tdy, n);
+        rn_tensor_zero(&node->tdy);
+        ctx->node = i;
+        if (t->tangent_forward(&node->layer, xs, txs, &node->ty, ctx, err))
+            return rn_error_prefix(err, "layer '%s' (%s) tangent forward", node->layer.name,
+                                   t->name);
+    }
+    return 0;
+}
+
+int rn_graph_tangent_backward(struct rn_graph *g, int n, int loss_node, struct rn_ctx *ctx,
+                              struct rn_error *err)
+{
+    mark_path(g, loss_node);
+    if (ensure(&g->tdx, &g->x, err))
+        return -1;
+    set_n(&g->tdx, n);
+    rn_tensor_zero(&g->tdx);
+    for (int i = loss_node; i >= 0; i--) {
+        struct rn_node *node = &g->nodes[i];
+        if (!node->on_path)
+            continue;
+        const struct rn_layer_type *t = node->layer.type;
+        if (!t->tangent_backward)
+            return rn_errorf(err, "layer '%s' (%s) has no tangent mode", node->layer.name, t->name);
+        const struct rn_tensor *xs[RN_MAX_INPUTS], *txs[RN_MAX_INPUTS];
+        struct rn_tensor *tdxs[RN_MAX_INPUTS];
+        for (int j = 0; j < node->n_in; j++) {
+            int src = node->in[j];
+            xs[j] = input_of(g, src, 0);
+            txs[j] = input_of(g, src, 1);
+            tdxs[j] = src >= 0 ? &g->nodes[src].tdy : &g->tdx;
+        }
+        ctx->node = i;
+        if (t->tangent_backward(&node->layer, xs, txs, &node->dy, &node->tdy, tdxs, ctx, err))
+            return rn_error_prefix(err, "layer '%s' (%s) tangent backward", node->layer.name,
+                                   t->name);
+    }
+    return 0;
+}
+
+void rn_graph_zero_grad(struct rn_graph *g)
+{
+    for (int i = 0; i < g->n_nodes; i++)
+        for (int j = 0; j < g->nodes[i].layer.n_params; j++)
+            if (g->nodes[i].layer.params[j].trainable)
+                rn_tensor_zero(&g->nodes[i].layer.params[j].grad);
+}

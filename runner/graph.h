@@ -1,0 +1,81 @@
+/* graph.h - the layer graph built from a spec's layer list.
+ *
+ * Nodes run in declaration order; each node reads the previous node's output
+ * or the nodes named by `from:` (always earlier ones), so declaration order
+ * is a topological order. basic_block entries expand into named nodes
+ * (<block>.conv1, <block>.bn1, ..., <block>.shortcut.0/1) whose parameter
+ * names match PyTorch's CIFAR ResNet state_dict; the block's last node (the
+ * final relu) carries the block's own name so `from: <block>` works.
+ *
+ * Every node owns its output y and the gradient arriving at it, dy, both
+ * allocated for max_n samples at build time. Any node's y and dy are
+ * readable after a pass ("taps"). The input gradient dx is computed only when
+ * asked for (saliency, PGD).
+ */
+#ifndef RN_GRAPH_H
+#define RN_GRAPH_H
+
+#include "layer.h"
+#include "spec.h"
+
+struct rn_node {
+    struct rn_layer layer;
+    int in[RN_MAX_INPUTS];  /* producing node indices; -1 = the graph input */
+    int n_in;
+    struct rn_tensor y;     /* (n, out.c, out.h, out.w) */
+    struct rn_tensor dy;    /* same shape: d loss / d y, accumulated by consumers */
+    struct rn_tensor ty;    /* tangent of y (allocated on first tangent pass) */
+    struct rn_tensor tdy;   /* tangent of dy */
+    int on_path;            /* scratch: node lies on a path to the loss node */
+};
+
+struct rn_graph {
+    struct rn_node *nodes;  /* owned, n_nodes */
+    int n_nodes;
+    struct rn_shape in_shape;
+    int max_n;
+    struct rn_tensor x;     /* (n, in_shape): the caller fills it before forward */
+    struct rn_tensor dx;    /* d loss / d x, allocated on first need */
+    struct rn_tensor tx;    /* input tangent direction (caller fills), lazily */
+    struct rn_tensor tdx;   /* tangent of dx, lazily */
+};
+
+/* Builds every node, infers shapes, allocates. Errors carry the layer's
+ * file:line:col ("x.yaml:12:7: error: layer 'fc' (linear): ..."). */
+int rn_graph_build(struct rn_graph *g, const struct rn_spec_model *m, struct rn_shape in,
+                   int max_n, struct rn_error *err);
+void rn_graph_free(struct rn_graph *g);
+
+/* PyTorch default initialisation of every parameter from stream
+ * (seed, RN_STREAM_INIT, node index). */
+void rn_graph_init_params(struct rn_graph *g, uint64_t seed);
+
+/* Node index by name, -1 if none. */
+int rn_graph_find(const struct rn_graph *g, const char *name);
+/* Number of trainable scalars. */
+size_t rn_graph_n_trainable(const struct rn_graph *g);
+
+/* Forward over nodes [0, last] (last = -1: all) for the first n samples of
+ * g->x. ctx->train selects training behaviour. */
+int rn_graph_forward(struct rn_graph *g, int n, int last, struct rn_ctx *ctx, struct rn_error *err);
+
+/* Backward from node `loss_node`, whose dy the caller has filled (the
+ * executor zeroes every other dy first: call rn_graph_zero_dy before filling).
+ * Only nodes upstream of loss_node run. Parameter gradients accumulate.
+ * want_dx: also compute g->dx. */
+void rn_graph_zero_dy(struct rn_graph *g, int n);
+int rn_graph_backward(struct rn_graph *g, int n, int loss_node, int want_dx, struct rn_ctx *ctx,
+                      struct rn_error *err);
+
+/* Tangent passes along g->tx (forward) and the tangent of loss_node's dy
+ * (tdy, filled by the caller after rn_graph_tangent_forward): parameter
+ * gradients accumulate R{dW}; g->tdx gets R{dx}. */
+int rn_graph_tangent_forward(struct rn_graph *g, int n, int last, struct rn_ctx *ctx,
+                             struct rn_error *err);
+int rn_graph_tangent_backward(struct rn_graph *g, int n, int loss_node, struct rn_ctx *ctx,
+                              struct rn_error *err);
+
+/* Zeroes every trainable parameter gradient. */
+void rn_graph_zero_grad(struct rn_graph *g);
+
+#endif

@@ -1,0 +1,32 @@
+/* optim.h - optimizers with PyTorch semantics (torch.optim 1.13+).
+ *
+ * An optimizer owns a list of parameters (a group) and their state. Adam:
+ * L2 weight decay added to the gradient; AdamW: decoupled decay
+ * p *= 1 - lr*wd before the update; SGD: weight decay added to the gradient,
+ * momentum buffer initialised to the first gradient (dampening 0).
+ * clip_norm > 0 clips the group's global gradient norm first
+ * (torch.nn.utils.clip_grad_norm_, factor clip / (norm + 1e-6)).
+ */
+#ifndef RN_OPTIM_H
+#define RN_OPTIM_H
+
+#include "graph.h"
+
+enum rn_optim_kind { RN_OPTIM_ADAM, RN_OPTIM_ADAMW, RN_OPTIM_SGD };
+
+struct rn_optim {
+    enum rn_optim_kind kind;
+    double lr, beta1, beta2, eps, weight_decay, momentum, clip_norm;
+    long step;                 /* updates done */
+    struct rn_param **params;  /* borrowed, n */
+    struct rn_tensor *m, *v;   /* state per param (Adam: moments; SGD: m = momentum buffer) */
+    int n;
+};
+
+/* kind: "adam" | "adamw" | "sgd". Takes every trainable parameter of g. */
+int rn_optim_init(struct rn_optim *o, const char *kind, struct rn_graph *g, struct rn_error *err);
+void rn_optim_free(struct rn_optim *o);
+/* One update from the accumulated gradients (not zeroed here). */
+void rn_optim_step(struct rn_optim *o);
+
+#endif

@@ -1,0 +1,491 @@
+#include "train.h"
+
+#include <cblas.h>
+#include <errno.h>
+#include <hdf5.h>
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include <yaml.h>
+
+volatile sig_atomic_t rn_interrupted;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* mkdir -p */
+static int make_dirs(const char *path, struct rn_error *err)
+{
+    char buf[RN_PATH_MAX];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = 0;
+        if (mkdir(buf, 0777) && errno != EEXIST)
+            return rn_errorf(err, "%s: cannot create directory: %s", buf, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(buf, 0777) && errno != EEXIST)
+        return rn_errorf(err, "%s: cannot create directory: %s", buf, strerror(errno));
+    return 0;
+}
+
+static int choose_dir(struct rn_run *run, struct rn_error *err)
+{
+    const struct rn_spec *s = run->spec;
+    if (run->opt.out_dir) {
+        snprintf(run->dir, sizeof run->dir, "%s", run->opt.out_dir);
+        return make_dirs(run->dir, err);
+    }
+    char stamp[32], parent[RN_PATH_MAX];
+    time_t t = time(NULL);
+    strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", localtime(&t));
+    snprintf(parent, sizeof parent, "%s/%s", s->out, s->name);
+    if (make_dirs(parent, err))
+        return -1;
+    /* a second run in the same second gets a suffix rather than overwriting */
+    for (int k = 0; k < 100; k++) {
+        if (k == 0)
+            snprintf(run->dir, sizeof run->dir, "%s/%s-s%llu", parent, stamp,
+                     (unsigned long long)s->seed);
+        else
+            snprintf(run->dir, sizeof run->dir, "%s/%s-s%llu-%d", parent, stamp,
+                     (unsigned long long)s->seed, k);
+        if (mkdir(run->dir, 0777) == 0)
+            break;
+        if (errno != EEXIST)
+            return rn_errorf(err, "%s: cannot create directory: %s", run->dir, strerror(errno));
+    }
+    char link[RN_PATH_MAX];
+    snprintf(link, sizeof link, "%s/latest", parent);
+    unlink(link);
+    const char *base = strrchr(run->dir, '/');
+    if (symlink(base ? base + 1 : run->dir, link))
+        return 0; /* a missing convenience link is not worth failing a run */
+    return 0;
+}
+
+static int write_config(struct rn_run *run, struct rn_error *err)
+{
+    const struct rn_spec *s = run->spec;
+    struct rn_results *r = run->results;
+    char versions[512], started[64];
+    unsigned maj, min, rel;
+    H5get_libversion(&maj, &min, &rel);
+    snprintf(versions, sizeof versions, "runner %s; libyaml %s; HDF5 %u.%u.%u; OpenBLAS %s",
+             RN_VERSION, yaml_get_version_string(), maj, min, rel, openblas_get_config());
+    time_t t = time(NULL);
+    strftime(started, sizeof started, "%Y-%m-%dT%H:%M:%S%z", localtime(&t));
+    if (rn_results_set_attr_str(r, "/config", "yaml", s->resolved ? s->resolved : "", err) ||
+        rn_results_set_attr_u64(r, "/config", "seed", s->seed, err) ||
+        rn_results_set_attr_str(r, "/config", "git_commit", RN_GIT_COMMIT, err) ||
+        rn_results_set_attr_str(r, "/config", "device", "cpu", err) ||
+        rn_results_set_attr_str(r, "/config", "versions", versions, err) ||
+        rn_results_set_attr_str(r, "/config", "experiment", s->name, err) ||
+        rn_results_set_attr_str(r, "/config", "spec_file", s->file, err) ||
+        rn_results_set_attr_str(r, "/config", "started", started, err))
+        return -1;
+    return rn_results_flush(r, err);
+}
+
+int rn_run_open(struct rn_run *run, const struct rn_spec *spec, const struct rn_run_options *opt,
+                struct rn_error *err)
+{
+    memset(run, 0, sizeof *run);
+    run->spec = spec;
+    if (opt)
+        run->opt = *opt;
+    if (!run->opt.log)
+        run->opt.log = stderr;
+    if (rn_data_load(&spec->data, &run->data, err))
+        return -1;
+    if (spec->has_model) {
+        const struct rn_split *tr = &run->data.splits[0];
+        struct rn_shape in = {tr->c, tr->h, tr->w};
+        int max_n = 1;
+        if (spec->has_train && spec->train.batch > max_n)
+            max_n = spec->train.batch;
+        int eval_batch = spec->has_train ? spec->train.eval_batch : 256;
+        if (eval_batch > max_n)
+            max_n = eval_batch;
+        if (rn_graph_build(&run->graph, &spec->model, in, max_n, err))
+            return -1;
+        run->has_graph = 1;
+        run->logits_node = run->graph.n_nodes - 1;
+        if (spec->has_train && spec->train.n_losses > 0 && spec->train.losses[0].on[0]) {
+            const struct rn_spec_loss *l = &spec->train.losses[0];
+            run->logits_node = rn_graph_find(&run->graph, l->on);
+            if (run->logits_node < 0)
+                return rn_errorf(err, "%s:%d:%d: error: loss reads node '%s', which the model does not have",
+                                 l->file, l->line, l->col, l->on);
+        }
+        struct rn_shape o = run->graph.nodes[run->logits_node].layer.out;
+        if (o.c != run->data.n_classes || o.h != 1 || o.w != 1)
+            return rn_errorf(err, "model '%s': node '%s' gives (%d,%d,%d) but the loss needs (%d,1,1) logits; end the model with a linear layer of %d units",
+                             spec->model.name, run->graph.nodes[run->logits_node].layer.name, o.c,
+                             o.h, o.w, run->data.n_classes, run->data.n_classes);
+        run->probs = rn_calloc((size_t)max_n * o.c, sizeof(float), err);
+        if (!run->probs)
+            return -1;
+        rn_graph_init_params(&run->graph, spec->seed);
+        if (spec->load.run[0] && rn_run_load_model(run, spec->load.run, spec->load.model, err))
+            return -1;
+        if (spec->has_train) {
+            const struct rn_spec_train *t = &spec->train;
+            if (rn_optim_init(&run->optim, t->optimizer, &run->graph, err))
+                return -1;
+            run->optim.lr = t->lr;
+            run->optim.beta1 = t->beta1;
+            run->optim.beta2 = t->beta2;
+            run->optim.eps = t->eps;
+            run->optim.weight_decay = t->weight_decay;
+            run->optim.momentum = t->momentum;
+        }
+    }
+    if (choose_dir(run, err))
+        return -1;
+    char path[RN_PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/run.h5", run->dir);
+    if (rn_results_create(&run->results, path, err))
+        return -1;
+    return write_config(run, err);
+}
+
+void rn_run_load_batch(struct rn_run *run, const struct rn_split *split, const int *idx, int n)
+{
+    struct rn_tensor *x = &run->graph.x;
+    const size_t per = (size_t)split->c * split->h * split->w;
+    x->n = n;
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; i++) {
+        const uint8_t *src = split->images + (size_t)(idx ? idx[i] : i) * per;
+        float *dst = x->data + (size_t)i * per;
+        for (size_t k = 0; k < per; k++)
+            dst[k] = src[k] * (1.0f / 255.0f);
+    }
+}
+
+int rn_run_predict(struct rn_run *run, int n, float *probs, struct rn_error *err)
+{
+    struct rn_ctx ctx = {.train = 0, .seed = run->spec->seed, .step = run->step};
+    if (rn_graph_forward(&run->graph, n, run->logits_node, &ctx, err))
+        return -1;
+    struct rn_tensor *z = &run->graph.nodes[run->logits_node].y;
+    static const uint8_t zeros[4096];
+    if (n > (int)sizeof zeros)
+        return rn_errorf(err, "predict: batch of %d is too large", n);
+    rn_cross_entropy(z, zeros, 0, NULL, NULL, probs);
+    return 0;
+}
+
+int rn_run_evaluate(struct rn_run *run, const struct rn_split *split, struct rn_split_result *res,
+                    struct rn_error *err)
+{
+    memset(res, 0, sizeof *res);
+    snprintf(res->split, sizeof res->split, "%s", split->name);
+    int bs = run->spec->has_train ? run->spec->train.eval_batch : 256;
+    if (bs > run->graph.max_n)
+        bs = run->graph.max_n;
+    struct rn_ctx ctx = {.train = 0, .seed = run->spec->seed, .step = run->step};
+    double loss = 0;
+    int correct = 0;
+    int idx[bs];
+    const int k = run->data.n_classes;
+    for (int start = 0; start < split->n; start += bs) {
+        int n = split->n - start < bs ? split->n - start : bs;
+        for (int i = 0; i < n; i++)
+            idx[i] = start + i;
+        rn_run_load_batch(run, split, idx, n);
+        if (rn_graph_forward(&run->graph, n, run->logits_node, &ctx, err))
+            return -1;
+        int c = 0;
+        const struct rn_tensor *z = &run->graph.nodes[run->logits_node].y;
+        loss += rn_cross_entropy(z, split->labels + start, 0, NULL, &c, run->probs) * n;
+        correct += c;
+        for (int i = 0; i < n; i++) {
+            const float *p = run->probs + (size_t)i * k;
+            int arg = 0;
+            for (int j = 1; j < k; j++)
+                if (p[j] > p[arg])
+                    arg = j;
+            res->confusion[split->labels[start + i]][arg]++;
+        }
+    }
+    res->n = split->n;
+    res->loss = split->n ? loss / split->n : 0;
+    res->accuracy = split->n ? (double)correct / split->n : 0;
+    return 0;
+}
+
+int rn_run_save_model(struct rn_run *run, const char *model, struct rn_error *err)
+{
+    struct rn_graph *g = &run->graph;
+    for (int i = 0; i < g->n_nodes; i++) {
+        struct rn_layer *l = &g->nodes[i].layer;
+        for (int j = 0; j < l->n_params; j++) {
+            struct rn_param *p = &l->params[j];
+            const struct rn_tensor *t = &p->value;
+            char path[512];
+            snprintf(path, sizeof path, "/models/%s/%s.%s", model, l->name, p->name);
+            int dims[4] = {t->n, t->c, t->h, t->w};
+            if (p->ndim == 1)
+                dims[0] = (int)rn_tensor_numel(t);
+            if (p->is_int64) {
+                int64_t v = (int64_t)t->data[0];
+                if (rn_results_write(run->results, path, RN_DTYPE_I64, &v, 0, NULL, err))
+                    return -1;
+            } else if (rn_results_write(run->results, path, RN_DTYPE_F32, t->data, p->ndim, dims,
+                                        err)) {
+                return -1;
+            }
+        }
+    }
+    char group[256];
+    snprintf(group, sizeof group, "/models/%s", model);
+    if (rn_results_set_attr_str(run->results, group, "architecture", run->spec->model.name, err) ||
+        rn_results_set_attr_u64(run->results, group, "epochs", (uint64_t)run->epochs_done, err))
+        return -1;
+    return 0;
+}
+
+int rn_run_load_model(struct rn_run *run, const char *path, const char *model,
+                      struct rn_error *err)
+{
+    char file[RN_PATH_MAX + 16];
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+        snprintf(file, sizeof file, "%s/run.h5", path);
+    else
+        snprintf(file, sizeof file, "%s", path);
+    struct rn_results *r = NULL;
+    if (rn_results_open(&r, file, err))
+        return rn_error_prefix(err, "load");
+    struct rn_graph *g = &run->graph;
+    int rc = 0;
+    for (int i = 0; i < g->n_nodes && !rc; i++) {
+        struct rn_layer *l = &g->nodes[i].layer;
+        for (int j = 0; j < l->n_params && !rc; j++) {
+            struct rn_param *p = &l->params[j];
+            char key[512];
+            snprintf(key, sizeof key, "/models/%s/%s.%s", model, l->name, p->name);
+            void *data = NULL;
+            int ndim = 0, dims[4] = {0};
+            if (!rn_results_exists(r, key)) {
+                rc = rn_errorf(err, "load: %s has no %s; was it trained with the same model?", file,
+                               key);
+                break;
+            }
+            if (p->is_int64) {
+                if ((rc = rn_results_read(r, key, RN_DTYPE_I64, &data, &ndim, dims, err)))
+                    break;
+                p->value.data[0] = (float)*(int64_t *)data;
+                free(data);
+                continue;
+            }
+            if ((rc = rn_results_read(r, key, RN_DTYPE_F32, &data, &ndim, dims, err)))
+                break;
+            size_t numel = 1;
+            for (int d = 0; d < ndim; d++)
+                numel *= (size_t)dims[d];
+            if (ndim != p->ndim || numel != rn_tensor_numel(&p->value))
+                rc = rn_errorf(err, "load: %s%s has %zu values in %d dims; the model expects %zu in %d",
+                               file, key, numel, ndim, rn_tensor_numel(&p->value), p->ndim);
+            else
+                memcpy(p->value.data, data, numel * sizeof(float));
+            free(data);
+        }
+    }
+    rn_results_close(r);
+    return rc;
+}
+
+static void progress(struct rn_run *run, int epoch, int epochs, int step, int steps, double loss,
+                     double ips, double eta, int final)
+{
+    FILE *f = run->opt.log;
+    if (run->opt.quiet)
+        return;
+    if (isatty(fileno(f))) {
+        int width = 24, fill = steps ? step * width / steps : width;
+        char bar[32];
+        for (int i = 0; i < width; i++)
+            bar[i] = i < fill ? '=' : i == fill ? '>' : ' ';
+        bar[width] = 0;
+        fprintf(f, "\r\033[Kepoch %d/%d [%s] step %d/%d  loss %.4f  %.0f img/s  ETA %d:%02d", epoch,
+                epochs, bar, step, steps, loss, ips, (int)eta / 60, (int)eta % 60);
+        if (final)
+            fputc('\n', f);
+        fflush(f);
+    } else if (final) {
+        fprintf(f, "epoch %d/%d: %d steps, train loss %.4f, %.0f img/s\n", epoch, epochs, steps,
+                loss, ips);
+    }
+}
+
+static int log_metric(struct rn_run *run, const char *name, double x, double v,
+                      struct rn_error *err)
+{
+    return rn_results_append_metric(run->results, name, &x, &v, 1, err);
+}
+
+static int evaluate_all(struct rn_run *run, int epoch, struct rn_error *err)
+{
+    const struct rn_spec_train *t = &run->spec->train;
+    run->n_last = 0;
+    for (int e = 0; e < t->n_eval; e++) {
+        struct rn_split *s = rn_data_split(&run->data, t->eval[e]);
+        if (!s || s->n == 0)
+            continue;
+        struct rn_split_result *res = &run->last[run->n_last++];
+        if (rn_run_evaluate(run, s, res, err))
+            return -1;
+        char name[64];
+        snprintf(name, sizeof name, "%s/loss", s->name);
+        if (log_metric(run, name, epoch, res->loss, err))
+            return -1;
+        snprintf(name, sizeof name, "%s/accuracy", s->name);
+        if (log_metric(run, name, epoch, res->accuracy, err))
+            return -1;
+        char path[128];
+        snprintf(path, sizeof path, "/analyses/confusion/%s", s->name);
+        int dims[2] = {10, 10};
+        if (rn_results_write(run->results, path, RN_DTYPE_I32, res->confusion, 2, dims, err) ||
+            rn_results_set_attr_str(run->results, "/analyses/confusion", "kind", "confusion", err))
+            return -1;
+        if (!run->opt.quiet)
+            fprintf(run->opt.log, "  %-5s loss %.4f  accuracy %6.2f%%  (%d images)\n", s->name,
+                    res->loss, 100 * res->accuracy, res->n);
+    }
+    return 0;
+}
+
+int rn_run_train(struct rn_run *run, struct rn_error *err)
+{
+    const struct rn_spec *spec = run->spec;
+    if (!run->has_graph || !spec->has_train)
+        return 0;
+    const struct rn_spec_train *t = &spec->train;
+    struct rn_split *train = rn_data_split(&run->data, "train");
+    if (!train || train->n == 0)
+        return rn_errorf(err, "%s: the train split is empty; lower data.val_fraction or raise data.train_limit",
+                         spec->file);
+    const int bs = t->batch;
+    const int steps = (train->n + bs - 1) / bs;
+    int *perm = rn_malloc(sizeof(int) * (size_t)train->n, err);
+    if (!perm)
+        return -1;
+    if (rn_results_set_attr_u64(run->results, "/metrics", "steps_per_epoch", (uint64_t)steps, err))
+        goto fail;
+    struct rn_graph *g = &run->graph;
+    struct rn_tensor *dz = &g->nodes[run->logits_node].dy;
+    struct rn_tensor *z = &g->nodes[run->logits_node].y;
+    float ce_weight = t->n_losses ? (float)t->losses[0].weight : 1.0f;
+    for (int epoch = 1; epoch <= t->epochs; epoch++) {
+        for (int i = 0; i < train->n; i++)
+            perm[i] = i;
+        if (t->shuffle) {
+            struct rn_rng r;
+            rn_rng_init(&r, spec->seed, RN_STREAM_SHUFFLE, (uint64_t)epoch);
+            rn_rng_shuffle(&r, perm, train->n);
+        }
+        double t0 = now_s(), last_draw = 0, loss_sum = 0, epoch_loss = 0;
+        int seen = 0, correct_sum = 0, in_interval = 0;
+        uint8_t labels[bs];
+        for (int s = 0; s < steps; s++) {
+            if (rn_interrupted)
+                break;
+            int n = train->n - s * bs < bs ? train->n - s * bs : bs;
+            const int *idx = perm + (size_t)s * bs;
+            rn_run_load_batch(run, train, idx, n);
+            for (int i = 0; i < n; i++)
+                labels[i] = train->labels[idx[i]];
+            struct rn_ctx ctx = {.train = 1, .seed = spec->seed, .step = run->step};
+            if (rn_graph_forward(g, n, run->logits_node, &ctx, err))
+                goto fail;
+            rn_graph_zero_dy(g, n);
+            int correct = 0;
+            double loss = rn_cross_entropy(z, labels, ce_weight, dz, &correct, NULL);
+            if (!isfinite(loss)) {
+                rn_errorf(err, "training diverged at epoch %d step %d (loss %g); lower train.lr",
+                          epoch, s + 1, loss);
+                goto fail;
+            }
+            rn_graph_zero_grad(g);
+            if (rn_graph_backward(g, n, run->logits_node, 0, &ctx, err))
+                goto fail;
+            rn_optim_step(&run->optim);
+            run->step++;
+            seen += n;
+            loss_sum += loss * n;
+            epoch_loss += loss * n;
+            correct_sum += correct;
+            in_interval += n;
+            if (run->step % (uint64_t)t->log_every == 0 || s == steps - 1) {
+                if (log_metric(run, "train/loss", (double)run->step, loss_sum / in_interval, err) ||
+                    log_metric(run, "train/accuracy", (double)run->step,
+                               (double)correct_sum / in_interval, err))
+                    goto fail;
+                loss_sum = 0;
+                correct_sum = 0;
+                in_interval = 0;
+            }
+            double now = now_s();
+            if (now - last_draw > 0.25 || s == steps - 1) {
+                double ips = seen / (now - t0);
+                progress(run, epoch, t->epochs, s + 1, steps, epoch_loss / seen, ips,
+                         (train->n - seen) / (ips > 0 ? ips : 1), s == steps - 1);
+                last_draw = now;
+            }
+        }
+        if (rn_interrupted) {
+            if (!run->opt.quiet)
+                fprintf(run->opt.log, "\ninterrupted during epoch %d; keeping %d finished epoch%s\n",
+                        epoch, run->epochs_done, run->epochs_done == 1 ? "" : "s");
+            break;
+        }
+        double secs = now_s() - t0;
+        if (log_metric(run, "train/epoch_loss", epoch, epoch_loss / seen, err) ||
+            log_metric(run, "train/epoch_seconds", epoch, secs, err) ||
+            log_metric(run, "train/images_per_second", epoch, seen / secs, err))
+            goto fail;
+        run->epochs_done = epoch;
+        if (evaluate_all(run, epoch, err) || rn_run_save_model(run, "main", err) ||
+            rn_results_flush(run->results, err))
+            goto fail;
+    }
+    free(perm);
+    return 0;
+fail:
+    free(perm);
+    return -1;
+}
+
+void rn_run_close(struct rn_run *run, const char *status)
+{
+    if (run->results) {
+        struct rn_error e;
+        char finished[64];
+        time_t t = time(NULL);
+        strftime(finished, sizeof finished, "%Y-%m-%dT%H:%M:%S%z", localtime(&t));
+        rn_results_set_attr_str(run->results, "/config", "finished", finished, &e);
+        rn_results_set_attr_u64(run->results, "/", "epochs_done", (uint64_t)run->epochs_done, &e);
+        rn_results_set_attr_str(run->results, "/", "status", status, &e);
+        rn_results_close(run->results);
+        run->results = NULL;
+    }
+    rn_optim_free(&run->optim);
+    if (run->has_graph)
+        rn_graph_free(&run->graph);
+    rn_data_free(&run->data);
+    free(run->probs);
+    run->probs = NULL;
+}

@@ -1,0 +1,86 @@
+/* train.h - a run: data + graph + optimizer + results file, and the loop
+ * that trains and evaluates it.
+ *
+ * rn_run_open prepares everything (loads and colours data, builds the graph,
+ * initialises or loads parameters, creates <run_dir>/run.h5 with /config);
+ * rn_run_train trains for train.epochs, evaluating the spec's eval splits
+ * after every epoch and checkpointing /models/main; rn_run_analyses runs the
+ * declared analyses; rn_run_close records the final status and closes the
+ * file. An interrupt (rn_run_interrupt, from a signal handler) stops training
+ * after the current step and leaves a readable file with status
+ * "interrupted".
+ */
+#ifndef RN_TRAIN_H
+#define RN_TRAIN_H
+
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "data.h"
+#include "graph.h"
+#include "optim.h"
+#include "results.h"
+#include "spec.h"
+
+struct rn_run_options {
+    const char *out_dir;   /* exact run directory, or NULL: <spec.out>/<name>/<time>-s<seed> */
+    int quiet;             /* no progress output */
+    FILE *log;             /* progress and summary lines (stderr by default) */
+};
+
+struct rn_split_result {
+    char split[16];
+    double loss, accuracy; /* mean CE, fraction correct */
+    int n;
+    int confusion[10][10]; /* [true][pred] */
+};
+
+struct rn_run {
+    const struct rn_spec *spec; /* borrowed */
+    struct rn_run_options opt;
+    char dir[RN_PATH_MAX];      /* run directory */
+    struct rn_data data;
+    struct rn_graph graph;      /* empty when the spec has no model */
+    int has_graph;
+    int logits_node;            /* node the cross-entropy reads */
+    struct rn_optim optim;
+    struct rn_results *results;
+    uint64_t step;              /* global training step */
+    int epochs_done;
+    struct rn_split_result last[RN_MAX_EVAL]; /* last evaluation of each eval split */
+    int n_last;
+    float *probs;               /* scratch (max_n, 10) softmax output */
+};
+
+/* Set from a signal handler; training stops after the current step. */
+extern volatile sig_atomic_t rn_interrupted;
+
+int rn_run_open(struct rn_run *run, const struct rn_spec *spec, const struct rn_run_options *opt,
+                struct rn_error *err);
+int rn_run_train(struct rn_run *run, struct rn_error *err);
+int rn_run_analyses(struct rn_run *run, struct rn_error *err);
+/* status: "completed" | "interrupted" | "failed". Safe on a half-opened run. */
+void rn_run_close(struct rn_run *run, const char *status);
+
+/* Copies samples idx[0..n) of split into graph->x as float in [0,1]. */
+void rn_run_load_batch(struct rn_run *run, const struct rn_split *split, const int *idx, int n);
+/* Forward in eval mode on g->x's first n samples; writes softmax
+ * probabilities (n, classes) into probs. */
+int rn_run_predict(struct rn_run *run, int n, float *probs, struct rn_error *err);
+/* Evaluates a whole split in eval mode. */
+int rn_run_evaluate(struct rn_run *run, const struct rn_split *split, struct rn_split_result *res,
+                    struct rn_error *err);
+/* Writes every parameter and buffer as /models/<model>/<node>.<param>. */
+int rn_run_save_model(struct rn_run *run, const char *model, struct rn_error *err);
+/* Loads /models/<model>/ of another run file into the graph, shapes checked. */
+int rn_run_load_model(struct rn_run *run, const char *path, const char *model,
+                      struct rn_error *err);
+
+/* Mean cross-entropy of logits (n, k) against targets; adds
+ * weight * d(mean CE)/d logits into dlogits when non-NULL; counts correct
+ * argmax predictions; probs (n, k) gets the softmax when non-NULL. */
+double rn_cross_entropy(const struct rn_tensor *logits, const uint8_t *targets, float weight,
+                        struct rn_tensor *dlogits, int *correct, float *probs);
+
+#endif
