@@ -331,10 +331,21 @@ static void progress(struct rn_run *run, int epoch, int epochs, int step, int st
     }
 }
 
+/* Appends one row; a new metric gets its x axis named ("step" or "epoch"). */
 static int log_metric(struct rn_run *run, const char *name, double x, double v,
                       struct rn_error *err)
 {
-    return rn_results_append_metric(run->results, name, &x, &v, 1, err);
+    char path[256];
+    snprintf(path, sizeof path, "/metrics/%s", name);
+    int is_new = !rn_results_exists(run->results, path);
+    if (rn_results_append_metric(run->results, name, &x, &v, 1, err))
+        return -1;
+    if (is_new) {
+        int per_step = strcmp(name, "train/loss") == 0 || strcmp(name, "train/accuracy") == 0;
+        return rn_results_set_attr_str(run->results, path, "x_label", per_step ? "step" : "epoch",
+                                       err);
+    }
+    return 0;
 }
 
 static int evaluate_all(struct rn_run *run, int epoch, struct rn_error *err)
@@ -348,11 +359,14 @@ static int evaluate_all(struct rn_run *run, int epoch, struct rn_error *err)
         struct rn_split_result *res = &run->last[run->n_last++];
         if (rn_run_evaluate(run, s, res, err))
             return -1;
+        /* "train/..." holds the running per-step training metrics; the train
+         * split evaluated in eval mode after the epoch is "train_eval/..." */
+        const char *prefix = strcmp(s->name, "train") == 0 ? "train_eval" : s->name;
         char name[64];
-        snprintf(name, sizeof name, "%s/loss", s->name);
+        snprintf(name, sizeof name, "%s/loss", prefix);
         if (log_metric(run, name, epoch, res->loss, err))
             return -1;
-        snprintf(name, sizeof name, "%s/accuracy", s->name);
+        snprintf(name, sizeof name, "%s/accuracy", prefix);
         if (log_metric(run, name, epoch, res->accuracy, err))
             return -1;
         char path[128];
