@@ -149,32 +149,37 @@ static int cmd_validate(int argc, char **argv)
         return rc;
     if (!c.spec)
         return usage_error("%s", "validate needs an EXPERIMENT.yaml");
-    struct rn_spec spec;
+    struct rn_spec *sp = calloc(1, sizeof *sp); /* about 1 MB: not on the stack */
+    if (!sp)
+        return fail("out of memory");
     struct rn_error err;
     int n_errors = 0;
-    if (rn_spec_load(&spec, c.spec, c.overrides, stderr, &n_errors, &err)) {
+    if (rn_spec_load(sp, c.spec, c.overrides, stderr, &n_errors, &err)) {
         if (n_errors > 1)
             fprintf(stderr, "%d errors\n", n_errors);
-        rn_spec_free(&spec);
+        rn_spec_free(sp);
+        free(sp);
         return 1;
     }
-    if (spec.has_model) {
+    if (sp->has_model) {
         struct rn_graph g;
-        struct rn_shape in = {spec.data.colouring == RN_COLOURING_NONE ? 1 : 3, 28, 28};
-        if (rn_graph_build(&g, &spec.model, in, 1, &err)) {
+        struct rn_shape in = {sp->data.colouring == RN_COLOURING_NONE ? 1 : 3, 28, 28};
+        if (rn_graph_build(&g, &sp->model, in, 1, &err)) {
             fprintf(stderr, "%s\n", err.msg);
-            rn_spec_free(&spec);
+            rn_spec_free(sp);
+            free(sp);
             return 1;
         }
         printf("%s: ok: model '%s', %d nodes, %zu trainable parameters, output (%d,%d,%d)\n",
-               c.spec, spec.model.name, g.n_nodes, rn_graph_n_trainable(&g),
+               c.spec, sp->model.name, g.n_nodes, rn_graph_n_trainable(&g),
                g.nodes[g.n_nodes - 1].layer.out.c, g.nodes[g.n_nodes - 1].layer.out.h,
                g.nodes[g.n_nodes - 1].layer.out.w);
         rn_graph_free(&g);
     } else {
-        printf("%s: ok: data only, %d analyses\n", c.spec, spec.n_analyses);
+        printf("%s: ok: data only, %d analyses\n", c.spec, sp->n_analyses);
     }
-    rn_spec_free(&spec);
+    rn_spec_free(sp);
+    free(sp);
     return 0;
 }
 
@@ -202,20 +207,24 @@ static int cmd_run(int argc, char **argv)
         return rc;
     if (!c.spec)
         return usage_error("%s", "no EXPERIMENT.yaml given");
-    struct rn_spec spec;
+    struct rn_spec *sp = calloc(1, sizeof *sp); /* about 1 MB: not on the stack */
+    if (!sp)
+        return fail("out of memory");
     struct rn_error err;
     int n_errors = 0;
-    if (rn_spec_load(&spec, c.spec, c.overrides, stderr, &n_errors, &err)) {
+    if (rn_spec_load(sp, c.spec, c.overrides, stderr, &n_errors, &err)) {
         if (n_errors > 1)
             fprintf(stderr, "%d errors\n", n_errors);
-        rn_spec_free(&spec);
+        rn_spec_free(sp);
+        free(sp);
         return 1;
     }
-    if (check_device(&spec, c.quiet)) {
-        rn_spec_free(&spec);
+    if (check_device(sp, c.quiet)) {
+        rn_spec_free(sp);
+        free(sp);
         return 1;
     }
-    int threads = set_threads(&spec);
+    int threads = set_threads(sp);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
@@ -225,14 +234,17 @@ static int cmd_run(int argc, char **argv)
     struct rn_run run;
     struct rn_run_options opt = {.out_dir = c.out, .quiet = c.quiet, .log = stderr};
     if (!c.quiet)
-        fprintf(stderr, "%s: %s%s, seed %llu, cpu, %d threads\n", spec.name,
-                spec.has_model ? spec.model.name : "data only",
-                spec.has_model && spec.has_train ? "" : spec.has_model ? " (loaded)" : "",
-                (unsigned long long)spec.seed, threads);
-    if (rn_run_open(&run, &spec, &opt, &err)) {
+        fprintf(stderr, "%s: %s%s, seed %llu, cpu, %d threads\n", sp->name,
+                sp->has_model ? sp->model.name : "data only",
+                sp->has_model && sp->has_train ? ""
+                : sp->has_model                ? " (loaded)"
+                                               : "",
+                (unsigned long long)sp->seed, threads);
+    if (rn_run_open(&run, sp, &opt, &err)) {
         fprintf(stderr, "runner: %s\n", err.msg);
         rn_run_close(&run, "failed");
-        rn_spec_free(&spec);
+        rn_spec_free(sp);
+        free(sp);
         return 1;
     }
     const char *status = "completed";
@@ -243,7 +255,7 @@ static int cmd_run(int argc, char **argv)
     } else if (rn_interrupted) {
         status = "interrupted";
         rc = 130;
-    } else if (spec.has_model && !spec.has_train) {
+    } else if (sp->has_model && !sp->has_train) {
         /* a loaded model: evaluate it once on the usual splits */
         const char *names[] = {"train", "val", "test"};
         for (int i = 0; i < 3 && !rc; i++) {
@@ -266,16 +278,15 @@ static int cmd_run(int argc, char **argv)
     char dir[RN_PATH_MAX];
     snprintf(dir, sizeof dir, "%s", run.dir);
     if (!c.quiet && run.n_last > 0) {
-        fprintf(stderr, "%s:", spec.name);
+        fprintf(stderr, "%s:", sp->name);
         for (int i = 0; i < run.n_last; i++) {
             const char *kind = strcmp(run.last[i].split, "test") == 0
-                                   ? (spec.data.colouring != RN_COLOURING_NONE &&
-                                              spec.data.test_rule == RN_RULE_CONFLICTING
+                                   ? (sp->data.colouring != RN_COLOURING_NONE &&
+                                              sp->data.test_rule == RN_RULE_CONFLICTING
                                           ? " (hard)"
                                           : "")
-                                   : (spec.data.colouring != RN_COLOURING_NONE ? " (easy)" : "");
-            fprintf(stderr, "  %s%s %.2f%%", run.last[i].split, kind,
-                    100 * run.last[i].accuracy);
+                                   : (sp->data.colouring != RN_COLOURING_NONE ? " (easy)" : "");
+            fprintf(stderr, "  %s%s %.2f%%", run.last[i].split, kind, 100 * run.last[i].accuracy);
         }
         fputc('\n', stderr);
     }
@@ -289,7 +300,8 @@ static int cmd_run(int argc, char **argv)
             fprintf(stderr, "results: %s/run.h5\nfigures: %s/plots/ (%d)\n", dir, dir, n);
         }
     }
-    rn_spec_free(&spec);
+    rn_spec_free(sp);
+    free(sp);
     return rc;
 }
 
