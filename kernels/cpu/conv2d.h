@@ -1,0 +1,77 @@
+/* kernels/cpu/conv2d.h - 2D convolution on the CPU (PyTorch Conv2d semantics:
+ * square kernel, same stride and zero padding on both axes, no dilation or
+ * groups), forward and backward.
+ *
+ * Method: per image, im2col into a (Cin*k*k, Hout*Wout) buffer and one
+ * single-threaded sgemm with the (Cout, Cin*k*k) weight, so the product lands
+ * directly in the NCHW output with no scatter; the images of a batch are
+ * spread over the OpenMP threads. On the target 2-core machine this beat one
+ * whole-batch im2col + a 2-thread OpenBLAS sgemm + scatter (OpenBLAS splits
+ * the 32..128 output channels and stays near one core's speed), and per-image
+ * products of these shapes run at ~90-100% of a large sgemm's speed.
+ * Backward recomputes im2col instead of keeping a whole-batch buffer from the
+ * forward: the copy costs ~7% of the product, stays in L2 right before the
+ * sgemm that reads it, and the layer keeps O(threads * Cin*k*k * Hout*Wout)
+ * memory whatever the batch (so tangent mode needs no extra buffer either).
+ * Results are bitwise the same for any number of threads.
+ * A 1x1, stride-1, unpadded conv skips im2col (the input is its own col).
+ * Measured numbers: bench/bench_conv.c.
+ */
+#ifndef RN_KERNELS_CPU_CONV2D_H
+#define RN_KERNELS_CPU_CONV2D_H
+
+#include "runner/error.h"
+
+/* Shapes of one conv. n is the batch of the call; it may change between
+ * calls (the workspace is per thread, not per image). */
+struct rn_conv2d_cpu_geom {
+    int n, cin, h, w; /* input (N, Cin, H, W) */
+    int cout, k, stride, pad;
+    int hout, wout; /* (H + 2*pad - k) / stride + 1, likewise W */
+};
+
+/* Backward sums the weight gradient over this many fixed image chunks, then
+ * adds the chunks in order: the result does not depend on the thread count. */
+#define RN_CONV2D_CPU_CHUNKS 8
+
+/* Per-thread scratch, sized once for a geometry (any batch size). */
+struct rn_conv2d_cpu_ws {
+    int n_threads;
+    size_t col_len; /* (Cin*k*k + 1) * Hout*Wout floats per thread, rounded up */
+    float *col; /* (n_threads, Cin*k*k + 1, Hout*Wout), last row ones; NULL for the 1x1 fast path */
+    float *dcol;    /* (n_threads, Cin*k*k, Hout*Wout); NULL for the 1x1 fast path */
+    float *wb;      /* (Cout, Cin*k*k + 1): weight with the bias as last column; NULL for 1x1 */
+    size_t pad_len; /* Cin * (H + 2*pad) * (W + 2*pad) floats per thread */
+    float *
+        pad; /* (n_threads, Cin, H + 2*pad, W + 2*pad) zero-bordered input copy; NULL if pad == 0 */
+    float *dpad; /* same shape, the input gradient before cropping; NULL if pad == 0 */
+    float *dw;   /* (RN_CONV2D_CPU_CHUNKS, Cout, Cin*k*k) partial weight gradients */
+    float *db;   /* (RN_CONV2D_CPU_CHUNKS, Cout) partial bias gradients */
+};
+
+/* Fills hout/wout; returns -1 with a message if the output would be empty. */
+int rn_conv2d_cpu_geom_init(struct rn_conv2d_cpu_geom *g, int cin, int h, int w, int cout, int k,
+                            int stride, int pad, struct rn_error *err);
+
+/* Allocates scratch for geometry g and n_threads threads (<= 0: OpenMP's
+ * max). Also makes OpenBLAS single-threaded (see gemm.h). */
+int rn_conv2d_cpu_ws_init(struct rn_conv2d_cpu_ws *ws, const struct rn_conv2d_cpu_geom *g,
+                          int n_threads, struct rn_error *err);
+/* Frees the scratch; NULL and zeroed structs are fine. */
+void rn_conv2d_cpu_ws_free(struct rn_conv2d_cpu_ws *ws);
+
+/* y (N, Cout, Hout, Wout) = conv(x (N, Cin, H, W), w (Cout, Cin, k, k)) + bias (Cout),
+ * bias may be NULL. Overwrites y. g->n is the batch. */
+void rn_conv2d_forward_cpu(const struct rn_conv2d_cpu_geom *g, const float *x, const float *w,
+                           const float *bias, float *y, struct rn_conv2d_cpu_ws *ws);
+
+/* Given dy (N, Cout, Hout, Wout), ACCUMULATES
+ *   dx (N, Cin, H, W)     += conv_transpose(dy, w)   (skipped if dx is NULL)
+ *   dw (Cout, Cin, k, k)  += dy (*) x                (skipped if dw is NULL)
+ *   db (Cout)             += sum of dy per channel   (skipped if db is NULL).
+ * x is only read when dw is non-NULL; w only when dx is non-NULL. */
+void rn_conv2d_backward_cpu(const struct rn_conv2d_cpu_geom *g, const float *x, const float *w,
+                            const float *dy, float *dx, float *dw, float *db,
+                            struct rn_conv2d_cpu_ws *ws);
+
+#endif
