@@ -67,6 +67,40 @@ static void maxpool_free(struct rn_layer *l)
     free(mp);
 }
 
+/* The common 2x2, stride 2 window without branches (the general loop spends
+ * its time in mispredicted compares): the same first-maximum rule, with the
+ * candidates visited in row-major order and NaN winning. */
+static void pool2x2(const float *x, float *y, int32_t *arg, long planes, int H, int W, int Ho,
+                    int Wo)
+{
+#pragma omp parallel for if (planes * Ho * Wo > 16384) schedule(static)
+    for (long pl = 0; pl < planes; pl++) {
+        const float *xp = x + pl * H * W;
+        float *yp = y + pl * Ho * Wo;
+        int32_t *ap = arg + pl * Ho * Wo;
+        for (int oh = 0; oh < Ho; oh++) {
+            const float *r0 = xp + 2 * oh * W, *r1 = r0 + W;
+            const int32_t base = 2 * oh * W;
+            for (int ow = 0; ow < Wo; ow++) {
+                float a = r0[2 * ow], b = r0[2 * ow + 1], c = r1[2 * ow], d = r1[2 * ow + 1];
+                float m = a;
+                int32_t i = base + 2 * ow;
+                int t = (b > m) | (b != b);
+                m = t ? b : m;
+                i = t ? base + 2 * ow + 1 : i;
+                t = (c > m) | (c != c);
+                m = t ? c : m;
+                i = t ? base + W + 2 * ow : i;
+                t = (d > m) | (d != d);
+                m = t ? d : m;
+                i = t ? base + W + 2 * ow + 1 : i;
+                yp[oh * Wo + ow] = m;
+                ap[oh * Wo + ow] = i;
+            }
+        }
+    }
+}
+
 static int maxpool_forward(struct rn_layer *l, const struct rn_tensor *const *x,
                            struct rn_tensor *y, const struct rn_ctx *ctx, struct rn_error *err)
 {
@@ -75,6 +109,10 @@ static int maxpool_forward(struct rn_layer *l, const struct rn_tensor *const *x,
     int k = mp->k, s = mp->s, p = mp->p;
     long planes = (long)x[0]->n * l->in[0].c;
     y->n = x[0]->n;
+    if (k == 2 && s == 2 && p == 0) {
+        pool2x2(x[0]->data, y->data, mp->arg, planes, H, W, Ho, Wo);
+        return 0;
+    }
 #pragma omp parallel for if (planes * Ho * Wo * k * k > 65536) schedule(static)
     for (long pl = 0; pl < planes; pl++) {
         const float *xp = x[0]->data + pl * H * W;

@@ -311,11 +311,21 @@ static void mark_path(struct rn_graph *g, int loss_node)
     }
 }
 
+/* Zeroing every activation gradient each step is a few tens of MB: split it
+ * over the threads in page-sized blocks. */
+static void zero_parallel(float *p, long n)
+{
+    const long block = 4096;
+#pragma omp parallel for if (n > (1L << 16)) schedule(static)
+    for (long b = 0; b < n; b += block)
+        memset(p + b, 0, (size_t)(n - b < block ? n - b : block) * sizeof(float));
+}
+
 void rn_graph_zero_dy(struct rn_graph *g, int n)
 {
     for (int i = 0; i < g->n_nodes; i++) {
         set_n(&g->nodes[i].dy, n);
-        rn_tensor_zero(&g->nodes[i].dy);
+        zero_parallel(g->nodes[i].dy.data, (long)rn_tensor_numel(&g->nodes[i].dy));
     }
 }
 
