@@ -10,6 +10,7 @@
 #include "plot.h"
 #include "spec.h"
 #include "train.h"
+#include "rn_git.h"
 
 #define MAX_OVERRIDES 64
 

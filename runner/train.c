@@ -12,6 +12,8 @@
 #include <unistd.h>
 #include <yaml.h>
 
+#include "rn_git.h"
+
 volatile sig_atomic_t rn_interrupted;
 
 static double now_s(void)
