@@ -163,6 +163,7 @@ int rn_graph_build(struct rn_graph *g, const struct rn_spec_model *m, struct rn_
     memset(g, 0, sizeof *g);
     g->in_shape = in;
     g->max_n = max_n;
+    g->grad_n = max_n;
     int cap = 0;
     for (int i = 0; i < m->n_layers; i++)
         cap += strcmp(m->layers[i].type->name, "basic_block") == 0 ? 10 : 1;
@@ -321,12 +322,33 @@ static void zero_parallel(float *p, long n)
         memset(p + b, 0, (size_t)(n - b < block ? n - b : block) * sizeof(float));
 }
 
-void rn_graph_zero_dy(struct rn_graph *g, int n)
+int rn_graph_reserve_grad(struct rn_graph *g, int n, struct rn_error *err)
 {
+    for (int i = 0; i < g->n_nodes; i++) {
+        struct rn_node *node = &g->nodes[i];
+        struct rn_shape o = node->layer.out;
+        if (node->dy.data && node->dy.cap == (size_t)n * o.c * o.h * o.w)
+            continue;
+        rn_tensor_free(&node->dy);
+        if (rn_tensor_init(&node->dy, n, o.c, o.h, o.w, err))
+            return -1;
+    }
+    g->grad_n = n;
+    return 0;
+}
+
+int rn_graph_zero_dy(struct rn_graph *g, int n)
+{
+    if (n > g->grad_n) {
+        struct rn_error err;
+        if (rn_graph_reserve_grad(g, n, &err))
+            return -1;
+    }
     for (int i = 0; i < g->n_nodes; i++) {
         set_n(&g->nodes[i].dy, n);
         zero_parallel(g->nodes[i].dy.data, (long)rn_tensor_numel(&g->nodes[i].dy));
     }
+    return 0;
 }
 
 static int ensure(struct rn_tensor *t, const struct rn_tensor *like, struct rn_error *err)
@@ -340,6 +362,9 @@ static int ensure(struct rn_tensor *t, const struct rn_tensor *like, struct rn_e
 int rn_graph_backward(struct rn_graph *g, int n, int loss_node, int want_dx, struct rn_ctx *ctx,
                       struct rn_error *err)
 {
+    if (n > g->grad_n)
+        return rn_errorf(err, "backward of %d samples: gradient buffers hold %d; call rn_graph_zero_dy first",
+                         n, g->grad_n);
     mark_path(g, loss_node);
     if (want_dx) {
         if (ensure(&g->dx, &g->x, err))
@@ -363,6 +388,16 @@ int rn_graph_backward(struct rn_graph *g, int n, int loss_node, int want_dx, str
             return rn_error_prefix(err, "layer '%s' (%s) backward", node->layer.name,
                                    node->layer.type->name);
     }
+    return 0;
+}
+
+int rn_graph_tangent_input(struct rn_graph *g, int n, struct rn_error *err)
+{
+    if (n < 1 || n > g->max_n)
+        return rn_errorf(err, "batch of %d samples does not fit the graph (max %d)", n, g->max_n);
+    if (ensure(&g->tx, &g->x, err))
+        return -1;
+    set_n(&g->tx, n);
     return 0;
 }
 

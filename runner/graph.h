@@ -7,8 +7,10 @@
  * names match PyTorch's CIFAR ResNet state_dict; the block's last node (the
  * final relu) carries the block's own name so `from: <block>` works.
  *
- * Every node owns its output y and the gradient arriving at it, dy, both
- * allocated for max_n samples at build time. Any node's y and dy are
+ * Every node owns its output y and the gradient arriving at it, dy; y is
+ * allocated for max_n samples at build time, dy for grad_n samples (max_n
+ * unless rn_graph_reserve_grad lowers it: evaluation batches are often larger
+ * than training ones and need no gradients). Any node's y and dy are
  * readable after a pass ("taps"). The input gradient dx is computed only when
  * asked for (saliency, PGD).
  */
@@ -34,6 +36,7 @@ struct rn_graph {
     int n_nodes;
     struct rn_shape in_shape;
     int max_n;
+    int grad_n;             /* samples the dy buffers hold */
     struct rn_tensor x;     /* (n, in_shape): the caller fills it before forward */
     struct rn_tensor dx;    /* d loss / d x, allocated on first need */
     struct rn_tensor tx;    /* input tangent direction (caller fills), lazily */
@@ -63,9 +66,18 @@ int rn_graph_forward(struct rn_graph *g, int n, int last, struct rn_ctx *ctx, st
  * executor zeroes every other dy first: call rn_graph_zero_dy before filling).
  * Only nodes upstream of loss_node run. Parameter gradients accumulate.
  * want_dx: also compute g->dx. */
-void rn_graph_zero_dy(struct rn_graph *g, int n);
+/* Sizes every dy buffer for n samples (reallocating them). */
+int rn_graph_reserve_grad(struct rn_graph *g, int n, struct rn_error *err);
+/* Zeroes dy for a pass of n samples, growing the buffers if n > grad_n;
+ * -1 only when that allocation fails (the next backward then reports it). */
+int rn_graph_zero_dy(struct rn_graph *g, int n);
 int rn_graph_backward(struct rn_graph *g, int n, int loss_node, int want_dx, struct rn_ctx *ctx,
                       struct rn_error *err);
+
+/* Allocates g->tx on first use and sets its batch to n, so the caller can
+ * fill the input direction before rn_graph_tangent_forward (which would
+ * otherwise allocate it itself, zeroed). */
+int rn_graph_tangent_input(struct rn_graph *g, int n, struct rn_error *err);
 
 /* Tangent passes along g->tx (forward) and the tangent of loss_node's dy
  * (tdy, filled by the caller after rn_graph_tangent_forward): parameter

@@ -141,6 +141,9 @@ int rn_run_open(struct rn_run *run, const struct rn_spec *spec, const struct rn_
         rn_graph_init_params(&run->graph, spec->seed);
         if (spec->load.run[0] && rn_run_load_model(run, spec->load.run, spec->load.model, err))
             return -1;
+        /* gradients are only needed at the training batch size */
+        if (rn_graph_reserve_grad(&run->graph, spec->has_train ? spec->train.batch : 1, err))
+            return -1;
         if (spec->has_train) {
             const struct rn_spec_train *t = &spec->train;
             if (rn_optim_init(&run->optim, t->optimizer, &run->graph, err))
