@@ -6,16 +6,16 @@
 
 extern const struct rn_layer_type rn_layer_conv2d, rn_layer_linear, rn_layer_relu,
     rn_layer_maxpool2d, rn_layer_avgpool2d, rn_layer_global_avg_pool, rn_layer_flatten,
-    rn_layer_dropout, rn_layer_batchnorm, rn_layer_add, rn_layer_basic_block;
+    rn_layer_dropout, rn_layer_batchnorm, rn_layer_add, rn_layer_basic_block, rn_layer_grl;
 
 const struct rn_layer_type *const rn_layer_types[] = {
     &rn_layer_conv2d,     &rn_layer_linear,          &rn_layer_relu,
     &rn_layer_maxpool2d,  &rn_layer_avgpool2d,       &rn_layer_global_avg_pool,
     &rn_layer_flatten,    &rn_layer_dropout,         &rn_layer_batchnorm,
-    &rn_layer_add,        &rn_layer_basic_block,
+    &rn_layer_add,        &rn_layer_basic_block,     &rn_layer_grl,
 };
 const int rn_n_layer_types = (int)(sizeof rn_layer_types / sizeof rn_layer_types[0]);
-_Static_assert(sizeof rn_layer_types / sizeof rn_layer_types[0] == 11,
+_Static_assert(sizeof rn_layer_types / sizeof rn_layer_types[0] == 12,
                "update the README's layer list when adding a layer type");
 
 const struct rn_layer_type *rn_layer_type_find(const char *name)
