@@ -4,12 +4,13 @@
 #include <string.h>
 
 extern const struct rn_analysis_type rn_analysis_samples, rn_analysis_probe,
-    rn_analysis_colour_stats;
+    rn_analysis_colour_stats, rn_analysis_filters, rn_analysis_activations, rn_analysis_gradcam,
+    rn_analysis_saliency, rn_analysis_attention_mass;
 
 const struct rn_analysis_type *const rn_analysis_types[] = {
-    &rn_analysis_samples,
-    &rn_analysis_probe,
-    &rn_analysis_colour_stats,
+    &rn_analysis_samples,     &rn_analysis_probe,    &rn_analysis_colour_stats,
+    &rn_analysis_filters,     &rn_analysis_activations, &rn_analysis_gradcam,
+    &rn_analysis_saliency,    &rn_analysis_attention_mass,
 };
 const int rn_n_analysis_types =
     (int)(sizeof rn_analysis_types / sizeof rn_analysis_types[0]);
