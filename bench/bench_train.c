@@ -182,7 +182,7 @@ static int layer_profile(struct rn_run *run, int steps, int eval_batches, struct
             lt->bwd[i] += now_s() - t0;
         }
         t0 = now_s();
-        rn_optim_step(&run->optim);
+        rn_optim_step(&run->program.opts[0].optim); /* the default program: one optimizer */
         lt->phase[PH_OPTIM] += now_s() - t0;
         run->step++;
     }

@@ -470,3 +470,97 @@ void rn_graph_zero_grad(struct rn_graph *g)
             if (g->nodes[i].layer.params[j].trainable)
                 rn_tensor_zero(&g->nodes[i].layer.params[j].grad);
 }
+
+void rn_graph_mark_downstream(const struct rn_graph *g, const unsigned char *from,
+                              unsigned char *out)
+{
+    /* declaration order is topological: one forward sweep suffices */
+    for (int i = 0; i < g->n_nodes; i++) {
+        out[i] = from[i] != 0;
+        for (int j = 0; j < g->nodes[i].n_in && !out[i]; j++)
+            if (g->nodes[i].in[j] >= 0 && out[g->nodes[i].in[j]])
+                out[i] = 1;
+    }
+}
+
+void rn_graph_mark_upstream(const struct rn_graph *g, const unsigned char *to, unsigned char *out)
+{
+    for (int i = 0; i < g->n_nodes; i++)
+        out[i] = to[i] != 0;
+    for (int i = g->n_nodes - 1; i >= 0; i--) {
+        if (!out[i])
+            continue;
+        for (int j = 0; j < g->nodes[i].n_in; j++)
+            if (g->nodes[i].in[j] >= 0)
+                out[g->nodes[i].in[j]] = 1;
+    }
+}
+
+int rn_graph_forward_nodes(struct rn_graph *g, int n, const unsigned char *run, struct rn_ctx *ctx,
+                           struct rn_error *err)
+{
+    if (n < 1 || n > g->max_n)
+        return rn_errorf(err, "batch of %d samples does not fit the graph (max %d)", n, g->max_n);
+    set_n(&g->x, n);
+    for (int i = 0; i < g->n_nodes; i++) {
+        if (!run[i])
+            continue;
+        struct rn_node *node = &g->nodes[i];
+        const struct rn_tensor *xs[RN_MAX_INPUTS];
+        for (int j = 0; j < node->n_in; j++)
+            xs[j] = input_of(g, node->in[j], 0);
+        set_n(&node->y, n);
+        ctx->node = i;
+        if (node->layer.type->forward(&node->layer, xs, &node->y, ctx, err))
+            return rn_error_prefix(err, "layer '%s' (%s) forward", node->layer.name,
+                                   node->layer.type->name);
+    }
+    return 0;
+}
+
+int rn_graph_zero_dy_nodes(struct rn_graph *g, int n, const unsigned char *nodes)
+{
+    if (n > g->grad_n) {
+        struct rn_error err;
+        if (rn_graph_reserve_grad(g, n, &err))
+            return -1;
+    }
+    for (int i = 0; i < g->n_nodes; i++) {
+        if (!nodes[i])
+            continue;
+        set_n(&g->nodes[i].dy, n);
+        zero_parallel(g->nodes[i].dy.data, (long)rn_tensor_numel(&g->nodes[i].dy));
+    }
+    return 0;
+}
+
+int rn_graph_backward_nodes(struct rn_graph *g, int n, const unsigned char *run, int want_dx,
+                            struct rn_ctx *ctx, struct rn_error *err)
+{
+    if (n > g->grad_n)
+        return rn_errorf(err, "backward of %d samples: gradient buffers hold %d; call "
+                              "rn_graph_zero_dy_nodes first", n, g->grad_n);
+    if (want_dx) {
+        if (ensure(&g->dx, &g->x, err))
+            return -1;
+        set_n(&g->dx, n);
+        rn_tensor_zero(&g->dx);
+    }
+    for (int i = g->n_nodes - 1; i >= 0; i--) {
+        struct rn_node *node = &g->nodes[i];
+        if (!run[i])
+            continue;
+        const struct rn_tensor *xs[RN_MAX_INPUTS];
+        struct rn_tensor *dxs[RN_MAX_INPUTS];
+        for (int j = 0; j < node->n_in; j++) {
+            int src = node->in[j];
+            xs[j] = input_of(g, src, 0);
+            dxs[j] = src >= 0 ? (run[src] ? &g->nodes[src].dy : NULL) : want_dx ? &g->dx : NULL;
+        }
+        ctx->node = i;
+        if (node->layer.type->backward(&node->layer, xs, &node->y, &node->dy, dxs, ctx, err))
+            return rn_error_prefix(err, "layer '%s' (%s) backward", node->layer.name,
+                                   node->layer.type->name);
+    }
+    return 0;
+}

@@ -90,4 +90,35 @@ int rn_graph_tangent_backward(struct rn_graph *g, int n, int loss_node, struct r
 /* Zeroes every trainable parameter gradient. */
 void rn_graph_zero_grad(struct rn_graph *g);
 
+/* Partial passes, for step programs (DESIGN.md "Training as data"): work
+ * that cannot change between sub-steps is not redone. A node set is an
+ * array of g->n_nodes bytes, nonzero = in the set. */
+
+/* out = `from` and every node that reads one of them, directly or not. */
+void rn_graph_mark_downstream(const struct rn_graph *g, const unsigned char *from,
+                              unsigned char *out);
+/* out = `to` and every node they read, directly or not. */
+void rn_graph_mark_upstream(const struct rn_graph *g, const unsigned char *to,
+                            unsigned char *out);
+
+/* Forward of only the nodes in `run`, in order, for the first n samples of
+ * g->x. A node outside `run` keeps its output from an earlier pass, so the
+ * result equals a full forward when `run` holds every node whose parameters,
+ * keys or inputs changed since then. */
+int rn_graph_forward_nodes(struct rn_graph *g, int n, const unsigned char *run, struct rn_ctx *ctx,
+                           struct rn_error *err);
+
+/* Zeroes (and sets the batch of) the dy of the nodes in the set, growing the
+ * buffers as rn_graph_zero_dy does; -1 only when that fails. */
+int rn_graph_zero_dy_nodes(struct rn_graph *g, int n, const unsigned char *nodes);
+
+/* Backward over only the nodes in `run`, from the dy the caller filled (after
+ * rn_graph_zero_dy_nodes on the same set). A node passes gradients only to
+ * inputs in `run` (and to g->dx when want_dx), so nodes outside get nothing:
+ * run = upstream(loss nodes) & downstream(nodes whose parameters learn) is
+ * the least work that gives those parameters their full gradient.
+ * Parameter gradients of the nodes run accumulate. */
+int rn_graph_backward_nodes(struct rn_graph *g, int n, const unsigned char *run, int want_dx,
+                            struct rn_ctx *ctx, struct rn_error *err);
+
 #endif

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "compare.h"
 #include "graph.h"
 #include "plot.h"
 #include "spec.h"
@@ -19,6 +20,7 @@ static const char usage[] =
     "                              [--out DIR] [--threads N] [--format png|pdf|svg] [--quiet]\n"
     "       runner validate EXPERIMENT.yaml [key.path=value ...]\n"
     "       runner plot RUN_DIR [--format png|pdf|svg]\n"
+    "       runner compare RUN_DIR... --out DIR [--epoch N] [--format png|pdf|svg]\n"
     "       runner --help | --version | --help-spec\n"
     "\n"
     "Runs a declarative experiment: trains (or loads) the model of the spec, evaluates it,\n"
@@ -171,6 +173,18 @@ static int cmd_validate(int argc, char **argv)
             free(sp);
             return 1;
         }
+        /* the train section's node names (groups, losses, bind, set) need the graph */
+        struct rn_program prog;
+        if (sp->has_train &&
+            rn_program_init(&prog, &sp->train, &g, RN_N_COLOURS, 1, &err) != 0) {
+            fprintf(stderr, "%s\n", err.msg);
+            rn_graph_free(&g);
+            rn_spec_free(sp);
+            free(sp);
+            return 1;
+        }
+        if (sp->has_train)
+            rn_program_free(&prog);
         printf("%s: ok: model '%s', %d nodes, %zu trainable parameters, output (%d,%d,%d)\n",
                c.spec, sp->model.name, g.n_nodes, rn_graph_n_trainable(&g),
                g.nodes[g.n_nodes - 1].layer.out.c, g.nodes[g.n_nodes - 1].layer.out.h,
@@ -197,6 +211,41 @@ static int cmd_plot(int argc, char **argv)
     if (rn_plot_run(c.spec, c.format ? c.format : "png", &n, &err))
         return fail(err.msg);
     printf("%s/plots: %d figures\n", c.spec, n);
+    return 0;
+}
+
+/* runner compare RUN_DIR... --out DIR [--epoch N] [--format F] */
+static int cmd_compare(int argc, char **argv)
+{
+    const char *out = NULL, *format = "png";
+    int epoch = 0, n = 0;
+    const char **runs = calloc((size_t)argc, sizeof *runs);
+    if (!runs)
+        return fail("out of memory");
+    for (int i = 2; i < argc; i++) {
+        if (!strcmp(argv[i], "--out") && i + 1 < argc) {
+            out = argv[++i];
+        } else if (!strcmp(argv[i], "--epoch") && i + 1 < argc) {
+            epoch = atoi(argv[++i]);
+        } else if (!strcmp(argv[i], "--format") && i + 1 < argc) {
+            format = argv[++i];
+        } else if (argv[i][0] == '-') {
+            free(runs);
+            return usage_error("compare: unknown option '%s'", argv[i]);
+        } else {
+            runs[n++] = argv[i];
+        }
+    }
+    if (!out || n == 0) {
+        free(runs);
+        return usage_error("%s", "compare needs RUN_DIR... and --out DIR");
+    }
+    struct rn_error err;
+    int rc = rn_compare(runs, n, out, epoch, format, &err);
+    free(runs);
+    if (rc)
+        return fail(err.msg);
+    printf("%s: compare_epochs.%s, compare_summary.%s, compare.txt\n", out, format, format);
     return 0;
 }
 
@@ -257,9 +306,10 @@ static int cmd_run(int argc, char **argv)
         status = "interrupted";
         rc = 130;
     } else if (sp->has_model && !sp->has_train) {
-        /* a loaded model: evaluate it once on the usual splits */
-        const char *names[] = {"train", "val", "test"};
-        for (int i = 0; i < 3 && !rc; i++) {
+        /* a loaded model: evaluate it once on the held-out splits (the 54k
+         * train images would dominate an analysis run's time) */
+        const char *names[] = {"val", "test"};
+        for (int i = 0; i < 2 && !rc; i++) {
             struct rn_split *s = rn_data_split(&run.data, names[i]);
             if (!s || !s->n)
                 continue;
@@ -328,5 +378,7 @@ int main(int argc, char **argv)
         return cmd_validate(argc, argv);
     if (strcmp(argv[1], "plot") == 0)
         return cmd_plot(argc, argv);
+    if (strcmp(argv[1], "compare") == 0)
+        return cmd_compare(argc, argv);
     return cmd_run(argc, argv);
 }

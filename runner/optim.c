@@ -4,47 +4,70 @@
 #include <stdlib.h>
 #include <string.h>
 
-int rn_optim_init(struct rn_optim *o, const char *kind, struct rn_graph *g, struct rn_error *err)
+static int parse_kind(const char *kind, enum rn_optim_kind *out, struct rn_error *err)
 {
-    memset(o, 0, sizeof *o);
     if (strcmp(kind, "adam") == 0)
-        o->kind = RN_OPTIM_ADAM;
+        *out = RN_OPTIM_ADAM;
     else if (strcmp(kind, "adamw") == 0)
-        o->kind = RN_OPTIM_ADAMW;
+        *out = RN_OPTIM_ADAMW;
     else if (strcmp(kind, "sgd") == 0)
-        o->kind = RN_OPTIM_SGD;
+        *out = RN_OPTIM_SGD;
     else
         return rn_errorf(err, "unknown optimizer '%s'; expected adam, adamw or sgd", kind);
+    return 0;
+}
+
+int rn_optim_init_params(struct rn_optim *o, const char *kind, struct rn_param *const *params,
+                         int n, struct rn_error *err)
+{
+    memset(o, 0, sizeof *o);
+    if (parse_kind(kind, &o->kind, err))
+        return -1;
     o->lr = 1e-3;
     o->beta1 = 0.9;
     o->beta2 = 0.999;
     o->eps = 1e-8;
-    int cap = 0;
-    for (int i = 0; i < g->n_nodes; i++)
-        cap += g->nodes[i].layer.n_params;
-    o->params = rn_calloc((size_t)cap + 1, sizeof *o->params, err);
-    o->m = rn_calloc((size_t)cap + 1, sizeof *o->m, err);
-    o->v = rn_calloc((size_t)cap + 1, sizeof *o->v, err);
+    o->params = rn_calloc((size_t)n + 1, sizeof *o->params, err);
+    o->m = rn_calloc((size_t)n + 1, sizeof *o->m, err);
+    o->v = rn_calloc((size_t)n + 1, sizeof *o->v, err);
     if (!o->params || !o->m || !o->v)
         goto fail;
-    for (int i = 0; i < g->n_nodes; i++)
-        for (int j = 0; j < g->nodes[i].layer.n_params; j++) {
-            struct rn_param *p = &g->nodes[i].layer.params[j];
-            if (!p->trainable)
-                continue;
-            const struct rn_tensor *t = &p->value;
-            o->params[o->n] = p;
-            if (rn_tensor_init(&o->m[o->n], t->n, t->c, t->h, t->w, err))
-                goto fail;
-            o->n++;
-            if (o->kind != RN_OPTIM_SGD &&
-                rn_tensor_init(&o->v[o->n - 1], t->n, t->c, t->h, t->w, err))
-                goto fail;
-        }
+    for (int i = 0; i < n; i++) {
+        struct rn_param *p = params[i];
+        if (!p->trainable)
+            continue;
+        const struct rn_tensor *t = &p->value;
+        o->params[o->n] = p;
+        if (rn_tensor_init(&o->m[o->n], t->n, t->c, t->h, t->w, err))
+            goto fail;
+        o->n++;
+        if (o->kind != RN_OPTIM_SGD &&
+            rn_tensor_init(&o->v[o->n - 1], t->n, t->c, t->h, t->w, err))
+            goto fail;
+    }
     return 0;
 fail:
     rn_optim_free(o);
     return -1;
+}
+
+int rn_optim_init(struct rn_optim *o, const char *kind, struct rn_graph *g, struct rn_error *err)
+{
+    memset(o, 0, sizeof *o);
+    int cap = 0;
+    for (int i = 0; i < g->n_nodes; i++)
+        cap += g->nodes[i].layer.n_params;
+    struct rn_param **all = rn_calloc((size_t)cap + 1, sizeof *all, err);
+    if (!all)
+        return -1;
+    int n = 0;
+    for (int i = 0; i < g->n_nodes; i++)
+        for (int j = 0; j < g->nodes[i].layer.n_params; j++)
+            if (g->nodes[i].layer.params[j].trainable)
+                all[n++] = &g->nodes[i].layer.params[j];
+    int rc = rn_optim_init_params(o, kind, all, n, err);
+    free(all);
+    return rc;
 }
 
 void rn_optim_free(struct rn_optim *o)

@@ -25,6 +25,10 @@ struct rn_optim {
 
 /* kind: "adam" | "adamw" | "sgd". Takes every trainable parameter of g. */
 int rn_optim_init(struct rn_optim *o, const char *kind, struct rn_graph *g, struct rn_error *err);
+/* The same over the n parameters given (borrowed; trainable ones only):
+ * one optimizer per parameter group, each with its own lr and clipping. */
+int rn_optim_init_params(struct rn_optim *o, const char *kind, struct rn_param *const *params,
+                         int n, struct rn_error *err);
 void rn_optim_free(struct rn_optim *o);
 /* One update from the accumulated gradients (not zeroed here). */
 void rn_optim_step(struct rn_optim *o);

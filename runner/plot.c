@@ -12,6 +12,11 @@
  *   samples_<split>.<fmt>       /analyses/<kind "samples">/<split>/{images,labels,colours,preds}
  *   <name>.<fmt>                /analyses/<name> of kind "probe": image, probs
  *   colour_stats_<split>.<fmt>  /analyses/<kind "colour_stats">/<split>
+ *   <name>.<fmt>                kind "filters": weights (O, I, kh, kw)
+ *   <name>[_<i>].<fmt>          kind "activations": images, maps (n, C, h, w), one figure per input
+ *   <name>.<fmt>                kind "gradcam": images, maps (n, H, W), probs, preds, classes
+ *   <name>.<fmt>                kind "saliency": images, maps (models, n, H, W), preds
+ *   <name>.<fmt>                kind "attention_mass": summary (models, 4)
  * An analysis group without a kind attribute is recognised by its name.
  */
 #include "plot.h"
@@ -756,6 +761,637 @@ done:
     return rc;
 }
 
+/* ---- interpretability: filters, activations, Grad-CAM, saliency, mass -- */
+
+/* Reads a float32 dataset of exactly `ndim` dims. */
+static int read_f32(struct plotter *p, const char *path, int ndim, float **out, int dims[4],
+                    struct rn_error *err)
+{
+    int nd;
+    *out = NULL;
+    if (rn_results_read(p->r, path, RN_DTYPE_F32, (void **)out, &nd, dims, err))
+        return -1;
+    if (nd != ndim) {
+        free(*out);
+        *out = NULL;
+        return rn_errorf(err, "%s: %s: expected float32 with %d dims, got %d", p->run_dir, path,
+                         ndim, nd);
+    }
+    return 0;
+}
+
+/* A string attribute, or def when absent (never NULL; free with free()). */
+static char *attr_or(struct plotter *p, const char *obj, const char *name, const char *def)
+{
+    char *s = NULL;
+    if (rn_results_get_attr_str(p->r, obj, name, &s, NULL) != 0)
+        s = strdup(def);
+    return s;
+}
+
+/* "digit 1 on red" for a case, "test #17 · digit 1 on red" for a split image. */
+static void input_caption(char *buf, size_t n, int cases, const char *split, int source,
+                          int label, int colour)
+{
+    const char *cn = colour_name(colour);
+    char what[64];
+    if (cn)
+        snprintf(what, sizeof what, "digit %d on %s", label, cn);
+    else
+        snprintf(what, sizeof what, "digit %d", label);
+    if (cases || !split || !*split)
+        snprintf(buf, n, "%s", what);
+    else
+        snprintf(buf, n, "%s #%d · %s", split, source, what);
+}
+
+/* matplotlib's jet, v in [0, 1] -> 0..255 per channel. */
+static int jet(double v, int ch)
+{
+    double c = 1.5 - fabs(4 * v - (3 - ch));
+    c = c < 0 ? 0 : c > 1 ? 1 : c;
+    return (int)lround(255 * c);
+}
+
+/* Writes one (h, w) map as a gnuplot `with image` block: x y value, row 0 at
+ * the top, at offset (x0, y0). */
+static void write_map(FILE *f, const float *m, int h, int w, double scale, int x0, int y0)
+{
+    for (int y = 0; y < h; y++) {
+        for (int x = 0; x < w; x++)
+            fprintf(f, "%d %d %.6g\n", x0 + x, y0 - y, m[(size_t)y * w + x] * scale);
+        fprintf(f, "\n");
+    }
+    fprintf(f, "\n\n");
+}
+
+/* The inputs of an interpretability group: images, labels, colours, sources
+ * and how they were made. */
+struct plot_inputs {
+    uint8_t *img;
+    int32_t *labels, *colours, *sources;
+    int n, c, h, w, cases;
+    char *split, *colouring;
+};
+
+static void plot_inputs_free(struct plot_inputs *in)
+{
+    free(in->img);
+    free(in->labels);
+    free(in->colours);
+    free(in->sources);
+    free(in->split);
+    free(in->colouring);
+    memset(in, 0, sizeof *in);
+}
+
+static int read_inputs(struct plotter *p, const char *group, struct plot_inputs *in,
+                       struct rn_error *err)
+{
+    char path[PLOT_PATH_MAX];
+    memset(in, 0, sizeof *in);
+    snprintf(path, sizeof path, "%s/images", group);
+    if (read_image_array(p, path, &in->img, &in->n, &in->c, &in->h, &in->w, err))
+        return -1;
+    snprintf(path, sizeof path, "%s/labels", group);
+    if (read_vector(p, path, in->n, 1, &in->labels, err))
+        return -1;
+    snprintf(path, sizeof path, "%s/colours", group);
+    if (read_vector(p, path, in->n, 0, &in->colours, err))
+        return -1;
+    snprintf(path, sizeof path, "%s/sources", group);
+    if (read_vector(p, path, in->n, 0, &in->sources, err))
+        return -1;
+    char *kind = attr_or(p, group, "inputs", "split");
+    in->cases = kind && strcmp(kind, "cases") == 0;
+    free(kind);
+    in->split = attr_or(p, group, "split", "");
+    in->colouring = attr_or(p, group, "colouring", "background");
+    return 0;
+}
+
+static void caption_of(const struct plot_inputs *in, int i, char *buf, size_t n)
+{
+    input_caption(buf, n, in->cases, in->split, in->sources ? in->sources[i] : i, in->labels[i],
+                  in->colours ? in->colours[i] : -1);
+}
+
+/* 1 where pixel k of image i is stroke (foreground), as the colouriser drew it. */
+static int is_stroke(const struct plot_inputs *in, int i, size_t k)
+{
+    size_t hw = (size_t)in->h * in->w;
+    const uint8_t *img = in->img + (size_t)i * in->c * hw;
+    if (in->c < 3)
+        return img[k] > 50;
+    uint8_t r = img[k], g = img[hw + k], b = img[2 * hw + k];
+    if (in->colouring && strcmp(in->colouring, "stroke") == 0)
+        return r || g || b;
+    return r == 255 && g == 255 && b == 255;
+}
+
+static int plot_filters(struct plotter *p, const char *group, const char *name,
+                        struct rn_error *err)
+{
+    char path[PLOT_PATH_MAX], dpath[PLOT_PATH_MAX], file[PLOT_PATH_MAX], figure[128], sname[64];
+    float *wt = NULL;
+    int dims[4], rc = -1;
+    struct sbuf defs = {0};
+    FILE *f = NULL;
+    char *node = attr_or(p, group, "node", "conv");
+    snprintf(path, sizeof path, "%s/weights", group);
+    if (read_f32(p, path, 4, &wt, dims, err))
+        goto done;
+    const int O = dims[0], I = dims[1], kh = dims[2], kw = dims[3];
+    uint64_t maxf = 64, maxc = 8;
+    rn_results_get_attr_u64(p->r, group, "max_filters", &maxf, NULL);
+    rn_results_get_attr_u64(p->r, group, "max_channels", &maxc, NULL);
+    const int rgb = I == 3;
+    int F = O < (int)maxf ? O : (int)maxf;
+    int C = rgb ? 1 : (I < (int)maxc ? I : (int)maxc);
+    if (!rgb && F > 32)
+        F = 32; /* one row per filter: more would not be readable */
+    safe_name(sname, sizeof sname, name);
+    snprintf(figure, sizeof figure, "%s", sname);
+    snprintf(file, sizeof file, "%s.dat", figure);
+    if (!(f = data_open(p, file, dpath, err)))
+        goto done;
+    const size_t per = (size_t)I * kh * kw, kk = (size_t)kh * kw;
+    int ncols, nrows, gap = 1;
+    double vmax = 0;
+    if (rgb) {
+        /* A grid of RGB images, each filter min-max normalised over its
+         * 3 x kh x kw weights (the study's Figure 9). */
+        ncols = F <= 16 ? F : F <= 64 ? 8 : 16;
+        nrows = (F + ncols - 1) / ncols;
+        fprintf(f, "# %s: one index per filter; x y r g b (each filter min-max normalised)\n",
+                path);
+        for (int o = 0; o < F; o++) {
+            const float *w = wt + (size_t)o * per;
+            float lo = w[0], hi = w[0];
+            for (size_t q = 1; q < per; q++) {
+                lo = w[q] < lo ? w[q] : lo;
+                hi = w[q] > hi ? w[q] : hi;
+            }
+            float sc = hi > lo ? 255.0f / (hi - lo) : 0;
+            uint8_t img[3 * 64];
+            if (kk > 64) {
+                rn_errorf(err, "%s: %s: %dx%d kernels are too large to draw", p->run_dir, path,
+                          kh, kw);
+                goto done;
+            }
+            for (size_t q = 0; q < per; q++)
+                img[q] = (uint8_t)lroundf((w[q] - lo) * sc);
+            write_image(f, img, 3, kh, kw, (o % ncols) * (kw + gap),
+                        -(o / ncols) * (kh + gap + 1));
+        }
+    } else {
+        /* One row per filter, one heatmap per input channel; one symmetric
+         * colour scale for all. */
+        ncols = C;
+        nrows = F;
+        for (int o = 0; o < F; o++)
+            for (int c = 0; c < C; c++)
+                for (size_t q = 0; q < kk; q++) {
+                    double v = fabs(wt[(size_t)o * per + (size_t)c * kk + q]);
+                    vmax = v > vmax ? v : vmax;
+                }
+        fprintf(f, "# %s: one index per (filter, channel); x y weight\n", path);
+        for (int o = 0; o < F; o++)
+            for (int c = 0; c < C; c++)
+                write_map(f, wt + (size_t)o * per + (size_t)c * kk, kh, kw, 1.0,
+                          c * (kw + gap), -o * (kh + gap));
+    }
+    if (data_close(f, dpath, err)) {
+        f = NULL;
+        goto done;
+    }
+    f = NULL;
+    char title[400], xl[200], yl[200];
+    if (rgb) {
+        snprintf(title, sizeof title, "%s filters (%d of %d, %dx%d, RGB) · each min-max normalised",
+                 node, F, O, kh, kw);
+        snprintf(xl, sizeof xl, "filters, %d per row, left to right", ncols);
+        snprintf(yl, sizeof yl, "%s", "");
+    } else {
+        snprintf(title, sizeof title, "%s weights · %d of %d filters x %d of %d input channels",
+                 node, F, O, C, I);
+        snprintf(xl, sizeof xl, "input channel");
+        snprintf(yl, sizeof yl, "filter");
+    }
+    int cellw = kw + gap, cellh = rgb ? kh + gap + 1 : kh + gap;
+    sb_def_str(&defs, "file", dpath);
+    sb_def_str(&defs, "title", title);
+    sb_def_str(&defs, "xlabel", xl);
+    sb_def_str(&defs, "ylabel", yl);
+    sb_printf(&defs, "rgb=%d; n=%d; ncols=%d; nrows=%d; kw=%d; kh=%d; cellw=%d; cellh=%d; "
+              "vmax=%.6g; ", rgb, rgb ? F : F * C, ncols, nrows, kw, kh, cellw, cellh,
+              vmax > 0 ? vmax : 1);
+    /* Big pixels: 14 screen pixels per weight for RGB filters, 8 for heatmaps. */
+    int px = rgb ? 14 : 8;
+    int W = ncols * cellw * px + (rgb ? 80 : 220), H = nrows * cellh * px + 110;
+    if (W < 620)
+        W = 620;
+    rc = run_gnuplot(p, "filters.gp", figure, W, H, &defs, err);
+done:
+    if (f)
+        fclose(f);
+    free(defs.s);
+    free(wt);
+    free(node);
+    return rc;
+}
+
+static int plot_activations(struct plotter *p, const char *group, const char *name,
+                            struct rn_error *err)
+{
+    char path[PLOT_PATH_MAX], ipath[PLOT_PATH_MAX], mpath[PLOT_PATH_MAX], file[PLOT_PATH_MAX];
+    char figure[160], sname[64];
+    struct plot_inputs in;
+    float *maps = NULL;
+    int32_t *preds = NULL;
+    int dims[4], rc = -1;
+    struct sbuf defs = {0};
+    char *node = attr_or(p, group, "node", "node");
+    if (read_inputs(p, group, &in, err))
+        goto done;
+    snprintf(path, sizeof path, "%s/maps", group);
+    if (read_f32(p, path, 4, &maps, dims, err))
+        goto done;
+    snprintf(path, sizeof path, "%s/preds", group);
+    if (read_vector(p, path, in.n, 0, &preds, err))
+        goto done;
+    const int M = dims[1], h = dims[2], w = dims[3];
+    if (dims[0] != in.n) {
+        rn_errorf(err, "%s: %s/maps: %d inputs, images has %d", p->run_dir, group, dims[0], in.n);
+        goto done;
+    }
+    uint64_t channels = (uint64_t)M;
+    rn_results_get_attr_u64(p->r, group, "channels", &channels, NULL);
+    safe_name(sname, sizeof sname, name);
+    const int ncols = M < 8 ? M : 8, nrows = (M + ncols - 1) / ncols, gap = w / 7 + 1;
+    for (int i = 0; i < in.n; i++) {
+        FILE *f;
+        free(defs.s);
+        defs = (struct sbuf){0};
+        if (in.n == 1)
+            snprintf(figure, sizeof figure, "%s", sname);
+        else
+            snprintf(figure, sizeof figure, "%s_%d", sname, i);
+        snprintf(file, sizeof file, "%s_image.dat", figure);
+        if (!(f = data_open(p, file, ipath, err)))
+            goto done;
+        write_image(f, in.img + (size_t)i * in.c * in.h * in.w, in.c, in.h, in.w, 0, 0);
+        if (data_close(f, ipath, err))
+            goto done;
+        snprintf(file, sizeof file, "%s_maps.dat", figure);
+        if (!(f = data_open(p, file, mpath, err)))
+            goto done;
+        fprintf(f, "# %s/maps[%d]: one index per channel; x y activation\n", group, i);
+        float lo = 0, hi = 0;
+        const float *mi = maps + (size_t)i * M * h * w;
+        for (size_t q = 0; q < (size_t)M * h * w; q++) {
+            lo = mi[q] < lo ? mi[q] : lo;
+            hi = mi[q] > hi ? mi[q] : hi;
+        }
+        for (int c = 0; c < M; c++)
+            write_map(f, mi + (size_t)c * h * w, h, w, 1.0, (c % ncols) * (w + gap),
+                      -(c / ncols) * (h + gap));
+        if (data_close(f, mpath, err))
+            goto done;
+        char cap[160], title[400];
+        caption_of(&in, i, cap, sizeof cap);
+        if (preds)
+            snprintf(title, sizeof title, "%s activations (%d of %llu maps, %dx%d) · %s · "
+                     "predicted %d", node, M, (unsigned long long)channels, h, w, cap, preds[i]);
+        else
+            snprintf(title, sizeof title, "%s activations (%d of %llu maps, %dx%d) · %s", node,
+                     M, (unsigned long long)channels, h, w, cap);
+        sb_def_str(&defs, "image", ipath);
+        sb_def_str(&defs, "maps", mpath);
+        sb_def_str(&defs, "title", title);
+        sb_def_str(&defs, "caption", cap);
+        sb_printf(&defs, "iw=%d; ih=%d; n=%d; ncols=%d; nrows=%d; mw=%d; mh=%d; gap=%d; "
+                  "lo=%.6g; hi=%.6g; ", in.w, in.h, M, ncols, nrows, w, h, gap, lo,
+                  hi > lo ? hi : lo + 1);
+        int px = h >= 20 ? 4 : 10;
+        int W = 360 + ncols * (w + gap) * px + 260, H = nrows * (h + gap) * px + 120;
+        if (H < 420)
+            H = 420;
+        if (run_gnuplot(p, "activations.gp", figure, W, H, &defs, err))
+            goto done;
+    }
+    rc = 0;
+done:
+    free(defs.s);
+    plot_inputs_free(&in);
+    free(maps);
+    free(preds);
+    free(node);
+    return rc;
+}
+
+static int plot_gradcam(struct plotter *p, const char *group, const char *name,
+                        struct rn_error *err)
+{
+    char path[PLOT_PATH_MAX], dpath[PLOT_PATH_MAX], file[PLOT_PATH_MAX], figure[128], sname[64];
+    char stem[PLOT_PATH_MAX];
+    struct plot_inputs in;
+    float *maps = NULL, *probs = NULL;
+    int32_t *preds = NULL, *classes = NULL;
+    int dims[4], pdims[4], rc = -1;
+    struct sbuf defs = {0};
+    char *node = attr_or(p, group, "node", "conv");
+    char *method = attr_or(p, group, "method", "gradcam");
+    char *cls = attr_or(p, group, "class", "pred");
+    if (read_inputs(p, group, &in, err))
+        goto done;
+    snprintf(path, sizeof path, "%s/maps", group);
+    if (read_f32(p, path, 3, &maps, dims, err))
+        goto done;
+    snprintf(path, sizeof path, "%s/probs", group);
+    if (read_f32(p, path, 2, &probs, pdims, err))
+        goto done;
+    snprintf(path, sizeof path, "%s/preds", group);
+    if (read_vector(p, path, in.n, 1, &preds, err))
+        goto done;
+    snprintf(path, sizeof path, "%s/classes", group);
+    if (read_vector(p, path, in.n, 1, &classes, err))
+        goto done;
+    if (dims[0] != in.n || dims[1] != in.h || dims[2] != in.w || pdims[0] != in.n) {
+        rn_errorf(err, "%s: %s: maps (%d,%d,%d) or probs do not match the %d (%dx%d) images",
+                  p->run_dir, group, dims[0], dims[1], dims[2], in.n, in.h, in.w);
+        goto done;
+    }
+    const int k = pdims[1], hw = in.h * in.w;
+    safe_name(sname, sizeof sname, name);
+    snprintf(figure, sizeof figure, "%s", sname);
+    snprintf(stem, sizeof stem, "%s/%s", p->data_dir, figure);
+    for (int i = 0; i < in.n; i++) {
+        FILE *f;
+        const uint8_t *img = in.img + (size_t)i * in.c * hw;
+        const float *m = maps + (size_t)i * hw;
+        snprintf(file, sizeof file, "%s_%d_image.dat", figure, i);
+        if (!(f = data_open(p, file, dpath, err)))
+            goto done;
+        write_image(f, img, in.c, in.h, in.w, 0, 0);
+        if (data_close(f, dpath, err))
+            goto done;
+        snprintf(file, sizeof file, "%s_%d_probs.dat", figure, i);
+        if (!(f = data_open(p, file, dpath, err)))
+            goto done;
+        fprintf(f, "# class probability predicted(0/1) explained(0/1)\n");
+        for (int j = 0; j < k; j++)
+            fprintf(f, "%d %.6f %d %d\n", j, probs[(size_t)i * k + j], j == preds[i],
+                    j == classes[i]);
+        if (data_close(f, dpath, err))
+            goto done;
+        /* The overlay: half the image, half the jet colour of the map. */
+        snprintf(file, sizeof file, "%s_%d_overlay.dat", figure, i);
+        if (!(f = data_open(p, file, dpath, err)))
+            goto done;
+        fprintf(f, "# x y r g b: 0.4 luminance of the image + 0.6 jet(map), map max 1\n");
+        double bg = 0, tot = 0;
+        for (int y = 0; y < in.h; y++) {
+            for (int x = 0; x < in.w; x++) {
+                size_t q = (size_t)y * in.w + x;
+                double v = m[q] < 0 ? 0 : m[q] > 1 ? 1 : m[q];
+                int r = img[q], g = in.c >= 3 ? img[hw + q] : r;
+                int b = in.c >= 3 ? img[2 * hw + q] : r;
+                /* On the image's luminance: a coloured background would
+                 * otherwise shift the jet colours (red on red). */
+                double lum = 0.299 * r + 0.587 * g + 0.114 * b;
+                fprintf(f, "%d %d %d %d %d\n", x, -y, (int)lround(0.4 * lum + 0.6 * jet(v, 0)),
+                        (int)lround(0.4 * lum + 0.6 * jet(v, 1)),
+                        (int)lround(0.4 * lum + 0.6 * jet(v, 2)));
+                tot += m[q];
+                if (!is_stroke(&in, i, q))
+                    bg += m[q];
+            }
+            fprintf(f, "\n");
+        }
+        if (data_close(f, dpath, err))
+            goto done;
+        char cap[160], sub[160], ov[160], key[32];
+        caption_of(&in, i, cap, sizeof cap);
+        snprintf(sub, sizeof sub, "true %d · predicted %d (p = %.2f)", in.labels[i], preds[i],
+                 probs[(size_t)i * k + preds[i]]);
+        if (tot > 0)
+            snprintf(ov, sizeof ov, "map of class %d · %.0f%% on the background", classes[i],
+                     100 * bg / tot);
+        else
+            snprintf(ov, sizeof ov, "map of class %d · all zero", classes[i]);
+        snprintf(key, sizeof key, "cap%d", i);
+        sb_def_str(&defs, key, cap);
+        snprintf(key, sizeof key, "sub%d", i);
+        sb_def_str(&defs, key, sub);
+        snprintf(key, sizeof key, "ov%d", i);
+        sb_def_str(&defs, key, ov);
+        sb_printf(&defs, "wrong%d=%d; ", i, preds[i] != in.labels[i]);
+    }
+    char title[400];
+    const char *what = strcmp(cls, "pred") == 0   ? "the predicted class"
+                       : strcmp(cls, "true") == 0 ? "the true class"
+                                                  : NULL;
+    char wbuf[64];
+    if (!what) {
+        snprintf(wbuf, sizeof wbuf, "class %s", cls);
+        what = wbuf;
+    }
+    snprintf(title, sizeof title, "%s · %s at %s (%s) for %s", name,
+             strcmp(method, "gradcam++") == 0 ? "Grad-CAM++" : "Grad-CAM", node,
+             "upsampled bilinearly", what);
+    sb_def_str(&defs, "stem", stem);
+    sb_def_str(&defs, "title", title);
+    sb_printf(&defs, "n=%d; iw=%d; ih=%d; classes=%d; ", in.n, in.w, in.h, k);
+    rc = run_gnuplot(p, "gradcam.gp", figure, 1180, 70 + 250 * in.n, &defs, err);
+done:
+    plot_inputs_free(&in);
+    free(defs.s);
+    free(maps);
+    free(probs);
+    free(preds);
+    free(classes);
+    free(node);
+    free(method);
+    free(cls);
+    return rc;
+}
+
+/* Model names of an analysis: the ';'-separated "models" attribute. */
+static int split_names(char *s, char **out, int max)
+{
+    int n = 0;
+    for (char *save = NULL, *t = strtok_r(s, ";", &save); t && n < max;
+         t = strtok_r(NULL, ";", &save))
+        out[n++] = t;
+    return n;
+}
+
+static int plot_saliency(struct plotter *p, const char *group, const char *name,
+                         struct rn_error *err)
+{
+    char path[PLOT_PATH_MAX], dpath[PLOT_PATH_MAX], file[PLOT_PATH_MAX], figure[128], sname[64];
+    char stem[PLOT_PATH_MAX];
+    struct plot_inputs in;
+    float *maps = NULL;
+    int32_t *preds = NULL;
+    int dims[4], rc = -1;
+    struct sbuf defs = {0};
+    char *names_attr = attr_or(p, group, "models", "model");
+    char *names[16];
+    int nm_names = split_names(names_attr, names, 16);
+    if (read_inputs(p, group, &in, err))
+        goto done;
+    snprintf(path, sizeof path, "%s/maps", group);
+    if (read_f32(p, path, 4, &maps, dims, err))
+        goto done;
+    const int nm = dims[0], hw = in.h * in.w;
+    if (dims[1] != in.n || dims[2] != in.h || dims[3] != in.w) {
+        rn_errorf(err, "%s: %s/maps (%d,%d,%d,%d) does not match the %d (%dx%d) images",
+                  p->run_dir, group, dims[0], dims[1], dims[2], dims[3], in.n, in.h, in.w);
+        goto done;
+    }
+    snprintf(path, sizeof path, "%s/preds", group);
+    if (rn_results_exists(p->r, path)) {
+        int nd, pd[4];
+        if (rn_results_read(p->r, path, RN_DTYPE_I32, (void **)&preds, &nd, pd, err))
+            goto done;
+        if (nd != 2 || pd[0] != nm || pd[1] != in.n) {
+            rn_errorf(err, "%s: %s: expected int32 (%d, %d)", p->run_dir, path, nm, in.n);
+            goto done;
+        }
+    }
+    safe_name(sname, sizeof sname, name);
+    snprintf(figure, sizeof figure, "%s", sname);
+    snprintf(stem, sizeof stem, "%s/%s", p->data_dir, figure);
+    for (int i = 0; i < in.n; i++) {
+        FILE *f;
+        snprintf(file, sizeof file, "%s_%d_image.dat", figure, i);
+        if (!(f = data_open(p, file, dpath, err)))
+            goto done;
+        write_image(f, in.img + (size_t)i * in.c * hw, in.c, in.h, in.w, 0, 0);
+        if (data_close(f, dpath, err))
+            goto done;
+        char cap[160], key[32];
+        caption_of(&in, i, cap, sizeof cap);
+        snprintf(key, sizeof key, "cap%d", i);
+        sb_def_str(&defs, key, cap);
+        for (int j = 0; j < nm; j++) {
+            const float *m = maps + ((size_t)j * in.n + i) * hw;
+            float mx = 0;
+            double bg = 0, tot = 0;
+            for (int q = 0; q < hw; q++) {
+                mx = m[q] > mx ? m[q] : mx;
+                tot += m[q];
+                bg += is_stroke(&in, i, (size_t)q) ? 0 : m[q];
+            }
+            snprintf(file, sizeof file, "%s_%d_%d.dat", figure, i, j);
+            if (!(f = data_open(p, file, dpath, err)))
+                goto done;
+            fprintf(f, "# |d CE / d x| summed over channels / its max (%.6g); x y value\n", mx);
+            write_map(f, m, in.h, in.w, mx > 0 ? 1.0 / mx : 0.0, 0, 0);
+            if (data_close(f, dpath, err))
+                goto done;
+            char t[200];
+            const char *mn = j < nm_names ? names[j] : "model";
+            if (preds)
+                snprintf(t, sizeof t, "%s: predicted %d · %.0f%% bg", mn, preds[j * in.n + i],
+                         tot > 0 ? 100 * bg / tot : 0.0);
+            else
+                snprintf(t, sizeof t, "%s · %.0f%% bg", mn, tot > 0 ? 100 * bg / tot : 0.0);
+            snprintf(key, sizeof key, "t%d_%d", i, j);
+            sb_def_str(&defs, key, t);
+            sb_printf(&defs, "wrong%d_%d=%d; ", i, j, preds && preds[j * in.n + i] != in.labels[i]);
+        }
+    }
+    char title[400];
+    snprintf(title, sizeof title, "%s · saliency |d CE(true label) / d input|\nsummed over "
+             "channels, each map scaled to its maximum; %% = share on the background", name);
+    sb_def_str(&defs, "stem", stem);
+    sb_def_str(&defs, "title", title);
+    sb_printf(&defs, "n=%d; m=%d; iw=%d; ih=%d; ", in.n, nm, in.w, in.h);
+    int W = 230 * (nm + 1) + 120, H = 100 + 230 * in.n;
+    if (W < 700)
+        W = 700;
+    rc = run_gnuplot(p, "saliency.gp", figure, W, H, &defs, err);
+done:
+    plot_inputs_free(&in);
+    free(defs.s);
+    free(maps);
+    free(preds);
+    free(names_attr);
+    return rc;
+}
+
+static int plot_attention_mass(struct plotter *p, const char *group, const char *name,
+                               struct rn_error *err)
+{
+    char path[PLOT_PATH_MAX], dpath[PLOT_PATH_MAX], file[PLOT_PATH_MAX], figure[128], sname[64];
+    double *s = NULL;
+    int nd, dims[4], rc = -1;
+    struct sbuf defs = {0};
+    char *names_attr = attr_or(p, group, "models", "model");
+    char *split = attr_or(p, group, "split", "");
+    char *method = attr_or(p, group, "method", "gradcam");
+    char *names[16];
+    int nm_names = split_names(names_attr, names, 16);
+    uint64_t n_images = 0;
+    snprintf(path, sizeof path, "%s/summary", group);
+    if (rn_results_read(p->r, path, RN_DTYPE_F64, (void **)&s, &nd, dims, err))
+        goto done;
+    if (nd != 2 || dims[1] < 3) {
+        rn_errorf(err, "%s: %s: expected float64 (models, 4)", p->run_dir, path);
+        goto done;
+    }
+    snprintf(path, sizeof path, "%s/pixel_bg", group);
+    if (rn_results_exists(p->r, path)) {
+        float *px = NULL;
+        int pd[4];
+        if (read_f32(p, path, 1, &px, pd, NULL) == 0)
+            n_images = (uint64_t)pd[0];
+        free(px);
+    }
+    const int nm = dims[0], cols = dims[1];
+    safe_name(sname, sizeof sname, name);
+    snprintf(figure, sizeof figure, "%s", sname);
+    snprintf(file, sizeof file, "%s.dat", figure);
+    FILE *f = data_open(p, file, dpath, err);
+    if (!f)
+        goto done;
+    fprintf(f, "# model gradcam_bg(%%) saliency_bg(%%) pixel_bg(%%) accuracy(%%)\n");
+    double px = 0;
+    for (int j = 0; j < nm; j++) {
+        const double *r = s + (size_t)j * cols;
+        char label[128];
+        if (cols >= 4)
+            snprintf(label, sizeof label, "%s (acc %.0f%%)", j < nm_names ? names[j] : "model",
+                     100 * r[3]);
+        else
+            snprintf(label, sizeof label, "%s", j < nm_names ? names[j] : "model");
+        fprintf(f, "\"%s\" %.4f %.4f %.4f %.4f\n", label, 100 * r[0], 100 * r[1], 100 * r[2],
+                cols >= 4 ? 100 * r[3] : NAN);
+        px = r[2];
+    }
+    if (data_close(f, dpath, err))
+        goto done;
+    char title[400];
+    snprintf(title, sizeof title, "%s\nattribution on background pixels · %llu %s images", name,
+             (unsigned long long)n_images, split);
+    sb_def_str(&defs, "file", dpath);
+    sb_def_str(&defs, "title", title);
+    sb_def_str(&defs, "camname", strcmp(method, "gradcam++") == 0 ? "Grad-CAM++" : "Grad-CAM");
+    sb_printf(&defs, "m=%d; pixel=%.4f; ", nm, 100 * px);
+    rc = run_gnuplot(p, "attention_mass.gp", figure, nm < 3 ? 620 : 260 + 180 * nm, 540, &defs,
+                     err);
+done:
+    free(defs.s);
+    free(s);
+    free(names_attr);
+    free(split);
+    free(method);
+    return rc;
+}
+
 /* ---- analyses ---------------------------------------------------------- */
 
 static int plot_analyses(struct plotter *p, struct rn_error *err)
@@ -780,7 +1416,26 @@ static int plot_analyses(struct plotter *p, struct rn_error *err)
             kind = strdup(gname);
         const char *kd = kind ? kind : gname;
 
-        if (strcmp(kd, "probe") == 0) {
+        /* Interpretability figures: drawn when their main dataset is there. */
+        static const struct {
+            const char *kind, *dataset;
+            int (*plot)(struct plotter *, const char *, const char *, struct rn_error *);
+        } interp[] = {
+            {"filters", "weights", plot_filters},
+            {"activations", "maps", plot_activations},
+            {"gradcam", "maps", plot_gradcam},
+            {"saliency", "maps", plot_saliency},
+            {"attention_mass", "summary", plot_attention_mass},
+        };
+        int q = 0, nq = (int)(sizeof interp / sizeof interp[0]);
+        while (q < nq && strcmp(kd, interp[q].kind) != 0)
+            q++;
+        if (q < nq) {
+            char ip[PLOT_PATH_MAX];
+            snprintf(ip, sizeof ip, "%s/%s", group, interp[q].dataset);
+            if (rn_results_exists(p->r, ip))
+                rc = interp[q].plot(p, group, gname, err);
+        } else if (strcmp(kd, "probe") == 0) {
             char ip[PLOT_PATH_MAX];
             snprintf(ip, sizeof ip, "%s/probs", group);
             if (rn_results_exists(p->r, ip))

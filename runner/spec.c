@@ -1001,6 +1001,8 @@ static const struct rn_key train_keys[] = {
     {"weight_decay", RN_KIND_FLOAT, 0, 0, NULL, 0, UNBOUNDED, NULL,
      "weight decay; when not given 0, or 0.01 for adamw"},
     {"momentum", RN_KIND_FLOAT, 0, 0, NULL, 0, 1, NULL, "SGD momentum"},
+    {"clip_norm", RN_KIND_FLOAT, 0, 0, NULL, 0, UNBOUNDED, NULL,
+     "clip the global gradient norm first (torch clip_grad_norm_); 0 = off"},
     {"shuffle", RN_KIND_BOOL, 0, 1, NULL, 0, 1, NULL, "reshuffle the train split every epoch"},
     {"log_every", RN_KIND_INT, 0, 10, NULL, 1, UNBOUNDED, NULL,
      "steps between step-metric records"},
@@ -1009,13 +1011,135 @@ static const struct extra_key train_extra[] = {
     {"losses", "list", "[{type: cross_entropy, target: digit}]",
      "loss terms, summed with their weights (see Loss terms)"},
     {"eval", "list of train|val|test", "[val, test]", "splits evaluated after every epoch"},
+    {"groups", "mapping name: [node, ...]", "{}",
+     "named parameter groups by node name; `color_*` matches a prefix, a basic_block's name "
+     "its expanded nodes"},
+    {"optimizers", "list", "one optimizer from the keys above over every parameter, named main",
+     "optimizers, each over its groups (see Optimizers); the keys optimizer, lr, beta1, beta2, "
+     "eps, weight_decay, momentum and clip_norm above then apply to nothing"},
+    {"schedules", "list", "[]",
+     "named scalar functions of training progress p = step / total steps (see Schedules)"},
+    {"bind", "list of {node, key, schedule}", "[]",
+     "layer keys driven by a schedule, set before every step (e.g. a grl's alpha)"},
+    {"program", "list", "one step: every loss, every optimizer",
+     "what one batch does, in order (see Program steps)"},
+    {"augment", "list", "[]",
+     "augmentations of the training batches (see Augmentations); val and test are never "
+     "augmented"},
 };
 
 static const struct rn_key loss_keys[] = {
-    {"type", RN_KIND_CHOICE, 1, 0, NULL, 1, 0, "cross_entropy", "loss function"},
+    {"type", RN_KIND_CHOICE, 1, 0, NULL, 1, 0, "cross_entropy|neg_cross_entropy|saliency",
+     "loss function; neg_cross_entropy is the penalty -CE (a head the features should fool)"},
+    {"name", RN_KIND_STRING, 0, 0, "", 1, 0, NULL,
+     "unique name (program steps and metrics loss/<name>); \"\" = the target for "
+     "cross_entropy, neg_<target>, saliency"},
     {"on", RN_KIND_STRING, 0, 0, "", 1, 0, NULL, "node whose output are the logits; \"\" = last"},
-    {"target", RN_KIND_CHOICE, 0, 0, "digit", 1, 0, "digit|color", "labels to predict"},
-    {"weight", RN_KIND_FLOAT, 0, 1, NULL, 0, UNBOUNDED, NULL, "factor of this term"},
+    {"target", RN_KIND_CHOICE, 0, 0, "digit", 1, 0, "digit|color",
+     "labels to predict: the digit, or the colour the generator drew (never the digit)"},
+    {"norm", RN_KIND_CHOICE, 0, 0, "l1", 1, 0, "l1|l2",
+     "saliency: per pixel, sum of |g| over channels (l1) or its Euclidean norm (l2)"},
+    {"reduce", RN_KIND_CHOICE, 0, 0, "mean_background", 1, 0, "mean_background|background_share",
+     "saliency: mean over background pixels, or background share of the total (scale-free)"},
+    {"threshold", RN_KIND_FLOAT, 0, 0.95, NULL, 0, 1, NULL,
+     "saliency: background pixels are those with min(R,G,B) < threshold"},
+};
+static const struct extra_key loss_extra[] = {
+    {"weight", "number >= 0 or schedule name", "1",
+     "factor of this term; a schedule name makes it follow that schedule"},
+};
+
+static const struct rn_key optimizer_keys[] = {
+    {"name", RN_KIND_STRING, 1, 0, NULL, 1, 0, NULL, "unique name, used by program steps"},
+    {"type", RN_KIND_CHOICE, 0, 0, "adam", 1, 0, "adam|adamw|sgd", "optimizer"},
+    {"beta1", RN_KIND_FLOAT, 0, 0.9, NULL, 0, 1, NULL, "Adam beta1"},
+    {"beta2", RN_KIND_FLOAT, 0, 0.999, NULL, 0, 1, NULL, "Adam beta2"},
+    {"eps", RN_KIND_FLOAT, 0, 1e-8, NULL, 0, 1, NULL, "Adam epsilon"},
+    {"weight_decay", RN_KIND_FLOAT, 0, 0, NULL, 0, UNBOUNDED, NULL,
+     "weight decay; when not given 0, or 0.01 for adamw"},
+    {"momentum", RN_KIND_FLOAT, 0, 0, NULL, 0, 1, NULL, "SGD momentum"},
+    {"clip_norm", RN_KIND_FLOAT, 0, 0, NULL, 0, UNBOUNDED, NULL,
+     "clip the global gradient norm of this optimizer's parameters first "
+     "(torch clip_grad_norm_); 0 = off"},
+};
+static const struct extra_key optimizer_extra[] = {
+    {"lr", "number >= 0 or schedule name", "1e-3",
+     "learning rate; a schedule name makes it follow that schedule"},
+    {"groups", "list of group names", "every parameter",
+     "parameter groups (train.groups) this optimizer updates; required when there are several "
+     "optimizers"},
+};
+
+static const struct rn_key sched_constant_keys[] = {
+    {"value", RN_KIND_FLOAT, 1, 0, NULL, 1, 0, NULL, "the value"},
+};
+static const struct rn_key sched_linear_keys[] = {
+    {"start", RN_KIND_FLOAT, 0, 0, NULL, 1, 0, NULL, "value up to p = from"},
+    {"end", RN_KIND_FLOAT, 1, 0, NULL, 1, 0, NULL, "value from p = until on (the cap)"},
+    {"from", RN_KIND_FLOAT, 0, 0, NULL, 0, 1, NULL, "progress where the ramp starts"},
+    {"until", RN_KIND_FLOAT, 0, 1, NULL, 0, 1, NULL, "progress where the ramp reaches end"},
+};
+static const struct rn_key sched_dann_keys[] = {
+    {"scale", RN_KIND_FLOAT, 0, 1, NULL, 1, 0, NULL, "value approached at p = 1"},
+    {"gamma", RN_KIND_FLOAT, 0, 10, NULL, 0, UNBOUNDED, NULL, "steepness (10 in the DANN paper)"},
+};
+static const struct rn_key sched_step_keys[] = {
+    {"at", RN_KIND_FLOAT, 1, 0, NULL, 0, 1, NULL, "progress where the value switches"},
+    {"before", RN_KIND_FLOAT, 0, 0, NULL, 1, 0, NULL, "value while p < at"},
+    {"after", RN_KIND_FLOAT, 1, 0, NULL, 1, 0, NULL, "value from p = at on"},
+};
+struct schedule_type {
+    const char *name;
+    const char *doc;
+    const struct rn_key *keys;
+    int n_keys;
+};
+static const struct schedule_type schedule_types[] = {
+    {"constant", "value at every step", sched_constant_keys, 1},
+    {"linear", "start until p = from, a straight line to end at p = until, then end (a ramp "
+               "with a cap)",
+     sched_linear_keys, 4},
+    {"dann_sigmoid", "scale * (2 / (1 + exp(-gamma p)) - 1), the DANN schedule",
+     sched_dann_keys, 2},
+    {"step", "before while p < at, after from then on", sched_step_keys, 3},
+};
+static const struct extra_key schedule_extra[] = {
+    {"name", "string", "required",
+     "unique name, not a number; used by a loss weight, an optimizer lr and bind"},
+    {"type", "choice", "required", "constant, linear, dann_sigmoid or step (below)"},
+};
+
+static const struct rn_key bind_keys[] = {
+    {"node", RN_KIND_STRING, 1, 0, NULL, 1, 0, NULL, "node whose key the schedule drives"},
+    {"key", RN_KIND_STRING, 1, 0, NULL, 1, 0, NULL,
+     "a number key of that node's layer type (grl: alpha)"},
+    {"schedule", RN_KIND_STRING, 1, 0, NULL, 1, 0, NULL, "schedule name"},
+};
+
+static const struct rn_key step_keys[] = {
+    {"repeat", RN_KIND_INT, 0, 1, NULL, 1, 1000, NULL, "sub-steps made of this entry"},
+};
+static const struct extra_key step_extra[] = {
+    {"optimizer", "name or list of names", "every optimizer",
+     "optimizers that update after the backward (the default optimizer is called main)"},
+    {"losses", "list of loss names", "every loss term",
+     "terms whose gradients this step backpropagates"},
+    {"set", "mapping node.key: number", "{}",
+     "layer keys set for this step only, e.g. {grl.alpha: 0}"},
+};
+
+static const struct rn_key jitter_keys[] = {
+    {"brightness", RN_KIND_FLOAT, 0, 0, NULL, 0, UNBOUNDED, NULL,
+     "factor ~ U(max(0, 1-b), 1+b)"},
+    {"contrast", RN_KIND_FLOAT, 0, 0, NULL, 0, UNBOUNDED, NULL, "factor ~ U(max(0, 1-c), 1+c)"},
+    {"saturation", RN_KIND_FLOAT, 0, 0, NULL, 0, UNBOUNDED, NULL,
+     "factor ~ U(max(0, 1-s), 1+s)"},
+    {"hue", RN_KIND_FLOAT, 0, 0, NULL, 0, 0.5, NULL, "hue shift ~ U(-h, h), through HSV"},
+};
+static const struct extra_key augment_extra[] = {
+    {"type", "choice", "required",
+     "channel_permute (a random RGB permutation per sample, no keys) or color_jitter "
+     "(torchvision ColorJitter, keys below)"},
 };
 
 static const struct rn_key load_keys[] = {
@@ -1588,37 +1712,559 @@ static void check_model(struct loader *L, const struct node *n, struct rn_spec *
     check_layers(L, n, s);
 }
 
-static void check_losses(struct loader *L, const struct node *n, struct rn_spec_train *t)
+/* "loss #2" or "loss 'penalty'" when the item names itself. */
+static void named_label(char *buf, size_t size, const char *what, const struct node *item, int i)
+{
+    const struct node *nm = item->kind == NODE_MAP ? map_get(item, "name", NULL) : NULL;
+    if (nm && nm->kind == NODE_SCALAR && !nm->is_null && nm->text[0] &&
+        strlen(nm->text) < RN_NAME_MAX)
+        item_label(buf, size, what, nm->text, i);
+    else
+        item_label(buf, size, what, NULL, i);
+}
+
+/* A list of 1..max items, or a report. */
+static int check_list(struct loader *L, const struct node *n, const char *label, int max,
+                      const char *what)
 {
     char gbuf[300];
-    if (n->kind != NODE_SEQ || n->n == 0 || n->n > RN_MAX_LOSSES) {
-        report(L, n, "train.losses", "expected a list of 1..%d loss terms, got %s",
-               RN_MAX_LOSSES,
-               n->kind == NODE_SEQ ? (n->n ? "a longer list" : "an empty list")
+    if (n->kind == NODE_SEQ && n->n >= 1 && n->n <= max)
+        return 0;
+    report(L, n, label, "expected a list of 1..%d %s, got %s", max, what,
+           n->kind == NODE_SEQ ? (n->n ? "a longer list" : "an empty list")
+                               : got(n, gbuf, sizeof gbuf));
+    return -1;
+}
+
+/* A number >= min, or a name (of a schedule, checked by the caller). */
+static int number_or_name(struct loader *L, const struct node *n, const char *label, double min,
+                          double *value, char *name)
+{
+    char gbuf[300];
+    double d;
+    name[0] = '\0';
+    if (n->kind != NODE_SCALAR || n->is_null) {
+        report(L, n, label, "expected a number >= %g or a schedule name, got %s", min,
+               got(n, gbuf, sizeof gbuf));
+        return -1;
+    }
+    if (parse_double(n->text, &d) == 0) {
+        if (d < min) {
+            report(L, n, label, "expected a number >= %g or a schedule name, got %s", min,
+                   n->text);
+            return -1;
+        }
+        *value = d;
+        return 0;
+    }
+    return get_string(L, n, label, name, RN_NAME_MAX);
+}
+
+static int find_name(const char *name, const char *const *names, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (!strcmp(names[i], name))
+            return i;
+    return -1;
+}
+
+/* An unknown reference: "unknown schedule 'lamda' (did you mean 'lambda'?)". */
+static int check_ref(struct loader *L, const struct node *at, const char *label, const char *what,
+                     const char *name, const char *const *names, int n, const char *declared_in)
+{
+    char sug[300];
+    if (find_name(name, names, n) >= 0)
+        return 0;
+    if (n == 0)
+        report(L, at, label, "unknown %s '%s'; %s declares none", what, name, declared_in);
+    else
+        report(L, at, label, "unknown %s '%s'%s", what, name, suggest(sug, sizeof sug, name, names, n));
+    return -1;
+}
+
+static int schedule_names(const struct rn_spec_train *t, const char **names)
+{
+    for (int i = 0; i < t->n_schedules; i++)
+        names[i] = t->schedules[i].name;
+    return t->n_schedules;
+}
+
+static void check_schedules(struct loader *L, const struct node *n, struct rn_spec_train *t)
+{
+    char gbuf[300];
+    if (check_list(L, n, "train.schedules", RN_MAX_SCHEDULES, "schedules"))
+        return;
+    const char *types[COUNT(schedule_types)];
+    for (int k = 0; k < COUNT(schedule_types); k++)
+        types[k] = schedule_types[k].name;
+    for (int i = 0; i < n->n; i++) {
+        const struct node *item = n->items[i];
+        struct rn_spec_schedule *sc = &t->schedules[t->n_schedules];
+        char label[300], full[400];
+        named_label(label, sizeof label, "schedule", item, i);
+        if (item->kind != NODE_MAP) {
+            report(L, item, label, "expected a mapping such as {name: alpha, type: linear, end: "
+                   "0.5}, got %s", got(item, gbuf, sizeof gbuf));
+            continue;
+        }
+        const struct node *ty = map_get(item, "type", NULL), *nm = map_get(item, "name", NULL);
+        const struct schedule_type *st = NULL;
+        if (!ty)
+            report(L, item, label, "missing required key 'type'");
+        else if (ty->kind != NODE_SCALAR || ty->is_null)
+            report(L, ty, label, "expected a schedule type, got %s", got(ty, gbuf, sizeof gbuf));
+        else if (find_name(ty->text, types, COUNT(types)) < 0)
+            report_unknown_type(L, ty, label, types, COUNT(types));
+        else
+            st = &schedule_types[find_name(ty->text, types, COUNT(types))];
+        if (!nm)
+            report(L, item, label, "missing required key 'name'");
+        if (!st || !nm)
+            continue;
+        if (get_string(L, nm, label, sc->name, sizeof sc->name))
+            continue;
+        double d;
+        if (!sc->name[0] || parse_double(sc->name, &d) == 0) {
+            report(L, nm, label, "name: expected a name that does not read as a number, got '%s'",
+                   sc->name);
+            continue;
+        }
+        const char *prev[RN_MAX_SCHEDULES];
+        int np = schedule_names(t, prev);
+        if (find_name(sc->name, prev, np) >= 0) {
+            report(L, nm, label, "name '%s' is already used by another schedule", sc->name);
+            continue;
+        }
+        snprintf(full, sizeof full, "%s (%s)", label, st->name);
+        struct rn_values v;
+        check_map(L, item, full, 0, st->keys, st->n_keys, schedule_extra, COUNT(schedule_extra),
+                  &v);
+        snprintf(sc->type, sizeof sc->type, "%s", st->name);
+        set_pos(sc->file, &sc->line, &sc->col, item);
+        sc->scale = 1;
+        sc->gamma = 10;
+        sc->until = 1;
+        if (!strcmp(st->name, "constant")) {
+            sc->value = v.num[0];
+        } else if (!strcmp(st->name, "linear")) {
+            sc->start = v.num[0];
+            sc->end = v.num[1];
+            sc->from = v.num[2];
+            sc->until = v.num[3];
+            if (sc->from > sc->until)
+                report(L, item, full, "from (%g) must not be after until (%g)", sc->from,
+                       sc->until);
+        } else if (!strcmp(st->name, "dann_sigmoid")) {
+            sc->scale = v.num[0];
+            sc->gamma = v.num[1];
+        } else {
+            sc->at = v.num[0];
+            sc->before = v.num[1];
+            sc->after = v.num[2];
+        }
+        t->n_schedules++;
+    }
+}
+
+static void check_groups(struct loader *L, const struct node *n, struct rn_spec_train *t)
+{
+    char gbuf[300], label[RN_NAME_MAX + 32];
+    if (n->kind != NODE_MAP || n->n == 0 || n->n > RN_MAX_GROUPS) {
+        report(L, n, "train.groups",
+               "expected a mapping of 1..%d groups such as {backbone: [conv1, conv2]}, got %s",
+               RN_MAX_GROUPS,
+               n->kind == NODE_MAP ? (n->n ? "more groups" : "an empty mapping")
                                    : got(n, gbuf, sizeof gbuf));
         return;
     }
-    t->n_losses = 0;
     for (int i = 0; i < n->n; i++) {
-        struct rn_spec_loss *l = &t->losses[t->n_losses++];
-        struct rn_values v;
-        char label[64];
-        snprintf(label, sizeof label, "loss #%d", i + 1);
-        set_pos(l->file, &l->line, &l->col, n->items[i]);
-        if (n->items[i]->kind != NODE_MAP) {
-            report(L, n->items[i], label,
-                   "expected a mapping such as {type: cross_entropy, target: digit}, got %s",
-                   got(n->items[i], gbuf, sizeof gbuf));
+        const struct node *k = n->keys[i], *v = n->items[i];
+        struct rn_spec_group *g = &t->groups[t->n_groups];
+        snprintf(label, sizeof label, "train.groups.%.*s", RN_NAME_MAX, k->text);
+        if (!k->text[0] || strlen(k->text) >= RN_NAME_MAX) {
+            report(L, k, "train.groups", "expected a group name of 1..%d characters",
+                   RN_NAME_MAX - 1);
             continue;
         }
-        check_map(L, n->items[i], label, 0, loss_keys, COUNT(loss_keys), NULL, 0, &v);
+        int count = v->kind == NODE_SEQ ? v->n : 1;
+        if (v->kind == NODE_MAP || (v->kind == NODE_SCALAR && v->is_null) || count < 1 ||
+            count > RN_MAX_GROUP_NODES) {
+            report(L, v, label, "expected a node name or a list of 1..%d node names, got %s",
+                   RN_MAX_GROUP_NODES,
+                   v->kind == NODE_SEQ ? (count ? "a longer list" : "an empty list")
+                                       : got(v, gbuf, sizeof gbuf));
+            continue;
+        }
+        memset(g, 0, sizeof *g);
+        snprintf(g->name, sizeof g->name, "%s", k->text);
+        set_pos(g->file, &g->line, &g->col, k);
+        int ok = 1;
+        for (int j = 0; j < count; j++) {
+            const struct node *e = v->kind == NODE_SEQ ? v->items[j] : v;
+            if (e->kind != NODE_SCALAR || e->is_null || !e->text[0]) {
+                report(L, e, label, "expected a node name, got %s", got(e, gbuf, sizeof gbuf));
+                ok = 0;
+                continue;
+            }
+            const char *star = strchr(e->text, '*');
+            if (star && star[1]) {
+                report(L, e, label, "'%s': '*' may only end a name (a prefix match)", e->text);
+                ok = 0;
+                continue;
+            }
+            if (get_string(L, e, label, g->nodes[g->n_nodes], RN_NAME_MAX)) {
+                ok = 0;
+                continue;
+            }
+            g->node_line[g->n_nodes] = e->line;
+            g->node_col[g->n_nodes] = e->col;
+            g->n_nodes++;
+        }
+        if (ok)
+            t->n_groups++;
+    }
+}
+
+static void check_losses(struct loader *L, const struct node *n, struct rn_spec_train *t)
+{
+    char gbuf[300];
+    if (check_list(L, n, "train.losses", RN_MAX_LOSSES, "loss terms"))
+        return;
+    const char *sched[RN_MAX_SCHEDULES];
+    int n_sched = schedule_names(t, sched);
+    const struct node *pos[RN_MAX_LOSSES] = {0};
+    t->n_losses = 0;
+    for (int i = 0; i < n->n; i++) {
+        const struct node *item = n->items[i];
+        struct rn_spec_loss *l = &t->losses[t->n_losses++];
+        struct rn_values v;
+        char label[300], wlabel[320];
+        memset(l, 0, sizeof *l);
+        named_label(label, sizeof label, "loss", item, i);
+        set_pos(l->file, &l->line, &l->col, item);
+        if (item->kind != NODE_MAP) {
+            report(L, item, label,
+                   "expected a mapping such as {type: cross_entropy, target: digit}, got %s",
+                   got(item, gbuf, sizeof gbuf));
+            continue;
+        }
+        check_map(L, item, label, 0, loss_keys, COUNT(loss_keys), loss_extra, COUNT(loss_extra),
+                  &v);
         snprintf(l->type, sizeof l->type, "%s", VSTR(v, loss_keys, "type"));
         if (strlen(VSTR(v, loss_keys, "on")) >= RN_NAME_MAX)
-            report(L, map_get(n->items[i], "on", NULL), label, "on: expected at most %d characters",
+            report(L, map_get(item, "on", NULL), label, "on: expected at most %d characters",
                    RN_NAME_MAX - 1);
         snprintf(l->on, sizeof l->on, "%s", VSTR(v, loss_keys, "on"));
         snprintf(l->target, sizeof l->target, "%s", VSTR(v, loss_keys, "target"));
-        l->weight = VNUM(v, loss_keys, "weight");
+        snprintf(l->norm, sizeof l->norm, "%s", VSTR(v, loss_keys, "norm"));
+        snprintf(l->reduce, sizeof l->reduce, "%s", VSTR(v, loss_keys, "reduce"));
+        l->threshold = VNUM(v, loss_keys, "threshold");
+        if (l->type[0] && strcmp(l->type, "saliency") != 0) {
+            static const char *const sal_only[] = {"norm", "reduce", "threshold"};
+            for (int k = 0; k < 3; k++)
+                if (VGIVEN(v, loss_keys, sal_only[k]))
+                    report(L, key_node(item, sal_only[k]), label,
+                           "%s applies to saliency terms only, not %s", sal_only[k], l->type);
+        }
+        l->weight = 1;
+        const struct node *w = map_get(item, "weight", NULL);
+        snprintf(wlabel, sizeof wlabel, "%s: weight", label);
+        if (w && number_or_name(L, w, wlabel, 0, &l->weight, l->weight_schedule) == 0 &&
+            l->weight_schedule[0])
+            check_ref(L, w, wlabel, "schedule", l->weight_schedule, sched, n_sched,
+                      "train.schedules");
+        const char *nm = VSTR(v, loss_keys, "name");
+        int named = nm[0] != '\0';
+        if (strlen(nm) >= RN_NAME_MAX)
+            report(L, map_get(item, "name", NULL), label, "name: expected at most %d characters",
+                   RN_NAME_MAX - 1);
+        else if (named)
+            snprintf(l->name, sizeof l->name, "%s", nm);
+        else if (!strcmp(l->type, "saliency"))
+            snprintf(l->name, sizeof l->name, "saliency");
+        else {
+            char tg[sizeof l->target]; /* a copy: gcc cannot tell l->name from l->target */
+            memcpy(tg, l->target, sizeof tg);
+            snprintf(l->name, sizeof l->name, "%s%s",
+                     !strcmp(l->type, "neg_cross_entropy") ? "neg_" : "", tg);
+        }
+        /* an unknown type has no default name worth comparing */
+        pos[i] = named ? map_get(item, "name", NULL) : l->type[0] ? item : NULL;
+        for (int j = 0; j < i && pos[i]; j++) {
+            if (!pos[j] || strcmp(t->losses[j].name, l->name) != 0)
+                continue;
+            char first[600];
+            where_first(first, sizeof first, pos[j]->file, pos[j]->line, pos[i]);
+            if (named)
+                report(L, pos[i], label, "name '%s' is already used by the loss term at %s",
+                       l->name, first);
+            else
+                report(L, item, label,
+                       "the loss term at %s is already named '%s'; give this one a 'name'", first,
+                       l->name);
+            break;
+        }
+    }
+}
+
+/* A name or a list of 1..max names, each checked against names[]. */
+static int check_name_list(struct loader *L, const struct node *n, const char *label,
+                           char (*out)[RN_NAME_MAX], int max, const char *what,
+                           const char *const *names, int n_names, const char *declared_in)
+{
+    char gbuf[300];
+    int count = n->kind == NODE_SEQ ? n->n : 1;
+    if (n->kind == NODE_MAP || (n->kind == NODE_SCALAR && n->is_null) || count < 1 ||
+        count > max) {
+        report(L, n, label, "expected a %s name or a list of 1..%d names, got %s", what, max,
+               n->kind == NODE_SEQ ? (count ? "a longer list" : "an empty list")
+                                   : got(n, gbuf, sizeof gbuf));
+        return 0;
+    }
+    int k = 0;
+    for (int j = 0; j < count; j++) {
+        const struct node *e = n->kind == NODE_SEQ ? n->items[j] : n;
+        if (e->kind != NODE_SCALAR || e->is_null) {
+            report(L, e, label, "expected a %s name, got %s", what, got(e, gbuf, sizeof gbuf));
+            continue;
+        }
+        if (check_ref(L, e, label, what, e->text, names, n_names, declared_in))
+            continue;
+        for (int q = 0; q < k; q++)
+            if (!strcmp(out[q], e->text))
+                report(L, e, label, "'%s' is listed twice", e->text);
+        snprintf(out[k++], RN_NAME_MAX, "%s", e->text);
+    }
+    return k;
+}
+
+static void check_optimizers(struct loader *L, const struct node *n, struct rn_spec_train *t)
+{
+    char gbuf[300];
+    if (check_list(L, n, "train.optimizers", RN_MAX_OPTIMIZERS, "optimizers"))
+        return;
+    const char *sched[RN_MAX_SCHEDULES], *groups[RN_MAX_GROUPS];
+    int n_sched = schedule_names(t, sched);
+    for (int i = 0; i < t->n_groups; i++)
+        groups[i] = t->groups[i].name;
+    for (int i = 0; i < n->n; i++) {
+        const struct node *item = n->items[i];
+        struct rn_spec_optimizer *o = &t->optimizers[t->n_optimizers];
+        char label[300], sub[320];
+        named_label(label, sizeof label, "optimizer", item, i);
+        if (item->kind != NODE_MAP) {
+            report(L, item, label, "expected a mapping such as {name: main, type: adam, lr: "
+                   "1e-3, groups: [backbone]}, got %s", got(item, gbuf, sizeof gbuf));
+            continue;
+        }
+        struct rn_values v;
+        memset(o, 0, sizeof *o);
+        check_map(L, item, label, 0, optimizer_keys, COUNT(optimizer_keys), optimizer_extra,
+                  COUNT(optimizer_extra), &v);
+        set_pos(o->file, &o->line, &o->col, item);
+        const char *nm = VSTR(v, optimizer_keys, "name");
+        if (strlen(nm) >= RN_NAME_MAX || (VGIVEN(v, optimizer_keys, "name") && !nm[0])) {
+            report(L, map_get(item, "name", NULL), label, "name: expected 1..%d characters",
+                   RN_NAME_MAX - 1);
+            continue;
+        }
+        snprintf(o->name, sizeof o->name, "%s", nm);
+        for (int j = 0; j < t->n_optimizers; j++)
+            if (!strcmp(t->optimizers[j].name, o->name))
+                report(L, map_get(item, "name", NULL), label,
+                       "name '%s' is already used by another optimizer", o->name);
+        snprintf(o->type, sizeof o->type, "%s", VSTR(v, optimizer_keys, "type"));
+        o->beta1 = VNUM(v, optimizer_keys, "beta1");
+        o->beta2 = VNUM(v, optimizer_keys, "beta2");
+        o->eps = VNUM(v, optimizer_keys, "eps");
+        o->weight_decay = VNUM(v, optimizer_keys, "weight_decay");
+        if (!VGIVEN(v, optimizer_keys, "weight_decay") && !strcmp(o->type, "adamw"))
+            o->weight_decay = 0.01;
+        o->momentum = VNUM(v, optimizer_keys, "momentum");
+        o->clip_norm = VNUM(v, optimizer_keys, "clip_norm");
+        o->lr = 1e-3;
+        const struct node *lr = map_get(item, "lr", NULL);
+        snprintf(sub, sizeof sub, "%s: lr", label);
+        if (lr && number_or_name(L, lr, sub, 0, &o->lr, o->lr_schedule) == 0 &&
+            o->lr_schedule[0])
+            check_ref(L, lr, sub, "schedule", o->lr_schedule, sched, n_sched, "train.schedules");
+        const struct node *gr = map_get(item, "groups", NULL);
+        snprintf(sub, sizeof sub, "%s: groups", label);
+        if (gr)
+            o->n_groups = check_name_list(L, gr, sub, o->groups, RN_MAX_GROUPS, "group", groups,
+                                          t->n_groups, "train.groups");
+        else if (n->n > 1)
+            report(L, item, label,
+                   "missing key 'groups'; with several optimizers each one names its groups");
+        t->n_optimizers++;
+    }
+}
+
+static void check_binds(struct loader *L, const struct node *n, struct rn_spec_train *t)
+{
+    char gbuf[300];
+    if (check_list(L, n, "train.bind", RN_MAX_BINDS, "bindings"))
+        return;
+    const char *sched[RN_MAX_SCHEDULES];
+    int n_sched = schedule_names(t, sched);
+    for (int i = 0; i < n->n; i++) {
+        const struct node *item = n->items[i];
+        struct rn_spec_bind *b = &t->binds[t->n_binds];
+        char label[64];
+        item_label(label, sizeof label, "bind", NULL, i);
+        if (item->kind != NODE_MAP) {
+            report(L, item, label, "expected a mapping such as {node: grl, key: alpha, schedule: "
+                   "alpha}, got %s", got(item, gbuf, sizeof gbuf));
+            continue;
+        }
+        struct rn_values v;
+        check_map(L, item, label, 0, bind_keys, COUNT(bind_keys), NULL, 0, &v);
+        if (!VGIVEN(v, bind_keys, "node") || !VGIVEN(v, bind_keys, "key") ||
+            !VGIVEN(v, bind_keys, "schedule"))
+            continue;
+        memset(b, 0, sizeof *b);
+        set_pos(b->file, &b->line, &b->col, item);
+        static const char *const fields[] = {"node", "key", "schedule"};
+        char *dst[] = {b->node, b->key, b->schedule};
+        size_t size[] = {sizeof b->node, sizeof b->key, sizeof b->schedule};
+        int ok = 1;
+        for (int k = 0; k < 3; k++) {
+            const char *val = VSTR(v, bind_keys, fields[k]);
+            if (!val[0] || strlen(val) >= size[k]) {
+                report(L, map_get(item, fields[k], NULL), label, "%s: expected 1..%zu characters",
+                       fields[k], size[k] - 1);
+                ok = 0;
+            } else {
+                snprintf(dst[k], size[k], "%s", val);
+            }
+        }
+        if (ok && check_ref(L, map_get(item, "schedule", NULL), label, "schedule", b->schedule,
+                            sched, n_sched, "train.schedules") == 0)
+            t->n_binds++;
+    }
+}
+
+static void check_program(struct loader *L, const struct node *n, struct rn_spec_train *t)
+{
+    char gbuf[300];
+    if (check_list(L, n, "train.program", RN_MAX_PROGRAM, "steps"))
+        return;
+    const char *opts[RN_MAX_OPTIMIZERS], *losses[RN_MAX_LOSSES];
+    int n_opts = t->n_optimizers;
+    for (int i = 0; i < t->n_optimizers; i++)
+        opts[i] = t->optimizers[i].name;
+    if (n_opts == 0)
+        opts[n_opts++] = "main";
+    for (int i = 0; i < t->n_losses; i++)
+        losses[i] = t->losses[i].name;
+    for (int i = 0; i < n->n; i++) {
+        const struct node *item = n->items[i];
+        struct rn_spec_step *st = &t->program[t->n_program];
+        char label[64], sub[128];
+        item_label(label, sizeof label, "program step", NULL, i);
+        if (item->kind != NODE_MAP) {
+            report(L, item, label, "expected a mapping such as {optimizer: main, losses: "
+                   "[digit]}, got %s", got(item, gbuf, sizeof gbuf));
+            continue;
+        }
+        struct rn_values v;
+        memset(st, 0, sizeof *st);
+        check_map(L, item, label, 0, step_keys, COUNT(step_keys), step_extra, COUNT(step_extra),
+                  &v);
+        st->repeat = (int)VNUM(v, step_keys, "repeat");
+        set_pos(st->file, &st->line, &st->col, item);
+        const struct node *e;
+        if ((e = map_get(item, "optimizer", NULL))) {
+            snprintf(sub, sizeof sub, "%s: optimizer", label);
+            st->n_optimizers = check_name_list(L, e, sub, st->optimizers, RN_MAX_OPTIMIZERS,
+                                               "optimizer", opts, n_opts, "train.optimizers");
+        }
+        if ((e = map_get(item, "losses", NULL))) {
+            snprintf(sub, sizeof sub, "%s: losses", label);
+            st->n_losses = check_name_list(L, e, sub, st->losses, RN_MAX_LOSSES, "loss", losses,
+                                           t->n_losses, "train.losses");
+        }
+        if ((e = map_get(item, "set", NULL))) {
+            snprintf(sub, sizeof sub, "%s: set", label);
+            if (e->kind != NODE_MAP || e->n > RN_MAX_SETS) {
+                report(L, e, sub, "expected a mapping of at most %d node.key: number entries "
+                       "such as {grl.alpha: 0}, got %s", RN_MAX_SETS,
+                       e->kind == NODE_MAP ? "more" : got(e, gbuf, sizeof gbuf));
+            } else {
+                for (int j = 0; j < e->n; j++) {
+                    const struct node *k = e->keys[j], *val = e->items[j];
+                    struct rn_spec_set *ss = &st->sets[st->n_sets];
+                    const char *dot = strrchr(k->text, '.');
+                    double d;
+                    if (!dot || dot == k->text || !dot[1] ||
+                        (size_t)(dot - k->text) >= sizeof ss->node ||
+                        strlen(dot + 1) >= sizeof ss->key) {
+                        report(L, k, sub, "expected node.key (e.g. grl.alpha), got '%s'",
+                               k->text);
+                        continue;
+                    }
+                    if (val->kind != NODE_SCALAR || val->is_null ||
+                        parse_double(val->text, &d)) {
+                        report(L, val, sub, "%s: expected a number, got %s", k->text,
+                               got(val, gbuf, sizeof gbuf));
+                        continue;
+                    }
+                    snprintf(ss->node, sizeof ss->node, "%.*s", (int)(dot - k->text), k->text);
+                    snprintf(ss->key, sizeof ss->key, "%s", dot + 1);
+                    ss->value = d;
+                    set_pos(ss->file, &ss->line, &ss->col, k);
+                    st->n_sets++;
+                }
+            }
+        }
+        t->n_program++;
+    }
+}
+
+static void check_augment(struct loader *L, const struct node *n, struct rn_spec_train *t)
+{
+    char gbuf[300];
+    static const char *const types[] = {"channel_permute", "color_jitter"};
+    if (check_list(L, n, "train.augment", RN_MAX_AUGMENTS, "augmentations"))
+        return;
+    for (int i = 0; i < n->n; i++) {
+        const struct node *item = n->items[i];
+        struct rn_spec_augment *a = &t->augment[t->n_augment];
+        char label[64], full[128];
+        item_label(label, sizeof label, "augment", NULL, i);
+        if (item->kind != NODE_MAP) {
+            report(L, item, label, "expected a mapping such as {type: channel_permute}, got %s",
+                   got(item, gbuf, sizeof gbuf));
+            continue;
+        }
+        const struct node *ty = map_get(item, "type", NULL);
+        int k = -1;
+        if (!ty)
+            report(L, item, label, "missing required key 'type'");
+        else if (ty->kind != NODE_SCALAR || ty->is_null)
+            report(L, ty, label, "expected an augmentation type, got %s",
+                   got(ty, gbuf, sizeof gbuf));
+        else if ((k = find_name(ty->text, types, 2)) < 0)
+            report_unknown_type(L, ty, label, types, 2);
+        if (k < 0)
+            continue;
+        snprintf(full, sizeof full, "%s (%s)", label, types[k]);
+        struct rn_values v;
+        memset(a, 0, sizeof *a);
+        check_map(L, item, full, 0, jitter_keys, k == 1 ? COUNT(jitter_keys) : 0, augment_extra,
+                  COUNT(augment_extra), &v);
+        for (int j = 0; j < t->n_augment; j++)
+            if (!strcmp(t->augment[j].type, types[k]))
+                report(L, ty, full, "listed twice");
+        snprintf(a->type, sizeof a->type, "%s", types[k]);
+        if (k == 1) {
+            a->brightness = v.num[0];
+            a->contrast = v.num[1];
+            a->saturation = v.num[2];
+            a->hue = v.num[3];
+        }
+        set_pos(a->file, &a->line, &a->col, item);
+        t->n_augment++;
     }
 }
 
@@ -1669,6 +2315,7 @@ static void check_train(struct loader *L, const struct node *n, struct rn_spec *
     if (!VGIVEN(v, train_keys, "weight_decay") && !strcmp(t->optimizer, "adamw"))
         t->weight_decay = 0.01;
     t->momentum = K("momentum");
+    t->clip_norm = K("clip_norm");
     t->shuffle = K("shuffle") != 0;
     t->log_every = (int)K("log_every");
 #undef K
@@ -1676,6 +2323,10 @@ static void check_train(struct loader *L, const struct node *n, struct rn_spec *
     snprintf(t->losses[0].type, sizeof t->losses[0].type, "cross_entropy");
     snprintf(t->losses[0].target, sizeof t->losses[0].target, "digit");
     t->losses[0].weight = 1.0;
+    snprintf(t->losses[0].name, sizeof t->losses[0].name, "digit");
+    snprintf(t->losses[0].norm, sizeof t->losses[0].norm, "l1");
+    snprintf(t->losses[0].reduce, sizeof t->losses[0].reduce, "mean_background");
+    t->losses[0].threshold = 0.95;
     if (n)
         set_pos(t->losses[0].file, &t->losses[0].line, &t->losses[0].col, n);
     t->n_eval = 2;
@@ -1683,12 +2334,24 @@ static void check_train(struct loader *L, const struct node *n, struct rn_spec *
     snprintf(t->eval[1], sizeof t->eval[1], "test");
     if (bad || !n || n->kind != NODE_MAP)
         return;
-    const struct node *losses = map_get(n, "losses", NULL);
-    if (losses)
-        check_losses(L, losses, t);
-    const struct node *eval = map_get(n, "eval", NULL);
-    if (eval)
-        check_eval(L, eval, t);
+    /* Order matters: later sections refer to the names earlier ones declare. */
+    const struct node *e;
+    if ((e = map_get(n, "schedules", NULL)))
+        check_schedules(L, e, t);
+    if ((e = map_get(n, "groups", NULL)))
+        check_groups(L, e, t);
+    if ((e = map_get(n, "losses", NULL)))
+        check_losses(L, e, t);
+    if ((e = map_get(n, "optimizers", NULL)))
+        check_optimizers(L, e, t);
+    if ((e = map_get(n, "bind", NULL)))
+        check_binds(L, e, t);
+    if ((e = map_get(n, "program", NULL)))
+        check_program(L, e, t);
+    if ((e = map_get(n, "augment", NULL)))
+        check_augment(L, e, t);
+    if ((e = map_get(n, "eval", NULL)))
+        check_eval(L, e, t);
 }
 
 static void check_load(struct loader *L, const struct node *n, struct rn_spec *s)
@@ -1705,6 +2368,180 @@ static void check_load(struct loader *L, const struct node *n, struct rn_spec *s
                "expected a run file or directory, got nothing");
     snprintf(s->load.run, sizeof s->load.run, "%s", run);
     snprintf(s->load.model, sizeof s->load.model, "%s", model);
+}
+
+/* List-valued analysis keys. An analysis type declares `cases` or `models`
+ * as a string key; in a spec it is a YAML list of flow mappings, each checked
+ * against the item schema below (errors at the item's line:col), or the same
+ * list as compact text ("1 red; 2 yellow test 17": items separated by ';',
+ * fields by spaces in item-schema order, trailing fields defaulted). Either
+ * way the string slot gets the canonical text, every field written, which the
+ * resolved spec stores and which loads back to the same list. */
+static const struct rn_key case_item_keys[] = {
+    {"digit", RN_KIND_INT, 1, 0, NULL, 0, 9, NULL, "digit to take from the split"},
+    {"colour", RN_KIND_STRING, 1, 0, NULL, 1, 0, NULL,
+     "palette colour name or 0-9 to paint the background (or stroke) with"},
+    {"split", RN_KIND_STRING, 0, 0, "test", 1, 0, NULL, "split the digit comes from"},
+    {"index", RN_KIND_INT, 0, -1, NULL, -1, UNBOUNDED, NULL,
+     "index in the split; -1 = the first image of that digit"},
+};
+static const struct rn_key model_item_keys[] = {
+    {"name", RN_KIND_STRING, 1, 0, NULL, 1, 0, NULL, "label in results and figures"},
+    {"run", RN_KIND_STRING, 1, 0, NULL, 1, 0, NULL,
+     "run directory or run.h5 to load the model from; 'self' = this run's model"},
+    {"model", RN_KIND_STRING, 0, 0, "main", 1, 0, NULL, "model name inside the run's /models"},
+};
+struct list_key {
+    const char *key;
+    const struct rn_key *items;
+    int n_items;
+    const char *example;
+};
+static const struct list_key analysis_lists[] = {
+    {"cases", case_item_keys, COUNT(case_item_keys), "{digit: 1, colour: red}"},
+    {"models", model_item_keys, COUNT(model_item_keys),
+     "{name: lazy, run: results/task1_lazy/latest}"},
+};
+
+static const struct list_key *list_key_find(const struct rn_key *k)
+{
+    for (int i = 0; k->kind == RN_KIND_STRING && i < COUNT(analysis_lists); i++)
+        if (!strcmp(analysis_lists[i].key, k->key))
+            return &analysis_lists[i];
+    return NULL;
+}
+
+/* Appends one checked item to the canonical text; -1 if a field cannot be
+ * written as one word. */
+static int put_list_item(struct loader *L, const struct node *at, const char *label,
+                         const struct list_key *lk, const struct rn_values *iv, char *out,
+                         size_t *len, int first)
+{
+    char buf[RN_STR_MAX + 8];
+    size_t k = 0;
+    for (int j = 0; j < lk->n_items; j++) {
+        const struct rn_key *key = &lk->items[j];
+        if (key->kind == RN_KIND_STRING) {
+            const char *t = iv->str[j];
+            if (!*t || strpbrk(t, " \t\n;")) {
+                report(L, at, label, "%s: expected one word without spaces or ';', got '%s'",
+                       key->key, t);
+                return -1;
+            }
+            if (!strcmp(key->key, "colour")) {
+                const char *names[RN_N_COLOURS];
+                char *end;
+                long c = strtol(t, &end, 10);
+                int ok = !*end && c >= 0 && c < RN_N_COLOURS;
+                for (int q = 0; q < RN_N_COLOURS; q++) {
+                    names[q] = rn_palette_study.names[q];
+                    ok |= !strcmp(names[q], t);
+                }
+                if (!ok) {
+                    char sug[300];
+                    report(L, at, label, "colour: unknown colour '%s'%s; expected a palette "
+                           "name (red, green, blue, ...) or 0-9", t,
+                           suggest(sug, sizeof sug, t, names, RN_N_COLOURS));
+                    return -1;
+                }
+            }
+            k += (size_t)snprintf(buf + k, sizeof buf - k, "%s%s", j ? " " : "", t);
+        } else {
+            k += (size_t)snprintf(buf + k, sizeof buf - k, "%s%.0f", j ? " " : "", iv->num[j]);
+        }
+        if (k >= sizeof buf)
+            k = sizeof buf - 1;
+    }
+    *len += (size_t)snprintf(out + *len, *len < RN_STR_MAX ? RN_STR_MAX - *len : 0, "%s%s",
+                             first ? "" : "; ", buf);
+    return 0;
+}
+
+/* Checks a list-valued key (a list of mappings or its compact text) and
+ * writes the canonical text into out (RN_STR_MAX bytes). */
+static void check_list_key(struct loader *L, const struct node *n, const char *where,
+                           const struct list_key *lk, char *out)
+{
+    char label[600], gbuf[300];
+    size_t len = 0;
+    int count = 0;
+    out[0] = '\0';
+    snprintf(label, sizeof label, "%s: %s", where, lk->key);
+    if (n->kind == NODE_MAP) {
+        report(L, n, label, "expected a list of mappings such as - %s, got a mapping",
+               lk->example);
+        return;
+    }
+    if (n->kind == NODE_SEQ) {
+        for (int i = 0; i < n->n; i++) {
+            const struct node *item = n->items[i];
+            char ilabel[700];
+            snprintf(ilabel, sizeof ilabel, "%s #%d", label, i + 1);
+            if (item->kind != NODE_MAP) {
+                report(L, item, ilabel, "expected a mapping such as %s, got %s", lk->example,
+                       got(item, gbuf, sizeof gbuf));
+                continue;
+            }
+            struct rn_values iv;
+            int before = L->n_errors;
+            check_map(L, item, ilabel, 0, lk->items, lk->n_items, NULL, 0, &iv);
+            if (L->n_errors == before &&
+                put_list_item(L, item, ilabel, lk, &iv, out, &len, count == 0) == 0)
+                count++;
+        }
+    } else if (!n->is_null) {
+        /* Compact text: validated through a mapping built from its fields,
+         * placed at the scalar, so errors point at it. */
+        const char *p = n->text;
+        for (int i = 0; *p; i++) {
+            size_t span = strcspn(p, ";");
+            char itext[RN_STR_MAX], ilabel[700];
+            snprintf(itext, sizeof itext, "%.*s", (int)(span < RN_STR_MAX ? span : RN_STR_MAX - 1), p);
+            p += span + (p[span] == ';');
+            snprintf(ilabel, sizeof ilabel, "%s #%d", label, i + 1);
+            struct node *map = node_new(L, NODE_MAP, n->file, n->origin, n->line, n->col);
+            if (!map)
+                return;
+            int nf = 0, bad = 0;
+            for (char *save = NULL, *f = strtok_r(itext, " \t", &save); f;
+                 f = strtok_r(NULL, " \t", &save), nf++) {
+                if (nf >= lk->n_items) {
+                    report(L, n, ilabel, "'%s': more than %d fields", f, lk->n_items);
+                    bad = 1;
+                    break;
+                }
+                const char *kname = lk->items[nf].key;
+                struct node *kn = scalar_new(L, kname, strlen(kname), 1, n->file, n->origin,
+                                             n->line, n->col);
+                struct node *vn = kn ? scalar_new(L, f, strlen(f), 1, n->file, n->origin,
+                                                  n->line, n->col)
+                                     : NULL;
+                if (!kn || !vn || node_push(L, map, kn, vn)) {
+                    if (kn && !vn)
+                        node_free(kn);
+                    node_free(map);
+                    return;
+                }
+            }
+            if (nf == 0 && !bad) { /* "a; ; b" or a trailing ';' */
+                node_free(map);
+                continue;
+            }
+            struct rn_values iv;
+            int before = L->n_errors;
+            if (!bad)
+                check_map(L, map, ilabel, 0, lk->items, lk->n_items, NULL, 0, &iv);
+            if (!bad && L->n_errors == before &&
+                put_list_item(L, n, ilabel, lk, &iv, out, &len, count == 0) == 0)
+                count++;
+            node_free(map);
+        }
+    }
+    if (len >= RN_STR_MAX) {
+        report(L, n, label, "the list is too long to store (%zu of at most %d characters as "
+               "text); split the analysis in two", len, RN_STR_MAX - 1);
+        out[0] = '\0';
+    }
 }
 
 static void check_analyses(struct loader *L, const struct node *n, struct rn_spec *s)
@@ -1753,8 +2590,25 @@ static void check_analyses(struct loader *L, const struct node *n, struct rn_spe
             continue;
         }
         snprintf(full, sizeof full, "%s (%s)", label, a->type->name);
-        check_map(L, item, full, 0, a->type->keys, a->type->n_keys, analysis_extra,
-                  COUNT(analysis_extra), &a->v);
+        /* List-valued keys are skipped by check_map and checked as lists. */
+        struct extra_key extra[COUNT(analysis_extra) + RN_MAX_KEYS];
+        int n_extra = 0;
+        for (int j = 0; j < COUNT(analysis_extra); j++)
+            extra[n_extra++] = analysis_extra[j];
+        for (int j = 0; j < a->type->n_keys && j < RN_MAX_KEYS; j++)
+            if (list_key_find(&a->type->keys[j]))
+                extra[n_extra++] = (struct extra_key){a->type->keys[j].key, "list", "", ""};
+        check_map(L, item, full, 0, a->type->keys, a->type->n_keys, extra, n_extra, &a->v);
+        for (int j = 0; j < a->type->n_keys && j < RN_MAX_KEYS; j++) {
+            const struct list_key *lk = list_key_find(&a->type->keys[j]);
+            const struct node *ln = lk ? map_get(item, lk->key, NULL) : NULL;
+            if (!ln)
+                continue;
+            a->v.given[j] = 1;
+            a->v.line[j] = ln->line;
+            a->v.col[j] = ln->col;
+            check_list_key(L, ln, full, lk, a->v.str[j]);
+        }
         int named = a->name[0] != '\0';
         if (!named)
             snprintf(a->name, sizeof a->name, "%s", a->type->name);
@@ -1920,6 +2774,145 @@ static void put_values(FILE *f, const struct rn_key *keys, int n, const struct r
     }
 }
 
+/* A number, or the name of the schedule that replaces it. */
+static void put_number_or_name(FILE *f, double x, const char *name)
+{
+    if (name[0])
+        put_string(f, name);
+    else
+        put_double(f, x);
+}
+
+static void put_names(FILE *f, const char (*names)[RN_NAME_MAX], int n)
+{
+    fputc('[', f);
+    for (int i = 0; i < n; i++) {
+        fputs(i ? ", " : "", f);
+        put_string(f, names[i]);
+    }
+    fputc(']', f);
+}
+
+/* The train sections of "training as data"; absent ones are not written
+ * (their defaults are the absence of the section). */
+static void write_resolved_program(FILE *f, const struct rn_spec_train *t)
+{
+    if (t->n_groups)
+        fputs("  groups:\n", f);
+    for (int i = 0; i < t->n_groups; i++) {
+        fputs("    ", f);
+        put_string(f, t->groups[i].name);
+        fputs(": ", f);
+        put_names(f, t->groups[i].nodes, t->groups[i].n_nodes);
+        fputc('\n', f);
+    }
+    if (t->n_schedules)
+        fputs("  schedules:\n", f);
+    for (int i = 0; i < t->n_schedules; i++) {
+        const struct rn_spec_schedule *sc = &t->schedules[i];
+        fputs("    - {name: ", f);
+        put_string(f, sc->name);
+        fprintf(f, ", type: %s", sc->type);
+        const char *keys[4];
+        double vals[4];
+        int k = 0;
+        if (!strcmp(sc->type, "constant")) {
+            keys[k] = "value", vals[k++] = sc->value;
+        } else if (!strcmp(sc->type, "linear")) {
+            keys[k] = "start", vals[k++] = sc->start;
+            keys[k] = "end", vals[k++] = sc->end;
+            keys[k] = "from", vals[k++] = sc->from;
+            keys[k] = "until", vals[k++] = sc->until;
+        } else if (!strcmp(sc->type, "dann_sigmoid")) {
+            keys[k] = "scale", vals[k++] = sc->scale;
+            keys[k] = "gamma", vals[k++] = sc->gamma;
+        } else {
+            keys[k] = "at", vals[k++] = sc->at;
+            keys[k] = "before", vals[k++] = sc->before;
+            keys[k] = "after", vals[k++] = sc->after;
+        }
+        for (int j = 0; j < k; j++) {
+            fprintf(f, ", %s: ", keys[j]);
+            put_double(f, vals[j]);
+        }
+        fputs("}\n", f);
+    }
+    if (t->n_optimizers)
+        fputs("  optimizers:\n", f);
+    for (int i = 0; i < t->n_optimizers; i++) {
+        const struct rn_spec_optimizer *o = &t->optimizers[i];
+        fputs("    - {name: ", f);
+        put_string(f, o->name);
+        fprintf(f, ", type: %s, lr: ", o->type);
+        put_number_or_name(f, o->lr, o->lr_schedule);
+        const double nums[] = {o->beta1, o->beta2, o->eps, o->weight_decay, o->momentum,
+                               o->clip_norm};
+        const char *const names[] = {"beta1", "beta2", "eps", "weight_decay", "momentum",
+                                     "clip_norm"};
+        for (int j = 0; j < 6; j++) {
+            fprintf(f, ", %s: ", names[j]);
+            put_double(f, nums[j]);
+        }
+        if (o->n_groups) {
+            fputs(", groups: ", f);
+            put_names(f, o->groups, o->n_groups);
+        }
+        fputs("}\n", f);
+    }
+    if (t->n_binds)
+        fputs("  bind:\n", f);
+    for (int i = 0; i < t->n_binds; i++) {
+        fputs("    - {node: ", f);
+        put_string(f, t->binds[i].node);
+        fputs(", key: ", f);
+        put_string(f, t->binds[i].key);
+        fputs(", schedule: ", f);
+        put_string(f, t->binds[i].schedule);
+        fputs("}\n", f);
+    }
+    if (t->n_program)
+        fputs("  program:\n", f);
+    for (int i = 0; i < t->n_program; i++) {
+        const struct rn_spec_step *st = &t->program[i];
+        fprintf(f, "    - {repeat: %d", st->repeat);
+        if (st->n_optimizers) {
+            fputs(", optimizer: ", f);
+            put_names(f, st->optimizers, st->n_optimizers);
+        }
+        if (st->n_losses) {
+            fputs(", losses: ", f);
+            put_names(f, st->losses, st->n_losses);
+        }
+        if (st->n_sets) {
+            fputs(", set: {", f);
+            for (int j = 0; j < st->n_sets; j++) {
+                char key[RN_NAME_MAX + 40];
+                snprintf(key, sizeof key, "%s.%s", st->sets[j].node, st->sets[j].key);
+                fputs(j ? ", " : "", f);
+                put_string(f, key);
+                fputs(": ", f);
+                put_double(f, st->sets[j].value);
+            }
+            fputc('}', f);
+        }
+        fputs("}\n", f);
+    }
+    if (t->n_augment)
+        fputs("  augment:\n", f);
+    for (int i = 0; i < t->n_augment; i++) {
+        const struct rn_spec_augment *a = &t->augment[i];
+        fprintf(f, "    - {type: %s", a->type);
+        if (!strcmp(a->type, "color_jitter")) {
+            const double nums[] = {a->brightness, a->contrast, a->saturation, a->hue};
+            for (int j = 0; j < 4; j++) {
+                fprintf(f, ", %s: ", jitter_keys[j].key);
+                put_double(f, nums[j]);
+            }
+        }
+        fputs("}\n", f);
+    }
+}
+
 static void write_resolved(FILE *f, const struct rn_spec *s)
 {
     static const char *const colourings[] = {"none", "background", "stroke"};
@@ -1971,9 +2964,11 @@ static void write_resolved(FILE *f, const struct rn_spec *s)
         const struct rn_spec_train *t = &s->train;
         fprintf(f, "train:\n  epochs: %d\n  batch: %d\n  eval_batch: %d\n  optimizer: %s\n  lr: ",
                 t->epochs, t->batch, t->eval_batch, t->optimizer);
-        const double nums[] = {t->lr, t->beta1, t->beta2, t->eps, t->weight_decay, t->momentum};
-        const char *const names[] = {"lr", "beta1", "beta2", "eps", "weight_decay", "momentum"};
-        for (int i = 0; i < 6; i++) {
+        const double nums[] = {t->lr,           t->beta1,    t->beta2,    t->eps,
+                               t->weight_decay, t->momentum, t->clip_norm};
+        const char *const names[] = {"lr",           "beta1",    "beta2",    "eps",
+                                     "weight_decay", "momentum", "clip_norm"};
+        for (int i = 0; i < 7; i++) {
             if (i)
                 fprintf(f, "  %s: ", names[i]);
             put_double(f, nums[i]);
@@ -1983,12 +2978,19 @@ static void write_resolved(FILE *f, const struct rn_spec *s)
                 t->log_every);
         for (int i = 0; i < t->n_losses; i++) {
             const struct rn_spec_loss *l = &t->losses[i];
-            fprintf(f, "    - {type: %s, on: ", l->type);
+            fprintf(f, "    - {type: %s, name: ", l->type);
+            put_string(f, l->name);
+            fputs(", on: ", f);
             put_string(f, l->on);
             fprintf(f, ", target: %s, weight: ", l->target);
-            put_double(f, l->weight);
+            put_number_or_name(f, l->weight, l->weight_schedule);
+            if (!strcmp(l->type, "saliency")) {
+                fprintf(f, ", norm: %s, reduce: %s, threshold: ", l->norm, l->reduce);
+                put_double(f, l->threshold);
+            }
             fputs("}\n", f);
         }
+        write_resolved_program(f, t);
         fputs("  eval: [", f);
         for (int i = 0; i < t->n_eval; i++)
             fprintf(f, "%s%s", i ? ", " : "", t->eval[i]);
@@ -2202,8 +3204,43 @@ void rn_spec_write_reference(FILE *f)
     put_key_rows(f, model_keys, COUNT(model_keys), model_extra, COUNT(model_extra));
     fputs("## train\n\n", f);
     put_key_rows(f, train_keys, COUNT(train_keys), train_extra, COUNT(train_extra));
-    fputs("### Loss terms (`train.losses` items)\n\n", f);
-    put_key_rows(f, loss_keys, COUNT(loss_keys), NULL, 0);
+    fputs("### Loss terms (`train.losses` items)\n\n"
+          "The total loss of a step is the sum of weight x term over the step's terms. "
+          "`cross_entropy` is the mean CE of the logits at `on` against the target; "
+          "`neg_cross_entropy` is minus that (a penalty that rewards fooling a head); "
+          "`saliency` is the input-gradient penalty of runner/saliency.h (per-sample CE, "
+          "exact parameter gradient by tangent mode; refused when a batchnorm in training "
+          "mode lies on the path to `on`).\n\n",
+          f);
+    put_key_rows(f, loss_keys, COUNT(loss_keys), loss_extra, COUNT(loss_extra));
+    fputs("### Optimizers (`train.optimizers` items)\n\n"
+          "Each optimizer updates the parameters of its groups (`train.groups`); a parameter "
+          "belongs to at most one optimizer, and parameters in no optimizer stay fixed.\n\n",
+          f);
+    put_key_rows(f, optimizer_keys, COUNT(optimizer_keys), optimizer_extra,
+                 COUNT(optimizer_extra));
+    fputs("### Schedules (`train.schedules` items)\n\n"
+          "A schedule is a number that changes with training progress p = step / total steps "
+          "(0 at the first step, 1 after the last); it can drive a loss weight, an "
+          "optimizer's lr and, through `train.bind`, any number key of a layer.\n\n",
+          f);
+    put_key_rows(f, NULL, 0, schedule_extra, COUNT(schedule_extra));
+    for (int i = 0; i < COUNT(schedule_types); i++) {
+        fprintf(f, "#### %s\n\n%s.\n\n", schedule_types[i].name, schedule_types[i].doc);
+        put_key_rows(f, schedule_types[i].keys, schedule_types[i].n_keys, NULL, 0);
+    }
+    fputs("### Bindings (`train.bind` items)\n\n", f);
+    put_key_rows(f, bind_keys, COUNT(bind_keys), NULL, 0);
+    fputs("### Program steps (`train.program` items)\n\n"
+          "Each batch runs the steps in order, each `repeat` times: a forward of the nodes "
+          "whose inputs or parameters changed since the batch's first forward (backbone "
+          "features stay computed while only a head learns), the backward of the step's "
+          "losses through the nodes that lead to the step's optimizers' parameters, and an "
+          "update by those optimizers.\n\n",
+          f);
+    put_key_rows(f, step_keys, COUNT(step_keys), step_extra, COUNT(step_extra));
+    fputs("### Augmentations (`train.augment` items)\n\n", f);
+    put_key_rows(f, jitter_keys, COUNT(jitter_keys), augment_extra, COUNT(augment_extra));
     fputs("## load\n\n", f);
     put_key_rows(f, load_keys, COUNT(load_keys), NULL, 0);
 
@@ -2230,5 +3267,15 @@ void rn_spec_write_reference(FILE *f)
             put_key_rows(f, t->keys, t->n_keys, NULL, 0);
         else
             fputs("No keys of its own.\n\n", f);
+    }
+    fputs("### List-valued analysis keys\n\n"
+          "`cases` and `models` take a list of flow mappings, one item a line (`- {digit: 1, "
+          "colour: red}`),\nor the same list as compact text: items separated by `;`, fields "
+          "by spaces in the order\nbelow, trailing fields defaulted (`cases: \"1 red; 2 yellow "
+          "test 17\"`). The resolved spec stores the\ncompact text with every field written.\n\n",
+          f);
+    for (int i = 0; i < COUNT(analysis_lists); i++) {
+        fprintf(f, "Items of `%s`:\n\n", analysis_lists[i].key);
+        put_key_rows(f, analysis_lists[i].items, analysis_lists[i].n_items, NULL, 0);
     }
 }

@@ -45,11 +45,105 @@ struct rn_spec_model {
     int n_layers;
 };
 
+#define RN_MAX_GROUPS 8
+#define RN_MAX_GROUP_NODES 16
+#define RN_MAX_OPTIMIZERS 4
+#define RN_MAX_SCHEDULES 8
+#define RN_MAX_BINDS 8
+#define RN_MAX_PROGRAM 8
+#define RN_MAX_SETS 4
+#define RN_MAX_AUGMENTS 4
+
 struct rn_spec_loss {
-    char type[32];           /* "cross_entropy" */
+    char type[32];           /* "cross_entropy" | "neg_cross_entropy" | "saliency" */
+    char name[RN_NAME_MAX];  /* unique; default: the target (cross_entropy),
+                                "neg_<target>", "saliency" */
     char on[RN_NAME_MAX];    /* node whose output are logits; "" = last node */
     char target[16];         /* "digit" | "color" */
-    double weight;           /* default 1 */
+    double weight;           /* default 1; used when weight_schedule is "" */
+    char weight_schedule[RN_NAME_MAX]; /* schedule giving the weight each step, or "" */
+    /* saliency only (runner/saliency.h) */
+    char norm[8];            /* "l1" (default) | "l2" */
+    char reduce[24];         /* "mean_background" (default) | "background_share" */
+    double threshold;        /* background: min(R,G,B) < threshold; default 0.95 */
+    char file[RN_PATH_MAX];
+    int line, col;
+};
+
+/* Named parameter group: the parameters of the nodes listed; an entry
+ * "color_*" matches every node whose name starts with "color_", and an
+ * exact name also matches the nodes a basic_block expands into
+ * ("layer1" -> "layer1.conv1", ...). Names are checked against the graph
+ * when the run is built. */
+struct rn_spec_group {
+    char name[RN_NAME_MAX];
+    char nodes[RN_MAX_GROUP_NODES][RN_NAME_MAX];
+    int node_line[RN_MAX_GROUP_NODES], node_col[RN_MAX_GROUP_NODES];
+    int n_nodes;
+    char file[RN_PATH_MAX];
+    int line, col;
+};
+
+struct rn_spec_optimizer {
+    char name[RN_NAME_MAX];
+    char type[16];           /* "adam" | "adamw" | "sgd" */
+    double lr;               /* used when lr_schedule is "" */
+    char lr_schedule[RN_NAME_MAX];
+    double beta1, beta2, eps, weight_decay, momentum;
+    double clip_norm;        /* > 0: clip the optimizer's global gradient norm; 0 = off */
+    char groups[RN_MAX_GROUPS][RN_NAME_MAX]; /* group names; none = every parameter */
+    int n_groups;
+    char file[RN_PATH_MAX];
+    int line, col;
+};
+
+/* A scalar function of training progress p = step / total_steps in [0, 1]. */
+struct rn_spec_schedule {
+    char name[RN_NAME_MAX];
+    char type[16];           /* "constant" | "linear" | "dann_sigmoid" | "step" */
+    double value;            /* constant */
+    double start, end, from, until; /* linear: start before `from`, end from `until` on */
+    double scale, gamma;     /* dann_sigmoid: scale * (2 / (1 + exp(-gamma p)) - 1) */
+    double at, before, after;/* step: before while p < at, after from then on */
+    char file[RN_PATH_MAX];
+    int line, col;
+};
+
+/* A layer key driven by a schedule: set before every step. */
+struct rn_spec_bind {
+    char node[RN_NAME_MAX];
+    char key[32];
+    char schedule[RN_NAME_MAX];
+    char file[RN_PATH_MAX];
+    int line, col;
+};
+
+/* node.key = value for the duration of one program step. */
+struct rn_spec_set {
+    char node[RN_NAME_MAX];
+    char key[32];
+    double value;
+    char file[RN_PATH_MAX];
+    int line, col;
+};
+
+/* One entry of the step program: `repeat` sub-steps, each a forward of
+ * what changed, the backward of `losses` and an update by `optimizers`. */
+struct rn_spec_step {
+    int repeat;                                            /* default 1 */
+    char optimizers[RN_MAX_OPTIMIZERS][RN_NAME_MAX];       /* none = every optimizer */
+    int n_optimizers;
+    char losses[RN_MAX_LOSSES][RN_NAME_MAX];               /* none = every loss term */
+    int n_losses;
+    struct rn_spec_set sets[RN_MAX_SETS];
+    int n_sets;
+    char file[RN_PATH_MAX];
+    int line, col;
+};
+
+struct rn_spec_augment {
+    char type[24];           /* "channel_permute" | "color_jitter" */
+    double brightness, contrast, saturation, hue; /* color_jitter */
     char file[RN_PATH_MAX];
     int line, col;
 };
@@ -65,8 +159,21 @@ struct rn_spec_train {
     double momentum;         /* sgd, default 0 */
     int shuffle;             /* default true */
     int log_every;           /* steps between step-metric records, default 10 */
+    double clip_norm;        /* default optimizer's gradient clipping; 0 = off */
     struct rn_spec_loss losses[RN_MAX_LOSSES];
     int n_losses;            /* default: one cross_entropy on digit */
+    struct rn_spec_group groups[RN_MAX_GROUPS];
+    int n_groups;
+    struct rn_spec_optimizer optimizers[RN_MAX_OPTIMIZERS];
+    int n_optimizers;        /* 0: one optimizer from the keys above, every parameter */
+    struct rn_spec_schedule schedules[RN_MAX_SCHEDULES];
+    int n_schedules;
+    struct rn_spec_bind binds[RN_MAX_BINDS];
+    int n_binds;
+    struct rn_spec_step program[RN_MAX_PROGRAM];
+    int n_program;           /* 0: one step, every loss, every optimizer */
+    struct rn_spec_augment augment[RN_MAX_AUGMENTS];
+    int n_augment;           /* train split only */
     char eval[RN_MAX_EVAL][16]; /* splits evaluated after each epoch; default train? no: val, test */
     int n_eval;
 };

@@ -99,6 +99,67 @@ static int write_config(struct rn_run *run, struct rn_error *err)
     return rn_results_flush(r, err);
 }
 
+static int init_augment(struct rn_run *run, struct rn_error *err)
+{
+    const struct rn_spec_train *t = &run->spec->train;
+    struct rn_augment *a = &run->augment;
+    for (int i = 0; i < t->n_augment; i++) {
+        const struct rn_spec_augment *sa = &t->augment[i];
+        if (!strcmp(sa->type, "channel_permute")) {
+            a->channel_permute = 1;
+        } else {
+            a->color_jitter = 1;
+            a->brightness = (float)sa->brightness;
+            a->contrast = (float)sa->contrast;
+            a->saturation = (float)sa->saturation;
+            a->hue = (float)sa->hue;
+        }
+        if (run->graph.in_shape.c != 3)
+            return rn_errorf(err, "%s:%d:%d: error: augment #%d (%s): needs RGB images, the "
+                             "data has %d channel%s", sa->file, sa->line, sa->col, i + 1,
+                             sa->type, run->graph.in_shape.c,
+                             run->graph.in_shape.c == 1 ? "" : "s");
+    }
+    run->augment_on = t->n_augment > 0;
+    return 0;
+}
+
+/* Colour targets for every split when some head predicts colours: the
+ * generator's colour of each image, or the pixel detector's for images of
+ * unknown origin (SPEC.md "Colour label"). Never the digit label. */
+static int init_colours(struct rn_run *run, struct rn_error *err)
+{
+    int wanted = 0;
+    for (int h = 0; h < run->program.n_heads; h++)
+        wanted |= run->program.heads[h].target == RN_TARGET_COLOR;
+    if (!wanted)
+        return 0;
+    const struct rn_data_config *d = &run->spec->data;
+    const float texture_mean = 0.5f * (d->noise_lo + d->noise_hi);
+    for (int k = 0; k < run->data.n_splits; k++) {
+        const struct rn_split *s = &run->data.splits[k];
+        if (s->c != 3)
+            continue;
+        if (!(run->colours[k] = rn_malloc((size_t)s->n + 1, err)))
+            return -1;
+        const size_t per = (size_t)s->c * s->h * s->w;
+        for (int i = 0; i < s->n; i++)
+            run->colours[k][i] = s->colours && s->colours[i] != RN_NO_COLOUR
+                                     ? s->colours[i]
+                                     : (uint8_t)rn_colour_detect(s->images + per * i, s->h, s->w,
+                                                                 &d->palette, texture_mean);
+    }
+    return 0;
+}
+
+const uint8_t *rn_run_split_colours(const struct rn_run *run, const struct rn_split *split)
+{
+    for (int k = 0; k < run->data.n_splits; k++)
+        if (&run->data.splits[k] == split)
+            return run->colours[k];
+    return NULL;
+}
+
 int rn_run_open(struct rn_run *run, const struct rn_spec *spec, const struct rn_run_options *opt,
                 struct rn_error *err)
 {
@@ -123,12 +184,17 @@ int rn_run_open(struct rn_run *run, const struct rn_spec *spec, const struct rn_
             return -1;
         run->has_graph = 1;
         run->logits_node = run->graph.n_nodes - 1;
-        if (spec->has_train && spec->train.n_losses > 0 && spec->train.losses[0].on[0]) {
-            const struct rn_spec_loss *l = &spec->train.losses[0];
-            run->logits_node = rn_graph_find(&run->graph, l->on);
-            if (run->logits_node < 0)
-                return rn_errorf(err, "%s:%d:%d: error: loss reads node '%s', which the model does not have",
-                                 l->file, l->line, l->col, l->on);
+        if (spec->has_train) {
+            const struct rn_spec_train *t = &spec->train;
+            const struct rn_split *trs = rn_data_split(&run->data, "train");
+            int n_train = trs && trs->n > 0 ? trs->n : 1;
+            uint64_t total = (uint64_t)((n_train + t->batch - 1) / t->batch) * (uint64_t)t->epochs;
+            if (rn_program_init(&run->program, t, &run->graph, run->data.n_classes, total, err))
+                return -1;
+            run->has_program = 1;
+            run->logits_node = run->program.heads[run->program.primary].node;
+            if (init_augment(run, err) || init_colours(run, err))
+                return -1;
         }
         struct rn_shape o = run->graph.nodes[run->logits_node].layer.out;
         if (o.c != run->data.n_classes || o.h != 1 || o.w != 1)
@@ -144,17 +210,6 @@ int rn_run_open(struct rn_run *run, const struct rn_spec *spec, const struct rn_
         /* gradients are only needed at the training batch size */
         if (rn_graph_reserve_grad(&run->graph, spec->has_train ? spec->train.batch : 1, err))
             return -1;
-        if (spec->has_train) {
-            const struct rn_spec_train *t = &spec->train;
-            if (rn_optim_init(&run->optim, t->optimizer, &run->graph, err))
-                return -1;
-            run->optim.lr = t->lr;
-            run->optim.beta1 = t->beta1;
-            run->optim.beta2 = t->beta2;
-            run->optim.eps = t->eps;
-            run->optim.weight_decay = t->weight_decay;
-            run->optim.momentum = t->momentum;
-        }
     }
     if (choose_dir(run, err))
         return -1;
@@ -201,8 +256,18 @@ int rn_run_evaluate(struct rn_run *run, const struct rn_split *split, struct rn_
     if (bs > run->graph.max_n)
         bs = run->graph.max_n;
     struct rn_ctx ctx = {.train = 0, .seed = run->spec->seed, .step = run->step};
-    double loss = 0;
-    int correct = 0;
+    /* the heads: the program's, or the one logits node of a loaded model */
+    struct rn_head single = {.node = run->logits_node, .target = RN_TARGET_DIGIT};
+    const struct rn_head *heads = run->has_program ? run->program.heads : &single;
+    const int n_heads = run->has_program ? run->program.n_heads : 1;
+    const int primary = run->has_program ? run->program.primary : 0;
+    const uint8_t *colours = rn_run_split_colours(run, split);
+    int last = run->logits_node;
+    for (int h = 0; h < n_heads; h++)
+        if (heads[h].node > last)
+            last = heads[h].node;
+    double loss[RN_MAX_LOSSES] = {0};
+    int correct[RN_MAX_LOSSES] = {0};
     int idx[bs];
     const int k = run->data.n_classes;
     for (int start = 0; start < split->n; start += bs) {
@@ -210,24 +275,40 @@ int rn_run_evaluate(struct rn_run *run, const struct rn_split *split, struct rn_
         for (int i = 0; i < n; i++)
             idx[i] = start + i;
         rn_run_load_batch(run, split, idx, n);
-        if (rn_graph_forward(&run->graph, n, run->logits_node, &ctx, err))
+        if (rn_graph_forward(&run->graph, n, last, &ctx, err))
             return -1;
-        int c = 0;
-        const struct rn_tensor *z = &run->graph.nodes[run->logits_node].y;
-        loss += rn_cross_entropy(z, split->labels + start, 0, NULL, &c, run->probs) * n;
-        correct += c;
-        for (int i = 0; i < n; i++) {
-            const float *p = run->probs + (size_t)i * k;
-            int arg = 0;
-            for (int j = 1; j < k; j++)
-                if (p[j] > p[arg])
-                    arg = j;
-            res->confusion[split->labels[start + i]][arg]++;
+        for (int h = 0; h < n_heads; h++) {
+            const uint8_t *y = heads[h].target == RN_TARGET_COLOR ? colours : split->labels;
+            if (!y)
+                continue;
+            int c = 0;
+            const struct rn_tensor *z = &run->graph.nodes[heads[h].node].y;
+            loss[h] += rn_cross_entropy(z, y + start, 0, NULL, &c, run->probs) * n;
+            correct[h] += c;
+            if (h != primary || heads[h].target != RN_TARGET_DIGIT)
+                continue;
+            for (int i = 0; i < n; i++) {
+                const float *p = run->probs + (size_t)i * k;
+                int arg = 0;
+                for (int j = 1; j < k; j++)
+                    if (p[j] > p[arg])
+                        arg = j;
+                res->confusion[split->labels[start + i]][arg]++;
+            }
         }
     }
     res->n = split->n;
-    res->loss = split->n ? loss / split->n : 0;
-    res->accuracy = split->n ? (double)correct / split->n : 0;
+    res->n_heads = n_heads;
+    for (int h = 0; h < n_heads; h++) {
+        int has = heads[h].target == RN_TARGET_DIGIT || colours;
+        res->head_n[h] = has ? split->n : 0;
+        res->head_loss[h] = has && split->n ? loss[h] / split->n : 0;
+        res->head_accuracy[h] = has && split->n ? (double)correct[h] / split->n : 0;
+        if (h == primary) {
+            res->loss = res->head_loss[h];
+            res->accuracy = res->head_accuracy[h];
+        }
+    }
     return 0;
 }
 
@@ -337,7 +418,7 @@ static void progress(struct rn_run *run, int epoch, int epochs, int step, int st
 }
 
 /* Appends one row; a new metric gets its x axis named ("step" or "epoch"). */
-static int log_metric(struct rn_run *run, const char *name, double x, double v,
+static int log_metric(struct rn_run *run, const char *name, double x, double v, int per_step,
                       struct rn_error *err)
 {
     char path[256];
@@ -345,11 +426,9 @@ static int log_metric(struct rn_run *run, const char *name, double x, double v,
     int is_new = !rn_results_exists(run->results, path);
     if (rn_results_append_metric(run->results, name, &x, &v, 1, err))
         return -1;
-    if (is_new) {
-        int per_step = strcmp(name, "train/loss") == 0 || strcmp(name, "train/accuracy") == 0;
+    if (is_new)
         return rn_results_set_attr_str(run->results, path, "x_label", per_step ? "step" : "epoch",
                                        err);
-    }
     return 0;
 }
 
@@ -367,13 +446,29 @@ static int evaluate_all(struct rn_run *run, int epoch, struct rn_error *err)
         /* "train/..." holds the running per-step training metrics; the train
          * split evaluated in eval mode after the epoch is "train_eval/..." */
         const char *prefix = strcmp(s->name, "train") == 0 ? "train_eval" : s->name;
-        char name[64];
+        char name[RN_NAME_MAX + 64];
         snprintf(name, sizeof name, "%s/loss", prefix);
-        if (log_metric(run, name, epoch, res->loss, err))
+        if (log_metric(run, name, epoch, res->loss, 0, err))
             return -1;
         snprintf(name, sizeof name, "%s/accuracy", prefix);
-        if (log_metric(run, name, epoch, res->accuracy, err))
+        if (log_metric(run, name, epoch, res->accuracy, 0, err))
             return -1;
+        char extra[256] = "";
+        size_t len = 0;
+        for (int h = 0; run->has_program && h < res->n_heads; h++) {
+            const struct rn_head *hd = &run->program.heads[h];
+            if (h == run->program.primary || res->head_n[h] == 0)
+                continue;
+            snprintf(name, sizeof name, "%s/%sloss", prefix, hd->metric);
+            if (log_metric(run, name, epoch, res->head_loss[h], 0, err))
+                return -1;
+            snprintf(name, sizeof name, "%s/%saccuracy", prefix, hd->metric);
+            if (log_metric(run, name, epoch, res->head_accuracy[h], 0, err))
+                return -1;
+            if (len < sizeof extra)
+                len += (size_t)snprintf(extra + len, sizeof extra - len, "  %saccuracy %6.2f%%",
+                                        hd->metric, 100 * res->head_accuracy[h]);
+        }
         char path[128];
         snprintf(path, sizeof path, "/analyses/confusion/%s", s->name);
         int dims[2] = {10, 10};
@@ -381,9 +476,83 @@ static int evaluate_all(struct rn_run *run, int epoch, struct rn_error *err)
             rn_results_set_attr_str(run->results, "/analyses/confusion", "kind", "confusion", err))
             return -1;
         if (!run->opt.quiet)
-            fprintf(run->opt.log, "  %-5s loss %.4f  accuracy %6.2f%%  (%d images)\n", s->name,
-                    res->loss, 100 * res->accuracy, res->n);
+            fprintf(run->opt.log, "  %-5s loss %.4f  accuracy %6.2f%%%s  (%d images)\n", s->name,
+                    res->loss, 100 * res->accuracy, extra, res->n);
     }
+    return 0;
+}
+
+/* Per-step metrics averaged over log_every steps (each over the steps that
+ * computed it). */
+struct step_log {
+    double total, n;                              /* train/loss, weighted by images */
+    double correct;                               /* train/accuracy */
+    double term[RN_MAX_LOSSES];
+    int term_n[RN_MAX_LOSSES];
+    double head_loss[RN_MAX_LOSSES], head_correct[RN_MAX_LOSSES], head_n[RN_MAX_LOSSES];
+};
+
+/* The program's own metrics: only for specs that use more than the one
+ * default loss, so the files of plain runs keep their old set of metrics. */
+static int program_metrics(const struct rn_run *run)
+{
+    const struct rn_spec_train *t = &run->spec->train;
+    return run->program.n_terms > 1 || run->program.n_heads > 1 || t->n_schedules > 0 ||
+           t->n_program > 0 || t->n_optimizers > 0;
+}
+
+static void step_log_add(struct step_log *L, const struct rn_program *p, int n)
+{
+    const struct rn_head *main_head = &p->heads[p->primary];
+    L->total += p->total * n;
+    L->n += n;
+    L->correct += main_head->fresh ? main_head->correct : 0;
+    for (int k = 0; k < p->n_terms; k++)
+        if (p->terms[k].fresh) {
+            L->term[k] += p->terms[k].value;
+            L->term_n[k]++;
+        }
+    for (int h = 0; h < p->n_heads; h++)
+        if (p->heads[h].fresh) {
+            L->head_loss[h] += p->heads[h].loss * p->heads[h].n;
+            L->head_correct[h] += p->heads[h].correct;
+            L->head_n[h] += p->heads[h].n;
+        }
+}
+
+static int step_log_flush(struct rn_run *run, struct step_log *L, struct rn_error *err)
+{
+    const struct rn_program *p = &run->program;
+    const double x = (double)run->step;
+    if (log_metric(run, "train/loss", x, L->total / L->n, 1, err) ||
+        log_metric(run, "train/accuracy", x, L->correct / L->n, 1, err))
+        return -1;
+    if (program_metrics(run)) {
+        char name[RN_NAME_MAX + 64];
+        for (int k = 0; k < p->n_terms; k++) {
+            if (!L->term_n[k])
+                continue;
+            snprintf(name, sizeof name, "loss/%s", p->terms[k].spec->name);
+            if (log_metric(run, name, x, L->term[k] / L->term_n[k], 1, err))
+                return -1;
+        }
+        for (int h = 0; h < p->n_heads; h++) {
+            if (h == p->primary || !L->head_n[h])
+                continue;
+            snprintf(name, sizeof name, "train/%sloss", p->heads[h].metric);
+            if (log_metric(run, name, x, L->head_loss[h] / L->head_n[h], 1, err))
+                return -1;
+            snprintf(name, sizeof name, "train/%saccuracy", p->heads[h].metric);
+            if (log_metric(run, name, x, L->head_correct[h] / L->head_n[h], 1, err))
+                return -1;
+        }
+        for (int k = 0; k < run->spec->train.n_schedules; k++) {
+            snprintf(name, sizeof name, "sched/%s", run->spec->train.schedules[k].name);
+            if (log_metric(run, name, x, p->sched[k], 1, err))
+                return -1;
+        }
+    }
+    memset(L, 0, sizeof *L);
     return 0;
 }
 
@@ -405,9 +574,9 @@ int rn_run_train(struct rn_run *run, struct rn_error *err)
     if (rn_results_set_attr_u64(run->results, "/metrics", "steps_per_epoch", (uint64_t)steps, err))
         goto fail;
     struct rn_graph *g = &run->graph;
-    struct rn_tensor *dz = &g->nodes[run->logits_node].dy;
-    struct rn_tensor *z = &g->nodes[run->logits_node].y;
-    float ce_weight = t->n_losses ? (float)t->losses[0].weight : 1.0f;
+    const uint8_t *split_colours = rn_run_split_colours(run, train);
+    struct step_log slog;
+    memset(&slog, 0, sizeof slog);
     for (int epoch = 1; epoch <= t->epochs; epoch++) {
         for (int i = 0; i < train->n; i++)
             perm[i] = i;
@@ -416,46 +585,37 @@ int rn_run_train(struct rn_run *run, struct rn_error *err)
             rn_rng_init(&r, spec->seed, RN_STREAM_SHUFFLE, (uint64_t)epoch);
             rn_rng_shuffle(&r, perm, train->n);
         }
-        double t0 = now_s(), last_draw = 0, loss_sum = 0, epoch_loss = 0;
-        int seen = 0, correct_sum = 0, in_interval = 0;
-        uint8_t labels[bs];
+        double t0 = now_s(), last_draw = 0, epoch_loss = 0;
+        int seen = 0;
+        uint8_t labels[bs], colours[bs];
         for (int s = 0; s < steps; s++) {
             if (rn_interrupted)
                 break;
             int n = train->n - s * bs < bs ? train->n - s * bs : bs;
             const int *idx = perm + (size_t)s * bs;
             rn_run_load_batch(run, train, idx, n);
-            for (int i = 0; i < n; i++)
-                labels[i] = train->labels[idx[i]];
-            struct rn_ctx ctx = {.train = 1, .seed = spec->seed, .step = run->step};
-            if (rn_graph_forward(g, n, run->logits_node, &ctx, err))
+            if (run->augment_on &&
+                rn_augment_batch(&run->augment, g->x.data, n, g->in_shape.c, g->in_shape.h,
+                                 g->in_shape.w, spec->seed, run->step, err))
                 goto fail;
-            rn_graph_zero_dy(g, n);
-            int correct = 0;
-            double loss = rn_cross_entropy(z, labels, ce_weight, dz, &correct, NULL);
-            if (!isfinite(loss)) {
-                rn_errorf(err, "training diverged at epoch %d step %d (loss %g); lower train.lr",
-                          epoch, s + 1, loss);
+            for (int i = 0; i < n; i++) {
+                labels[i] = train->labels[idx[i]];
+                colours[i] = split_colours ? split_colours[idx[i]] : 0;
+            }
+            if (rn_program_batch(&run->program, n, labels, split_colours ? colours : NULL,
+                                 run->step, spec->seed, err)) {
+                if (!isfinite(run->program.total))
+                    rn_errorf(err, "training diverged at epoch %d step %d (loss %g); lower train.lr",
+                              epoch, s + 1, run->program.total);
                 goto fail;
             }
-            rn_graph_zero_grad(g);
-            if (rn_graph_backward(g, n, run->logits_node, 0, &ctx, err))
-                goto fail;
-            rn_optim_step(&run->optim);
             run->step++;
             seen += n;
-            loss_sum += loss * n;
-            epoch_loss += loss * n;
-            correct_sum += correct;
-            in_interval += n;
+            epoch_loss += run->program.total * n;
+            step_log_add(&slog, &run->program, n);
             if (run->step % (uint64_t)t->log_every == 0 || s == steps - 1) {
-                if (log_metric(run, "train/loss", (double)run->step, loss_sum / in_interval, err) ||
-                    log_metric(run, "train/accuracy", (double)run->step,
-                               (double)correct_sum / in_interval, err))
+                if (step_log_flush(run, &slog, err))
                     goto fail;
-                loss_sum = 0;
-                correct_sum = 0;
-                in_interval = 0;
             }
             double now = now_s();
             if (now - last_draw > 0.25 || s == steps - 1) {
@@ -472,9 +632,9 @@ int rn_run_train(struct rn_run *run, struct rn_error *err)
             break;
         }
         double secs = now_s() - t0;
-        if (log_metric(run, "train/epoch_loss", epoch, epoch_loss / seen, err) ||
-            log_metric(run, "train/epoch_seconds", epoch, secs, err) ||
-            log_metric(run, "train/images_per_second", epoch, seen / secs, err))
+        if (log_metric(run, "train/epoch_loss", epoch, epoch_loss / seen, 0, err) ||
+            log_metric(run, "train/epoch_seconds", epoch, secs, 0, err) ||
+            log_metric(run, "train/images_per_second", epoch, seen / secs, 0, err))
             goto fail;
         run->epochs_done = epoch;
         if (evaluate_all(run, epoch, err) || rn_run_save_model(run, "main", err) ||
@@ -501,7 +661,13 @@ void rn_run_close(struct rn_run *run, const char *status)
         rn_results_close(run->results);
         run->results = NULL;
     }
-    rn_optim_free(&run->optim);
+    if (run->has_program)
+        rn_program_free(&run->program);
+    run->has_program = 0;
+    for (int k = 0; k < RN_MAX_SPLITS; k++) {
+        free(run->colours[k]);
+        run->colours[k] = NULL;
+    }
     if (run->has_graph)
         rn_graph_free(&run->graph);
     rn_data_free(&run->data);

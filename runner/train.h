@@ -19,7 +19,9 @@
 
 #include "data.h"
 #include "graph.h"
+#include "augment.h"
 #include "optim.h"
+#include "program.h"
 #include "results.h"
 #include "spec.h"
 
@@ -31,9 +33,14 @@ struct rn_run_options {
 
 struct rn_split_result {
     char split[16];
-    double loss, accuracy; /* mean CE, fraction correct */
+    double loss, accuracy; /* mean CE, fraction correct: the main (first digit) head */
     int n;
     int confusion[10][10]; /* [true][pred] */
+    /* every head of the run (program.h), the main one included; a colour head
+     * on a split without colour labels is not evaluated (head_n 0) */
+    double head_loss[RN_MAX_LOSSES], head_accuracy[RN_MAX_LOSSES];
+    int head_n[RN_MAX_LOSSES];
+    int n_heads;
 };
 
 struct rn_run {
@@ -43,8 +50,13 @@ struct rn_run {
     struct rn_data data;
     struct rn_graph graph;      /* empty when the spec has no model */
     int has_graph;
-    int logits_node;            /* node the cross-entropy reads */
-    struct rn_optim optim;
+    int logits_node;            /* node the main (first digit) cross-entropy reads */
+    struct rn_program program;  /* optimizers, losses, schedules, step program */
+    int has_program;            /* built when the spec trains */
+    uint8_t *colours[RN_MAX_SPLITS]; /* colour target per image of data.splits[k], owned;
+                                        NULL when no head predicts colours */
+    struct rn_augment augment;  /* train.augment */
+    int augment_on;
     struct rn_results *results;
     uint64_t step;              /* global training step */
     int epochs_done;
@@ -68,11 +80,14 @@ void rn_run_load_batch(struct rn_run *run, const struct rn_split *split, const i
 /* Forward in eval mode on g->x's first n samples; writes softmax
  * probabilities (n, classes) into probs. */
 int rn_run_predict(struct rn_run *run, int n, float *probs, struct rn_error *err);
-/* Evaluates a whole split in eval mode. */
+/* Evaluates a whole split in eval mode, every head. */
 int rn_run_evaluate(struct rn_run *run, const struct rn_split *split, struct rn_split_result *res,
                     struct rn_error *err);
 /* Writes every parameter and buffer as /models/<model>/<node>.<param>. */
 int rn_run_save_model(struct rn_run *run, const char *model, struct rn_error *err);
+/* Colour targets of a split (the generator's colour, else the pixel
+ * detector's), or NULL when the run has none. */
+const uint8_t *rn_run_split_colours(const struct rn_run *run, const struct rn_split *split);
 /* Loads /models/<model>/ of another run file into the graph, shapes checked. */
 int rn_run_load_model(struct rn_run *run, const char *path, const char *model,
                       struct rn_error *err);

@@ -547,7 +547,7 @@ Test(spec, error_unknown_layer_type)
              "    - {type: conv3d}\ntrain: {}\n",
              "%1$s/x.yaml:6:14: error: layer #4: unknown type 'conv3d' (did you mean "
              "'conv2d'?); valid types: conv2d, linear, relu, maxpool2d, avgpool2d, "
-             "global_avg_pool, flatten, dropout, batchnorm, add, basic_block\n");
+             "global_avg_pool, flatten, dropout, batchnorm, add, basic_block, grl\n");
 }
 
 Test(spec, error_unknown_analysis_type_and_duplicate_names)
@@ -563,7 +563,7 @@ Test(spec, error_unknown_analysis_type_and_duplicate_names)
              "%1$s/x.yaml:5:25: error: analysis 'more' (probe): name 'more' is already used by "
              "the analysis at line 4\n"
              "%1$s/x.yaml:6:12: error: analysis #5: unknown type 'prob' (did you mean 'probe'?); "
-             "valid types: samples, probe, colour_stats\n");
+             "valid types: samples, probe, colour_stats, filters, activations, gradcam, saliency, attention_mass\n");
 }
 
 Test(spec, error_duplicate_layer_name)
@@ -606,7 +606,8 @@ Test(spec, error_sections_and_lists)
              "(did you mean 'test'?)\n"
              "%1$s/x.yaml:6:37: error: loss #1: target: expected one of digit|color, got "
              "'colour' (did you mean 'color'?)\n"
-             "%1$s/x.yaml:7:14: error: loss #2: type: expected one of cross_entropy, got 'mse'\n");
+             "%1$s/x.yaml:7:14: error: loss #2: type: expected one of "
+             "cross_entropy|neg_cross_entropy|saliency, got 'mse'\n");
     expect_x("model:\n  layers: []\ntrain: {}\n",
              "%1$s/x.yaml:2:11: error: model.layers: expected a list of layers, got an empty "
              "list\n");
@@ -877,7 +878,8 @@ Test(spec, resolved_has_every_default)
                           "    - {type: conv2d, name: \"\", filters: 4, kernel: 3, stride: 1, "
                           "padding: 0, bias: true}\n",
                           "  eps: 1e-08\n", "  eval: [val, test]\n",
-                          "    - {type: cross_entropy, on: \"\", target: digit, weight: 1}\n",
+                          "    - {type: cross_entropy, name: digit, on: \"\", target: digit, "
+                          "weight: 1}\n",
                           "  - {type: probe, name: probe, digit: 1, colour: red, split: test, "
                           "index: -1}\n"};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)

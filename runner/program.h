@@ -1,0 +1,124 @@
+/* program.h - training as data: what one batch does (DESIGN.md "Training as
+ * data").
+ *
+ * rn_program_init turns a spec's train section and a built graph into:
+ *  - optimizers, each over the parameters of its named groups (train.groups:
+ *    node names, `color_*` prefixes), with its own lr (a number or a
+ *    schedule) and gradient clipping;
+ *  - schedules (scalar functions of progress p = step / total_steps) and
+ *    bindings that write a schedule into a layer key (a grl's alpha) before
+ *    every batch;
+ *  - loss terms (cross_entropy, neg_cross_entropy, saliency) on heads, a head
+ *    being a (logits node, target) pair; weights are numbers or schedules;
+ *  - the program: sub-steps, each {optimizers, losses, layer keys set for it}.
+ * Every name is checked against the graph here, with the spec's
+ * file:line:col, since node names are only known once the graph is built.
+ *
+ * rn_program_batch runs the sub-steps on the batch in g->x. Node outputs
+ * stay valid across sub-steps until something they depend on changes (an
+ * optimizer updating a node's parameters, a key set or restored), so while
+ * only a colour head learns the backbone is computed once per batch, not
+ * once per sub-step. A sub-step backpropagates only through the nodes that
+ * lie between its optimizers' parameters and its losses. Batchnorm and
+ * dropout run in training mode in every sub-step that recomputes them, as
+ * PyTorch would; sub-step k > 0 of a batch draws its dropout masks from
+ * step + k * 2^40, so a recomputed head gets a fresh mask.
+ */
+#ifndef RN_PROGRAM_H
+#define RN_PROGRAM_H
+
+#include <stdint.h>
+
+#include "graph.h"
+#include "optim.h"
+#include "saliency.h"
+#include "spec.h"
+
+#define RN_MAX_SUBSTEPS 64
+
+enum rn_target { RN_TARGET_DIGIT, RN_TARGET_COLOR };
+enum rn_loss_kind { RN_LOSS_CE, RN_LOSS_NEG_CE, RN_LOSS_SALIENCY };
+
+/* A (logits node, target) pair that some loss term reads; evaluated on every
+ * eval split after each epoch. */
+struct rn_head {
+    int node;
+    enum rn_target target;
+    char metric[RN_NAME_MAX + 16]; /* metric stem: "" (first digit head: loss, accuracy),
+                                      "color_" (first colour head), else "<node>_<target>_" */
+    double loss;                   /* mean CE on the last training batch that computed it */
+    int correct, n;                /* argmax hits on that batch */
+    int fresh;                     /* computed during the last rn_program_batch */
+};
+
+struct rn_term {
+    const struct rn_spec_loss *spec; /* borrowed */
+    enum rn_loss_kind kind;
+    int node, head;
+    int schedule;                    /* weight schedule index, -1: spec->weight */
+    struct rn_saliency saliency;     /* RN_LOSS_SALIENCY */
+    double weight;                   /* this batch's weight */
+    double value;                    /* last value before its weight: CE, -CE or R */
+    int fresh;                       /* computed during the last rn_program_batch */
+};
+
+struct rn_program_opt {
+    char name[RN_NAME_MAX];
+    struct rn_optim optim;
+    unsigned char *owns;             /* (n_nodes) node has a parameter this optimizer updates */
+    int lr_schedule;                 /* -1: fixed lr */
+};
+
+struct rn_program_set {
+    int node, key;
+    double value;
+};
+
+struct rn_program_sub {
+    unsigned opts;                   /* bit k: optimizer k updates */
+    unsigned terms;                  /* bit k: term k contributes */
+    struct rn_program_set sets[RN_MAX_SETS];
+    int n_sets;
+    int has_saliency;
+};
+
+struct rn_program {
+    struct rn_graph *g;                      /* borrowed */
+    const struct rn_spec_train *spec;        /* borrowed */
+    struct rn_program_opt opts[RN_MAX_OPTIMIZERS];
+    int n_opts;
+    struct rn_term terms[RN_MAX_LOSSES];
+    int n_terms;
+    struct rn_head heads[RN_MAX_LOSSES];
+    int n_heads;
+    int primary;                             /* head of train/accuracy: the first digit head */
+    struct rn_program_set binds[RN_MAX_BINDS];
+    int bind_schedule[RN_MAX_BINDS];
+    int n_binds;
+    struct rn_program_sub subs[RN_MAX_SUBSTEPS];
+    int n_subs;
+    double sched[RN_MAX_SCHEDULES];          /* values at the last batch */
+    uint64_t total_steps;
+    int recompute;       /* 1: forget every output before each sub-step (the bench's baseline) */
+    double total;        /* sum of weight * value over the last sub-step's terms */
+    long node_forwards, node_backwards;      /* counters: nodes run, for the bench */
+    unsigned char *valid, *need, *run, *own, *down, *loss; /* (n_nodes) scratch */
+};
+
+/* n_classes: the logits every head must give ((n_classes, 1, 1)).
+ * total_steps: steps of the whole training, for the schedules' progress. */
+int rn_program_init(struct rn_program *p, const struct rn_spec_train *t, struct rn_graph *g,
+                    int n_classes, uint64_t total_steps, struct rn_error *err);
+void rn_program_free(struct rn_program *p);
+
+/* A schedule's value at progress p (clamped to [0, 1]). */
+double rn_schedule_value(const struct rn_spec_schedule *s, double p);
+
+/* Runs one batch: g->x holds n samples, digit and colour their targets
+ * (colour may be NULL when no term needs it). step: global step before this
+ * batch (progress = step / total_steps; dropout streams). Parameters
+ * change; terms[].value, heads[] and total tell what was computed. */
+int rn_program_batch(struct rn_program *p, int n, const uint8_t *digit, const uint8_t *colour,
+                     uint64_t step, uint64_t seed, struct rn_error *err);
+
+#endif
