@@ -5,6 +5,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "compare.h"
 #include "graph.h"
@@ -144,6 +146,30 @@ static int check_device(const struct rn_spec *s, int quiet)
     return 0;
 }
 
+/* load.if_missing: train — load the named run when it exists, otherwise
+ * train with the spec's train section. Decided here, once, and said. */
+static void resolve_load(struct rn_spec *sp, int quiet)
+{
+    if (!sp->load.run[0] || !sp->has_train || !sp->load.train_if_missing)
+        return;
+    char file[RN_PATH_MAX + 16];
+    struct stat st;
+    if (stat(sp->load.run, &st) == 0 && S_ISDIR(st.st_mode))
+        snprintf(file, sizeof file, "%s/run.h5", sp->load.run);
+    else
+        snprintf(file, sizeof file, "%s", sp->load.run);
+    if (access(file, R_OK) == 0) {
+        sp->has_train = 0;
+        if (!quiet)
+            fprintf(stderr, "%s: loading the model of %s\n", sp->name, file);
+    } else {
+        if (!quiet)
+            fprintf(stderr, "%s: %s does not exist: training instead (load.if_missing: train)\n",
+                    sp->name, file);
+        sp->load.run[0] = 0;
+    }
+}
+
 static int cmd_validate(int argc, char **argv)
 {
     struct cli c = {0};
@@ -274,6 +300,7 @@ static int cmd_run(int argc, char **argv)
         free(sp);
         return 1;
     }
+    resolve_load(sp, c.quiet);
     int threads = set_threads(sp);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);

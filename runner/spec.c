@@ -1146,6 +1146,8 @@ static const struct rn_key load_keys[] = {
     {"run", RN_KIND_STRING, 1, 0, NULL, 1, 0, NULL,
      "run.h5 or its run directory, relative to the working directory"},
     {"model", RN_KIND_STRING, 0, 0, "main", 1, 0, NULL, "model name inside the run's /models"},
+    {"if_missing", RN_KIND_CHOICE, 0, 0, "error", 1, 0, "error|train",
+     "when `run` does not exist: fail, or train with the spec's train section"},
 };
 
 static const struct extra_key layer_extra[] = {
@@ -2368,6 +2370,7 @@ static void check_load(struct loader *L, const struct node *n, struct rn_spec *s
                "expected a run file or directory, got nothing");
     snprintf(s->load.run, sizeof s->load.run, "%s", run);
     snprintf(s->load.model, sizeof s->load.model, "%s", model);
+    s->load.train_if_missing = strcmp(VSTR(v, load_keys, "if_missing"), "train") == 0;
 }
 
 /* List-valued analysis keys. An analysis type declares `cases` or `models`
@@ -2390,6 +2393,8 @@ static const struct rn_key model_item_keys[] = {
     {"run", RN_KIND_STRING, 1, 0, NULL, 1, 0, NULL,
      "run directory or run.h5 to load the model from; 'self' = this run's model"},
     {"model", RN_KIND_STRING, 0, 0, "main", 1, 0, NULL, "model name inside the run's /models"},
+    {"if_missing", RN_KIND_CHOICE, 0, 0, "error", 1, 0, "error|train",
+     "when `run` does not exist: fail, or train with the spec's train section"},
 };
 struct list_key {
     const char *key;
@@ -2673,10 +2678,13 @@ static void check_spec(struct loader *L, const struct node *root, struct rn_spec
 
     if (model && !train && !load)
         report(L, key_node(root, "model"), "", "a model needs a 'train' or a 'load' section");
-    if (train && load)
+    if (train && load && !s->load.train_if_missing)
         report(L, key_node(root, "load"), "",
                "'train' and 'load' exclude each other; keep one (`train: ~` drops an inherited "
-               "one)");
+               "one), or set load.if_missing: train to train only when the run does not exist");
+    if (!train && load && s->load.train_if_missing)
+        report(L, key_node(root, "load"), "",
+               "load.if_missing: train needs a 'train' section");
     if (train && !model)
         report(L, key_node(root, "train"), "", "there is no 'model' to train");
 }
@@ -3001,7 +3009,7 @@ static void write_resolved(FILE *f, const struct rn_spec *s)
         put_string(f, s->load.run);
         fputs("\n  model: ", f);
         put_string(f, s->load.model);
-        fputc('\n', f);
+        fputs(s->load.train_if_missing ? "\n  if_missing: train\n" : "\n  if_missing: error\n", f);
     }
     fputs(s->n_analyses ? "analyses:\n" : "analyses: []\n", f);
     for (int i = 0; i < s->n_analyses; i++) {

@@ -181,6 +181,7 @@ struct rn_spec_train {
 struct rn_spec_load {
     char run[RN_PATH_MAX];   /* run.h5 or its run directory; "" = train instead */
     char model[RN_NAME_MAX]; /* model name inside /models; default "main" */
+    int train_if_missing;    /* if_missing: train — train instead when `run` does not exist */
 };
 
 struct rn_spec_analysis {

@@ -266,3 +266,33 @@ Test(e2e, bad_input_gives_one_clear_line)
     cr_assert_eq(rc, 2);
     cr_assert(strstr(out, "--device expects auto, cpu or cuda, got 'gpu'"), "%s", out);
 }
+
+Test(e2e, load_if_missing_trains_then_loads, .timeout = 300)
+{
+    make_tmp();
+    char out[8192];
+    /* no such run: the train section runs */
+    int rc = sh(out, sizeof out,
+                "cd %s && %s tests/fixtures/e2e_lazy.yaml %s train.epochs=1 load.run=%s/a "
+                "load.if_missing=train --out %s/a 2>&1",
+                SRC, RN_RUNNER_BIN, FIXTURE_DATA, tmp, tmp);
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_assert(strstr(out, "does not exist: training instead (load.if_missing: train)"), "%s", out);
+    cr_assert(strstr(out, "epoch 1/1"), "%s", out);
+    /* now it exists: loaded, not trained, and the probe gives the same probabilities */
+    rc = sh(out, sizeof out,
+            "cd %s && %s tests/fixtures/e2e_lazy.yaml %s train.epochs=1 load.run=%s/a "
+            "load.if_missing=train --out %s/b 2>&1",
+            SRC, RN_RUNNER_BIN, FIXTURE_DATA, tmp, tmp);
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_assert(strstr(out, "loading the model of"), "%s", out);
+    cr_assert_null(strstr(out, "epoch 1/1"), "a loaded model was trained again: %s", out);
+    char a[300], b[300];
+    snprintf(a, sizeof a, "%s/a", tmp);
+    snprintf(b, sizeof b, "%s/b", tmp);
+    float *pa = read_probs(a), *pb = read_probs(b);
+    for (int i = 0; i < 10; i++)
+        cr_assert_eq(pa[i], pb[i]);
+    free(pa);
+    free(pb);
+}

@@ -597,7 +597,10 @@ Test(spec, error_sections_and_lists)
              "%1$s/x.yaml:1:1: error: a model needs a 'train' or a 'load' section\n");
     expect_x("model:\n  layers: [{type: relu}]\ntrain: {}\nload: {run: a}\n",
              "%1$s/x.yaml:4:1: error: 'train' and 'load' exclude each other; keep one "
-             "(`train: ~` drops an inherited one)\n");
+             "(`train: ~` drops an inherited one), or set load.if_missing: train to train only "
+             "when the run does not exist\n");
+    expect_x("model:\n  layers: [{type: relu}]\nload: {run: r.h5, if_missing: train}\n",
+             "%1$s/x.yaml:3:1: error: load.if_missing: train needs a 'train' section\n");
     expect_x("train: {}\n", "%1$s/x.yaml:1:1: error: there is no 'model' to train\n");
     expect_x("model:\n  layers: [{type: relu}]\n"
              "train:\n  eval: [val, tset]\n"
