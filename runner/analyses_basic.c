@@ -57,15 +57,8 @@ const struct rn_analysis_type rn_analysis_colour_stats = {
 #include "spec.h"
 #include "train.h"
 
-static int key_index(const struct rn_analysis_type *t, const char *key)
-{
-    for (int i = 0; i < t->n_keys; i++)
-        if (strcmp(t->keys[i].key, key) == 0)
-            return i;
-    return -1;
-}
-#define NUM(a, key) ((a)->v.num[key_index((a)->type, key)])
-#define STR(a, key) ((a)->v.str[key_index((a)->type, key)])
+#define NUM(a, key) ((a)->v.num[rn_analysis_key((a)->type, key)])
+#define STR(a, key) ((a)->v.str[rn_analysis_key((a)->type, key)])
 
 /* Splits selected by a 'split' key: one name, or every non-empty split for "all". */
 static int select_splits(struct rn_run *run, const char *which, struct rn_split **out,
@@ -81,15 +74,6 @@ static int select_splits(struct rn_run *run, const char *which, struct rn_split 
         return rn_errorf(err, "no split named '%s' with images; expected train, val, test or all",
                          which);
     return n;
-}
-
-static int argmax(const float *p, int k)
-{
-    int a = 0;
-    for (int j = 1; j < k; j++)
-        if (p[j] > p[a])
-            a = j;
-    return a;
 }
 
 static int run_samples(struct rn_run *run, const struct rn_spec_analysis *a, struct rn_error *err)
@@ -130,7 +114,7 @@ static int run_samples(struct rn_run *run, const struct rn_spec_analysis *a, str
                 if (rn_run_predict(run, m, run->probs, err))
                     return -1;
                 for (int i = 0; i < m; i++)
-                    preds[start + i] = argmax(run->probs + (size_t)i * run->data.n_classes,
+                    preds[start + i] = rn_argmax(run->probs + (size_t)i * run->data.n_classes,
                                               run->data.n_classes);
             }
             snprintf(path, sizeof path, "%s/%s/preds", group, s->name);
@@ -139,19 +123,6 @@ static int run_samples(struct rn_run *run, const struct rn_spec_analysis *a, str
         }
     }
     return rn_results_set_attr_str(run->results, group, "kind", "samples", err);
-}
-
-/* Palette index from a name ("red") or a number ("0"). */
-static int palette_index(const struct rn_palette *p, const char *s)
-{
-    char *end;
-    long k = strtol(s, &end, 10);
-    if (*s && !*end)
-        return k >= 0 && k < RN_N_COLOURS ? (int)k : -1;
-    for (int i = 0; i < RN_N_COLOURS; i++)
-        if (strcmp(p->names[i], s) == 0)
-            return i;
-    return -1;
 }
 
 static int run_probe(struct rn_run *run, const struct rn_spec_analysis *a, struct rn_error *err)
@@ -163,7 +134,7 @@ static int run_probe(struct rn_run *run, const struct rn_spec_analysis *a, struc
     if (dc->colouring == RN_COLOURING_NONE)
         return rn_errorf(err, "%s:%d:%d: error: analysis '%s' (probe) needs coloured data (data.colouring: background or stroke)",
                          a->file, a->line, a->col, a->name);
-    int colour = palette_index(&dc->palette, STR(a, "colour"));
+    int colour = rn_palette_index(&dc->palette, STR(a, "colour"));
     if (colour < 0)
         return rn_errorf(err, "%s:%d:%d: error: analysis '%s' (probe): unknown colour '%s'; expected a palette name (red, green, ...) or 0-9",
                          a->file, a->line, a->col, a->name, STR(a, "colour"));
@@ -201,7 +172,7 @@ static int run_probe(struct rn_run *run, const struct rn_spec_analysis *a, struc
     if (rn_run_predict(run, 1, run->probs, err))
         return -1;
     memcpy(probs, run->probs, sizeof(float) * run->data.n_classes);
-    int pred = argmax(probs, run->data.n_classes);
+    int pred = rn_argmax(probs, run->data.n_classes);
     char group[256], path[320], title[128];
     snprintf(group, sizeof group, "/analyses/%s", a->name);
     snprintf(title, sizeof title, "digit %d on %s", s->labels[index], dc->palette.names[colour]);

@@ -156,18 +156,9 @@ void rn_upsample_bilinear(const float *src, int h, int w, float *dst, int H, int
     }
 }
 
-static int argmax(const float *p, int k)
-{
-    int a = 0;
-    for (int j = 1; j < k; j++)
-        if (p[j] > p[a])
-            a = j;
-    return a;
-}
-
 static void softmax(const float *z, int k, float *p)
 {
-    double m = z[argmax(z, k)], s = 0;
+    double m = z[rn_argmax(z, k)], s = 0;
     for (int j = 0; j < k; j++)
         s += exp((double)z[j] - m);
     for (int j = 0; j < k; j++)
@@ -188,7 +179,7 @@ int rn_gradcam(struct rn_graph *g, int n, int logits_node, int tap, enum rn_cam_
     for (int i = 0; i < n; i++) {
         const float *zi = z->data + (size_t)i * k;
         if (classes[i] < 0)
-            classes[i] = argmax(zi, k);
+            classes[i] = rn_argmax(zi, k);
         if (classes[i] >= k)
             return rn_errorf(err, "Grad-CAM: class %d but the model has %d classes", classes[i], k);
         if (probs)
@@ -288,15 +279,8 @@ int rn_saliency_map(struct rn_graph *g, int n, int logits_node, const uint8_t *l
 
 /* ---- keys, errors --------------------------------------------------------- */
 
-static int key_index(const struct rn_analysis_type *t, const char *key)
-{
-    for (int i = 0; i < t->n_keys; i++)
-        if (strcmp(t->keys[i].key, key) == 0)
-            return i;
-    return -1;
-}
-#define NUM(a, key) ((a)->v.num[key_index((a)->type, key)])
-#define STR(a, key) ((a)->v.str[key_index((a)->type, key)])
+#define NUM(a, key) ((a)->v.num[rn_analysis_key((a)->type, key)])
+#define STR(a, key) ((a)->v.str[rn_analysis_key((a)->type, key)])
 
 /* "file:line:col: error: analysis 'x' (type): msg", at the key when it was
  * written, else at the analysis. Returns -1. */
@@ -309,7 +293,7 @@ __attribute__((format(printf, 4, 5))) static int aerr(struct rn_error *err,
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    int i = key ? key_index(a->type, key) : -1;
+    int i = key ? rn_analysis_key(a->type, key) : -1;
     int line = a->line, col = a->col;
     if (i >= 0 && a->v.given[i]) {
         line = a->v.line[i];
@@ -339,18 +323,6 @@ static int find_node(const struct rn_graph *g, const struct rn_spec_analysis *a,
         len += (size_t)snprintf(names + len, sizeof names - len, "%s%s", j ? ", " : "",
                                 g->nodes[j].layer.name);
     aerr(err, a, key, "the model has no node '%s'; its nodes: %s", name, names);
-    return -1;
-}
-
-static int palette_index(const struct rn_palette *p, const char *s)
-{
-    char *end;
-    long k = strtol(s, &end, 10);
-    if (*s && !*end)
-        return k >= 0 && k < RN_N_COLOURS ? (int)k : -1;
-    for (int i = 0; i < RN_N_COLOURS; i++)
-        if (strcmp(p->names[i], s) == 0)
-            return i;
     return -1;
 }
 
@@ -401,7 +373,7 @@ static int make_case(struct rn_run *run, const struct rn_spec_analysis *a, int d
     if (dc->colouring == RN_COLOURING_NONE)
         return aerr(err, a, "cases",
                     "cases need coloured data (data.colouring: background or stroke)");
-    int colour = palette_index(&dc->palette, colour_name);
+    int colour = rn_palette_index(&dc->palette, colour_name);
     if (colour < 0)
         return aerr(err, a, "cases", "unknown colour '%s'", colour_name);
     struct rn_split *s = rn_data_split(&run->data, split);
@@ -807,7 +779,7 @@ static int run_activations(struct rn_run *run, const struct rn_spec_analysis *a,
             goto done;
         const struct rn_tensor *y = &g->nodes[node].y;
         for (int i = 0; i < m; i++) {
-            preds[s + i] = argmax(probs + (size_t)(s + i) * k, k);
+            preds[s + i] = rn_argmax(probs + (size_t)(s + i) * k, k);
             memcpy(maps + (size_t)(s + i) * M * per, y->data + (size_t)i * o.c * per,
                    sizeof(float) * (size_t)M * per);
         }
@@ -873,7 +845,7 @@ static int run_gradcam(struct rn_run *run, const struct rn_spec_analysis *a, str
             goto done;
     }
     for (int i = 0; i < in.n; i++)
-        preds[i] = argmax(probs + (size_t)i * k, k);
+        preds[i] = rn_argmax(probs + (size_t)i * k, k);
     char group[256], path[320];
     snprintf(group, sizeof group, "/analyses/%s", a->name);
     int md[3] = {in.n, H, W}, rd[3] = {in.n, o.h, o.w}, pd[2] = {in.n, k};
@@ -957,7 +929,7 @@ static int run_saliency(struct rn_run *run, const struct rn_spec_analysis *a,
                 goto done;
         }
         for (int i = 0; i < in.n; i++)
-            preds[j * in.n + i] = argmax(probs + (size_t)i * k, k);
+            preds[j * in.n + i] = rn_argmax(probs + (size_t)i * k, k);
     }
     char group[256], path[320];
     snprintf(group, sizeof group, "/analyses/%s", a->name);
@@ -1080,7 +1052,7 @@ static int run_attention_mass(struct rn_run *run, const struct rn_spec_analysis 
                            err))
                 goto done;
             for (int i = 0; i < m; i++)
-                correct += argmax(r->probs + (size_t)i * k, k) == labels[i];
+                correct += rn_argmax(r->probs + (size_t)i * k, k) == labels[i];
             if (rn_saliency_map(g, m, r->logits_node, labels, sal, NULL, err))
                 goto done;
             for (int i = 0; i < m; i++) {

@@ -22,3 +22,20 @@ const struct rn_analysis_type *rn_analysis_type_find(const char *name)
             return rn_analysis_types[i];
     return NULL;
 }
+
+int rn_analysis_key(const struct rn_analysis_type *t, const char *key)
+{
+    for (int i = 0; i < t->n_keys; i++)
+        if (strcmp(t->keys[i].key, key) == 0)
+            return i;
+    return -1;
+}
+
+int rn_argmax(const float *p, int k)
+{
+    int a = 0;
+    for (int j = 1; j < k; j++)
+        if (p[j] > p[a])
+            a = j;
+    return a;
+}

@@ -26,4 +26,10 @@ extern const struct rn_analysis_type *const rn_analysis_types[];
 extern const int rn_n_analysis_types;
 const struct rn_analysis_type *rn_analysis_type_find(const char *name);
 
+/* Index of key in t's schema (-1 if none): the analyses read their values
+ * as a->v.num[rn_analysis_key(a->type, "n")]. */
+int rn_analysis_key(const struct rn_analysis_type *t, const char *key);
+/* Index of the largest of p[0..k), the first one on ties. */
+int rn_argmax(const float *p, int k);
+
 #endif

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "results.h"
+#include "train.h"
 
 extern char **environ;
 
@@ -91,23 +92,6 @@ static int load_run(const char *dir, struct run_data *d, struct rn_error *err)
     return 0;
 }
 
-static int make_dir(const char *path, struct rn_error *err)
-{
-    char buf[CMP_PATH];
-    snprintf(buf, sizeof buf, "%s", path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/')
-            continue;
-        *p = 0;
-        if (mkdir(buf, 0777) && errno != EEXIST)
-            return rn_errorf(err, "%s: cannot create directory: %s", buf, strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(buf, 0777) && errno != EEXIST)
-        return rn_errorf(err, "%s: cannot create directory: %s", buf, strerror(errno));
-    return 0;
-}
-
 static const char *plots_dir(void)
 {
     const char *env = getenv("RUNNER_PLOTS");
@@ -183,7 +167,7 @@ int rn_compare(const char *const *run_dirs, int n_runs, const char *out_dir, int
         if (load_run(run_dirs[k], &runs[k], err))
             goto done;
     snprintf(data_dir, sizeof data_dir, "%s/data", out_dir);
-    if (make_dir(data_dir, err))
+    if (rn_make_dirs(data_dir, err))
         goto done;
 
     /* equal epochs: the last epoch every multi-epoch run reached */

@@ -491,3 +491,15 @@ done:
         rn_data_free(out);
     return rc;
 }
+
+int rn_palette_index(const struct rn_palette *p, const char *s)
+{
+    char *end;
+    long k = strtol(s, &end, 10);
+    if (*s && !*end)
+        return k >= 0 && k < RN_N_COLOURS ? (int)k : -1;
+    for (int i = 0; i < RN_N_COLOURS; i++)
+        if (strcmp(p->names[i], s) == 0)
+            return i;
+    return -1;
+}

@@ -95,6 +95,9 @@ void rn_colourise(const uint8_t *grey, int h, int w, const uint8_t rgb[3],
                   enum rn_colouring colouring, float noise_lo, float noise_hi, int threshold,
                   struct rn_rng *r, uint8_t *out);
 
+/* Palette index from a colour name ("red") or a number ("0"); -1 if neither. */
+int rn_palette_index(const struct rn_palette *p, const char *s);
+
 /* The colour detector of SPEC.md for images of unknown origin: mean colour
  * of the non-white pixels (any channel < 250), nearest (L2) palette colour
  * scaled by texture_mean (0.7 for U(0.4, 1.0)). Returns the palette index. */

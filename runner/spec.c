@@ -2393,8 +2393,6 @@ static const struct rn_key model_item_keys[] = {
     {"run", RN_KIND_STRING, 1, 0, NULL, 1, 0, NULL,
      "run directory or run.h5 to load the model from; 'self' = this run's model"},
     {"model", RN_KIND_STRING, 0, 0, "main", 1, 0, NULL, "model name inside the run's /models"},
-    {"if_missing", RN_KIND_CHOICE, 0, 0, "error", 1, 0, "error|train",
-     "when `run` does not exist: fail, or train with the spec's train section"},
 };
 struct list_key {
     const char *key;

@@ -23,8 +23,7 @@ static double now_s(void)
     return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-/* mkdir -p */
-static int make_dirs(const char *path, struct rn_error *err)
+int rn_make_dirs(const char *path, struct rn_error *err)
 {
     char buf[RN_PATH_MAX];
     snprintf(buf, sizeof buf, "%s", path);
@@ -46,13 +45,13 @@ static int choose_dir(struct rn_run *run, struct rn_error *err)
     const struct rn_spec *s = run->spec;
     if (run->opt.out_dir) {
         snprintf(run->dir, sizeof run->dir, "%s", run->opt.out_dir);
-        return make_dirs(run->dir, err);
+        return rn_make_dirs(run->dir, err);
     }
     char stamp[32], parent[RN_PATH_MAX];
     time_t t = time(NULL);
     strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", localtime(&t));
     snprintf(parent, sizeof parent, "%s/%s", s->out, s->name);
-    if (make_dirs(parent, err))
+    if (rn_make_dirs(parent, err))
         return -1;
     /* a second run in the same second gets a suffix rather than overwriting */
     for (int k = 0; k < 100; k++) {

@@ -75,6 +75,9 @@ int rn_run_analyses(struct rn_run *run, struct rn_error *err);
 /* status: "completed" | "interrupted" | "failed". Safe on a half-opened run. */
 void rn_run_close(struct rn_run *run, const char *status);
 
+/* mkdir -p: creates path and its missing parents. */
+int rn_make_dirs(const char *path, struct rn_error *err);
+
 /* Copies samples idx[0..n) of split into graph->x as float in [0,1]. */
 void rn_run_load_batch(struct rn_run *run, const struct rn_split *split, const int *idx, int n);
 /* Forward in eval mode on g->x's first n samples; writes softmax
