@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "plot.h"
 #include "results.h"
 #include "train.h"
 
@@ -92,64 +93,15 @@ static int load_run(const char *dir, struct run_data *d, struct rn_error *err)
     return 0;
 }
 
-static const char *plots_dir(void)
-{
-    const char *env = getenv("RUNNER_PLOTS");
-    return env && *env ? env : RN_PLOTS_DIR;
-}
-
-/* gnuplot -e "<defs>" plots/compare.gp, its output kept for the error. */
+/* gnuplot -e "<defs>" plots/compare.gp */
 static int gnuplot(const char *defs, const char *out, struct rn_error *err)
 {
     char script[CMP_PATH];
-    snprintf(script, sizeof script, "%s/compare.gp", plots_dir());
+    snprintf(script, sizeof script, "%s/compare.gp", rn_plot_scripts_dir());
     if (access(script, R_OK) != 0)
         return rn_errorf(err, "%s: cannot read gnuplot script: %s (set RUNNER_PLOTS to the "
                               "plots/ folder of the source tree)", script, strerror(errno));
-    int fd[2];
-    if (pipe(fd) != 0)
-        return rn_errorf(err, "compare: pipe: %s", strerror(errno));
-    remove(out);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&fa, fd[1], 1);
-    posix_spawn_file_actions_adddup2(&fa, fd[1], 2);
-    posix_spawn_file_actions_addclose(&fa, fd[0]);
-    posix_spawn_file_actions_addclose(&fa, fd[1]);
-    char *argv[] = {"gnuplot", "-e", (char *)defs, script, NULL};
-    pid_t pid;
-    int rc = posix_spawnp(&pid, "gnuplot", &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    close(fd[1]);
-    if (rc != 0) {
-        close(fd[0]);
-        return rn_errorf(err, "cannot run gnuplot: %s (install gnuplot, e.g. gnuplot-nox)",
-                         strerror(rc));
-    }
-    char msg[2048];
-    size_t got = 0;
-    for (;;) {
-        char chunk[1024];
-        ssize_t k = read(fd[0], chunk, sizeof chunk);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0)
-            break;
-        size_t take = (size_t)k < sizeof msg - 1 - got ? (size_t)k : sizeof msg - 1 - got;
-        memcpy(msg + got, chunk, take);
-        got += take;
-    }
-    msg[got] = '\0';
-    close(fd[0]);
-    int status;
-    while (waitpid(pid, &status, 0) < 0)
-        if (errno != EINTR)
-            return rn_errorf(err, "compare: waitpid: %s", strerror(errno));
-    struct stat st;
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || stat(out, &st) != 0 || st.st_size == 0)
-        return rn_errorf(err, "compare: gnuplot failed on %s: %.300s", script, msg);
-    return 0;
+    return rn_plot_gnuplot(script, defs, out, "compare", err);
 }
 
 int rn_compare(const char *const *run_dirs, int n_runs, const char *out_dir, int epoch,
@@ -240,7 +192,7 @@ int rn_compare(const char *const *run_dirs, int n_runs, const char *out_dir, int
         snprintf(defs, sizeof defs,
                  "fmt='%s'; W=%d; H=%d; out='%s'; datadir='%s'; plotsdir='%s'; which='%s'; "
                  "labels='%s'; epoch=%d; max_epoch=%d; has_colour=%d; ",
-                 fmt, w == 0 && has_colour ? 1400 : 900, 560, out, data_dir, plots_dir(),
+                 fmt, w == 0 && has_colour ? 1400 : 900, 560, out, data_dir, rn_plot_scripts_dir(),
                  which[w], labels, epoch, max_epoch, has_colour);
         if (gnuplot(defs, out, err))
             goto done;

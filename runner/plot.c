@@ -175,36 +175,26 @@ static void gnuplot_reason(const char *out, char *buf, size_t n)
     buf[len] = '\0';
 }
 
-/* Runs `gnuplot -e "<common defs><defs>" <script>` and checks that it exited
- * 0 and wrote out. */
-static int run_gnuplot(struct plotter *p, const char *script, const char *figure, int w, int h,
-                       struct sbuf *defs, struct rn_error *err)
+const char *rn_plot_scripts_dir(void)
 {
-    char script_path[PLOT_PATH_MAX], out[PLOT_PATH_MAX];
-    snprintf(script_path, sizeof script_path, "%s/%s", p->scripts, script);
-    snprintf(out, sizeof out, "%s/%s.%s", p->out_dir, figure, p->fmt);
-    if (access(script_path, R_OK) != 0)
-        return rn_errorf(err, "%s: cannot read gnuplot script: %s (set RUNNER_PLOTS to the "
-                              "plots/ folder of the source tree)",
-                         script_path, strerror(errno));
+    const char *scripts = getenv("RUNNER_PLOTS");
+#ifdef RN_PLOTS_DIR
+    if (!scripts || !*scripts)
+        scripts = RN_PLOTS_DIR;
+#endif
+    return scripts;
+}
 
-    struct sbuf all = {0};
-    sb_def_str(&all, "fmt", p->fmt);
-    sb_printf(&all, "W=%d; H=%d; ", w, h);
-    sb_def_str(&all, "out", out);
-    sb_def_str(&all, "datadir", p->data_dir);
-    sb_def_str(&all, "plotsdir", p->scripts);
-    sb_printf(&all, "%s", defs->s ? defs->s : "");
-    if (all.oom || defs->oom) {
-        free(all.s);
-        return rn_errorf(err, "%s: out of memory building gnuplot arguments", figure);
-    }
-
+/* Runs `gnuplot -e defs script`, keeps the start of what it says for the
+ * error, and checks that it wrote a non-empty out. label names the figure in
+ * messages. */
+int rn_plot_gnuplot(const char *script_path, const char *defs, const char *out,
+                    const char *label, struct rn_error *err)
+{
+    const char *figure = label;
     int pipefd[2];
-    if (pipe(pipefd) != 0) {
-        free(all.s);
+    if (pipe(pipefd) != 0)
         return rn_errorf(err, "%s: pipe: %s", figure, strerror(errno));
-    }
     remove(out); /* so a stale figure cannot pass for a new one */
 
     posix_spawn_file_actions_t fa;
@@ -214,12 +204,11 @@ static int run_gnuplot(struct plotter *p, const char *script, const char *figure
     posix_spawn_file_actions_adddup2(&fa, pipefd[1], 2);
     posix_spawn_file_actions_addclose(&fa, pipefd[0]);
     posix_spawn_file_actions_addclose(&fa, pipefd[1]);
-    char *argv[] = {"gnuplot", "-e", all.s, script_path, NULL};
+    char *argv[] = {"gnuplot", "-e", (char *)defs, (char *)script_path, NULL};
     pid_t pid;
     int rc = posix_spawnp(&pid, "gnuplot", &fa, NULL, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
     close(pipefd[1]);
-    free(all.s);
     if (rc != 0) {
         close(pipefd[0]);
         return rn_errorf(err, "cannot run gnuplot: %s (install gnuplot, e.g. gnuplot-nox)",
@@ -261,6 +250,38 @@ static int run_gnuplot(struct plotter *p, const char *script, const char *figure
     if (stat(out, &st) != 0 || st.st_size == 0)
         return rn_errorf(err, "%s: gnuplot wrote no figure (%s); it said: %s", figure, out,
                          reason);
+    return 0;
+}
+
+/* Runs `gnuplot -e "<common defs><defs>" <script>` and checks that it exited
+ * 0 and wrote out. */
+static int run_gnuplot(struct plotter *p, const char *script, const char *figure, int w, int h,
+                       struct sbuf *defs, struct rn_error *err)
+{
+    char script_path[PLOT_PATH_MAX], out[PLOT_PATH_MAX];
+    snprintf(script_path, sizeof script_path, "%s/%s", p->scripts, script);
+    snprintf(out, sizeof out, "%s/%s.%s", p->out_dir, figure, p->fmt);
+    if (access(script_path, R_OK) != 0)
+        return rn_errorf(err, "%s: cannot read gnuplot script: %s (set RUNNER_PLOTS to the "
+                              "plots/ folder of the source tree)",
+                         script_path, strerror(errno));
+
+    struct sbuf all = {0};
+    sb_def_str(&all, "fmt", p->fmt);
+    sb_printf(&all, "W=%d; H=%d; ", w, h);
+    sb_def_str(&all, "out", out);
+    sb_def_str(&all, "datadir", p->data_dir);
+    sb_def_str(&all, "plotsdir", p->scripts);
+    sb_printf(&all, "%s", defs->s ? defs->s : "");
+    if (all.oom || defs->oom) {
+        free(all.s);
+        return rn_errorf(err, "%s: out of memory building gnuplot arguments", figure);
+    }
+
+    int rc = rn_plot_gnuplot(script_path, all.s, out, figure, err);
+    free(all.s);
+    if (rc)
+        return -1;
     p->n_figures++;
     return 0;
 }
@@ -1486,11 +1507,7 @@ int rn_plot_run(const char *run_dir, const char *format, int *n_figures, struct 
         return rn_errorf(err, "plot: unknown format '%s' (png, pdf or svg)", format);
     p.run_dir = run_dir;
     p.fmt = format;
-    const char *scripts = getenv("RUNNER_PLOTS");
-#ifdef RN_PLOTS_DIR
-    if (!scripts || !*scripts)
-        scripts = RN_PLOTS_DIR;
-#endif
+    const char *scripts = rn_plot_scripts_dir();
     if (!scripts || !*scripts)
         return rn_errorf(err, "plot: no gnuplot scripts: set RUNNER_PLOTS to the plots/ folder");
     if (snprintf(h5, sizeof h5, "%s/run.h5", run_dir) >= (int)sizeof h5 ||

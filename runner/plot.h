@@ -14,4 +14,11 @@
 /* Draws every figure the file has data for. *n_figures gets the count. */
 int rn_plot_run(const char *run_dir, const char *format, int *n_figures, struct rn_error *err);
 
+/* Runs `gnuplot -e defs script_path` and checks that it wrote a non-empty
+ * out; gnuplot's first error line goes into err, prefixed by label. */
+int rn_plot_gnuplot(const char *script_path, const char *defs, const char *out,
+                    const char *label, struct rn_error *err);
+/* The folder of the gnuplot scripts: $RUNNER_PLOTS, else the source tree's plots/. */
+const char *rn_plot_scripts_dir(void);
+
 #endif

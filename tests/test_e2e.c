@@ -296,3 +296,28 @@ Test(e2e, load_if_missing_trains_then_loads, .timeout = 300)
     free(pa);
     free(pb);
 }
+
+Test(e2e, compare_draws_runs_side_by_side, .timeout = 300)
+{
+    make_tmp();
+    char a[300], b[300], out[8192];
+    snprintf(a, sizeof a, "%s/a", tmp);
+    snprintf(b, sizeof b, "%s/b", tmp);
+    cr_assert_eq(train_fixture(a, "train.epochs=2"), 0);
+    cr_assert_eq(train_fixture(b, "train.epochs=1 --seed 4"), 0);
+    int rc = sh(out, sizeof out, "%s compare %s %s --out %s/cmp 2>&1", RN_RUNNER_BIN, a, b, tmp);
+    cr_assert_eq(rc, 0, "%s", out);
+    struct stat st;
+    char path[400];
+    snprintf(path, sizeof path, "%s/cmp/compare_epochs.png", tmp);
+    cr_assert(stat(path, &st) == 0 && st.st_size > 2000, "%s missing or empty", path);
+    snprintf(path, sizeof path, "%s/cmp/compare_summary.png", tmp);
+    cr_assert(stat(path, &st) == 0 && st.st_size > 2000, "%s missing or empty", path);
+    /* the table names both runs */
+    rc = sh(out, sizeof out, "cat %s/cmp/compare.txt", tmp);
+    cr_assert_eq(rc, 0);
+    cr_assert(strstr(out, "e2e_lazy"), "%s", out);
+    rc = sh(out, sizeof out, "%s compare /no/such/run --out %s/cmp2 2>&1", RN_RUNNER_BIN, tmp);
+    cr_assert_eq(rc, 1, "%s", out);
+    cr_assert(strstr(out, "/no/such/run"), "%s", out);
+}
