@@ -153,7 +153,7 @@ static int layer_profile(struct rn_run *run, int steps, int eval_batches, struct
         for (int i = 0; i < n; i++)
             idx[i] = (s * bs + i) % train->n;
         double t0 = now_s();
-        rn_run_load_batch(run, train, idx, n);
+        rn_run_load_batch(run, train, idx, n, NULL);
         for (int i = 0; i < n; i++)
             labels[i] = train->labels[idx[i]];
         lt->phase[PH_LOAD] += now_s() - t0;
@@ -182,7 +182,7 @@ static int layer_profile(struct rn_run *run, int steps, int eval_batches, struct
             lt->bwd[i] += now_s() - t0;
         }
         t0 = now_s();
-        rn_optim_step(&run->program.opts[0].optim); /* the default program: one optimizer */
+        rn_optim_step(&run->program.opts[0].optim, NULL); /* the default program: one optimizer */
         lt->phase[PH_OPTIM] += now_s() - t0;
         run->step++;
     }
@@ -191,7 +191,7 @@ static int layer_profile(struct rn_run *run, int steps, int eval_batches, struct
         for (int i = 0; i < n; i++)
             idx[i] = start + i;
         double t0 = now_s();
-        rn_run_load_batch(run, test, idx, n);
+        rn_run_load_batch(run, test, idx, n, NULL);
         lt->phase[PH_LOAD_EVAL] += now_s() - t0;
         struct rn_ctx ctx = {.train = 0, .seed = spec->seed, .step = run->step};
         t0 = now_s();
@@ -392,7 +392,7 @@ int main(int argc, char **argv)
             int idx[n];
             for (int i = 0; i < n; i++)
                 idx[i] = start + i;
-            rn_run_load_batch(&run, test, idx, n);
+            rn_run_load_batch(&run, test, idx, n, NULL);
             if (rn_graph_forward(g, n, run.logits_node, &ctx, &err)) {
                 fprintf(stderr, "bench_train: %s\n", err.msg);
                 rn_run_close(&run, "failed");

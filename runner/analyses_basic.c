@@ -110,8 +110,8 @@ static int run_samples(struct rn_run *run, const struct rn_spec_analysis *a, str
                 int idx[100];
                 for (int i = 0; i < m; i++)
                     idx[i] = start + i;
-                rn_run_load_batch(run, s, idx, m);
-                if (rn_run_predict(run, m, run->probs, err))
+                if (rn_run_load_batch(run, s, idx, m, err) ||
+                    rn_run_predict(run, m, run->probs, err))
                     return -1;
                 for (int i = 0; i < m; i++)
                     preds[start + i] = rn_argmax(run->probs + (size_t)i * run->data.n_classes,
@@ -239,6 +239,14 @@ static int run_colour_stats(struct rn_run *run, const struct rn_spec_analysis *a
 int rn_run_analyses(struct rn_run *run, struct rn_error *err)
 {
     const struct rn_spec *spec = run->spec;
+    /* The analyses read taps, inputs and gradients in host memory: a model
+     * trained on a device comes home for them. */
+    if (spec->n_analyses > 0 && run->has_graph && run->graph.device != RN_DEVICE_CPU) {
+        if (!run->opt.quiet)
+            fprintf(run->opt.log, "analyses run on the CPU (the model is copied from the device)\n");
+        if (rn_graph_to_device(&run->graph, RN_DEVICE_CPU, err))
+            return -1;
+    }
     for (int i = 0; i < spec->n_analyses; i++) {
         const struct rn_spec_analysis *a = &spec->analyses[i];
         if (a->type->run(run, a, err))

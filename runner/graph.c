@@ -1,5 +1,7 @@
 #include "graph.h"
 
+#include "backend.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -229,8 +231,12 @@ void rn_graph_free(struct rn_graph *g)
         return;
     for (int i = 0; i < g->n_nodes; i++) {
         struct rn_node *node = &g->nodes[i];
+        if (node->k && node->k->release)
+            node->k->release(&node->layer);
         rn_layer_free(&node->layer);
         rn_tensor_free(&node->y);
+        rn_tensor_free(&node->yh);
+        rn_tensor_free(&node->dyh);
         rn_tensor_free(&node->dy);
         rn_tensor_free(&node->ty);
         rn_tensor_free(&node->tdy);
@@ -240,6 +246,7 @@ void rn_graph_free(struct rn_graph *g)
     rn_tensor_free(&g->dx);
     rn_tensor_free(&g->tx);
     rn_tensor_free(&g->tdx);
+    rn_tensor_free(&g->xh);
     memset(g, 0, sizeof *g);
 }
 
@@ -277,6 +284,43 @@ static const struct rn_tensor *input_of(struct rn_graph *g, int idx, int tangent
     return tangent ? &g->nodes[idx].ty : &g->nodes[idx].y;
 }
 
+/* A node's kernels: the layer type's own on the CPU, the backend's on a device. */
+static int node_forward(struct rn_node *node, const struct rn_tensor *const *xs,
+                        struct rn_ctx *ctx, struct rn_error *err)
+{
+    int rc = node->k ? node->k->forward(&node->layer, xs, &node->y, ctx, err)
+                     : node->layer.type->forward(&node->layer, xs, &node->y, ctx, err);
+    return rc ? rn_error_prefix(err, "layer '%s' (%s) forward", node->layer.name,
+                                node->layer.type->name)
+              : 0;
+}
+
+static int node_backward(struct rn_node *node, const struct rn_tensor *const *xs,
+                         struct rn_tensor *const *dxs, struct rn_ctx *ctx, struct rn_error *err)
+{
+    int rc = node->k ? node->k->backward(&node->layer, xs, &node->y, &node->dy, dxs, ctx, err)
+                     : node->layer.type->backward(&node->layer, xs, &node->y, &node->dy, dxs, ctx,
+                                                  err);
+    return rc ? rn_error_prefix(err, "layer '%s' (%s) backward", node->layer.name,
+                                node->layer.type->name)
+              : 0;
+}
+
+/* The host's part of a device graph's loss gradients goes to dy first. */
+static int flush_grad_host(struct rn_graph *g, struct rn_error *err)
+{
+    for (int i = 0; i < g->n_nodes; i++) {
+        struct rn_node *node = &g->nodes[i];
+        if (!node->dyh_dirty)
+            continue;
+        node->dyh_dirty = 0;
+        node->dyh.n = node->dy.n;
+        if (rn_tensor_copy(&node->dy, &node->dyh, err))
+            return rn_error_prefix(err, "gradient of '%s' to the device", node->layer.name);
+    }
+    return 0;
+}
+
 int rn_graph_forward(struct rn_graph *g, int n, int last, struct rn_ctx *ctx, struct rn_error *err)
 {
     if (n < 1 || n > g->max_n)
@@ -291,9 +335,8 @@ int rn_graph_forward(struct rn_graph *g, int n, int last, struct rn_ctx *ctx, st
             xs[j] = input_of(g, node->in[j], 0);
         set_n(&node->y, n);
         ctx->node = i;
-        if (node->layer.type->forward(&node->layer, xs, &node->y, ctx, err))
-            return rn_error_prefix(err, "layer '%s' (%s) forward", node->layer.name,
-                                   node->layer.type->name);
+        if (node_forward(node, xs, ctx, err))
+            return -1;
     }
     return 0;
 }
@@ -314,6 +357,23 @@ static void mark_path(struct rn_graph *g, int loss_node)
 
 /* Zeroing every activation gradient each step is a few tens of MB: split it
  * over the threads in page-sized blocks. */
+static void zero_parallel(float *p, long n);
+
+/* Zeroes a node's dy for n samples, and the host part of it. */
+static void zero_node_dy(struct rn_node *node, int n)
+{
+    set_n(&node->dy, n);
+    if (node->dy.device == RN_DEVICE_CPU)
+        zero_parallel(node->dy.data, (long)rn_tensor_numel(&node->dy));
+    else
+        rn_tensor_zero(&node->dy);
+    if (node->dyh.data) {
+        set_n(&node->dyh, n);
+        rn_tensor_zero(&node->dyh);
+    }
+    node->dyh_dirty = 0;
+}
+
 static void zero_parallel(float *p, long n)
 {
     const long block = 4096;
@@ -330,7 +390,7 @@ int rn_graph_reserve_grad(struct rn_graph *g, int n, struct rn_error *err)
         if (node->dy.data && node->dy.cap == (size_t)n * o.c * o.h * o.w)
             continue;
         rn_tensor_free(&node->dy);
-        if (rn_tensor_init(&node->dy, n, o.c, o.h, o.w, err))
+        if (rn_tensor_init_on(&node->dy, g->device, n, o.c, o.h, o.w, err))
             return -1;
     }
     g->grad_n = n;
@@ -344,10 +404,8 @@ int rn_graph_zero_dy(struct rn_graph *g, int n)
         if (rn_graph_reserve_grad(g, n, &err))
             return -1;
     }
-    for (int i = 0; i < g->n_nodes; i++) {
-        set_n(&g->nodes[i].dy, n);
-        zero_parallel(g->nodes[i].dy.data, (long)rn_tensor_numel(&g->nodes[i].dy));
-    }
+    for (int i = 0; i < g->n_nodes; i++)
+        zero_node_dy(&g->nodes[i], n);
     return 0;
 }
 
@@ -355,8 +413,8 @@ static int ensure(struct rn_tensor *t, const struct rn_tensor *like, struct rn_e
 {
     if (t->data)
         return 0;
-    return rn_tensor_init(t, (int)(like->cap / rn_tensor_sample(like)), like->c, like->h, like->w,
-                          err);
+    return rn_tensor_init_on(t, like->device, (int)(like->cap / rn_tensor_sample(like)), like->c,
+                             like->h, like->w, err);
 }
 
 int rn_graph_backward(struct rn_graph *g, int n, int loss_node, int want_dx, struct rn_ctx *ctx,
@@ -366,6 +424,8 @@ int rn_graph_backward(struct rn_graph *g, int n, int loss_node, int want_dx, str
         return rn_errorf(err, "backward of %d samples: gradient buffers hold %d; call rn_graph_zero_dy first",
                          n, g->grad_n);
     mark_path(g, loss_node);
+    if (flush_grad_host(g, err))
+        return -1;
     if (want_dx) {
         if (ensure(&g->dx, &g->x, err))
             return -1;
@@ -384,9 +444,8 @@ int rn_graph_backward(struct rn_graph *g, int n, int loss_node, int want_dx, str
             dxs[j] = src >= 0 ? &g->nodes[src].dy : want_dx ? &g->dx : NULL;
         }
         ctx->node = i;
-        if (node->layer.type->backward(&node->layer, xs, &node->y, &node->dy, dxs, ctx, err))
-            return rn_error_prefix(err, "layer '%s' (%s) backward", node->layer.name,
-                                   node->layer.type->name);
+        if (node_backward(node, xs, dxs, ctx, err))
+            return -1;
     }
     return 0;
 }
@@ -412,8 +471,9 @@ int rn_graph_tangent_forward(struct rn_graph *g, int n, int last, struct rn_ctx 
     for (int i = 0; i <= last; i++) {
         struct rn_node *node = &g->nodes[i];
         const struct rn_layer_type *t = node->layer.type;
-        if (!t->tangent_forward)
-            return rn_errorf(err, "layer '%s' (%s) has no tangent mode", node->layer.name, t->name);
+        if (node->k ? !node->k->tangent_forward : !t->tangent_forward)
+            return rn_errorf(err, "layer '%s' (%s) has no tangent mode%s", node->layer.name,
+                             t->name, node->k ? " on this device" : "");
         if (ensure(&node->ty, &node->y, err) || ensure(&node->tdy, &node->y, err))
             return -1;
         const struct rn_tensor *xs[RN_MAX_INPUTS], *txs[RN_MAX_INPUTS];
@@ -425,7 +485,8 @@ int rn_graph_tangent_forward(struct rn_graph *g, int n, int last, struct rn_ctx 
         set_n(&node->tdy, n);
         rn_tensor_zero(&node->tdy);
         ctx->node = i;
-        if (t->tangent_forward(&node->layer, xs, txs, &node->ty, ctx, err))
+        if (node->k ? node->k->tangent_forward(&node->layer, xs, txs, &node->ty, ctx, err)
+                    : t->tangent_forward(&node->layer, xs, txs, &node->ty, ctx, err))
             return rn_error_prefix(err, "layer '%s' (%s) tangent forward", node->layer.name,
                                    t->name);
     }
@@ -436,6 +497,8 @@ int rn_graph_tangent_backward(struct rn_graph *g, int n, int loss_node, struct r
                               struct rn_error *err)
 {
     mark_path(g, loss_node);
+    if (flush_grad_host(g, err))
+        return -1;
     if (ensure(&g->tdx, &g->x, err))
         return -1;
     set_n(&g->tdx, n);
@@ -445,8 +508,9 @@ int rn_graph_tangent_backward(struct rn_graph *g, int n, int loss_node, struct r
         if (!node->on_path)
             continue;
         const struct rn_layer_type *t = node->layer.type;
-        if (!t->tangent_backward)
-            return rn_errorf(err, "layer '%s' (%s) has no tangent mode", node->layer.name, t->name);
+        if (node->k ? !node->k->tangent_backward : !t->tangent_backward)
+            return rn_errorf(err, "layer '%s' (%s) has no tangent mode%s", node->layer.name,
+                             t->name, node->k ? " on this device" : "");
         const struct rn_tensor *xs[RN_MAX_INPUTS], *txs[RN_MAX_INPUTS];
         struct rn_tensor *tdxs[RN_MAX_INPUTS];
         for (int j = 0; j < node->n_in; j++) {
@@ -456,7 +520,10 @@ int rn_graph_tangent_backward(struct rn_graph *g, int n, int loss_node, struct r
             tdxs[j] = src >= 0 ? &g->nodes[src].tdy : &g->tdx;
         }
         ctx->node = i;
-        if (t->tangent_backward(&node->layer, xs, txs, &node->dy, &node->tdy, tdxs, ctx, err))
+        if (node->k ? node->k->tangent_backward(&node->layer, xs, txs, &node->dy, &node->tdy,
+                                                tdxs, ctx, err)
+                    : t->tangent_backward(&node->layer, xs, txs, &node->dy, &node->tdy, tdxs, ctx,
+                                          err))
             return rn_error_prefix(err, "layer '%s' (%s) tangent backward", node->layer.name,
                                    t->name);
     }
@@ -511,9 +578,8 @@ int rn_graph_forward_nodes(struct rn_graph *g, int n, const unsigned char *run, 
             xs[j] = input_of(g, node->in[j], 0);
         set_n(&node->y, n);
         ctx->node = i;
-        if (node->layer.type->forward(&node->layer, xs, &node->y, ctx, err))
-            return rn_error_prefix(err, "layer '%s' (%s) forward", node->layer.name,
-                                   node->layer.type->name);
+        if (node_forward(node, xs, ctx, err))
+            return -1;
     }
     return 0;
 }
@@ -528,8 +594,7 @@ int rn_graph_zero_dy_nodes(struct rn_graph *g, int n, const unsigned char *nodes
     for (int i = 0; i < g->n_nodes; i++) {
         if (!nodes[i])
             continue;
-        set_n(&g->nodes[i].dy, n);
-        zero_parallel(g->nodes[i].dy.data, (long)rn_tensor_numel(&g->nodes[i].dy));
+        zero_node_dy(&g->nodes[i], n);
     }
     return 0;
 }
@@ -540,6 +605,8 @@ int rn_graph_backward_nodes(struct rn_graph *g, int n, const unsigned char *run,
     if (n > g->grad_n)
         return rn_errorf(err, "backward of %d samples: gradient buffers hold %d; call "
                               "rn_graph_zero_dy_nodes first", n, g->grad_n);
+    if (flush_grad_host(g, err))
+        return -1;
     if (want_dx) {
         if (ensure(&g->dx, &g->x, err))
             return -1;
@@ -558,9 +625,139 @@ int rn_graph_backward_nodes(struct rn_graph *g, int n, const unsigned char *run,
             dxs[j] = src >= 0 ? (run[src] ? &g->nodes[src].dy : NULL) : want_dx ? &g->dx : NULL;
         }
         ctx->node = i;
-        if (node->layer.type->backward(&node->layer, xs, &node->y, &node->dy, dxs, ctx, err))
-            return rn_error_prefix(err, "layer '%s' (%s) backward", node->layer.name,
-                                   node->layer.type->name);
+        if (node_backward(node, xs, dxs, ctx, err))
+            return -1;
     }
     return 0;
+}
+
+/* Moves t's floats (all cap of them) to device d; an empty tensor only
+ * changes its device, so lazily allocated buffers follow. */
+static int move_tensor(struct rn_tensor *t, int d, struct rn_error *err)
+{
+    if (!t->data || t->device == d) {
+        t->device = d;
+        return 0;
+    }
+    size_t sample = rn_tensor_sample(t);
+    int n_cap = sample ? (int)(t->cap / sample) : 0, n = t->n;
+    struct rn_tensor moved;
+    if (rn_tensor_init_on(&moved, (enum rn_device)d, n_cap, t->c, t->h, t->w, err))
+        return -1;
+    struct rn_tensor all = *t;
+    all.n = n_cap;
+    if (rn_tensor_copy(&moved, &all, err)) {
+        rn_tensor_free(&moved);
+        return -1;
+    }
+    rn_tensor_free(t);
+    *t = moved;
+    t->n = n;
+    return 0;
+}
+
+int rn_graph_to_device(struct rn_graph *g, int d, struct rn_error *err)
+{
+    if (d == g->device)
+        return 0;
+    const struct rn_backend *be = rn_backend_of((enum rn_device)d);
+    if (!be)
+        return rn_errorf(err, "this runner was built without a backend for device %d", d);
+    for (int i = 0; d != RN_DEVICE_CPU && i < g->n_nodes; i++) {
+        const struct rn_layer_kernels *k = be->layer(g->nodes[i].layer.type->name);
+        if (!k || !k->forward || !k->backward)
+            return rn_errorf(err, "layer '%s' (%s) has no %s kernels", g->nodes[i].layer.name,
+                             g->nodes[i].layer.type->name, be->name);
+    }
+    for (int i = 0; i < g->n_nodes; i++) {
+        struct rn_node *node = &g->nodes[i];
+        struct rn_layer *l = &node->layer;
+        if (node->k && node->k->release)
+            node->k->release(l);
+        node->k = NULL;
+        for (int j = 0; j < l->n_params; j++)
+            if (move_tensor(&l->params[j].value, d, err) || move_tensor(&l->params[j].grad, d, err))
+                return rn_error_prefix(err, "moving '%s.%s' to %s", l->name, l->params[j].name,
+                                       be->name);
+        if (move_tensor(&node->y, d, err) || move_tensor(&node->dy, d, err) ||
+            move_tensor(&node->ty, d, err) || move_tensor(&node->tdy, d, err))
+            return rn_error_prefix(err, "moving the activations of '%s' to %s", l->name, be->name);
+        node->dyh_dirty = 0;
+        if (d != RN_DEVICE_CPU) {
+            node->k = be->layer(l->type->name);
+            if (node->k->prepare && node->k->prepare(l, g->max_n, err)) {
+                node->k = NULL;
+                return rn_error_prefix(err, "layer '%s' (%s) on %s", l->name, l->type->name,
+                                       be->name);
+            }
+        }
+    }
+    if (move_tensor(&g->x, d, err) || move_tensor(&g->dx, d, err) || move_tensor(&g->tx, d, err) ||
+        move_tensor(&g->tdx, d, err))
+        return rn_error_prefix(err, "moving the graph input to %s", be->name);
+    g->device = d;
+    return 0;
+}
+
+/* A host tensor shaped like t (reallocated when t grew), batch t->n. */
+static int host_like(struct rn_tensor *h, const struct rn_tensor *t, struct rn_error *err)
+{
+    if (h->data && h->cap < t->cap)
+        rn_tensor_free(h);
+    if (!h->data) {
+        size_t sample = rn_tensor_sample(t);
+        if (rn_tensor_init(h, sample ? (int)(t->cap / sample) : 0, t->c, t->h, t->w, err))
+            return -1;
+    }
+    h->n = t->n;
+    return 0;
+}
+
+struct rn_tensor *rn_graph_input_host(struct rn_graph *g, int n, struct rn_error *err)
+{
+    if (n < 0 || n > g->max_n) {
+        rn_errorf(err, "batch of %d samples does not fit the graph (max %d)", n, g->max_n);
+        return NULL;
+    }
+    g->x.n = n;
+    if (g->device == RN_DEVICE_CPU)
+        return &g->x;
+    if (host_like(&g->xh, &g->x, err))
+        return NULL;
+    return &g->xh;
+}
+
+int rn_graph_input_commit(struct rn_graph *g, struct rn_error *err)
+{
+    if (g->device == RN_DEVICE_CPU)
+        return 0;
+    g->xh.n = g->x.n;
+    return rn_tensor_copy(&g->x, &g->xh, err) ? rn_error_prefix(err, "batch to the device") : 0;
+}
+
+const struct rn_tensor *rn_graph_output_host(struct rn_graph *g, int i, struct rn_error *err)
+{
+    struct rn_node *node = &g->nodes[i];
+    if (g->device == RN_DEVICE_CPU)
+        return &node->y;
+    if (host_like(&node->yh, &node->y, err) || rn_tensor_copy(&node->yh, &node->y, err)) {
+        rn_error_prefix(err, "output of '%s' from the device", node->layer.name);
+        return NULL;
+    }
+    return &node->yh;
+}
+
+struct rn_tensor *rn_graph_grad_host(struct rn_graph *g, int i, struct rn_error *err)
+{
+    struct rn_node *node = &g->nodes[i];
+    if (g->device == RN_DEVICE_CPU)
+        return &node->dy;
+    if (!node->dyh.data) {
+        if (host_like(&node->dyh, &node->dy, err))
+            return NULL;
+        rn_tensor_zero(&node->dyh);
+    }
+    node->dyh.n = node->dy.n;
+    node->dyh_dirty = 1;
+    return &node->dyh;
 }

@@ -17,6 +17,7 @@
 #ifndef RN_GRAPH_H
 #define RN_GRAPH_H
 
+#include "backend.h"
 #include "layer.h"
 #include "spec.h"
 
@@ -29,6 +30,10 @@ struct rn_node {
     struct rn_tensor ty;    /* tangent of y (allocated on first tangent pass) */
     struct rn_tensor tdy;   /* tangent of dy */
     int on_path;            /* scratch: node lies on a path to the loss node */
+    struct rn_tensor yh;    /* device graphs: host copy of y (rn_graph_output_host) */
+    struct rn_tensor dyh;   /* device graphs: host part of dy (rn_graph_grad_host) */
+    int dyh_dirty;          /* dyh holds gradient not yet copied to dy */
+    const struct rn_layer_kernels *k; /* device graphs: the backend's kernels of this node */
 };
 
 struct rn_graph {
@@ -41,6 +46,8 @@ struct rn_graph {
     struct rn_tensor dx;    /* d loss / d x, allocated on first need */
     struct rn_tensor tx;    /* input tangent direction (caller fills), lazily */
     struct rn_tensor tdx;   /* tangent of dx, lazily */
+    int device;             /* enum rn_device: where every tensor above lives */
+    struct rn_tensor xh;    /* device graphs: host staging of x (rn_graph_input_host) */
 };
 
 /* Builds every node, infers shapes, allocates. Errors carry the layer's
@@ -86,6 +93,25 @@ int rn_graph_tangent_forward(struct rn_graph *g, int n, int last, struct rn_ctx 
                              struct rn_error *err);
 int rn_graph_tangent_backward(struct rn_graph *g, int n, int loss_node, struct rn_ctx *ctx,
                               struct rn_error *err);
+
+/* Moves every parameter, buffer and activation to device d (enum rn_device,
+ * backend.h) and prepares each node's kernels there; moving back to the CPU
+ * brings the parameters home (analyses, checkpoints). A layer type without
+ * kernels on d is an error naming it; the graph is then unchanged. */
+int rn_graph_to_device(struct rn_graph *g, int d, struct rn_error *err);
+
+/* Host access for code that works on host memory whatever the device (loss
+ * terms, metrics). On a CPU graph these are the tensors themselves.
+ * rn_graph_input_host: where to write the next batch (n samples); then
+ * rn_graph_input_commit copies it to the device. rn_graph_output_host:
+ * node i's output after a forward (downloaded). rn_graph_grad_host: a host
+ * buffer zeroed with dy by rn_graph_zero_dy*, for the loss to add into; the
+ * next backward copies it to node i's dy first (so nothing but the loss may
+ * write that dy in between). NULL with err set on a device error. */
+struct rn_tensor *rn_graph_input_host(struct rn_graph *g, int n, struct rn_error *err);
+int rn_graph_input_commit(struct rn_graph *g, struct rn_error *err);
+const struct rn_tensor *rn_graph_output_host(struct rn_graph *g, int i, struct rn_error *err);
+struct rn_tensor *rn_graph_grad_host(struct rn_graph *g, int i, struct rn_error *err);
 
 /* Zeroes every trainable parameter gradient. */
 void rn_graph_zero_grad(struct rn_graph *g);

@@ -108,6 +108,7 @@ struct rn_layer {
     int n_params;
     int max_n;
     void *priv; /* type-specific state, owned */
+    void *dpriv; /* the device backend's state (backend.h), owned by its kernels */
 };
 
 /* The registry: every layer type, in one table (runner/registry.c). */

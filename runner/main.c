@@ -12,6 +12,7 @@
 #include "graph.h"
 #include "plot.h"
 #include "spec.h"
+#include "backend.h"
 #include "train.h"
 #include "rn_git.h"
 
@@ -20,6 +21,7 @@
 static const char usage[] =
     "usage: runner EXPERIMENT.yaml [key.path=value ...] [--device auto|cpu|cuda] [--seed N]\n"
     "                              [--out DIR] [--threads N] [--format png|pdf|svg] [--quiet]\n"
+    "                              [--deterministic]\n"
     "       runner validate EXPERIMENT.yaml [key.path=value ...]\n"
     "       runner plot RUN_DIR [--format png|pdf|svg]\n"
     "       runner compare RUN_DIR... --out DIR [--epoch N] [--format png|pdf|svg]\n"
@@ -37,6 +39,7 @@ static const char usage[] =
     "  --threads N      CPU threads (default: all cores)\n"
     "  --format F       figure format: png (default), pdf or svg\n"
     "  --quiet          no progress output\n"
+    "  --deterministic  deterministic GPU algorithms (spec key deterministic: true)\n"
     "  --help-spec      print the reference of every spec key\n"
     "\n"
     "Exit status: 0 success, 1 error (one line on stderr), 2 bad command line, 130 interrupted.\n";
@@ -111,6 +114,9 @@ static int parse_args(struct cli *c, int argc, char **argv, int first)
             continue;
         if (strcmp(a, "--quiet") == 0) {
             c->quiet = 1;
+        } else if (strcmp(a, "--deterministic") == 0) {
+            if (add_flag_override(c, "deterministic", "true"))
+                return 2;
         } else if (a[0] == '-' && a[1] == '-') {
             return usage_error("unknown option '%s'", a);
         } else if (strchr(a, '=')) {
@@ -135,14 +141,29 @@ static int set_threads(const struct rn_spec *s)
     return n;
 }
 
-static int check_device(const struct rn_spec *s, int quiet)
+/* Resolves spec `device`: cuda must work or it is an error; auto takes the
+ * GPU when this build has the CUDA backend and a device answers, and says
+ * so when it falls back to the CPU. */
+static int check_device(const struct rn_spec *s, int quiet, struct rn_run_options *opt)
 {
+    opt->device = RN_DEVICE_CPU;
+    opt->device_desc[0] = '\0';
+    if (strcmp(s->device, "cpu") == 0)
+        return 0;
+    struct rn_error err = {{0}};
+    char desc[sizeof opt->device_desc];
+    if (rn_cuda_probe(desc, sizeof desc, &err) == 0) {
+        opt->device = RN_DEVICE_CUDA;
+        snprintf(opt->device_desc, sizeof opt->device_desc, "%s", desc);
+        rn_cuda_set_deterministic(s->deterministic);
+        return 0;
+    }
     if (strcmp(s->device, "cuda") == 0) {
-        fprintf(stderr, "runner: device 'cuda' requested but this build has no CUDA backend; "
-                        "rebuild with nvcc and cuDNN present or use --device cpu\n");
+        fprintf(stderr, "runner: --device cuda: %s; use --device cpu or auto\n", err.msg);
         return 1;
     }
-    (void)quiet;
+    if (!quiet && rn_backend_cuda())
+        fprintf(stderr, "runner: no usable GPU (%s); running on the CPU\n", err.msg);
     return 0;
 }
 
@@ -295,7 +316,8 @@ static int cmd_run(int argc, char **argv)
         free(sp);
         return 1;
     }
-    if (check_device(sp, c.quiet)) {
+    struct rn_run_options opt = {.out_dir = c.out, .quiet = c.quiet, .log = stderr};
+    if (check_device(sp, c.quiet, &opt)) {
         rn_spec_free(sp);
         free(sp);
         return 1;
@@ -309,14 +331,13 @@ static int cmd_run(int argc, char **argv)
     sigaction(SIGTERM, &sa, NULL);
 
     struct rn_run run;
-    struct rn_run_options opt = {.out_dir = c.out, .quiet = c.quiet, .log = stderr};
     if (!c.quiet)
-        fprintf(stderr, "%s: %s%s, seed %llu, cpu, %d threads\n", sp->name,
+        fprintf(stderr, "%s: %s%s, seed %llu, %s, %d threads\n", sp->name,
                 sp->has_model ? sp->model.name : "data only",
                 sp->has_model && sp->has_train ? ""
                 : sp->has_model                ? " (loaded)"
                                                : "",
-                (unsigned long long)sp->seed, threads);
+                (unsigned long long)sp->seed, opt.device ? opt.device_desc : "cpu", threads);
     if (rn_run_open(&run, sp, &opt, &err)) {
         fprintf(stderr, "runner: %s\n", err.msg);
         rn_run_close(&run, "failed");

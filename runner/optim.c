@@ -1,5 +1,7 @@
 #include "optim.h"
 
+#include "backend.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,11 +40,11 @@ int rn_optim_init_params(struct rn_optim *o, const char *kind, struct rn_param *
             continue;
         const struct rn_tensor *t = &p->value;
         o->params[o->n] = p;
-        if (rn_tensor_init(&o->m[o->n], t->n, t->c, t->h, t->w, err))
+        if (rn_tensor_init_on(&o->m[o->n], t->device, t->n, t->c, t->h, t->w, err))
             goto fail;
         o->n++;
         if (o->kind != RN_OPTIM_SGD &&
-            rn_tensor_init(&o->v[o->n - 1], t->n, t->c, t->h, t->w, err))
+            rn_tensor_init_on(&o->v[o->n - 1], t->device, t->n, t->c, t->h, t->w, err))
             goto fail;
     }
     return 0;
@@ -86,64 +88,40 @@ void rn_optim_free(struct rn_optim *o)
     memset(o, 0, sizeof *o);
 }
 
-static double grad_norm(const struct rn_optim *o)
+/* Clipping and the update, through the parameters' backend (one
+ * implementation per device: backend.c for the CPU). */
+static int step_device(struct rn_optim *o, const struct rn_backend *be, struct rn_error *err)
 {
-    double s = 0;
-    for (int i = 0; i < o->n; i++) {
-        const struct rn_tensor *gt = &o->params[i]->grad;
-        size_t n = rn_tensor_numel(gt);
-        for (size_t k = 0; k < n; k++)
-            s += (double)gt->data[k] * gt->data[k];
-    }
-    return sqrt(s);
-}
-
-void rn_optim_step(struct rn_optim *o)
-{
-    o->step++;
     float clip = 1.0f;
     if (o->clip_norm > 0) {
-        double norm = grad_norm(o);
+        double s = 0;
+        for (int i = 0; i < o->n; i++)
+            if (be->sum_squares(o->params[i]->grad.data, rn_tensor_numel(&o->params[i]->grad), &s,
+                                err))
+                return -1;
+        double norm = sqrt(s);
         if (norm > o->clip_norm)
             clip = (float)(o->clip_norm / (norm + 1e-6));
     }
-    const float lr = (float)o->lr, b1 = (float)o->beta1, b2 = (float)o->beta2;
-    const float eps = (float)o->eps, wd = (float)o->weight_decay, mom = (float)o->momentum;
-    /* torch computes the bias corrections in double precision scalars */
-    const double bc1 = 1.0 - pow(o->beta1, (double)o->step);
-    const double bc2 = 1.0 - pow(o->beta2, (double)o->step);
-    const float step_size = (float)(o->lr / bc1);
-    const float bc2_sqrt = (float)sqrt(bc2);
-    for (int i = 0; i < o->n; i++) {
-        float *p = o->params[i]->value.data;
-        const float *gr = o->params[i]->grad.data;
-        float *m = o->m[i].data, *v = o->v[i].data;
-        long n = (long)rn_tensor_numel(&o->params[i]->value);
-        switch (o->kind) {
-        case RN_OPTIM_ADAM:
-        case RN_OPTIM_ADAMW:
-#pragma omp parallel for if (n > 65536) schedule(static)
-            for (long k = 0; k < n; k++) {
-                float gk = gr[k] * clip;
-                if (o->kind == RN_OPTIM_ADAMW)
-                    p[k] *= 1.0f - lr * wd;
-                else if (wd != 0.0f)
-                    gk += wd * p[k];
-                m[k] = b1 * m[k] + (1.0f - b1) * gk;
-                v[k] = b2 * v[k] + (1.0f - b2) * gk * gk;
-                p[k] -= step_size * m[k] / (sqrtf(v[k]) / bc2_sqrt + eps);
-            }
-            break;
-        case RN_OPTIM_SGD:
-            for (long k = 0; k < n; k++) {
-                float gk = gr[k] * clip + wd * p[k];
-                if (mom != 0.0f) {
-                    m[k] = o->step == 1 ? gk : mom * m[k] + gk;
-                    gk = m[k];
-                }
-                p[k] -= lr * gk;
-            }
-            break;
-        }
-    }
+    struct rn_optim_update u = {
+        .kind = (int)o->kind, .lr = (float)o->lr, .beta1 = (float)o->beta1,
+        .beta2 = (float)o->beta2, .eps = (float)o->eps, .weight_decay = (float)o->weight_decay,
+        .momentum = (float)o->momentum, .step = o->step, .grad_scale = clip,
+    };
+    for (int i = 0; i < o->n; i++)
+        if (be->optim_update(&u, o->params[i]->value.data, o->params[i]->grad.data, o->m[i].data,
+                             o->v[i].data, rn_tensor_numel(&o->params[i]->value), err))
+            return rn_error_prefix(err, "optimizer update on %s", be->name);
+    return 0;
+}
+
+int rn_optim_step(struct rn_optim *o, struct rn_error *err)
+{
+    o->step++;
+    if (o->n == 0)
+        return 0;
+    const struct rn_backend *be = rn_backend_of(o->params[0]->value.device);
+    if (!be)
+        return rn_errorf(err, "optimizer: no backend for device %d", o->params[0]->value.device);
+    return step_device(o, be, err);
 }

@@ -30,7 +30,8 @@ int rn_optim_init(struct rn_optim *o, const char *kind, struct rn_graph *g, stru
 int rn_optim_init_params(struct rn_optim *o, const char *kind, struct rn_param *const *params,
                          int n, struct rn_error *err);
 void rn_optim_free(struct rn_optim *o);
-/* One update from the accumulated gradients (not zeroed here). */
-void rn_optim_step(struct rn_optim *o);
+/* One update from the accumulated gradients (not zeroed here), on the
+ * parameters' device; -1 only on a device error. */
+int rn_optim_step(struct rn_optim *o, struct rn_error *err);
 
 #endif

@@ -530,7 +530,9 @@ static int run_sub(struct rn_program *p, const struct rn_program_sub *sub, int n
         if (!p->loss[hd->node])
             continue;
         const uint8_t *y = hd->target == RN_TARGET_COLOR ? colour : digit;
-        const struct rn_tensor *z = &g->nodes[hd->node].y;
+        const struct rn_tensor *z = rn_graph_output_host(g, hd->node, err);
+        if (!z)
+            return -1;
         /* one softmax per head: every CE term on it adds its share of the
          * gradient through the summed weight */
         double w = 0;
@@ -547,7 +549,8 @@ static int run_sub(struct rn_program *p, const struct rn_program_sub *sub, int n
             if (!any_dy && rn_graph_zero_dy_nodes(g, n, p->run))
                 return rn_errorf(err, "out of memory for gradients of %d samples", n);
             any_dy = 1;
-            dz = &g->nodes[hd->node].dy;
+            if (!(dz = rn_graph_grad_host(g, hd->node, err)))
+                return -1;
         }
         hd->loss = rn_cross_entropy(z, y, (float)w, dz, &hd->correct, NULL);
         hd->n = n;
@@ -573,7 +576,8 @@ static int run_sub(struct rn_program *p, const struct rn_program_sub *sub, int n
     memset(p->own, 0, (size_t)N);
     for (int q = 0; q < p->n_opts; q++)
         if (sub->opts >> q & 1) {
-            rn_optim_step(&p->opts[q].optim);
+            if (rn_optim_step(&p->opts[q].optim, err))
+                return -1;
             for (int i = 0; i < N; i++)
                 p->own[i] |= p->opts[q].owns[i];
         }

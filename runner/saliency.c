@@ -99,6 +99,9 @@ int rn_saliency_loss_ce(struct rn_graph *g, int n, int logits_node, const uint8_
     *value = 0;
     if (ce_value)
         *ce_value = 0;
+    if (g->device != RN_DEVICE_CPU)
+        return rn_errorf(err, "the saliency loss works on host memory and runs on the CPU only "
+                              "for now; run this experiment with --device cpu");
     if (logits_node < 0 || logits_node >= g->n_nodes)
         return rn_errorf(err, "saliency loss: logits node %d is not in the graph (%d nodes)",
                          logits_node, g->n_nodes);

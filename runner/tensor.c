@@ -1,5 +1,7 @@
 #include "tensor.h"
 
+#include "backend.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,19 +31,31 @@ void rn_tensor_free(struct rn_tensor *t)
 {
     if (!t)
         return;
-    if (t->owned)
+    if (t->owned && t->device != RN_DEVICE_CPU) {
+        const struct rn_backend *be = rn_backend_of(t->device);
+        if (be)
+            be->release(t->data);
+    } else if (t->owned) {
         free(t->data);
+    }
     memset(t, 0, sizeof *t);
 }
 
 struct rn_tensor rn_tensor_view(float *data, int n, int c, int h, int w)
 {
-    struct rn_tensor t = {data, n, c, h, w, (size_t)n * c * h * w, 0};
+    struct rn_tensor t = {data, n, c, h, w, (size_t)n * c * h * w, 0, 0};
     return t;
 }
 
 void rn_tensor_zero(struct rn_tensor *t)
 {
-    if (t->data)
-        memset(t->data, 0, rn_tensor_numel(t) * sizeof(float));
+    if (!t->data)
+        return;
+    if (t->device != RN_DEVICE_CPU) {
+        const struct rn_backend *be = rn_backend_of(t->device);
+        if (be)
+            be->zero(t->data, rn_tensor_numel(t) * sizeof(float), NULL);
+        return;
+    }
+    memset(t->data, 0, rn_tensor_numel(t) * sizeof(float));
 }

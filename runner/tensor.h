@@ -18,6 +18,7 @@ struct rn_tensor {
     int n, c, h, w;
     size_t cap;   /* allocated floats */
     int owned;    /* 1: rn_tensor_free frees data */
+    int device;   /* enum rn_device (backend.h): 0 host memory, else device memory */
 };
 
 /* Allocates n*c*h*w zeroed floats. On failure t is left empty. */
@@ -36,6 +37,7 @@ static inline size_t rn_tensor_sample(const struct rn_tensor *t)
 {
     return (size_t)t->c * t->h * t->w;
 }
+/* Zeroes the first numel() floats, on any device. */
 void rn_tensor_zero(struct rn_tensor *t);
 
 #endif

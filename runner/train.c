@@ -1,5 +1,7 @@
 #include "train.h"
 
+#include "backend.h"
+
 #include <cblas.h>
 #include <errno.h>
 #include <hdf5.h>
@@ -89,7 +91,9 @@ static int write_config(struct rn_run *run, struct rn_error *err)
     if (rn_results_set_attr_str(r, "/config", "yaml", s->resolved ? s->resolved : "", err) ||
         rn_results_set_attr_u64(r, "/config", "seed", s->seed, err) ||
         rn_results_set_attr_str(r, "/config", "git_commit", RN_GIT_COMMIT, err) ||
-        rn_results_set_attr_str(r, "/config", "device", "cpu", err) ||
+        rn_results_set_attr_str(r, "/config", "device", run->opt.device ? "cuda" : "cpu", err) ||
+        rn_results_set_attr_str(r, "/config", "device_name",
+                                run->opt.device_desc[0] ? run->opt.device_desc : "host CPU", err) ||
         rn_results_set_attr_str(r, "/config", "versions", versions, err) ||
         rn_results_set_attr_str(r, "/config", "experiment", s->name, err) ||
         rn_results_set_attr_str(r, "/config", "spec_file", s->file, err) ||
@@ -183,6 +187,14 @@ int rn_run_open(struct rn_run *run, const struct rn_spec *spec, const struct rn_
             return -1;
         run->has_graph = 1;
         run->logits_node = run->graph.n_nodes - 1;
+        /* parameters are initialised (and loaded) on the host, so every
+         * device starts from the same values; then the graph moves */
+        rn_graph_init_params(&run->graph, spec->seed);
+        if (spec->load.run[0] && rn_run_load_model(run, spec->load.run, spec->load.model, err))
+            return -1;
+        if (run->opt.device != RN_DEVICE_CPU &&
+            rn_graph_to_device(&run->graph, run->opt.device, err))
+            return -1;
         if (spec->has_train) {
             const struct rn_spec_train *t = &spec->train;
             const struct rn_split *trs = rn_data_split(&run->data, "train");
@@ -203,9 +215,6 @@ int rn_run_open(struct rn_run *run, const struct rn_spec *spec, const struct rn_
         run->probs = rn_calloc((size_t)max_n * o.c, sizeof(float), err);
         if (!run->probs)
             return -1;
-        rn_graph_init_params(&run->graph, spec->seed);
-        if (spec->load.run[0] && rn_run_load_model(run, spec->load.run, spec->load.model, err))
-            return -1;
         /* gradients are only needed at the training batch size */
         if (rn_graph_reserve_grad(&run->graph, spec->has_train ? spec->train.batch : 1, err))
             return -1;
@@ -219,11 +228,13 @@ int rn_run_open(struct rn_run *run, const struct rn_spec *spec, const struct rn_
     return write_config(run, err);
 }
 
-void rn_run_load_batch(struct rn_run *run, const struct rn_split *split, const int *idx, int n)
+int rn_run_load_batch(struct rn_run *run, const struct rn_split *split, const int *idx, int n,
+                      struct rn_error *err)
 {
-    struct rn_tensor *x = &run->graph.x;
+    struct rn_tensor *x = rn_graph_input_host(&run->graph, n, err);
+    if (!x)
+        return -1;
     const size_t per = (size_t)split->c * split->h * split->w;
-    x->n = n;
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < n; i++) {
         const uint8_t *src = split->images + (size_t)(idx ? idx[i] : i) * per;
@@ -231,6 +242,7 @@ void rn_run_load_batch(struct rn_run *run, const struct rn_split *split, const i
         for (size_t k = 0; k < per; k++)
             dst[k] = src[k] * (1.0f / 255.0f);
     }
+    return rn_graph_input_commit(&run->graph, err);
 }
 
 int rn_run_predict(struct rn_run *run, int n, float *probs, struct rn_error *err)
@@ -238,7 +250,9 @@ int rn_run_predict(struct rn_run *run, int n, float *probs, struct rn_error *err
     struct rn_ctx ctx = {.train = 0, .seed = run->spec->seed, .step = run->step};
     if (rn_graph_forward(&run->graph, n, run->logits_node, &ctx, err))
         return -1;
-    struct rn_tensor *z = &run->graph.nodes[run->logits_node].y;
+    const struct rn_tensor *z = rn_graph_output_host(&run->graph, run->logits_node, err);
+    if (!z)
+        return -1;
     static const uint8_t zeros[4096];
     if (n > (int)sizeof zeros)
         return rn_errorf(err, "predict: batch of %d is too large", n);
@@ -273,15 +287,17 @@ int rn_run_evaluate(struct rn_run *run, const struct rn_split *split, struct rn_
         int n = split->n - start < bs ? split->n - start : bs;
         for (int i = 0; i < n; i++)
             idx[i] = start + i;
-        rn_run_load_batch(run, split, idx, n);
-        if (rn_graph_forward(&run->graph, n, last, &ctx, err))
+        if (rn_run_load_batch(run, split, idx, n, err) ||
+            rn_graph_forward(&run->graph, n, last, &ctx, err))
             return -1;
         for (int h = 0; h < n_heads; h++) {
             const uint8_t *y = heads[h].target == RN_TARGET_COLOR ? colours : split->labels;
             if (!y)
                 continue;
             int c = 0;
-            const struct rn_tensor *z = &run->graph.nodes[heads[h].node].y;
+            const struct rn_tensor *z = rn_graph_output_host(&run->graph, heads[h].node, err);
+            if (!z)
+                return -1;
             loss[h] += rn_cross_entropy(z, y + start, 0, NULL, &c, run->probs) * n;
             correct[h] += c;
             if (h != primary || heads[h].target != RN_TARGET_DIGIT)
@@ -319,19 +335,30 @@ int rn_run_save_model(struct rn_run *run, const char *model, struct rn_error *er
         for (int j = 0; j < l->n_params; j++) {
             struct rn_param *p = &l->params[j];
             const struct rn_tensor *t = &p->value;
+            struct rn_tensor host = {0};
+            if (t->device != RN_DEVICE_CPU) { /* checkpoints are written from the host */
+                if (rn_tensor_init(&host, t->n, t->c, t->h, t->w, err) ||
+                    rn_tensor_copy(&host, t, err)) {
+                    rn_tensor_free(&host);
+                    return rn_error_prefix(err, "checkpoint of %s.%s", l->name, p->name);
+                }
+                t = &host;
+            }
             char path[512];
             snprintf(path, sizeof path, "/models/%s/%s.%s", model, l->name, p->name);
             int dims[4] = {t->n, t->c, t->h, t->w};
             if (p->ndim == 1)
                 dims[0] = (int)rn_tensor_numel(t);
+            int rc;
             if (p->is_int64) {
                 int64_t v = (int64_t)t->data[0];
-                if (rn_results_write(run->results, path, RN_DTYPE_I64, &v, 0, NULL, err))
-                    return -1;
-            } else if (rn_results_write(run->results, path, RN_DTYPE_F32, t->data, p->ndim, dims,
-                                        err)) {
-                return -1;
+                rc = rn_results_write(run->results, path, RN_DTYPE_I64, &v, 0, NULL, err);
+            } else {
+                rc = rn_results_write(run->results, path, RN_DTYPE_F32, t->data, p->ndim, dims, err);
             }
+            rn_tensor_free(&host);
+            if (rc)
+                return -1;
         }
     }
     char group[256];
@@ -592,11 +619,17 @@ int rn_run_train(struct rn_run *run, struct rn_error *err)
                 break;
             int n = train->n - s * bs < bs ? train->n - s * bs : bs;
             const int *idx = perm + (size_t)s * bs;
-            rn_run_load_batch(run, train, idx, n);
-            if (run->augment_on &&
-                rn_augment_batch(&run->augment, g->x.data, n, g->in_shape.c, g->in_shape.h,
-                                 g->in_shape.w, spec->seed, run->step, err))
+            if (rn_run_load_batch(run, train, idx, n, err))
                 goto fail;
+            if (run->augment_on) {
+                /* on the host, then to the device again */
+                struct rn_tensor *xh = rn_graph_input_host(g, n, err);
+                if (!xh ||
+                    rn_augment_batch(&run->augment, xh->data, n, g->in_shape.c, g->in_shape.h,
+                                     g->in_shape.w, spec->seed, run->step, err) ||
+                    rn_graph_input_commit(g, err))
+                    goto fail;
+            }
             for (int i = 0; i < n; i++) {
                 labels[i] = train->labels[idx[i]];
                 colours[i] = split_colours ? split_colours[idx[i]] : 0;

@@ -29,6 +29,8 @@ struct rn_run_options {
     const char *out_dir;   /* exact run directory, or NULL: <spec.out>/<name>/<time>-s<seed> */
     int quiet;             /* no progress output */
     FILE *log;             /* progress and summary lines (stderr by default) */
+    int device;            /* enum rn_device (backend.h) to train and evaluate on; 0: CPU */
+    char device_desc[160]; /* what the device is, for /config (e.g. "NVIDIA H200 ...") */
 };
 
 struct rn_split_result {
@@ -78,8 +80,10 @@ void rn_run_close(struct rn_run *run, const char *status);
 /* mkdir -p: creates path and its missing parents. */
 int rn_make_dirs(const char *path, struct rn_error *err);
 
-/* Copies samples idx[0..n) of split into graph->x as float in [0,1]. */
-void rn_run_load_batch(struct rn_run *run, const struct rn_split *split, const int *idx, int n);
+/* Copies samples idx[0..n) of split into graph->x as float in [0,1] (on the
+ * graph's device); -1 only on a device error. */
+int rn_run_load_batch(struct rn_run *run, const struct rn_split *split, const int *idx, int n,
+                      struct rn_error *err);
 /* Forward in eval mode on g->x's first n samples; writes softmax
  * probabilities (n, classes) into probs. */
 int rn_run_predict(struct rn_run *run, int n, float *probs, struct rn_error *err);

@@ -120,7 +120,7 @@ static void optim_case(const char *kind, double wd, double mom)
     for (int t = 1; t <= 4; t++) {
         for (int i = 0; i < 3; i++)
             gr[i] = (float)grads[t - 1][i];
-        rn_optim_step(&o);
+        rn_optim_step(&o, NULL);
         for (int i = 0; i < 3; i++) {
             double gi = grads[t - 1][i];
             if (strcmp(kind, "sgd") == 0) {
@@ -172,7 +172,7 @@ Test(optim, clip_by_global_norm)
     cr_assert_eq(rn_optim_init(&o, "sgd", &g, &err), 0);
     o.lr = 1;
     o.clip_norm = 1;
-    rn_optim_step(&o);
+    rn_optim_step(&o, NULL);
     cr_assert_float_eq(p[0], -3 / (5 + 1e-6), 1e-6);
     cr_assert_float_eq(p[1], -4 / (5 + 1e-6), 1e-6);
     rn_optim_free(&o);

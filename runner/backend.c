@@ -1,0 +1,201 @@
+/* backend.c - the CPU backend table, device dispatch for tensors, and the
+ * stand-ins used when the binary is built without the CUDA backend. */
+#include "backend.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "optim.h"
+
+static int cpu_alloc(void **p, size_t bytes, struct rn_error *err)
+{
+    size_t rounded = (bytes + 63) & ~(size_t)63;
+    *p = aligned_alloc(64, rounded ? rounded : 64);
+    if (!*p)
+        return rn_errorf(err, "out of memory allocating %zu bytes", bytes);
+    memset(*p, 0, rounded ? rounded : 64);
+    return 0;
+}
+
+static void cpu_release(void *p)
+{
+    free(p);
+}
+
+static int cpu_copy(void *dst, const void *src, size_t bytes, struct rn_error *err)
+{
+    (void)err;
+    if (bytes)
+        memmove(dst, src, bytes);
+    return 0;
+}
+
+static int cpu_zero(void *p, size_t bytes, struct rn_error *err)
+{
+    (void)err;
+    if (bytes)
+        memset(p, 0, bytes);
+    return 0;
+}
+
+static int cpu_sync(struct rn_error *err)
+{
+    (void)err;
+    return 0;
+}
+
+static const struct rn_layer_kernels *cpu_layer(const char *type)
+{
+    /* The CPU kernels are the layer types' own functions; the executor
+     * calls them directly. */
+    (void)type;
+    return NULL;
+}
+
+static int cpu_optim_update(const struct rn_optim_update *u, float *p, const float *g, float *m,
+                            float *v, size_t n, struct rn_error *err)
+{
+    (void)err;
+    const float lr = u->lr, wd = u->weight_decay, s = u->grad_scale;
+    switch (u->kind) {
+    case RN_OPTIM_ADAM:
+    case RN_OPTIM_ADAMW: {
+        const double bc1 = 1.0 - pow(u->beta1, (double)u->step);
+        const double bc2 = 1.0 - pow(u->beta2, (double)u->step);
+        const float step_size = (float)(u->lr / bc1), bc2_sqrt = (float)sqrt(bc2);
+        const int adamw = u->kind == RN_OPTIM_ADAMW;
+#pragma omp parallel for if (n > 65536) schedule(static)
+        for (size_t i = 0; i < n; i++) {
+            float gi = g[i] * s;
+            if (adamw)
+                p[i] *= 1.0f - lr * wd;
+            else if (wd != 0.0f)
+                gi += wd * p[i];
+            m[i] = u->beta1 * m[i] + (1.0f - u->beta1) * gi;
+            v[i] = u->beta2 * v[i] + (1.0f - u->beta2) * gi * gi;
+            p[i] -= step_size * m[i] / (sqrtf(v[i]) / bc2_sqrt + u->eps);
+        }
+        return 0;
+    }
+    case RN_OPTIM_SGD:
+        for (size_t i = 0; i < n; i++) {
+            float gi = g[i] * s + wd * p[i];
+            if (u->momentum != 0.0f) {
+                m[i] = u->step == 1 ? gi : u->momentum * m[i] + gi;
+                gi = m[i];
+            }
+            p[i] -= lr * gi;
+        }
+        return 0;
+    }
+    return rn_errorf(err, "unknown optimizer kind %d", u->kind);
+}
+
+static int cpu_sum_squares(const float *x, size_t n, double *out, struct rn_error *err)
+{
+    (void)err;
+    double s = 0;
+    for (size_t i = 0; i < n; i++)
+        s += (double)x[i] * x[i];
+    *out += s;
+    return 0;
+}
+
+static const struct rn_backend cpu_backend = {
+    .name = "cpu",
+    .device = RN_DEVICE_CPU,
+    .alloc = cpu_alloc,
+    .release = cpu_release,
+    .upload = cpu_copy,
+    .download = cpu_copy,
+    .copy = cpu_copy,
+    .zero = cpu_zero,
+    .sync = cpu_sync,
+    .layer = cpu_layer,
+    .optim_update = cpu_optim_update,
+    .sum_squares = cpu_sum_squares,
+};
+
+static const struct rn_backend *test_backend;
+
+void rn_backend_set_test(const struct rn_backend *be)
+{
+    test_backend = be;
+}
+
+const struct rn_backend *rn_backend_of(enum rn_device d)
+{
+    switch (d) {
+    case RN_DEVICE_CPU:
+        return &cpu_backend;
+    case RN_DEVICE_CUDA:
+        return rn_backend_cuda();
+    case RN_DEVICE_TEST:
+        return test_backend;
+    }
+    return NULL;
+}
+
+#ifndef RN_HAVE_CUDA
+const struct rn_backend *rn_backend_cuda(void)
+{
+    return NULL;
+}
+
+void rn_cuda_set_deterministic(int on)
+{
+    (void)on;
+}
+
+int rn_cuda_probe(char *desc, size_t len, struct rn_error *err)
+{
+    if (desc && len)
+        desc[0] = '\0';
+    return rn_errorf(err, "this runner was built without the CUDA backend (cmake found no nvcc "
+                          "or cuDNN; see README, -DRUNNER_CUDA=ON to require it)");
+}
+#endif
+
+int rn_tensor_init_on(struct rn_tensor *t, enum rn_device d, int n, int c, int h, int w,
+                      struct rn_error *err)
+{
+    if (d == RN_DEVICE_CPU)
+        return rn_tensor_init(t, n, c, h, w, err);
+    memset(t, 0, sizeof *t);
+    const struct rn_backend *be = rn_backend_of(d);
+    if (!be)
+        return rn_errorf(err, "no backend for device %d", (int)d);
+    if (n < 0 || c < 0 || h < 0 || w < 0)
+        return rn_errorf(err, "tensor shape (%d, %d, %d, %d) has a negative dim", n, c, h, w);
+    size_t numel = (size_t)n * c * h * w;
+    void *p = NULL;
+    if (be->alloc(&p, (numel ? numel : 1) * sizeof(float), err))
+        return rn_error_prefix(err, "a (%d, %d, %d, %d) tensor on %s", n, c, h, w, be->name);
+    t->data = p;
+    t->n = n;
+    t->c = c;
+    t->h = h;
+    t->w = w;
+    t->cap = numel;
+    t->owned = 1;
+    t->device = d;
+    return 0;
+}
+
+int rn_tensor_copy(struct rn_tensor *dst, const struct rn_tensor *src, struct rn_error *err)
+{
+    size_t bytes = rn_tensor_numel(src) * sizeof(float);
+    if (rn_tensor_numel(src) > dst->cap)
+        return rn_errorf(err, "copy of %zu floats into a tensor holding %zu", rn_tensor_numel(src),
+                         dst->cap);
+    if (!bytes)
+        return 0;
+    if (src->device == RN_DEVICE_CPU && dst->device == RN_DEVICE_CPU)
+        return cpu_copy(dst->data, src->data, bytes, err);
+    if (src->device == RN_DEVICE_CPU)
+        return rn_backend_of(dst->device)->upload(dst->data, src->data, bytes, err);
+    if (dst->device == RN_DEVICE_CPU)
+        return rn_backend_of(src->device)->download(dst->data, src->data, bytes, err);
+    return rn_backend_of(src->device)->copy(dst->data, src->data, bytes, err);
+}

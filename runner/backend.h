@@ -1,0 +1,107 @@
+/* backend.h - where tensors live and what runs on them.
+ *
+ * A backend is a table of kernels (DESIGN.md "Tensors and backends"). The CPU
+ * backend is the layer types' own functions (layers/, kernels/cpu/); the
+ * CUDA backend (kernels/cuda/, built when nvcc and cuDNN are found) gives
+ * every layer type a second implementation on device memory, with cuDNN for
+ * convolution, pooling, activation and batchnorm, cuBLAS for linear layers
+ * and small CUDA kernels for the rest. Layer files contain no CUDA code: the
+ * graph executor asks the graph's backend for the kernels of each node.
+ *
+ * A graph is always built and initialised on the host (so both backends
+ * start from bit-identical parameters); rn_graph_to_device then moves it.
+ * Device pointers are plain `float *` in struct rn_tensor with device set;
+ * host code must never dereference them (rn_tensor_download copies out).
+ */
+#ifndef RN_BACKEND_H
+#define RN_BACKEND_H
+
+#include <stddef.h>
+
+#include "error.h"
+#include "layer.h"
+
+enum rn_device {
+    RN_DEVICE_CPU = 0,
+    RN_DEVICE_CUDA = 1,
+    /* a stand-in device on host memory that the tests install
+     * (rn_backend_set_test) to check the executor's device plumbing */
+    RN_DEVICE_TEST = 2,
+};
+
+/* One backend's implementation of one layer type. forward .. tangent_backward
+ * have the signatures and the contract of struct rn_layer_type (layer.h),
+ * on tensors of this backend's device; NULL: not available on this backend
+ * (the executor reports it by name). */
+struct rn_layer_kernels {
+    const char *type; /* layer type name, as in the registry */
+    /* Called once after the layer's parameters were moved to the device:
+     * creates descriptors and workspaces in l->dpriv for batches <= max_n. */
+    int (*prepare)(struct rn_layer *l, int max_n, struct rn_error *err);
+    /* Frees l->dpriv (NULL-safe). */
+    void (*release)(struct rn_layer *l);
+    int (*forward)(struct rn_layer *l, const struct rn_tensor *const *x, struct rn_tensor *y,
+                   const struct rn_ctx *ctx, struct rn_error *err);
+    int (*backward)(struct rn_layer *l, const struct rn_tensor *const *x,
+                    const struct rn_tensor *y, const struct rn_tensor *dy,
+                    struct rn_tensor *const *dx, const struct rn_ctx *ctx, struct rn_error *err);
+    int (*tangent_forward)(struct rn_layer *l, const struct rn_tensor *const *x,
+                           const struct rn_tensor *const *tx, struct rn_tensor *ty,
+                           const struct rn_ctx *ctx, struct rn_error *err);
+    int (*tangent_backward)(struct rn_layer *l, const struct rn_tensor *const *x,
+                            const struct rn_tensor *const *tx, const struct rn_tensor *dy,
+                            const struct rn_tensor *tdy, struct rn_tensor *const *tdx,
+                            const struct rn_ctx *ctx, struct rn_error *err);
+};
+
+/* One optimizer update of a parameter of n floats (optim.h semantics). */
+struct rn_optim_update {
+    int kind;           /* enum rn_optim_kind */
+    float lr, beta1, beta2, eps, weight_decay, momentum;
+    long step;          /* 1-based update count (Adam bias correction; SGD: 1 = first) */
+    float grad_scale;   /* gradient multiplier from clipping (1 when none) */
+};
+
+struct rn_backend {
+    const char *name;           /* "cpu" | "cuda" */
+    enum rn_device device;
+    /* Memory: alloc returns zeroed memory. */
+    int (*alloc)(void **p, size_t bytes, struct rn_error *err);
+    void (*release)(void *p);
+    int (*upload)(void *dst, const void *src, size_t bytes, struct rn_error *err);
+    int (*download)(void *dst, const void *src, size_t bytes, struct rn_error *err);
+    int (*copy)(void *dst, const void *src, size_t bytes, struct rn_error *err);
+    int (*zero)(void *p, size_t bytes, struct rn_error *err);
+    int (*sync)(struct rn_error *err);
+    /* Kernels of a layer type by name; NULL when the backend has none. */
+    const struct rn_layer_kernels *(*layer)(const char *type);
+    /* p, g, m, v: n floats each on the device (m, v zero before the first
+     * update; v unused by SGD). */
+    int (*optim_update)(const struct rn_optim_update *u, float *p, const float *g, float *m,
+                        float *v, size_t n, struct rn_error *err);
+    /* *out += sum of x[i]^2 (for clipping by global norm). */
+    int (*sum_squares)(const float *x, size_t n, double *out, struct rn_error *err);
+};
+
+/* The CUDA backend, or NULL when this binary was built without it. */
+const struct rn_backend *rn_backend_cuda(void);
+/* 0 when a CUDA device can be used now; else -1 and err says why ("built
+ * without the CUDA backend", "no CUDA device: ...", "CUDA driver ..."). On
+ * success, desc (may be NULL) gets e.g. "NVIDIA H200 (139 GiB), cuDNN 91900". */
+int rn_cuda_probe(char *desc, size_t len, struct rn_error *err);
+/* Only deterministic cuDNN algorithms from now on (spec `deterministic`). */
+void rn_cuda_set_deterministic(int on);
+/* The backend of a device: the CPU backend, rn_backend_cuda(), or the test
+ * backend; NULL when there is none. */
+const struct rn_backend *rn_backend_of(enum rn_device d);
+/* Installs (or with NULL removes) the backend of RN_DEVICE_TEST. */
+void rn_backend_set_test(const struct rn_backend *be);
+
+/* Allocates a zeroed (n,c,h,w) tensor on device d. */
+int rn_tensor_init_on(struct rn_tensor *t, enum rn_device d, int n, int c, int h, int w,
+                      struct rn_error *err);
+/* Copies numel(src) floats between tensors of any devices (shapes must hold
+ * as many floats). */
+int rn_tensor_copy(struct rn_tensor *dst, const struct rn_tensor *src, struct rn_error *err);
+
+#endif

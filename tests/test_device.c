@@ -1,0 +1,519 @@
+/* test_device.c - the executor's device plumbing, checked without a GPU.
+ *
+ * A stand-in device (RN_DEVICE_TEST) keeps its "device memory" on the host
+ * and runs the CPU layer functions, but every kernel first checks that each
+ * tensor it is handed (inputs, output, gradients, parameters) lives on that
+ * device, and counts the copies in and out. Training on it must give results
+ * bit-identical to the CPU: the same graph moves, the same batches are staged
+ * and committed, losses read their logits through the host accessors, the
+ * optimizers update through the backend table, checkpoints download. What
+ * the CUDA backend adds on top (its kernels) is checked against the CPU by
+ * test_cuda on a machine with a GPU.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "backend.h"
+#include "graph.h"
+#include "spec.h"
+#include "train.h"
+
+/* ---- the stand-in device ---------------------------------------------- */
+
+static int misplaced;        /* tensors a kernel got that were not on the device */
+static long uploads, downloads;
+static const char *no_kernels_for; /* layer type to refuse (NULL: none) */
+
+static int emu_alloc(void **p, size_t bytes, struct rn_error *err)
+{
+    *p = calloc(1, bytes ? bytes : 1);
+    return *p ? 0 : rn_errorf(err, "emu: out of memory");
+}
+
+static void emu_release(void *p)
+{
+    free(p);
+}
+
+static int emu_upload(void *dst, const void *src, size_t bytes, struct rn_error *err)
+{
+    (void)err;
+    uploads++;
+    memmove(dst, src, bytes);
+    return 0;
+}
+
+static int emu_download(void *dst, const void *src, size_t bytes, struct rn_error *err)
+{
+    (void)err;
+    downloads++;
+    memmove(dst, src, bytes);
+    return 0;
+}
+
+static int emu_copy(void *dst, const void *src, size_t bytes, struct rn_error *err)
+{
+    (void)err;
+    memmove(dst, src, bytes);
+    return 0;
+}
+
+static int emu_zero(void *p, size_t bytes, struct rn_error *err)
+{
+    (void)err;
+    memset(p, 0, bytes);
+    return 0;
+}
+
+static int emu_sync(struct rn_error *err)
+{
+    (void)err;
+    return 0;
+}
+
+static void check(const struct rn_tensor *t)
+{
+    if (t && t->data && t->device != RN_DEVICE_TEST)
+        misplaced++;
+}
+
+static void check_layer(const struct rn_layer *l)
+{
+    for (int i = 0; i < l->n_params; i++) {
+        check(&l->params[i].value);
+        check(&l->params[i].grad);
+    }
+}
+
+static int emu_forward(struct rn_layer *l, const struct rn_tensor *const *x, struct rn_tensor *y,
+                       const struct rn_ctx *ctx, struct rn_error *err)
+{
+    for (int i = 0; i < l->type->n_inputs; i++)
+        check(x[i]);
+    check(y);
+    check_layer(l);
+    return l->type->forward(l, x, y, ctx, err);
+}
+
+static int emu_backward(struct rn_layer *l, const struct rn_tensor *const *x,
+                        const struct rn_tensor *y, const struct rn_tensor *dy,
+                        struct rn_tensor *const *dx, const struct rn_ctx *ctx, struct rn_error *err)
+{
+    for (int i = 0; i < l->type->n_inputs; i++) {
+        check(x[i]);
+        check(dx[i]);
+    }
+    check(y);
+    check(dy);
+    check_layer(l);
+    return l->type->backward(l, x, y, dy, dx, ctx, err);
+}
+
+static int emu_prepare(struct rn_layer *l, int max_n, struct rn_error *err)
+{
+    (void)max_n;
+    (void)err;
+    check_layer(l);
+    l->dpriv = l; /* something to release */
+    return 0;
+}
+
+static void emu_release_layer(struct rn_layer *l)
+{
+    l->dpriv = NULL;
+}
+
+static const struct rn_layer_kernels emu_kernels = {
+    .type = "any",
+    .prepare = emu_prepare,
+    .release = emu_release_layer,
+    .forward = emu_forward,
+    .backward = emu_backward,
+};
+
+static const struct rn_layer_kernels *emu_layer(const char *type)
+{
+    return no_kernels_for && strcmp(type, no_kernels_for) == 0 ? NULL : &emu_kernels;
+}
+
+static int emu_optim_update(const struct rn_optim_update *u, float *p, const float *g, float *m,
+                            float *v, size_t n, struct rn_error *err)
+{
+    return rn_backend_of(RN_DEVICE_CPU)->optim_update(u, p, g, m, v, n, err);
+}
+
+static int emu_sum_squares(const float *x, size_t n, double *out, struct rn_error *err)
+{
+    return rn_backend_of(RN_DEVICE_CPU)->sum_squares(x, n, out, err);
+}
+
+static const struct rn_backend emu = {
+    .name = "emu",
+    .device = RN_DEVICE_TEST,
+    .alloc = emu_alloc,
+    .release = emu_release,
+    .upload = emu_upload,
+    .download = emu_download,
+    .copy = emu_copy,
+    .zero = emu_zero,
+    .sync = emu_sync,
+    .layer = emu_layer,
+    .optim_update = emu_optim_update,
+    .sum_squares = emu_sum_squares,
+};
+
+static char dir[256];
+
+static void setup(void)
+{
+    rn_backend_set_test(&emu);
+    misplaced = 0;
+    uploads = downloads = 0;
+    no_kernels_for = NULL;
+    snprintf(dir, sizeof dir, "/tmp/rn_device_XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+}
+
+static void teardown(void)
+{
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_assert_eq(system(cmd), 0);
+    rn_backend_set_test(NULL);
+}
+
+TestSuite(device, .init = setup, .fini = teardown);
+
+/* ---- helpers ------------------------------------------------------------ */
+
+static struct rn_spec *load_text(const char *text)
+{
+    char path[300];
+    snprintf(path, sizeof path, "%s/spec.yaml", dir);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs(text, f);
+    fclose(f);
+    struct rn_spec *s = calloc(1, sizeof *s);
+    cr_assert_not_null(s);
+    char errs[4096] = "";
+    FILE *ef = fmemopen(errs, sizeof errs, "w");
+    struct rn_error err;
+    int rc = rn_spec_load(s, path, NULL, ef, NULL, &err);
+    fclose(ef);
+    cr_assert_eq(rc, 0, "%s %s", err.msg, errs);
+    return s;
+}
+
+static const char tiny_model[] =
+    "model:\n"
+    "  name: tiny_heads\n"
+    "  layers:\n"
+    "    - {type: conv2d, name: conv1, filters: 6, kernel: 3, padding: 1}\n"
+    "    - {type: relu}\n"
+    "    - {type: maxpool2d, kernel: 2}\n"
+    "    - {type: conv2d, name: conv2, filters: 8, kernel: 3, padding: 1, stride: 2}\n"
+    "    - {type: batchnorm, name: bn2}\n"
+    "    - {type: relu}\n"
+    "    - {type: avgpool2d, kernel: 2}\n"
+    "    - {type: global_avg_pool, name: features}\n"
+    "    - {type: dropout, p: 0.25}\n"
+    "    - {type: linear, name: fc, units: 10}\n"
+    "    - {type: grl, name: grl, from: features}\n"
+    "    - {type: linear, name: color_fc1, units: 12}\n"
+    "    - {type: batchnorm, name: color_bn1}\n"
+    "    - {type: relu}\n"
+    "    - {type: linear, name: color_out, units: 10}\n";
+
+static const char heads_train[] =
+    "train:\n"
+    "  epochs: 2\n"
+    "  batch: 32\n"
+    "  log_every: 4\n"
+    "  augment:\n"
+    "    - {type: channel_permute}\n"
+    "  groups:\n"
+    "    backbone: [conv1, conv2, bn2]\n"
+    "    digit_head: [fc]\n"
+    "    color_head: [color_*]\n"
+    "  optimizers:\n"
+    "    - {name: main, type: adam, lr: 1e-3, groups: [backbone, digit_head], clip_norm: 1.0}\n"
+    "    - {name: adversary, type: sgd, lr: 1e-2, momentum: 0.9, groups: [color_head], "
+    "clip_norm: 0.5}\n"
+    "  schedules:\n"
+    "    - {name: alpha, type: linear, start: 0, end: 0.5}\n"
+    "  bind:\n"
+    "    - {node: grl, key: alpha, schedule: alpha}\n"
+    "  losses:\n"
+    "    - {name: digit, type: cross_entropy, on: fc, target: digit}\n"
+    "    - {name: color, type: cross_entropy, on: color_out, target: color}\n"
+    "  program:\n"
+    "    - {repeat: 2, optimizer: adversary, losses: [color], set: {grl.alpha: 0}}\n"
+    "    - {optimizer: main, losses: [digit, color]}\n"
+    "  eval: [val, test]\n";
+
+struct outcome {
+    struct rn_split_result last[RN_MAX_EVAL];
+    int n_last;
+    float *params; /* every parameter and buffer, in graph order */
+    size_t n_params;
+    int device_after;
+};
+
+/* Opens, trains and evaluates spec on device d; keeps what to compare. */
+static struct outcome train_on(const struct rn_spec *spec, int d, const char *sub)
+{
+    struct outcome o;
+    memset(&o, 0, sizeof o);
+    char out[400], log[8192];
+    snprintf(out, sizeof out, "%s/%s", dir, sub);
+    FILE *lf = fmemopen(log, sizeof log, "w");
+    struct rn_run_options opt = {.out_dir = out, .quiet = 1, .log = lf, .device = d};
+    struct rn_run *run = calloc(1, sizeof *run);
+    struct rn_error err;
+    cr_assert_eq(rn_run_open(run, spec, &opt, &err), 0, "%s", err.msg);
+    cr_assert_eq(run->graph.device, d);
+    cr_assert_eq(rn_run_train(run, &err), 0, "%s", err.msg);
+    o.device_after = run->graph.device;
+    memcpy(o.last, run->last, sizeof o.last);
+    o.n_last = run->n_last;
+    /* parameters, downloaded by moving the graph home */
+    cr_assert_eq(rn_graph_to_device(&run->graph, RN_DEVICE_CPU, &err), 0, "%s", err.msg);
+    for (int pass = 0; pass < 2; pass++) {
+        size_t k = 0;
+        for (int i = 0; i < run->graph.n_nodes; i++) {
+            const struct rn_layer *l = &run->graph.nodes[i].layer;
+            for (int j = 0; j < l->n_params; j++) {
+                const struct rn_tensor *t = &l->params[j].value;
+                cr_assert_eq(t->device, RN_DEVICE_CPU);
+                if (pass)
+                    memcpy(o.params + k, t->data, rn_tensor_numel(t) * sizeof(float));
+                k += rn_tensor_numel(t);
+            }
+        }
+        if (!pass) {
+            o.params = calloc(k ? k : 1, sizeof(float));
+            o.n_params = k;
+        }
+    }
+    rn_run_close(run, "completed");
+    free(run);
+    fclose(lf);
+    return o;
+}
+
+static void compare(const struct outcome *a, const struct outcome *b)
+{
+    cr_assert_eq(a->n_last, b->n_last);
+    for (int i = 0; i < a->n_last; i++) {
+        cr_assert_str_eq(a->last[i].split, b->last[i].split);
+        cr_expect_eq(a->last[i].loss, b->last[i].loss, "%s loss %.9g vs %.9g", a->last[i].split,
+                     a->last[i].loss, b->last[i].loss);
+        cr_expect_eq(a->last[i].accuracy, b->last[i].accuracy, "%s accuracy", a->last[i].split);
+        cr_expect_eq(memcmp(a->last[i].confusion, b->last[i].confusion, sizeof a->last[i].confusion),
+                     0, "%s confusion", a->last[i].split);
+        for (int h = 0; h < a->last[i].n_heads; h++)
+            cr_expect_eq(a->last[i].head_accuracy[h], b->last[i].head_accuracy[h]);
+    }
+    cr_assert_eq(a->n_params, b->n_params);
+    size_t differ = 0;
+    for (size_t k = 0; k < a->n_params; k++)
+        differ += memcmp(&a->params[k], &b->params[k], sizeof(float)) != 0;
+    cr_expect_eq(differ, 0, "%zu of %zu parameters differ", differ, a->n_params);
+}
+
+static char *spec_text_model(const char *model, const char *train)
+{
+    char *text = malloc(8192);
+    cr_assert_not_null(text);
+    snprintf(text, 8192,
+             "name: device_test\nseed: 5\n"
+             "data: {dir: %s/mnist, colouring: background, bias: 0.95, val_fraction: 0.2,"
+             " train_limit: 256}\n%s%s",
+             RN_FIXTURES, model, train);
+    return text;
+}
+
+static char *spec_text(const char *train)
+{
+    return spec_text_model(tiny_model, train);
+}
+
+/* ---- tests -------------------------------------------------------------- */
+
+Test(device, two_heads_program_trains_identically_on_the_stand_in_device)
+{
+    char *text = spec_text(heads_train);
+    struct rn_spec *spec = load_text(text);
+    struct outcome cpu = train_on(spec, RN_DEVICE_CPU, "cpu");
+    long up0 = uploads, down0 = downloads;
+    struct outcome dev = train_on(spec, RN_DEVICE_TEST, "dev");
+    cr_assert_eq(cpu.device_after, RN_DEVICE_CPU);
+    cr_assert_eq(dev.device_after, RN_DEVICE_TEST);
+    cr_assert_eq(misplaced, 0, "%d host tensors reached device kernels", misplaced);
+    cr_assert_gt(uploads - up0, 0);
+    cr_assert_gt(downloads - down0, 0);
+    cr_assert_eq(up0, 0, "the CPU run copied to the device");
+    compare(&cpu, &dev);
+    free(cpu.params);
+    free(dev.params);
+    rn_spec_free(spec);
+    free(spec);
+    free(text);
+}
+
+Test(device, checkpoint_is_written_from_the_device)
+{
+    char *text = spec_text("train: {epochs: 1, batch: 64, eval: [val]}\n");
+    struct rn_spec *spec = load_text(text);
+    struct outcome dev = train_on(spec, RN_DEVICE_TEST, "dev");
+    cr_assert_eq(misplaced, 0);
+    /* a new run on the CPU loads the device run's checkpoint: same parameters */
+    char with_load[9000];
+    char *plain = spec_text("");
+    snprintf(with_load, sizeof with_load, "%sload: {run: %s/dev}\n", plain, dir);
+    free(plain);
+    struct rn_spec *spec2 = load_text(with_load);
+    struct rn_run run;
+    struct rn_error err;
+    char out[400];
+    snprintf(out, sizeof out, "%s/loaded", dir);
+    struct rn_run_options opt = {.out_dir = out, .quiet = 1};
+    cr_assert_eq(rn_run_open(&run, spec2, &opt, &err), 0, "%s", err.msg);
+    size_t k = 0, differ = 0;
+    for (int i = 0; i < run.graph.n_nodes; i++) {
+        const struct rn_layer *l = &run.graph.nodes[i].layer;
+        for (int j = 0; j < l->n_params; j++)
+            for (size_t q = 0; q < rn_tensor_numel(&l->params[j].value); q++, k++)
+                differ += l->params[j].value.data[q] != dev.params[k];
+    }
+    cr_assert_eq(k, dev.n_params);
+    cr_assert_eq(differ, 0, "%zu parameters differ after the round trip", differ);
+    rn_run_close(&run, "completed");
+    free(dev.params);
+    rn_spec_free(spec);
+    free(spec);
+    rn_spec_free(spec2);
+    free(spec2);
+    free(text);
+}
+
+Test(device, layer_without_kernels_is_named_and_graph_unchanged)
+{
+    char *text = spec_text("train: {epochs: 1, batch: 32}\n");
+    struct rn_spec *spec = load_text(text);
+    struct rn_graph g;
+    struct rn_error err;
+    struct rn_shape in = {3, 28, 28};
+    cr_assert_eq(rn_graph_build(&g, &spec->model, in, 8, &err), 0, "%s", err.msg);
+    no_kernels_for = "batchnorm";
+    cr_assert_eq(rn_graph_to_device(&g, RN_DEVICE_TEST, &err), -1);
+    cr_assert_str_eq(err.msg, "layer 'bn2' (batchnorm) has no emu kernels");
+    cr_assert_eq(g.device, RN_DEVICE_CPU);
+    cr_assert_eq(g.nodes[0].layer.params[0].value.device, RN_DEVICE_CPU);
+    no_kernels_for = NULL;
+    /* and a backend that does not exist */
+    rn_backend_set_test(NULL);
+    cr_assert_eq(rn_graph_to_device(&g, RN_DEVICE_TEST, &err), -1);
+    cr_assert_str_eq(err.msg, "this runner was built without a backend for device 2");
+    rn_backend_set_test(&emu);
+    rn_graph_free(&g);
+    rn_spec_free(spec);
+    free(spec);
+    free(text);
+}
+
+Test(device, round_trip_keeps_parameters_and_outputs)
+{
+    char *text = spec_text("train: {epochs: 1, batch: 32}\n");
+    struct rn_spec *spec = load_text(text);
+    struct rn_graph g;
+    struct rn_error err;
+    struct rn_shape in = {3, 28, 28};
+    cr_assert_eq(rn_graph_build(&g, &spec->model, in, 4, &err), 0, "%s", err.msg);
+    rn_graph_init_params(&g, 11);
+    const struct rn_tensor *w = &g.nodes[0].layer.params[0].value;
+    size_t n = rn_tensor_numel(w);
+    float *before = malloc(n * sizeof(float));
+    memcpy(before, w->data, n * sizeof(float));
+    for (int i = 0; i < 4 * 3 * 28 * 28; i++)
+        g.x.data[i] = (float)((i * 37) % 101) / 101.0f;
+    struct rn_ctx ctx = {.train = 0, .seed = 1};
+    cr_assert_eq(rn_graph_forward(&g, 4, -1, &ctx, &err), 0, "%s", err.msg);
+    int last = g.n_nodes - 1;
+    float cpu_out[40];
+    memcpy(cpu_out, g.nodes[last].y.data, sizeof cpu_out);
+
+    cr_assert_eq(rn_graph_to_device(&g, RN_DEVICE_TEST, &err), 0, "%s", err.msg);
+    cr_assert_eq(g.x.device, RN_DEVICE_TEST);
+    cr_assert_not_null(g.nodes[0].layer.dpriv, "prepare was not called");
+    struct rn_tensor *xh = rn_graph_input_host(&g, 4, &err);
+    cr_assert_not_null(xh);
+    cr_assert_eq(xh->device, RN_DEVICE_CPU);
+    for (int i = 0; i < 4 * 3 * 28 * 28; i++)
+        xh->data[i] = (float)((i * 37) % 101) / 101.0f;
+    cr_assert_eq(rn_graph_input_commit(&g, &err), 0, "%s", err.msg);
+    cr_assert_eq(rn_graph_forward(&g, 4, -1, &ctx, &err), 0, "%s", err.msg);
+    const struct rn_tensor *out = rn_graph_output_host(&g, last, &err);
+    cr_assert_not_null(out);
+    cr_assert_eq(out->device, RN_DEVICE_CPU);
+    cr_assert_eq(out->n, 4);
+    cr_assert_eq(memcmp(out->data, cpu_out, sizeof cpu_out), 0);
+    cr_assert_eq(misplaced, 0);
+
+    cr_assert_eq(rn_graph_to_device(&g, RN_DEVICE_CPU, &err), 0, "%s", err.msg);
+    cr_assert_null(g.nodes[0].layer.dpriv, "release was not called");
+    w = &g.nodes[0].layer.params[0].value;
+    cr_assert_eq(w->device, RN_DEVICE_CPU);
+    cr_assert_eq(memcmp(w->data, before, n * sizeof(float)), 0);
+    free(before);
+    rn_graph_free(&g);
+    rn_spec_free(spec);
+    free(spec);
+    free(text);
+}
+
+Test(device, saliency_loss_refuses_a_device_graph_clearly)
+{
+    /* no batchnorm (no tangent in training mode), one head */
+    static const char model[] = "model:\n"
+                                "  name: tiny\n"
+                                "  layers:\n"
+                                "    - {type: conv2d, name: conv1, filters: 4, kernel: 3}\n"
+                                "    - {type: relu}\n"
+                                "    - {type: global_avg_pool}\n"
+                                "    - {type: linear, name: fc, units: 10}\n";
+    char *text = spec_text_model(
+        model, "train:\n  epochs: 1\n  batch: 32\n  losses:\n"
+               "    - {name: digit, type: cross_entropy, on: fc, target: digit}\n"
+               "    - {name: sal, type: saliency, on: fc, target: digit, weight: 1}\n");
+    struct rn_spec *spec = load_text(text);
+    char out[400];
+    snprintf(out, sizeof out, "%s/sal", dir);
+    struct rn_run_options opt = {.out_dir = out, .quiet = 1, .device = RN_DEVICE_TEST};
+    struct rn_run *run = calloc(1, sizeof *run);
+    struct rn_error err;
+    cr_assert_eq(rn_run_open(run, spec, &opt, &err), 0, "%s", err.msg);
+    cr_assert_eq(rn_run_train(run, &err), -1);
+    cr_assert(strstr(err.msg, "the saliency loss works on host memory and runs on the CPU only "
+                              "for now; run this experiment with --device cpu"),
+              "%s", err.msg);
+    rn_run_close(run, "failed");
+    free(run);
+    rn_spec_free(spec);
+    free(spec);
+    free(text);
+}
+
+Test(device, cuda_probe_says_why_not)
+{
+    char desc[160] = "x";
+    struct rn_error err = {{0}};
+    if (rn_cuda_probe(desc, sizeof desc, &err) == 0)
+        cr_skip_test("a CUDA device is present (%s): test_cuda covers it", desc);
+    cr_assert_str_eq(desc, "");
+    cr_assert_gt(strlen(err.msg), 10, "%s", err.msg);
+}
