@@ -102,6 +102,20 @@ static int cpu_sum_squares(const float *x, size_t n, double *out, struct rn_erro
     return 0;
 }
 
+static int cpu_gather_images(const uint8_t *images, const int32_t *idx, int n, size_t sample,
+                             float *out, struct rn_error *err)
+{
+    (void)err;
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; i++) {
+        const uint8_t *src = images + (size_t)idx[i] * sample;
+        float *dst = out + (size_t)i * sample;
+        for (size_t k = 0; k < sample; k++)
+            dst[k] = src[k] * (1.0f / 255.0f);
+    }
+    return 0;
+}
+
 static const struct rn_backend cpu_backend = {
     .name = "cpu",
     .device = RN_DEVICE_CPU,
@@ -115,6 +129,7 @@ static const struct rn_backend cpu_backend = {
     .layer = cpu_layer,
     .optim_update = cpu_optim_update,
     .sum_squares = cpu_sum_squares,
+    .gather_images = cpu_gather_images,
 };
 
 static const struct rn_backend *test_backend;

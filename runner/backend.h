@@ -17,6 +17,7 @@
 #define RN_BACKEND_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "error.h"
 #include "layer.h"
@@ -81,6 +82,11 @@ struct rn_backend {
                         float *v, size_t n, struct rn_error *err);
     /* *out += sum of x[i]^2 (for clipping by global norm). */
     int (*sum_squares)(const float *x, size_t n, double *out, struct rn_error *err);
+    /* A batch from a dataset that lives on the device: out[i] = images[idx[i]]
+     * as float / 255, sample = bytes (= floats) per image; images, idx and
+     * out are device pointers. */
+    int (*gather_images)(const uint8_t *images, const int32_t *idx, int n, size_t sample,
+                         float *out, struct rn_error *err);
 };
 
 /* The CUDA backend, or NULL when this binary was built without it. */

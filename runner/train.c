@@ -163,6 +163,27 @@ const uint8_t *rn_run_split_colours(const struct rn_run *run, const struct rn_sp
     return NULL;
 }
 
+/* The dataset moves to the device once; a batch is gathered there from its
+ * indices (the images never cross the bus again). */
+static int upload_data(struct rn_run *run, struct rn_error *err)
+{
+    const struct rn_backend *be = rn_backend_of(run->opt.device);
+    if (!be->gather_images)
+        return 0;
+    run->data_device = run->opt.device;
+    for (int k = 0; k < run->data.n_splits; k++) {
+        const struct rn_split *s = &run->data.splits[k];
+        size_t bytes = (size_t)s->n * s->c * s->h * s->w;
+        if (!bytes)
+            continue;
+        if (be->alloc(&run->dev_images[k], bytes, err) ||
+            be->upload(run->dev_images[k], s->images, bytes, err))
+            return rn_error_prefix(err, "the %s split (%zu MB) to %s", s->name, bytes >> 20,
+                                   be->name);
+    }
+    return be->alloc(&run->dev_idx, sizeof(int32_t) * (size_t)run->graph.max_n, err);
+}
+
 int rn_run_open(struct rn_run *run, const struct rn_spec *spec, const struct rn_run_options *opt,
                 struct rn_error *err)
 {
@@ -193,7 +214,7 @@ int rn_run_open(struct rn_run *run, const struct rn_spec *spec, const struct rn_
         if (spec->load.run[0] && rn_run_load_model(run, spec->load.run, spec->load.model, err))
             return -1;
         if (run->opt.device != RN_DEVICE_CPU &&
-            rn_graph_to_device(&run->graph, run->opt.device, err))
+            (rn_graph_to_device(&run->graph, run->opt.device, err) || upload_data(run, err)))
             return -1;
         if (spec->has_train) {
             const struct rn_spec_train *t = &spec->train;
@@ -228,8 +249,9 @@ int rn_run_open(struct rn_run *run, const struct rn_spec *spec, const struct rn_
     return write_config(run, err);
 }
 
-int rn_run_load_batch(struct rn_run *run, const struct rn_split *split, const int *idx, int n,
-                      struct rn_error *err)
+/* The batch into the host side of the graph input (not committed). */
+static int load_host(struct rn_run *run, const struct rn_split *split, const int *idx, int n,
+                     struct rn_error *err)
 {
     struct rn_tensor *x = rn_graph_input_host(&run->graph, n, err);
     if (!x)
@@ -242,7 +264,31 @@ int rn_run_load_batch(struct rn_run *run, const struct rn_split *split, const in
         for (size_t k = 0; k < per; k++)
             dst[k] = src[k] * (1.0f / 255.0f);
     }
-    return rn_graph_input_commit(&run->graph, err);
+    return 0;
+}
+
+int rn_run_load_batch(struct rn_run *run, const struct rn_split *split, const int *idx, int n,
+                      struct rn_error *err)
+{
+    struct rn_graph *g = &run->graph;
+    int k = (int)(split - run->data.splits);
+    if (run->data_device && g->device == run->data_device && k >= 0 && k < RN_MAX_SPLITS &&
+        run->dev_images[k]) {
+        if (n < 1 || n > g->max_n)
+            return rn_errorf(err, "batch of %d samples does not fit the graph (max %d)", n,
+                             g->max_n);
+        const struct rn_backend *be = rn_backend_of(g->device);
+        int32_t ix[n];
+        for (int i = 0; i < n; i++)
+            ix[i] = idx ? idx[i] : i;
+        g->x.n = n;
+        if (be->upload(run->dev_idx, ix, sizeof ix, err) ||
+            be->gather_images(run->dev_images[k], run->dev_idx, n,
+                              (size_t)split->c * split->h * split->w, g->x.data, err))
+            return rn_error_prefix(err, "batch of %s", split->name);
+        return 0;
+    }
+    return load_host(run, split, idx, n, err) || rn_graph_input_commit(g, err) ? -1 : 0;
 }
 
 int rn_run_predict(struct rn_run *run, int n, float *probs, struct rn_error *err)
@@ -619,16 +665,16 @@ int rn_run_train(struct rn_run *run, struct rn_error *err)
                 break;
             int n = train->n - s * bs < bs ? train->n - s * bs : bs;
             const int *idx = perm + (size_t)s * bs;
-            if (rn_run_load_batch(run, train, idx, n, err))
-                goto fail;
             if (run->augment_on) {
-                /* on the host, then to the device again */
-                struct rn_tensor *xh = rn_graph_input_host(g, n, err);
-                if (!xh ||
-                    rn_augment_batch(&run->augment, xh->data, n, g->in_shape.c, g->in_shape.h,
-                                     g->in_shape.w, spec->seed, run->step, err) ||
+                /* augmentation runs on the host; the batch goes over after it */
+                if (load_host(run, train, idx, n, err) ||
+                    rn_augment_batch(&run->augment, rn_graph_input_host(g, n, err)->data, n,
+                                     g->in_shape.c, g->in_shape.h, g->in_shape.w, spec->seed,
+                                     run->step, err) ||
                     rn_graph_input_commit(g, err))
                     goto fail;
+            } else if (rn_run_load_batch(run, train, idx, n, err)) {
+                goto fail;
             }
             for (int i = 0; i < n; i++) {
                 labels[i] = train->labels[idx[i]];
@@ -699,6 +745,15 @@ void rn_run_close(struct rn_run *run, const char *status)
     for (int k = 0; k < RN_MAX_SPLITS; k++) {
         free(run->colours[k]);
         run->colours[k] = NULL;
+    }
+    if (run->data_device) {
+        const struct rn_backend *be = rn_backend_of(run->data_device);
+        for (int k = 0; k < RN_MAX_SPLITS; k++)
+            be->release(run->dev_images[k]);
+        be->release(run->dev_idx);
+        memset(run->dev_images, 0, sizeof run->dev_images);
+        run->dev_idx = NULL;
+        run->data_device = 0;
     }
     if (run->has_graph)
         rn_graph_free(&run->graph);

@@ -65,6 +65,11 @@ struct rn_run {
     struct rn_split_result last[RN_MAX_EVAL]; /* last evaluation of each eval split */
     int n_last;
     float *probs;               /* scratch (max_n, 10) softmax output */
+    /* On a device: every split's images, uploaded once (uint8, as on the
+     * host), and the indices of one batch; batches are gathered there. */
+    int data_device;            /* enum rn_device of dev_images; 0: none */
+    void *dev_images[RN_MAX_SPLITS];
+    void *dev_idx;              /* (max_n) int32 */
 };
 
 /* Set from a signal handler; training stops after the current step. */

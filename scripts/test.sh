@@ -11,7 +11,7 @@ export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0
 export UBSAN_OPTIONS=print_stacktrace=1
 status=0
 ctest --test-dir build-test --output-on-failure -V >"$log" 2>&1 || status=$?
-grep -E "^[0-9]+/[0-9]+ Test|tests passed|tests failed|Synthesis" "$log" || true
+grep -E "^ *[0-9]+/[0-9]+ Test|tests passed|tests failed|Synthesis" "$log" || true
 if grep -qE "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" "$log"; then
   echo "test.sh: a sanitizer reported a problem:"
   grep -E -A12 "ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:" "$log" | head -60

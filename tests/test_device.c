@@ -24,7 +24,8 @@
 /* ---- the stand-in device ---------------------------------------------- */
 
 static int misplaced;        /* tensors a kernel got that were not on the device */
-static long uploads, downloads;
+static long uploads, downloads, gathers;
+static size_t upload_bytes;
 static const char *no_kernels_for; /* layer type to refuse (NULL: none) */
 
 static int emu_alloc(void **p, size_t bytes, struct rn_error *err)
@@ -42,6 +43,7 @@ static int emu_upload(void *dst, const void *src, size_t bytes, struct rn_error 
 {
     (void)err;
     uploads++;
+    upload_bytes += bytes;
     memmove(dst, src, bytes);
     return 0;
 }
@@ -150,6 +152,13 @@ static int emu_sum_squares(const float *x, size_t n, double *out, struct rn_erro
     return rn_backend_of(RN_DEVICE_CPU)->sum_squares(x, n, out, err);
 }
 
+static int emu_gather(const uint8_t *images, const int32_t *idx, int n, size_t sample,
+                      float *out, struct rn_error *err)
+{
+    gathers++;
+    return rn_backend_of(RN_DEVICE_CPU)->gather_images(images, idx, n, sample, out, err);
+}
+
 static const struct rn_backend emu = {
     .name = "emu",
     .device = RN_DEVICE_TEST,
@@ -163,6 +172,7 @@ static const struct rn_backend emu = {
     .layer = emu_layer,
     .optim_update = emu_optim_update,
     .sum_squares = emu_sum_squares,
+    .gather_images = emu_gather,
 };
 
 static char dir[256];
@@ -171,7 +181,8 @@ static void setup(void)
 {
     rn_backend_set_test(&emu);
     misplaced = 0;
-    uploads = downloads = 0;
+    uploads = downloads = gathers = 0;
+    upload_bytes = 0;
     no_kernels_for = NULL;
     snprintf(dir, sizeof dir, "/tmp/rn_device_XXXXXX");
     cr_assert_not_null(mkdtemp(dir));
@@ -261,6 +272,8 @@ struct outcome {
     float *params; /* every parameter and buffer, in graph order */
     size_t n_params;
     int device_after;
+    size_t train_upload_bytes; /* copied to the device by rn_run_train */
+    size_t image_bytes;        /* bytes of the images one epoch reads */
 };
 
 /* Opens, trains and evaluates spec on device d; keeps what to compare. */
@@ -276,7 +289,11 @@ static struct outcome train_on(const struct rn_spec *spec, int d, const char *su
     struct rn_error err;
     cr_assert_eq(rn_run_open(run, spec, &opt, &err), 0, "%s", err.msg);
     cr_assert_eq(run->graph.device, d);
+    size_t before = upload_bytes;
     cr_assert_eq(rn_run_train(run, &err), 0, "%s", err.msg);
+    o.train_upload_bytes = upload_bytes - before;
+    const struct rn_split *tr = rn_data_split(&run->data, "train");
+    o.image_bytes = (size_t)tr->n * tr->c * tr->h * tr->w;
     o.device_after = run->graph.device;
     memcpy(o.last, run->last, sizeof o.last);
     o.n_last = run->n_last;
@@ -355,6 +372,9 @@ Test(device, two_heads_program_trains_identically_on_the_stand_in_device)
     cr_assert_eq(dev.device_after, RN_DEVICE_TEST);
     cr_assert_eq(misplaced, 0, "%d host tensors reached device kernels", misplaced);
     cr_assert_gt(uploads - up0, 0);
+    /* augmented batches come from the host, as floats, every epoch (2) */
+    cr_assert_geq(dev.train_upload_bytes, dev.image_bytes * sizeof(float) * 2, "%zu < %zu",
+                  dev.train_upload_bytes, dev.image_bytes * sizeof(float) * 2);
     cr_assert_gt(downloads - down0, 0);
     cr_assert_eq(up0, 0, "the CPU run copied to the device");
     compare(&cpu, &dev);
@@ -371,6 +391,12 @@ Test(device, checkpoint_is_written_from_the_device)
     struct rn_spec *spec = load_text(text);
     struct outcome dev = train_on(spec, RN_DEVICE_TEST, "dev");
     cr_assert_eq(misplaced, 0);
+    /* without augmentation the batches are gathered on the device: what
+     * crosses the bus during training is indices, logits' gradients and
+     * the evaluation's (val) batches' indices, not images */
+    cr_assert_gt(gathers, 0);
+    cr_assert_lt(dev.train_upload_bytes, dev.image_bytes / 20, "%zu bytes uploaded (images %zu)",
+                 dev.train_upload_bytes, dev.image_bytes);
     /* a new run on the CPU loads the device run's checkpoint: same parameters */
     char with_load[9000];
     char *plain = spec_text("");

@@ -1,19 +1,362 @@
-/* backend_cuda.c - placeholder until the CUDA backend table lands. */
-#include "cuda_common.h"
+/* backend_cuda.c - the CUDA backend table (backend.h) and the process-wide
+ * device context (cuda_common.h): device 0, one non-blocking stream, the
+ * cuDNN and cuBLAS handles bound to it, a grow-only workspace.
+ *
+ * The context is created on first use. When it cannot be (no driver, no
+ * device, a driver older than the runtime), the reason is kept and every
+ * later call returns the same one line until rn_cuda_shutdown. */
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
 
-const struct rn_backend *rn_backend_cuda(void)
+#include "backend_kernels.h"
+#include "cuda_common.h"
+#include "runner/optim.h"
+
+static struct rn_cuda g_cu;
+static int g_state; /* 0 not tried, 1 ready, -1 failed (g_fail says why) */
+static char g_fail[RN_ERROR_MAX];
+static int g_deterministic;
+static double *g_scratch; /* RN_CUDA_SUMSQ_SCRATCH doubles for sum_squares */
+
+/* Frees what a (possibly half-made) context holds. */
+static void context_destroy(struct rn_cuda *cu)
 {
-    return NULL;
+    if (cu->stream)
+        cudaStreamSynchronize(cu->stream);
+    if (g_scratch)
+        cudaFree(g_scratch);
+    g_scratch = NULL;
+    if (cu->workspace)
+        cudaFree(cu->workspace);
+    if (cu->cublas)
+        cublasDestroy(cu->cublas);
+    if (cu->cudnn)
+        cudnnDestroy(cu->cudnn);
+    if (cu->stream)
+        cudaStreamDestroy(cu->stream);
+    (void)cudaGetLastError();
+    memset(cu, 0, sizeof *cu);
+}
+
+/* Why cudaGetDeviceCount failed, in words a user can act on. */
+static int explain_no_device(cudaError_t e, struct rn_error *err)
+{
+    int driver = 0, runtime = 0;
+    (void)cudaDriverGetVersion(&driver);
+    (void)cudaRuntimeGetVersion(&runtime);
+    (void)cudaGetLastError();
+    if (driver == 0)
+        return rn_errorf(err,
+                         "no CUDA device: no NVIDIA driver is loaded (libcuda.so.1 not found); "
+                         "cudaGetDeviceCount: %s (%s)",
+                         cudaGetErrorString(e), cudaGetErrorName(e));
+    if (e == cudaErrorInsufficientDriver || e == cudaErrorSystemDriverMismatch ||
+        e == cudaErrorCompatNotSupportedOnDevice)
+        return rn_errorf(err,
+                         "CUDA driver (supports CUDA %d.%d) cannot run this runner's CUDA runtime "
+                         "%d.%d: cudaGetDeviceCount: %s (%s); update the NVIDIA driver",
+                         driver / 1000, driver % 1000 / 10, runtime / 1000, runtime % 1000 / 10,
+                         cudaGetErrorString(e), cudaGetErrorName(e));
+    return rn_errorf(err, "no CUDA device: cudaGetDeviceCount: %s (%s)", cudaGetErrorString(e),
+                     cudaGetErrorName(e));
+}
+
+static int context_create(struct rn_cuda *cu, struct rn_error *err)
+{
+    int count = 0;
+    cudaError_t e = cudaGetDeviceCount(&count);
+    if (e != cudaSuccess)
+        return explain_no_device(e, err);
+    if (count == 0)
+        return rn_errorf(err, "no CUDA device: cudaGetDeviceCount found none");
+    cu->device = 0;
+    cu->deterministic = g_deterministic;
+    RN_CUDA_CHECK(err, cudaSetDevice(cu->device));
+    RN_CUDA_CHECK(err, cudaStreamCreateWithFlags(&cu->stream, cudaStreamNonBlocking));
+    RN_CUDNN_CHECK(err, cudnnCreate(&cu->cudnn));
+    RN_CUDNN_CHECK(err, cudnnSetStream(cu->cudnn, cu->stream));
+    RN_CUBLAS_CHECK(err, cublasCreate(&cu->cublas));
+    RN_CUBLAS_CHECK(err, cublasSetStream(cu->cublas, cu->stream));
+    /* FP32 throughout (no TF32), so results match the CPU to ~1e-5. */
+    RN_CUBLAS_CHECK(err, cublasSetMathMode(cu->cublas, CUBLAS_DEFAULT_MATH));
+    RN_CUDA_CHECK(err, cudaMalloc((void **)&g_scratch, RN_CUDA_SUMSQ_SCRATCH * sizeof(double)));
+    return 0;
+}
+
+struct rn_cuda *rn_cuda_get(struct rn_error *err)
+{
+    if (g_state == 1)
+        return &g_cu;
+    if (g_state == -1) {
+        rn_errorf(err, "%s", g_fail);
+        return NULL;
+    }
+    struct rn_error e = {{0}};
+    if (context_create(&g_cu, &e)) {
+        context_destroy(&g_cu);
+        snprintf(g_fail, sizeof g_fail, "%s", e.msg);
+        g_state = -1;
+        rn_errorf(err, "%s", g_fail);
+        return NULL;
+    }
+    g_state = 1;
+    return &g_cu;
+}
+
+void rn_cuda_shutdown(void)
+{
+    if (g_state == 1)
+        context_destroy(&g_cu);
+    g_state = 0;
+    g_fail[0] = '\0';
 }
 
 void rn_cuda_set_deterministic(int on)
 {
-    (void)on;
+    g_deterministic = on != 0;
+    if (g_state == 1)
+        g_cu.deterministic = g_deterministic;
+}
+
+int rn_cuda_workspace(struct rn_cuda *cu, size_t bytes, struct rn_error *err)
+{
+    if (bytes <= cu->workspace_bytes)
+        return 0;
+    RN_CUDA_CHECK(err, cudaSetDevice(cu->device));
+    /* Work queued on the stream may still use the old buffer. */
+    RN_CUDA_CHECK(err, cudaStreamSynchronize(cu->stream));
+    if (cu->workspace)
+        RN_CUDA_CHECK(err, cudaFree(cu->workspace));
+    cu->workspace = NULL;
+    cu->workspace_bytes = 0;
+    cudaError_t e = cudaMalloc(&cu->workspace, bytes);
+    if (e != cudaSuccess) {
+        (void)cudaGetLastError();
+        cu->workspace = NULL;
+        return rn_errorf(err, "cudaMalloc(%zu bytes) for the cuDNN workspace: %s (%s)", bytes,
+                         cudaGetErrorString(e), cudaGetErrorName(e));
+    }
+    cu->workspace_bytes = bytes;
+    return 0;
 }
 
 int rn_cuda_probe(char *desc, size_t len, struct rn_error *err)
 {
     if (desc && len)
         desc[0] = '\0';
-    return rn_errorf(err, "the CUDA backend is not finished");
+    struct rn_cuda *cu = rn_cuda_get(err);
+    if (!cu)
+        return -1;
+    struct cudaDeviceProp prop;
+    int runtime = 0, driver = 0;
+    RN_CUDA_CHECK(err, cudaGetDeviceProperties(&prop, cu->device));
+    RN_CUDA_CHECK(err, cudaRuntimeGetVersion(&runtime));
+    RN_CUDA_CHECK(err, cudaDriverGetVersion(&driver));
+    cudaError_t e = (cudaError_t)rn_cuda_kernels_check();
+    if (e != cudaSuccess) {
+        (void)cudaGetLastError();
+        return rn_errorf(err,
+                         "no CUDA device: %s is sm_%d%d and this binary has no code for it "
+                         "(rebuild with CMAKE_CUDA_ARCHITECTURES=%d%d): %s (%s)",
+                         prop.name, prop.major, prop.minor, prop.major, prop.minor,
+                         cudaGetErrorString(e), cudaGetErrorName(e));
+    }
+    if (desc && len) {
+        size_t cudnn = cudnnGetVersion();
+        char built[48] = "";
+        if (cudnn != CUDNN_VERSION)
+            snprintf(built, sizeof built, " (built with %d)", CUDNN_VERSION);
+        snprintf(desc, len, "%s (%.0f GiB, sm_%d%d), CUDA runtime %d, driver %d, cuDNN %zu%s",
+                 prop.name, (double)prop.totalGlobalMem / (1024.0 * 1024.0 * 1024.0), prop.major,
+                 prop.minor, runtime, driver, cudnn, built);
+    }
+    return 0;
+}
+
+/* ---- the backend table ---------------------------------------------------- */
+
+static int cuda_alloc(void **p, size_t bytes, struct rn_error *err)
+{
+    *p = NULL;
+    struct rn_cuda *cu = rn_cuda_get(err);
+    if (!cu)
+        return -1;
+    /* cudaMalloc(0) gives no pointer; every tensor gets a real one. */
+    size_t rounded = bytes ? bytes : 256;
+    cudaError_t e = cudaMalloc(p, rounded);
+    if (e != cudaSuccess) {
+        (void)cudaGetLastError(); /* not sticky: keep it from blaming the next call */
+        *p = NULL;
+        return rn_errorf(err, "cudaMalloc(%zu bytes): %s (%s)", bytes, cudaGetErrorString(e),
+                         cudaGetErrorName(e));
+    }
+    e = cudaMemsetAsync(*p, 0, rounded, cu->stream);
+    if (e == cudaSuccess)
+        e = cudaStreamSynchronize(cu->stream);
+    if (e != cudaSuccess) {
+        (void)cudaGetLastError();
+        cudaFree(*p);
+        *p = NULL;
+        return rn_errorf(err, "cudaMemsetAsync(%zu bytes): %s (%s)", rounded, cudaGetErrorString(e),
+                         cudaGetErrorName(e));
+    }
+    return 0;
+}
+
+static void cuda_release(void *p)
+{
+    if (p) {
+        cudaFree(p);
+        (void)cudaGetLastError();
+    }
+}
+
+static int cuda_upload(void *dst, const void *src, size_t bytes, struct rn_error *err)
+{
+    struct rn_cuda *cu = rn_cuda_get(err);
+    if (!cu)
+        return -1;
+    /* From pageable memory the call returns once src was staged, so the
+     * caller may reuse src at once. */
+    if (bytes)
+        RN_CUDA_CHECK(err, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, cu->stream));
+    return 0;
+}
+
+static int cuda_download(void *dst, const void *src, size_t bytes, struct rn_error *err)
+{
+    struct rn_cuda *cu = rn_cuda_get(err);
+    if (!cu)
+        return -1;
+    if (bytes)
+        RN_CUDA_CHECK(err, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, cu->stream));
+    RN_CUDA_CHECK(err, cudaStreamSynchronize(cu->stream));
+    return 0;
+}
+
+static int cuda_copy(void *dst, const void *src, size_t bytes, struct rn_error *err)
+{
+    struct rn_cuda *cu = rn_cuda_get(err);
+    if (!cu)
+        return -1;
+    if (bytes && dst != src)
+        RN_CUDA_CHECK(err, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, cu->stream));
+    return 0;
+}
+
+static int cuda_zero(void *p, size_t bytes, struct rn_error *err)
+{
+    struct rn_cuda *cu = rn_cuda_get(err);
+    if (!cu)
+        return -1;
+    if (bytes)
+        RN_CUDA_CHECK(err, cudaMemsetAsync(p, 0, bytes, cu->stream));
+    return 0;
+}
+
+static int cuda_sync(struct rn_error *err)
+{
+    struct rn_cuda *cu = rn_cuda_get(err);
+    if (!cu)
+        return -1;
+    RN_CUDA_CHECK(err, cudaStreamSynchronize(cu->stream));
+    return 0;
+}
+
+static int cuda_optim_update(const struct rn_optim_update *u, float *p, const float *g, float *m,
+                             float *v, size_t n, struct rn_error *err)
+{
+    struct rn_cuda *cu = rn_cuda_get(err);
+    if (!cu)
+        return -1;
+    struct rn_cuda_optim_args a = {
+        .lr = u->lr,
+        .beta1 = u->beta1,
+        .beta2 = u->beta2,
+        .eps = u->eps,
+        .weight_decay = u->weight_decay,
+        .momentum = u->momentum,
+        .grad_scale = u->grad_scale,
+        .first = u->step == 1,
+    };
+    switch (u->kind) {
+    case RN_OPTIM_ADAM:
+    case RN_OPTIM_ADAMW: {
+        /* The bias corrections as cpu_optim_update computes them (double). */
+        const double bc1 = 1.0 - pow(u->beta1, (double)u->step);
+        const double bc2 = 1.0 - pow(u->beta2, (double)u->step);
+        a.kind = u->kind == RN_OPTIM_ADAM ? RN_CUDA_OPTIM_ADAM : RN_CUDA_OPTIM_ADAMW;
+        a.step_size = (float)(u->lr / bc1);
+        a.bc2_sqrt = (float)sqrt(bc2);
+        break;
+    }
+    case RN_OPTIM_SGD:
+        a.kind = RN_CUDA_OPTIM_SGD;
+        break;
+    default:
+        return rn_errorf(err, "unknown optimizer kind %d", u->kind);
+    }
+    cudaError_t e = (cudaError_t)rn_cuda_optim_update(&a, p, g, m, v, n, cu->stream);
+    if (e != cudaSuccess)
+        return rn_errorf(err, "kernel optim_update (%zu floats): %s (%s)", n, cudaGetErrorString(e),
+                         cudaGetErrorName(e));
+    return 0;
+}
+
+static int cuda_sum_squares(const float *x, size_t n, double *out, struct rn_error *err)
+{
+    struct rn_cuda *cu = rn_cuda_get(err);
+    if (!cu)
+        return -1;
+    double s = 0;
+    cudaError_t e = (cudaError_t)rn_cuda_sum_squares(x, n, g_scratch,
+                                                     g_scratch + RN_CUDA_SUMSQ_BLOCKS, cu->stream);
+    if (e != cudaSuccess)
+        return rn_errorf(err, "kernel sum_squares (%zu floats): %s (%s)", n, cudaGetErrorString(e),
+                         cudaGetErrorName(e));
+    RN_CUDA_CHECK(err, cudaMemcpyAsync(&s, g_scratch + RN_CUDA_SUMSQ_BLOCKS, sizeof s,
+                                       cudaMemcpyDeviceToHost, cu->stream));
+    RN_CUDA_CHECK(err, cudaStreamSynchronize(cu->stream));
+    *out += s;
+    return 0;
+}
+
+static int cuda_gather_images(const uint8_t *images, const int32_t *idx, int n, size_t sample,
+                              float *out, struct rn_error *err)
+{
+    struct rn_cuda *cu = rn_cuda_get(err);
+    if (!cu)
+        return -1;
+    if (sample > (size_t)INT_MAX)
+        return rn_errorf(err, "gather_images: %zu bytes per sample is too many", sample);
+    /* 1.0f / 255.0f: the same float rn_run_load_batch multiplies by. */
+    cudaError_t e = (cudaError_t)rn_cuda_gather_images(images, idx, n, (int)sample, 1.0f / 255.0f,
+                                                       out, cu->stream);
+    if (e != cudaSuccess)
+        return rn_errorf(err, "kernel gather_images (%d x %zu bytes): %s (%s)", n, sample,
+                         cudaGetErrorString(e), cudaGetErrorName(e));
+    return 0;
+}
+
+static const struct rn_backend cuda_backend = {
+    .name = "cuda",
+    .device = RN_DEVICE_CUDA,
+    .alloc = cuda_alloc,
+    .release = cuda_release,
+    .upload = cuda_upload,
+    .download = cuda_download,
+    .copy = cuda_copy,
+    .zero = cuda_zero,
+    .sync = cuda_sync,
+    .layer = rn_cuda_layer_kernels,
+    .optim_update = cuda_optim_update,
+    .sum_squares = cuda_sum_squares,
+    .gather_images = cuda_gather_images,
+};
+
+const struct rn_backend *rn_backend_cuda(void)
+{
+    return &cuda_backend;
 }

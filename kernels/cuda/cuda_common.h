@@ -42,9 +42,11 @@ const struct rn_layer_kernels *rn_cuda_layer_kernels(const char *type);
 #define RN_CUDA_CHECK(err, call)                                                                  \
     do {                                                                                          \
         cudaError_t rn_e_ = (call);                                                               \
-        if (rn_e_ != cudaSuccess)                                                                 \
+        if (rn_e_ != cudaSuccess) {                                                               \
+            (void)cudaGetLastError(); /* a non-sticky error must not be blamed on the next launch */ \
             return rn_errorf((err), "%s: %s (%s)", #call, cudaGetErrorString(rn_e_),             \
                              cudaGetErrorName(rn_e_));                                            \
+        }                                                                                         \
     } while (0)
 
 #define RN_CUDNN_CHECK(err, call)                                                                 \
