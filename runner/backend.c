@@ -61,9 +61,7 @@ static int cpu_optim_update(const struct rn_optim_update *u, float *p, const flo
     switch (u->kind) {
     case RN_OPTIM_ADAM:
     case RN_OPTIM_ADAMW: {
-        const double bc1 = 1.0 - pow(u->beta1, (double)u->step);
-        const double bc2 = 1.0 - pow(u->beta2, (double)u->step);
-        const float step_size = (float)(u->lr / bc1), bc2_sqrt = (float)sqrt(bc2);
+        const float step_size = u->step_size, bc2_sqrt = u->bc2_sqrt;
         const int adamw = u->kind == RN_OPTIM_ADAMW;
 #pragma omp parallel for if (n > 65536) schedule(static)
         for (size_t i = 0; i < n; i++) {
@@ -90,6 +88,22 @@ static int cpu_optim_update(const struct rn_optim_update *u, float *p, const flo
         return 0;
     }
     return rn_errorf(err, "unknown optimizer kind %d", u->kind);
+}
+
+struct rn_optim_update rn_optim_update_args(int kind, double lr, double beta1, double beta2,
+                                            double eps, double weight_decay, double momentum,
+                                            long step, float grad_scale)
+{
+    /* torch computes the bias corrections in double precision scalars */
+    const double bc1 = 1.0 - pow(beta1, (double)step);
+    const double bc2 = 1.0 - pow(beta2, (double)step);
+    struct rn_optim_update u = {
+        .kind = kind, .lr = (float)lr, .beta1 = (float)beta1, .beta2 = (float)beta2,
+        .eps = (float)eps, .weight_decay = (float)weight_decay, .momentum = (float)momentum,
+        .step = step, .grad_scale = grad_scale,
+        .step_size = (float)(lr / bc1), .bc2_sqrt = (float)sqrt(bc2),
+    };
+    return u;
 }
 
 static int cpu_sum_squares(const float *x, size_t n, double *out, struct rn_error *err)

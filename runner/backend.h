@@ -59,9 +59,18 @@ struct rn_layer_kernels {
 struct rn_optim_update {
     int kind;           /* enum rn_optim_kind */
     float lr, beta1, beta2, eps, weight_decay, momentum;
-    long step;          /* 1-based update count (Adam bias correction; SGD: 1 = first) */
+    long step;          /* 1-based update count (SGD: 1 = the first) */
     float grad_scale;   /* gradient multiplier from clipping (1 when none) */
+    /* Adam's bias corrections, computed by rn_optim_update_args in double
+     * from the double hyperparameters as torch does: lr / (1 - beta1^step)
+     * and sqrt(1 - beta2^step). */
+    float step_size, bc2_sqrt;
 };
+
+/* The update's arguments from double hyperparameters (optim.h's). */
+struct rn_optim_update rn_optim_update_args(int kind, double lr, double beta1, double beta2,
+                                            double eps, double weight_decay, double momentum,
+                                            long step, float grad_scale);
 
 struct rn_backend {
     const char *name;           /* "cpu" | "cuda" */

@@ -103,11 +103,9 @@ static int step_device(struct rn_optim *o, const struct rn_backend *be, struct r
         if (norm > o->clip_norm)
             clip = (float)(o->clip_norm / (norm + 1e-6));
     }
-    struct rn_optim_update u = {
-        .kind = (int)o->kind, .lr = (float)o->lr, .beta1 = (float)o->beta1,
-        .beta2 = (float)o->beta2, .eps = (float)o->eps, .weight_decay = (float)o->weight_decay,
-        .momentum = (float)o->momentum, .step = o->step, .grad_scale = clip,
-    };
+    struct rn_optim_update u =
+        rn_optim_update_args((int)o->kind, o->lr, o->beta1, o->beta2, o->eps, o->weight_decay,
+                             o->momentum, o->step, clip);
     for (int i = 0; i < o->n; i++)
         if (be->optim_update(&u, o->params[i]->value.data, o->params[i]->grad.data, o->m[i].data,
                              o->v[i].data, rn_tensor_numel(&o->params[i]->value), err))

@@ -120,6 +120,7 @@ main() {
     echo "-- runner --version: $(timeout 20 "$BUILD/runner" --version 2>&1 | head -3)"
   fi
 
+  export RN_SOURCE_ROOT="$PWD" # test_cuda's fixtures and model files
   section "test_cuda --verbose"
   if [ -x "$BUILD/test_cuda" ]; then
     local log="$OUTDIR/.test_cuda.log"
@@ -179,17 +180,21 @@ main() {
     t0=$(date +%s.%N)
     OMP_NUM_THREADS=${OMP_NUM_THREADS:-8} OMP_WAIT_POLICY=passive timeout -k 10 "$T_RUN" \
       "$BUILD/runner" experiments/task1_lazy.yaml --device $dev $extra "data.dir=$mnist" \
-      --out "$OUTDIR/task1_lazy_$k" 2>&1 | tail -12 | tee "$OUTDIR/.summary_$k"
+      --out "$OUTDIR/task1_lazy_$k" >"$OUTDIR/.log_$k" 2>&1
+    local rc=$?
     t1=$(date +%s.%N)
-    echo "wall: $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }') s (exit ${PIPESTATUS[0]})"
+    tail -12 "$OUTDIR/.log_$k" | tee "$OUTDIR/.summary_$k"
+    echo "wall: $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }') s (exit $rc)"
   done
-  if [ -s "$OUTDIR/.summary_det1" ] && diff <(grep 'task1_lazy:.*%' "$OUTDIR/.summary_det1") \
-    <(grep 'task1_lazy:.*%' "$OUTDIR/.summary_det2") >/dev/null; then
+  local d1 d2
+  d1=$(grep 'task1_lazy:.*%' "$OUTDIR/.summary_det1")
+  d2=$(grep 'task1_lazy:.*%' "$OUTDIR/.summary_det2")
+  if [ -n "$d1" ] && [ "$d1" = "$d2" ]; then
     echo "deterministic: the two --deterministic runs agree: $(grep 'task1_lazy:.*%' "$OUTDIR/.summary_det1")"
   else
     echo "deterministic: the two --deterministic runs DIFFER (or did not finish)"
   fi
-  rm -f "$OUTDIR"/.summary_*
+  rm -f "$OUTDIR"/.summary_* "$OUTDIR"/.log_*
   # the run files are small; the figures, if gnuplot was there, too
   du -sh "$OUTDIR"/task1_lazy_* 2>/dev/null
 

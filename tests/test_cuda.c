@@ -26,6 +26,7 @@
 #include "runner/layer.h"
 #include "runner/optim.h"
 #include "runner/rng.h"
+#include "runner/spec.h"
 #include "runner/train.h"
 #ifdef RN_HAVE_CUDA
 #include "kernels/cuda/backend_kernels.h"
@@ -896,17 +897,9 @@ static void check_optim(const struct rn_backend *be, int kind, float wd, float m
         cr_expect(fabs(s_dev - s_cpu) <= 1e-12 * s_cpu, "sum of squares: cuda %.17g, cpu %.17g",
                   s_dev, s_cpu);
         const double clip_norm = 50.0, norm = sqrt(s_cpu - 0.25);
-        struct rn_optim_update u = {
-            .kind = kind,
-            .lr = 0.01f,
-            .beta1 = 0.9f,
-            .beta2 = 0.999f,
-            .eps = 1e-8f,
-            .weight_decay = wd,
-            .momentum = momentum,
-            .step = step,
-            .grad_scale = norm > clip_norm ? (float)(clip_norm / (norm + 1e-6)) : 1.0f,
-        };
+        struct rn_optim_update u = rn_optim_update_args(
+            kind, 0.01, 0.9, 0.999, 1e-8, wd, momentum, step,
+            norm > clip_norm ? (float)(clip_norm / (norm + 1e-6)) : 1.0f);
         cr_assert_lt(u.grad_scale, 1.0f, "the test means to clip");
         for (int j = 0; j < NP; j++) {
             size_t n = sizes[j];
@@ -1168,3 +1161,106 @@ Test(cuda, gather)
     real_cuda_or_skip();
 }
 #endif
+
+/* ---- whole models: training steps through the run ------------------------ */
+
+/* The repository root: RN_SOURCE_ROOT (scripts/gpu-check.sh sets it on a
+ * machine where the tree lies elsewhere) or where this was built from. */
+static const char *source_root(void)
+{
+    const char *r = getenv("RN_SOURCE_ROOT");
+    return r && *r ? r : RN_SOURCE_DIR;
+}
+
+/* Trains model (an experiments/models file) for 2 steps of 32 fixture images
+ * and evaluates the 300 test images, on device d; returns every parameter
+ * and buffer (in graph order, n floats) and the test accuracy. */
+static float *train_model(const char *model, int d, size_t *n, double *val_acc)
+{
+    char dir[] = "/tmp/rn_cuda_model_XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char path[300], text[2048];
+    snprintf(path, sizeof path, "%s/spec.yaml", dir);
+    snprintf(text, sizeof text,
+             "name: cuda_model_step\nseed: 7\n"
+             "data: {dir: %s/tests/fixtures/mnist, colouring: background, bias: 0.95,"
+             " val_fraction: 0.05, train_limit: 64}\n"
+             "model: {include: %s/experiments/models/%s.yaml}\n"
+             "train: {epochs: 1, batch: 32, log_every: 1, optimizer: sgd, lr: 0.05,"
+             " eval: [test]}\n",
+             source_root(), source_root(), model);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs(text, f);
+    fclose(f);
+    struct rn_spec *spec = calloc(1, sizeof *spec);
+    struct rn_error err = {{0}};
+    cr_assert_eq(rn_spec_load(spec, path, NULL, stderr, NULL, &err), 0, "%s", err.msg);
+    char out[300];
+    snprintf(out, sizeof out, "%s/%s", dir, d == RN_DEVICE_CPU ? "cpu" : "dev");
+    struct rn_run_options opt = {.out_dir = out, .quiet = 1, .log = stderr, .device = d};
+    struct rn_run *run = calloc(1, sizeof *run);
+    cr_assert_eq(rn_run_open(run, spec, &opt, &err), 0, "%s", err.msg);
+    cr_assert_eq(rn_run_train(run, &err), 0, "%s", err.msg);
+    *val_acc = run->last[0].accuracy;
+    cr_assert_eq(rn_graph_to_device(&run->graph, RN_DEVICE_CPU, &err), 0, "%s", err.msg);
+    size_t total = 0;
+    for (int i = 0; i < run->graph.n_nodes; i++)
+        for (int j = 0; j < run->graph.nodes[i].layer.n_params; j++)
+            total += rn_tensor_numel(&run->graph.nodes[i].layer.params[j].value);
+    float *all = malloc(total * sizeof(float)), *p = all;
+    for (int i = 0; i < run->graph.n_nodes; i++)
+        for (int j = 0; j < run->graph.nodes[i].layer.n_params; j++) {
+            const struct rn_tensor *t = &run->graph.nodes[i].layer.params[j].value;
+            memcpy(p, t->data, rn_tensor_numel(t) * sizeof(float));
+            p += rn_tensor_numel(t);
+        }
+    rn_run_close(run, "completed");
+    free(run);
+    rn_spec_free(spec);
+    free(spec);
+    snprintf(text, sizeof text, "rm -rf %s", dir);
+    cr_assert_eq(system(text), 0);
+    *n = total;
+    return all;
+}
+
+/* Two SGD steps (lr 0.05: an update is linear in the gradient, where Adam's
+ * first step would turn a rounding-level gradient into a full +-lr step);
+ * the two backends must agree to rounding, and evaluate the 300 test
+ * images alike. */
+static void check_model(const char *model)
+{
+    cuda_or_skip();
+    size_t n_cpu, n_dev;
+    double acc_cpu, acc_dev;
+    float *cpu = train_model(model, RN_DEVICE_CPU, &n_cpu, &acc_cpu);
+    float *got = train_model(model, dev, &n_dev, &acc_dev);
+    cr_assert_eq(n_cpu, n_dev);
+    size_t bad = 0;
+    double worst = 0;
+    for (size_t i = 0; i < n_cpu; i++) {
+        double diff = fabs((double)got[i] - cpu[i]);
+        if (diff > worst)
+            worst = diff;
+        bad += diff > 2e-5 + 1e-4 * fabs(cpu[i]);
+    }
+    cr_log_info("%s: %zu values, largest difference %.3g, test accuracy %.4f (cpu) %.4f (device)",
+                model, n_cpu, worst, acc_cpu, acc_dev);
+    cr_expect_eq(bad, 0, "%s: %zu of %zu parameters differ beyond 2e-5 + 1e-4|x| (worst %.3g)",
+                 model, bad, n_cpu, worst);
+    cr_expect_leq(fabs(acc_cpu - acc_dev), 0.02, "%s: test accuracy %.4f vs %.4f", model, acc_cpu,
+                  acc_dev);
+    free(cpu);
+    free(got);
+}
+
+Test(cuda, simple_gap_cnn_training_steps, .timeout = 120)
+{
+    check_model("simple_gap_cnn");
+}
+
+Test(cuda, resnet18_training_steps, .timeout = 300)
+{
+    check_model("resnet18");
+}

@@ -284,12 +284,10 @@ static int cuda_optim_update(const struct rn_optim_update *u, float *p, const fl
     switch (u->kind) {
     case RN_OPTIM_ADAM:
     case RN_OPTIM_ADAMW: {
-        /* The bias corrections as cpu_optim_update computes them (double). */
-        const double bc1 = 1.0 - pow(u->beta1, (double)u->step);
-        const double bc2 = 1.0 - pow(u->beta2, (double)u->step);
+        /* the bias corrections come computed in double (rn_optim_update_args) */
         a.kind = u->kind == RN_OPTIM_ADAM ? RN_CUDA_OPTIM_ADAM : RN_CUDA_OPTIM_ADAMW;
-        a.step_size = (float)(u->lr / bc1);
-        a.bc2_sqrt = (float)sqrt(bc2);
+        a.step_size = u->step_size;
+        a.bc2_sqrt = u->bc2_sqrt;
         break;
     }
     case RN_OPTIM_SGD:
