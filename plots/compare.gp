@@ -26,7 +26,7 @@ if (which eq 'epochs') {
          lc rgb run_colour(k) title word(labels, k)
     if (has_colour) {
         set title 'colour-head accuracy on the hard test set (chance 10%)'
-        set key top right
+        set key center right opaque box spacing 1.1 width 1
         plot for [k=1:n] file(k) using 1:3 with linespoints lw 2 pt 7 ps 0.9 dt run_dash(k) \
              lc rgb run_colour(k) title word(labels, k), \
              10 with lines dt 3 lc rgb '#909090' title 'chance'

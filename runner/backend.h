@@ -96,6 +96,15 @@ struct rn_backend {
      * out are device pointers. */
     int (*gather_images)(const uint8_t *images, const int32_t *idx, int n, size_t sample,
                          float *out, struct rn_error *err);
+    /* Softmax cross-entropy of logits (n, k) against targets (bytes < k), on
+     * device memory: *loss_sum += the batch's summed loss, *correct += its
+     * argmax hits (first maximum), confusion (NULL: none; k x k int32,
+     * [target][argmax]) += 1 per sample; dlogits (NULL: none) += weight *
+     * d(mean CE)/d logits. Nothing is read back: the caller downloads the
+     * sums when it needs them (once per evaluated split). */
+    int (*cross_entropy)(const float *logits, const uint8_t *targets, int n, int k, float weight,
+                         float *dlogits, double *loss_sum, int32_t *correct, int32_t *confusion,
+                         struct rn_error *err);
 };
 
 /* The CUDA backend, or NULL when this binary was built without it. */

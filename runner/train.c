@@ -163,25 +163,40 @@ const uint8_t *rn_run_split_colours(const struct rn_run *run, const struct rn_sp
     return NULL;
 }
 
-/* The dataset moves to the device once; a batch is gathered there from its
- * indices (the images never cross the bus again). */
+/* A copy of host bytes on the device (nothing for none). */
+static int upload_bytes(const struct rn_backend *be, void **dst, const void *src, size_t bytes,
+                        struct rn_error *err)
+{
+    if (!src || !bytes)
+        return 0;
+    return be->alloc(dst, bytes, err) || be->upload(*dst, src, bytes, err) ? -1 : 0;
+}
+
+/* The dataset moves to the device once, with its labels and colour targets;
+ * a batch is gathered there from its indices (the images never cross the
+ * bus again) and evaluation sums stay there until a split is done. */
 static int upload_data(struct rn_run *run, struct rn_error *err)
 {
     const struct rn_backend *be = rn_backend_of(run->opt.device);
-    if (!be->gather_images)
+    if (!be->gather_images || !be->cross_entropy)
         return 0;
     run->data_device = run->opt.device;
     for (int k = 0; k < run->data.n_splits; k++) {
         const struct rn_split *s = &run->data.splits[k];
         size_t bytes = (size_t)s->n * s->c * s->h * s->w;
-        if (!bytes)
-            continue;
-        if (be->alloc(&run->dev_images[k], bytes, err) ||
-            be->upload(run->dev_images[k], s->images, bytes, err))
+        if (upload_bytes(be, &run->dev_images[k], s->images, bytes, err) ||
+            upload_bytes(be, &run->dev_labels[k], s->labels, (size_t)s->n, err) ||
+            upload_bytes(be, &run->dev_colours[k], run->colours[k], (size_t)s->n, err))
             return rn_error_prefix(err, "the %s split (%zu MB) to %s", s->name, bytes >> 20,
                                    be->name);
     }
-    return be->alloc(&run->dev_idx, sizeof(int32_t) * (size_t)run->graph.max_n, err);
+    const int k = run->data.n_classes;
+    size_t eval_bytes = RN_MAX_LOSSES * (sizeof(double) + sizeof(int32_t)) +
+                        (size_t)k * k * sizeof(int32_t);
+    return be->alloc(&run->dev_idx, sizeof(int32_t) * (size_t)run->graph.max_n, err) ||
+                   be->alloc(&run->dev_eval, eval_bytes, err)
+               ? -1
+               : 0;
 }
 
 int rn_run_open(struct rn_run *run, const struct rn_spec *spec, const struct rn_run_options *opt,
@@ -214,7 +229,7 @@ int rn_run_open(struct rn_run *run, const struct rn_spec *spec, const struct rn_
         if (spec->load.run[0] && rn_run_load_model(run, spec->load.run, spec->load.model, err))
             return -1;
         if (run->opt.device != RN_DEVICE_CPU &&
-            (rn_graph_to_device(&run->graph, run->opt.device, err) || upload_data(run, err)))
+            rn_graph_to_device(&run->graph, run->opt.device, err))
             return -1;
         if (spec->has_train) {
             const struct rn_spec_train *t = &spec->train;
@@ -235,6 +250,8 @@ int rn_run_open(struct rn_run *run, const struct rn_spec *spec, const struct rn_
                              o.h, o.w, run->data.n_classes, run->data.n_classes);
         run->probs = rn_calloc((size_t)max_n * o.c, sizeof(float), err);
         if (!run->probs)
+            return -1;
+        if (run->opt.device != RN_DEVICE_CPU && upload_data(run, err))
             return -1;
         /* gradients are only needed at the training batch size */
         if (rn_graph_reserve_grad(&run->graph, spec->has_train ? spec->train.batch : 1, err))
@@ -306,6 +323,57 @@ int rn_run_predict(struct rn_run *run, int n, float *probs, struct rn_error *err
     return 0;
 }
 
+/* rn_run_evaluate on a device: losses, hits and the confusion matrix are
+ * summed there and read back once, at the end of the split. */
+static int evaluate_device(struct rn_run *run, const struct rn_split *split, int ks,
+                           const struct rn_head *heads, int n_heads, int primary, int last, int bs,
+                           struct rn_ctx *ctx, double *loss, int *correct,
+                           struct rn_split_result *res, struct rn_error *err)
+{
+    const struct rn_backend *be = rn_backend_of(run->graph.device);
+    const int k = run->data.n_classes;
+    double *d_loss = run->dev_eval;
+    int32_t *d_correct = (int32_t *)(d_loss + RN_MAX_LOSSES), *d_conf = d_correct + RN_MAX_LOSSES;
+    const size_t bytes =
+        RN_MAX_LOSSES * (sizeof(double) + sizeof(int32_t)) + (size_t)k * k * sizeof(int32_t);
+    if (be->zero(run->dev_eval, bytes, err))
+        return -1;
+    int idx[bs];
+    for (int start = 0; start < split->n; start += bs) {
+        int n = split->n - start < bs ? split->n - start : bs;
+        for (int i = 0; i < n; i++)
+            idx[i] = start + i;
+        if (rn_run_load_batch(run, split, idx, n, err) ||
+            rn_graph_forward(&run->graph, n, last, ctx, err))
+            return -1;
+        for (int h = 0; h < n_heads; h++) {
+            const uint8_t *y = heads[h].target == RN_TARGET_COLOR ? run->dev_colours[ks]
+                                                                  : run->dev_labels[ks];
+            if (!y)
+                continue;
+            int digit_main = h == primary && heads[h].target == RN_TARGET_DIGIT;
+            if (be->cross_entropy(run->graph.nodes[heads[h].node].y.data, y + start, n, k, 0,
+                                  NULL, d_loss + h, d_correct + h, digit_main ? d_conf : NULL,
+                                  err))
+                return rn_error_prefix(err, "evaluating %s", split->name);
+        }
+    }
+    double sums[RN_MAX_LOSSES];
+    int32_t counts[RN_MAX_LOSSES], conf[k * k];
+    if (be->download(sums, d_loss, sizeof sums, err) ||
+        be->download(counts, d_correct, sizeof counts, err) ||
+        be->download(conf, d_conf, sizeof conf, err))
+        return rn_error_prefix(err, "evaluation sums of %s", split->name);
+    for (int h = 0; h < n_heads; h++) {
+        loss[h] = sums[h];
+        correct[h] = counts[h];
+    }
+    for (int t = 0; t < k; t++)
+        for (int j = 0; j < k; j++)
+            res->confusion[t][j] = conf[t * k + j];
+    return 0;
+}
+
 int rn_run_evaluate(struct rn_run *run, const struct rn_split *split, struct rn_split_result *res,
                     struct rn_error *err)
 {
@@ -329,7 +397,15 @@ int rn_run_evaluate(struct rn_run *run, const struct rn_split *split, struct rn_
     int correct[RN_MAX_LOSSES] = {0};
     int idx[bs];
     const int k = run->data.n_classes;
-    for (int start = 0; start < split->n; start += bs) {
+    const int ks = (int)(split - run->data.splits);
+    const int on_device = run->data_device && run->graph.device == run->data_device &&
+                          ks >= 0 && ks < RN_MAX_SPLITS && run->dev_labels[ks];
+    if (on_device) {
+        if (evaluate_device(run, split, ks, heads, n_heads, primary, last, bs, &ctx, loss,
+                            correct, res, err))
+            return -1;
+    }
+    for (int start = 0; !on_device && start < split->n; start += bs) {
         int n = split->n - start < bs ? split->n - start : bs;
         for (int i = 0; i < n; i++)
             idx[i] = start + i;
@@ -748,11 +824,17 @@ void rn_run_close(struct rn_run *run, const char *status)
     }
     if (run->data_device) {
         const struct rn_backend *be = rn_backend_of(run->data_device);
-        for (int k = 0; k < RN_MAX_SPLITS; k++)
+        for (int k = 0; k < RN_MAX_SPLITS; k++) {
             be->release(run->dev_images[k]);
+            be->release(run->dev_labels[k]);
+            be->release(run->dev_colours[k]);
+        }
         be->release(run->dev_idx);
+        be->release(run->dev_eval);
         memset(run->dev_images, 0, sizeof run->dev_images);
-        run->dev_idx = NULL;
+        memset(run->dev_labels, 0, sizeof run->dev_labels);
+        memset(run->dev_colours, 0, sizeof run->dev_colours);
+        run->dev_idx = run->dev_eval = NULL;
         run->data_device = 0;
     }
     if (run->has_graph)

@@ -69,7 +69,10 @@ struct rn_run {
      * host), and the indices of one batch; batches are gathered there. */
     int data_device;            /* enum rn_device of dev_images; 0: none */
     void *dev_images[RN_MAX_SPLITS];
+    void *dev_labels[RN_MAX_SPLITS];  /* digit labels of each split */
+    void *dev_colours[RN_MAX_SPLITS]; /* colour targets (NULL without a colour head) */
     void *dev_idx;              /* (max_n) int32 */
+    void *dev_eval;             /* evaluation sums: loss (double) and counts per head, confusion */
 };
 
 /* Set from a signal handler; training stops after the current step. */

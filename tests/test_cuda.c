@@ -1264,3 +1264,55 @@ Test(cuda, resnet18_training_steps, .timeout = 300)
 {
     check_model("resnet18");
 }
+
+/* The table's cross_entropy (evaluation sums and confusion counts on the
+ * device) against the CPU table's, on logits with ties and a target row. */
+Test(cuda, cross_entropy_table)
+{
+    const struct rn_backend *be = cuda_or_skip();
+    const struct rn_backend *cpu = rn_backend_of(RN_DEVICE_CPU);
+    enum { N = 300, K = 10 };
+    static float z[N * K], dz_cpu[N * K], dz_dev[N * K];
+    static uint8_t t[N];
+    struct rn_rng r;
+    rn_rng_init(&r, 9, 0, 0);
+    fill_uniform(z, N * K, -4, 4, &r);
+    for (int i = 0; i < N; i++) {
+        t[i] = (uint8_t)(i * 7 % K);
+        if (i % 13 == 0)
+            z[i * K + 3] = z[i * K + 5] = 9; /* a tie: the first maximum wins */
+    }
+    double loss_cpu = 0.5, loss_dev_h = 0;
+    int32_t right_cpu = 2, right_dev_h = 0, conf_cpu[K * K] = {0}, conf_dev_h[K * K];
+    struct rn_error err = {{0}};
+    cr_assert_eq(cpu->cross_entropy(z, t, N, K, 0.5f, dz_cpu, &loss_cpu, &right_cpu, conf_cpu,
+                                    &err),
+                 0);
+    void *dz, *dt, *dd;
+    size_t zb = sizeof z, tail = sizeof(double) + sizeof(int32_t) * (1 + K * K);
+    cr_assert_eq(be->alloc(&dz, zb, &err), 0, "%s", err.msg);
+    cr_assert_eq(be->alloc(&dd, zb + tail, &err), 0, "%s", err.msg);
+    cr_assert_eq(be->alloc(&dt, sizeof t, &err), 0, "%s", err.msg);
+    cr_assert_eq(be->upload(dz, z, zb, &err), 0, "%s", err.msg);
+    cr_assert_eq(be->upload(dt, t, sizeof t, &err), 0, "%s", err.msg);
+    double *d_loss = (double *)((char *)dd + zb);
+    int32_t *d_right = (int32_t *)(d_loss + 1), *d_conf = d_right + 1;
+    const double half = 0.5;
+    const int32_t two = 2;
+    cr_assert_eq(be->upload(d_loss, &half, sizeof half, &err), 0, "%s", err.msg);
+    cr_assert_eq(be->upload(d_right, &two, sizeof two, &err), 0, "%s", err.msg);
+    cr_assert_eq(be->cross_entropy(dz, dt, N, K, 0.5f, dd, d_loss, d_right, d_conf, &err), 0,
+                 "%s", err.msg);
+    cr_assert_eq(be->download(dz_dev, dd, zb, &err), 0, "%s", err.msg);
+    cr_assert_eq(be->download(&loss_dev_h, d_loss, sizeof loss_dev_h, &err), 0, "%s", err.msg);
+    cr_assert_eq(be->download(&right_dev_h, d_right, sizeof right_dev_h, &err), 0, "%s", err.msg);
+    cr_assert_eq(be->download(conf_dev_h, d_conf, sizeof conf_dev_h, &err), 0, "%s", err.msg);
+    cr_expect(fabs(loss_dev_h - loss_cpu) <= 1e-9 * fabs(loss_cpu), "loss %.17g vs %.17g",
+              loss_dev_h, loss_cpu);
+    cr_expect_eq(right_dev_h, right_cpu);
+    cr_expect_eq(memcmp(conf_dev_h, conf_cpu, sizeof conf_cpu), 0, "confusion counts differ");
+    cr_expect_eq(compare("dlogits (table)", dz_dev, dz_cpu, N * K, 1e-7, 1e-6), 0);
+    be->release(dz);
+    be->release(dd);
+    be->release(dt);
+}

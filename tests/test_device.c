@@ -160,6 +160,17 @@ static int emu_gather(const uint8_t *images, const int32_t *idx, int n, size_t s
     return rn_backend_of(RN_DEVICE_CPU)->gather_images(images, idx, n, sample, out, err);
 }
 
+static long ce_calls;
+
+static int emu_cross_entropy(const float *logits, const uint8_t *targets, int n, int k,
+                             float weight, float *dlogits, double *loss_sum, int32_t *correct,
+                             int32_t *confusion, struct rn_error *err)
+{
+    ce_calls++;
+    return rn_backend_of(RN_DEVICE_CPU)->cross_entropy(logits, targets, n, k, weight, dlogits,
+                                                       loss_sum, correct, confusion, err);
+}
+
 static const struct rn_backend emu = {
     .name = "emu",
     .device = RN_DEVICE_TEST,
@@ -174,6 +185,7 @@ static const struct rn_backend emu = {
     .optim_update = emu_optim_update,
     .sum_squares = emu_sum_squares,
     .gather_images = emu_gather,
+    .cross_entropy = emu_cross_entropy,
 };
 
 static char dir[256];
@@ -182,7 +194,7 @@ static void setup(void)
 {
     rn_backend_set_test(&emu);
     misplaced = 0;
-    uploads = downloads = gathers = 0;
+    uploads = downloads = gathers = ce_calls = 0;
     upload_bytes = 0;
     no_kernels_for = NULL;
     snprintf(dir, sizeof dir, "/tmp/rn_device_XXXXXX");
@@ -396,6 +408,7 @@ Test(device, checkpoint_is_written_from_the_device)
      * crosses the bus during training is indices, logits' gradients and
      * the evaluation's (val) batches' indices, not images */
     cr_assert_gt(gathers, 0);
+    cr_assert_gt(ce_calls, 0, "the evaluation did not sum on the device");
     cr_assert_lt(dev.train_upload_bytes, dev.image_bytes / 20, "%zu bytes uploaded (images %zu)",
                  dev.train_upload_bytes, dev.image_bytes);
     /* a new run on the CPU loads the device run's checkpoint: same parameters */

@@ -338,6 +338,23 @@ static int cuda_gather_images(const uint8_t *images, const int32_t *idx, int n, 
     return 0;
 }
 
+static int cuda_cross_entropy(const float *logits, const uint8_t *targets, int n, int k,
+                              float weight, float *dlogits, double *loss_sum, int32_t *correct,
+                              int32_t *confusion, struct rn_error *err)
+{
+    struct rn_cuda *cu = rn_cuda_get(err);
+    if (!cu)
+        return -1;
+    cudaError_t e = (cudaError_t)rn_cuda_cross_entropy(logits, targets, n, k, weight, dlogits,
+                                                       loss_sum, (int *)correct, NULL, cu->stream);
+    if (e == cudaSuccess && confusion)
+        e = (cudaError_t)rn_cuda_confusion(logits, targets, n, k, (int *)confusion, cu->stream);
+    if (e != cudaSuccess)
+        return rn_errorf(err, "kernel cross_entropy (%d x %d logits): %s (%s)", n, k,
+                         cudaGetErrorString(e), cudaGetErrorName(e));
+    return 0;
+}
+
 static const struct rn_backend cuda_backend = {
     .name = "cuda",
     .device = RN_DEVICE_CUDA,
@@ -352,6 +369,7 @@ static const struct rn_backend cuda_backend = {
     .optim_update = cuda_optim_update,
     .sum_squares = cuda_sum_squares,
     .gather_images = cuda_gather_images,
+    .cross_entropy = cuda_cross_entropy,
 };
 
 const struct rn_backend *rn_backend_cuda(void)

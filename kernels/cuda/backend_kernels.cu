@@ -152,6 +152,23 @@ __global__ void cross_entropy_kernel(const float *__restrict__ logits,
     }
 }
 
+// Confusion counts: one thread per sample, argmax with the first-maximum rule; integer atomics
+// give the same counts in any order.
+__global__ void confusion_kernel(const float *__restrict__ logits,
+                                 const uint8_t *__restrict__ targets, int n, int k, int *confusion)
+{
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < n; i += gridDim.x * blockDim.x) {
+        const float *z = logits + (size_t)i * k;
+        int arg = 0;
+        for (int j = 1; j < k; j++)
+            if (z[j] > z[arg])
+                arg = j;
+        const int t = targets[i];
+        if (t < k)
+            atomicAdd(&confusion[t * k + arg], 1);
+    }
+}
+
 // ---- gathers -----------------------------------------------------------------------------
 
 // rn_run_load_batch: dst[k] = src[k] * (1.0f / 255.0f) with the uint8 converted to float.
@@ -213,6 +230,15 @@ extern "C" int rn_cuda_cross_entropy(const float *logits, const uint8_t *targets
         return cudaSuccess;
     cross_entropy_kernel<<<1, kThreads, 0, s>>>(logits, targets, n, k, weight, dlogits,
                                                 loss_sum_dev, correct_dev, probs);
+    return cudaGetLastError();
+}
+
+extern "C" int rn_cuda_confusion(const float *logits, const uint8_t *targets, int n, int k,
+                                 int *confusion, cudaStream_t s)
+{
+    if (n <= 0 || k <= 0)
+        return cudaSuccess;
+    confusion_kernel<<<blocks_for((size_t)n), kThreads, 0, s>>>(logits, targets, n, k, confusion);
     return cudaGetLastError();
 }
 

@@ -69,6 +69,10 @@ int rn_cuda_cross_entropy(const float *logits, const uint8_t *targets, int n, in
                           float *dlogits, double *loss_sum_dev, int *correct_dev, float *probs,
                           cudaStream_t s);
 
+/* confusion[targets[i] * k + argmax(logits[i])] += 1 for i < n (first maximum). */
+int rn_cuda_confusion(const float *logits, const uint8_t *targets, int n, int k, int *confusion,
+                      cudaStream_t s);
+
 /* out (n, sample_bytes) floats: out[i][j] = images[idx[i]][j] * scale, with
  * scale = 1.0f / 255.0f for rn_run_load_batch's [0, 1] (same bits); images
  * are stored (N, C, H, W) uint8, so a sample is its C*H*W bytes in order.
