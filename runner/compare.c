@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <spawn.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -118,6 +119,36 @@ int rn_compare(const char *const *run_dirs, int n_runs, const char *out_dir, int
     for (int k = 0; k < n_runs; k++)
         if (load_run(run_dirs[k], &runs[k], err))
             goto done;
+    /* runs of one experiment (sweeps by override) are told apart by their
+     * folder: task4_m2:m2_w50 */
+    unsigned char *dup = rn_calloc((size_t)n_runs, 1, err);
+    if (!dup)
+        goto done;
+    for (int k = 0; k < n_runs; k++)
+        for (int j = 0; j < n_runs; j++)
+            dup[k] |= j != k && strcmp(runs[j].label, runs[k].label) == 0;
+    for (int k = 0; k < n_runs; k++) {
+        if (!dup[k])
+            continue;
+        char real[CMP_PATH];
+        const char *dir = realpath(run_dirs[k], real) ? real : run_dirs[k];
+        const char *base = strrchr(dir, '/');
+        base = base ? base + 1 : dir;
+        if (strcmp(base, "run.h5") == 0 && base > dir + 1) { /* a file: its folder */
+            const char *b = base - 2;
+            while (b > dir && *b != '/')
+                b--;
+            base = *b == '/' ? b + 1 : b;
+        }
+        size_t len = strlen(runs[k].label);
+        snprintf(runs[k].label + len, sizeof runs[k].label - len, ":%.*s",
+                 (int)strcspn(base, "/"), base);
+    }
+    free(dup);
+    for (int k = 0; k < n_runs; k++)
+        for (char *p = runs[k].label; *p; p++)
+            if (*p == ' ' || *p == '"' || *p == '\'')
+                *p = '_';
     snprintf(data_dir, sizeof data_dir, "%s/data", out_dir);
     if (rn_make_dirs(data_dir, err))
         goto done;

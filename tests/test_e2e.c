@@ -317,6 +317,9 @@ Test(e2e, compare_draws_runs_side_by_side, .timeout = 300)
     rc = sh(out, sizeof out, "cat %s/cmp/compare.txt", tmp);
     cr_assert_eq(rc, 0);
     cr_assert(strstr(out, "e2e_lazy"), "%s", out);
+    /* two runs of one experiment are told apart by their folders */
+    cr_assert(strstr(out, "e2e_lazy:a "), "%s", out);
+    cr_assert(strstr(out, "e2e_lazy:b "), "%s", out);
     rc = sh(out, sizeof out, "%s compare /no/such/run --out %s/cmp2 2>&1", RN_RUNNER_BIN, tmp);
     cr_assert_eq(rc, 1, "%s", out);
     cr_assert(strstr(out, "/no/such/run"), "%s", out);
