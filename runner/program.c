@@ -1,6 +1,8 @@
 /* program.c - the step program of a training batch (program.h). */
 #include "program.h"
 
+#include "backend.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -382,6 +384,7 @@ int rn_program_init(struct rn_program *p, const struct rn_spec_train *t, struct 
     memset(p, 0, sizeof *p);
     p->g = g;
     p->spec = t;
+    p->n_classes = n_classes;
     p->total_steps = total_steps ? total_steps : 1;
     unsigned char **scratch[] = {&p->valid, &p->need, &p->run, &p->own, &p->down, &p->loss};
     for (size_t i = 0; i < sizeof scratch / sizeof scratch[0]; i++)
@@ -409,7 +412,56 @@ void rn_program_free(struct rn_program *p)
     free(p->own);
     free(p->down);
     free(p->loss);
+    if (p->device) {
+        const struct rn_backend *be = rn_backend_of(p->device);
+        be->release(p->dev_targets);
+        be->release(p->dev_stats);
+    }
     memset(p, 0, sizeof *p);
+}
+
+/* One slot's record of a head's loss: 16 bytes, zeroed before each use. */
+struct stat_rec {
+    double loss;
+    int32_t hits, pad;
+};
+
+int rn_program_device(struct rn_program *p, int cap, struct rn_error *err)
+{
+    const struct rn_backend *be = rn_backend_of(p->g->device);
+    if (!be || !be->cross_entropy)
+        return rn_errorf(err, "the graph's device keeps no losses");
+    for (int k = 0; k < p->n_terms; k++)
+        if (p->terms[k].kind == RN_LOSS_SALIENCY)
+            return rn_errorf(err, "loss '%s': the saliency loss works on host memory and runs on "
+                                  "the CPU only for now; run this experiment with --device cpu",
+                             p->terms[k].spec->name);
+    p->device = p->g->device;
+    p->cap = cap > 0 ? cap : 1;
+    if (be->alloc(&p->dev_targets, 2 * (size_t)p->g->max_n, err) ||
+        be->alloc(&p->dev_stats, (size_t)p->cap * RN_MAX_LOSSES * sizeof(struct stat_rec), err))
+        return -1;
+    return 0;
+}
+
+int rn_program_fetch(struct rn_program *p, int count, double *loss, int *hits,
+                     struct rn_error *err)
+{
+    if (count <= 0)
+        return 0;
+    if (count > p->cap)
+        return rn_errorf(err, "fetch of %d batches: the program keeps %d", count, p->cap);
+    struct stat_rec *recs = rn_malloc(sizeof *recs * (size_t)count * RN_MAX_LOSSES, err);
+    if (!recs)
+        return -1;
+    int rc = rn_backend_of(p->device)
+                 ->download(recs, p->dev_stats, sizeof *recs * (size_t)count * RN_MAX_LOSSES, err);
+    for (int i = 0; !rc && i < count * RN_MAX_LOSSES; i++) {
+        loss[i] = recs[i].loss;
+        hits[i] = recs[i].hits;
+    }
+    free(recs);
+    return rc ? rn_error_prefix(err, "the training losses from the device") : 0;
 }
 
 /* ---- running ------------------------------------------------------------------ */
@@ -492,6 +544,7 @@ static int run_sub(struct rn_program *p, const struct rn_program_sub *sub, int n
         p->run[i] = p->need[i] && p->down[i];
 
     p->total = 0;
+    memset(p->head_w, 0, sizeof p->head_w);
     unsigned fused = 0; /* heads whose CE gradient the saliency's backward already added */
     for (int k = 0; k < p->n_terms; k++) {
         struct rn_term *tm = &p->terms[k];
@@ -530,8 +583,8 @@ static int run_sub(struct rn_program *p, const struct rn_program_sub *sub, int n
         if (!p->loss[hd->node])
             continue;
         const uint8_t *y = hd->target == RN_TARGET_COLOR ? colour : digit;
-        const struct rn_tensor *z = rn_graph_output_host(g, hd->node, err);
-        if (!z)
+        const struct rn_tensor *z = p->device ? NULL : rn_graph_output_host(g, hd->node, err);
+        if (!p->device && !z)
             return -1;
         /* one softmax per head: every CE term on it adds its share of the
          * gradient through the summed weight */
@@ -544,15 +597,31 @@ static int run_sub(struct rn_program *p, const struct rn_program_sub *sub, int n
             w += tm->kind == RN_LOSS_NEG_CE ? -tm->weight : tm->weight;
             has_ce = 1;
         }
-        struct rn_tensor *dz = NULL;
-        if (has_ce && w != 0 && p->run[hd->node] && !(fused >> h & 1)) {
-            if (!any_dy && rn_graph_zero_dy_nodes(g, n, p->run))
-                return rn_errorf(err, "out of memory for gradients of %d samples", n);
-            any_dy = 1;
-            if (!(dz = rn_graph_grad_host(g, hd->node, err)))
+        int wants_dz = has_ce && w != 0 && p->run[hd->node] && !(fused >> h & 1);
+        if (wants_dz && !any_dy && rn_graph_zero_dy_nodes(g, n, p->run))
+            return rn_errorf(err, "out of memory for gradients of %d samples", n);
+        any_dy |= wants_dz;
+        p->head_w[h] = has_ce ? w : 0;
+        if (p->device) {
+            /* on the device, read later (rn_program_fetch): the slot keeps
+             * this sub-step's value, the last one that computes the head */
+            const struct rn_backend *be = rn_backend_of(p->device);
+            struct stat_rec *rec = (struct stat_rec *)p->dev_stats + (size_t)p->slot * RN_MAX_LOSSES + h;
+            const uint8_t *t = (const uint8_t *)p->dev_targets +
+                               (hd->target == RN_TARGET_COLOR ? p->g->max_n : 0);
+            if (be->zero(rec, sizeof *rec, err) ||
+                be->cross_entropy(g->nodes[hd->node].y.data, t, n, p->n_classes, (float)w,
+                                  wants_dz ? g->nodes[hd->node].dy.data : NULL, &rec->loss,
+                                  &rec->hits, NULL, err))
+                return rn_error_prefix(err, "loss of head '%s'", g->nodes[hd->node].layer.name);
+            hd->loss = NAN;
+            hd->correct = 0;
+        } else {
+            struct rn_tensor *dz = NULL;
+            if (wants_dz && !(dz = rn_graph_grad_host(g, hd->node, err)))
                 return -1;
+            hd->loss = rn_cross_entropy(z, y, (float)w, dz, &hd->correct, NULL);
         }
-        hd->loss = rn_cross_entropy(z, y, (float)w, dz, &hd->correct, NULL);
         hd->n = n;
         hd->fresh = 1;
         for (int k = 0; k < p->n_terms; k++) {
@@ -564,7 +633,7 @@ static int run_sub(struct rn_program *p, const struct rn_program_sub *sub, int n
             p->total += tm->weight * tm->value;
         }
     }
-    if (!isfinite(p->total))
+    if (!p->device && !isfinite(p->total))
         return rn_errorf(err, "loss %g", p->total);
     if (any_dy) {
         if (rn_graph_backward_nodes(g, n, p->run, 0, ctx, err))
@@ -612,6 +681,14 @@ int rn_program_batch(struct rn_program *p, int n, const uint8_t *digit, const ui
         if (p->terms[k].spec->target[0] == 'c' && !colour)
             return rn_errorf(err, "loss '%s' needs colour labels, and this split has none",
                              p->terms[k].spec->name);
+    if (p->device) {
+        const struct rn_backend *be = rn_backend_of(p->device);
+        if (p->slot < 0 || p->slot >= p->cap)
+            return rn_errorf(err, "slot %d of %d", p->slot, p->cap);
+        if (be->upload(p->dev_targets, digit, (size_t)n, err) ||
+            (colour && be->upload((uint8_t *)p->dev_targets + p->g->max_n, colour, (size_t)n, err)))
+            return rn_error_prefix(err, "the batch's targets to the device");
+    }
     for (int s = 0; s < p->n_subs; s++) {
         struct rn_ctx ctx = {.train = 1, .seed = seed, .step = step + ((uint64_t)s << 40)};
         if (run_sub(p, &p->subs[s], n, digit, colour, &ctx, err))

@@ -101,6 +101,16 @@ struct rn_program {
     uint64_t total_steps;
     int recompute;       /* 1: forget every output before each sub-step (the bench's baseline) */
     double total;        /* sum of weight * value over the last sub-step's terms */
+    double head_w[RN_MAX_LOSSES]; /* each head's signed CE weight in the last sub-step
+                                     (0: none), so total = sum of head_w * head loss */
+    /* On a device (rn_program_device): the heads' losses and hits stay there,
+     * in one slot per batch, until rn_program_fetch reads a run of slots;
+     * meanwhile heads[].loss, terms[].value and total are NaN. */
+    int n_classes;
+    int device;
+    void *dev_targets;   /* 2 x max_n bytes: the batch's digit and colour targets */
+    void *dev_stats;     /* cap x RN_MAX_LOSSES records {double loss sum; int32 hits} */
+    int cap, slot;       /* slots, and the one the next batch writes (the caller sets it) */
     long node_forwards, node_backwards;      /* counters: nodes run, for the bench */
     unsigned char *valid, *need, *run, *own, *down, *loss; /* (n_nodes) scratch */
 };
@@ -110,6 +120,15 @@ struct rn_program {
 int rn_program_init(struct rn_program *p, const struct rn_spec_train *t, struct rn_graph *g,
                     int n_classes, uint64_t total_steps, struct rn_error *err);
 void rn_program_free(struct rn_program *p);
+
+/* Keeps the cross-entropy losses on the graph's device (its backend's
+ * cross_entropy kernel adds the logits' gradient there) with room for cap
+ * batches between reads. */
+int rn_program_device(struct rn_program *p, int cap, struct rn_error *err);
+/* The loss sums and hits of every head for slots [0, count): loss[s *
+ * RN_MAX_LOSSES + h], hits likewise (one device read). */
+int rn_program_fetch(struct rn_program *p, int count, double *loss, int *hits,
+                     struct rn_error *err);
 
 /* A schedule's value at progress p (clamped to [0, 1]). */
 double rn_schedule_value(const struct rn_spec_schedule *s, double p);

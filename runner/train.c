@@ -649,23 +649,102 @@ static int program_metrics(const struct rn_run *run)
            t->n_program > 0 || t->n_optimizers > 0;
 }
 
-static void step_log_add(struct step_log *L, const struct rn_program *p, int n)
+/* One batch's numbers into the log: head losses are means over its head_n
+ * samples; fresh bits say which heads and terms the batch computed. */
+static void step_log_values(struct step_log *L, const struct rn_program *p, int n, double total,
+                            const double *head_loss, const int *head_correct, const int *head_n,
+                            unsigned head_fresh, const double *term_value, unsigned term_fresh)
 {
-    const struct rn_head *main_head = &p->heads[p->primary];
-    L->total += p->total * n;
+    L->total += total * n;
     L->n += n;
-    L->correct += main_head->fresh ? main_head->correct : 0;
+    L->correct += head_fresh >> p->primary & 1 ? head_correct[p->primary] : 0;
     for (int k = 0; k < p->n_terms; k++)
-        if (p->terms[k].fresh) {
-            L->term[k] += p->terms[k].value;
+        if (term_fresh >> k & 1) {
+            L->term[k] += term_value[k];
             L->term_n[k]++;
         }
     for (int h = 0; h < p->n_heads; h++)
-        if (p->heads[h].fresh) {
-            L->head_loss[h] += p->heads[h].loss * p->heads[h].n;
-            L->head_correct[h] += p->heads[h].correct;
-            L->head_n[h] += p->heads[h].n;
+        if (head_fresh >> h & 1) {
+            L->head_loss[h] += head_loss[h] * head_n[h];
+            L->head_correct[h] += head_correct[h];
+            L->head_n[h] += head_n[h];
         }
+}
+
+static void step_log_add(struct step_log *L, const struct rn_program *p, int n)
+{
+    double head_loss[RN_MAX_LOSSES], term_value[RN_MAX_LOSSES];
+    int head_correct[RN_MAX_LOSSES], head_n[RN_MAX_LOSSES];
+    unsigned head_fresh = 0, term_fresh = 0;
+    for (int h = 0; h < p->n_heads; h++) {
+        head_loss[h] = p->heads[h].loss;
+        head_correct[h] = p->heads[h].correct;
+        head_n[h] = p->heads[h].n;
+        head_fresh |= (unsigned)(p->heads[h].fresh != 0) << h;
+    }
+    for (int k = 0; k < p->n_terms; k++) {
+        term_value[k] = p->terms[k].value;
+        term_fresh |= (unsigned)(p->terms[k].fresh != 0) << k;
+    }
+    step_log_values(L, p, n, p->total, head_loss, head_correct, head_n, head_fresh, term_value,
+                    term_fresh);
+}
+
+/* A batch trained on a device, its losses still there: what the log needs
+ * besides them (the program's state after the batch). */
+struct pending_step {
+    int n;
+    unsigned head_fresh, term_fresh;
+    int head_n[RN_MAX_LOSSES];
+    double head_w[RN_MAX_LOSSES];
+};
+
+static void pending_record(struct pending_step *ps, const struct rn_program *p, int n)
+{
+    memset(ps, 0, sizeof *ps);
+    ps->n = n;
+    for (int h = 0; h < p->n_heads; h++) {
+        ps->head_fresh |= (unsigned)(p->heads[h].fresh != 0) << h;
+        ps->head_n[h] = p->heads[h].n;
+        ps->head_w[h] = p->head_w[h];
+    }
+    for (int k = 0; k < p->n_terms; k++)
+        ps->term_fresh |= (unsigned)(p->terms[k].fresh != 0) << k;
+}
+
+/* Reads the losses of the pending batches from the device (once per log
+ * interval) and logs them as rn_program_batch would have on the host:
+ * term values are +-their head's mean loss, total = sum of head_w x loss. */
+static int pending_settle(struct rn_run *run, const struct pending_step *ps, int count,
+                          struct step_log *L, double *epoch_loss, int *loss_n, int epoch,
+                          int step, struct rn_error *err)
+{
+    const struct rn_program *p = &run->program;
+    double sums[count * RN_MAX_LOSSES];
+    int hits[count * RN_MAX_LOSSES];
+    if (rn_program_fetch(&run->program, count, sums, hits, err))
+        return -1;
+    for (int i = 0; i < count; i++) {
+        double loss[RN_MAX_LOSSES] = {0}, value[RN_MAX_LOSSES] = {0}, total = 0;
+        for (int h = 0; h < p->n_heads; h++) {
+            if (!(ps[i].head_fresh >> h & 1) || ps[i].head_n[h] <= 0)
+                continue;
+            loss[h] = sums[i * RN_MAX_LOSSES + h] / ps[i].head_n[h];
+            total += ps[i].head_w[h] * loss[h];
+        }
+        for (int k = 0; k < p->n_terms; k++)
+            value[k] = p->terms[k].kind == RN_LOSS_NEG_CE ? -loss[p->terms[k].head]
+                                                          : loss[p->terms[k].head];
+        if (!isfinite(total))
+            return rn_errorf(err, "training diverged at epoch %d, in the %d steps up to step %d "
+                                  "(loss %g); lower train.lr",
+                             epoch, count, step, total);
+        step_log_values(L, p, ps[i].n, total, loss, hits + i * RN_MAX_LOSSES, ps[i].head_n,
+                        ps[i].head_fresh, value, ps[i].term_fresh);
+        *epoch_loss += total * ps[i].n;
+        *loss_n += ps[i].n;
+    }
+    return 0;
 }
 
 static int step_log_flush(struct rn_run *run, struct step_log *L, struct rn_error *err)
@@ -719,12 +798,20 @@ int rn_run_train(struct rn_run *run, struct rn_error *err)
     int *perm = rn_malloc(sizeof(int) * (size_t)train->n, err);
     if (!perm)
         return -1;
+    struct pending_step *pend = NULL; /* device runs: batches whose losses are unread */
+    int n_pend = 0;
     if (rn_results_set_attr_u64(run->results, "/metrics", "steps_per_epoch", (uint64_t)steps, err))
         goto fail;
     struct rn_graph *g = &run->graph;
     const uint8_t *split_colours = rn_run_split_colours(run, train);
     struct step_log slog;
     memset(&slog, 0, sizeof slog);
+    /* On a device the losses stay there until the log reads them. */
+    if (run->data_device && g->device == run->data_device) {
+        if (rn_program_device(&run->program, t->log_every, err) ||
+            !(pend = rn_calloc((size_t)t->log_every, sizeof *pend, err)))
+            goto fail;
+    }
     for (int epoch = 1; epoch <= t->epochs; epoch++) {
         for (int i = 0; i < train->n; i++)
             perm[i] = i;
@@ -734,7 +821,8 @@ int rn_run_train(struct rn_run *run, struct rn_error *err)
             rn_rng_shuffle(&r, perm, train->n);
         }
         double t0 = now_s(), last_draw = 0, epoch_loss = 0;
-        int seen = 0;
+        int seen = 0, loss_n = 0; /* images trained, and those whose loss is known */
+        n_pend = 0;
         uint8_t labels[bs], colours[bs];
         for (int s = 0; s < steps; s++) {
             if (rn_interrupted)
@@ -756,6 +844,7 @@ int rn_run_train(struct rn_run *run, struct rn_error *err)
                 labels[i] = train->labels[idx[i]];
                 colours[i] = split_colours ? split_colours[idx[i]] : 0;
             }
+            run->program.slot = n_pend;
             if (rn_program_batch(&run->program, n, labels, split_colours ? colours : NULL,
                                  run->step, spec->seed, err)) {
                 if (!isfinite(run->program.total))
@@ -765,16 +854,25 @@ int rn_run_train(struct rn_run *run, struct rn_error *err)
             }
             run->step++;
             seen += n;
-            epoch_loss += run->program.total * n;
-            step_log_add(&slog, &run->program, n);
+            if (pend) {
+                pending_record(&pend[n_pend++], &run->program, n);
+            } else {
+                epoch_loss += run->program.total * n;
+                loss_n += n;
+                step_log_add(&slog, &run->program, n);
+            }
             if (run->step % (uint64_t)t->log_every == 0 || s == steps - 1) {
+                if (pend && pending_settle(run, pend, n_pend, &slog, &epoch_loss, &loss_n, epoch,
+                                           s + 1, err))
+                    goto fail;
+                n_pend = 0;
                 if (step_log_flush(run, &slog, err))
                     goto fail;
             }
             double now = now_s();
             if (now - last_draw > 0.25 || s == steps - 1) {
                 double ips = seen / (now - t0);
-                progress(run, epoch, t->epochs, s + 1, steps, epoch_loss / seen, ips,
+                progress(run, epoch, t->epochs, s + 1, steps, loss_n ? epoch_loss / loss_n : NAN, ips,
                          (train->n - seen) / (ips > 0 ? ips : 1), s == steps - 1);
                 last_draw = now;
             }
@@ -786,7 +884,7 @@ int rn_run_train(struct rn_run *run, struct rn_error *err)
             break;
         }
         double secs = now_s() - t0;
-        if (log_metric(run, "train/epoch_loss", epoch, epoch_loss / seen, 0, err) ||
+        if (log_metric(run, "train/epoch_loss", epoch, loss_n ? epoch_loss / loss_n : NAN, 0, err) ||
             log_metric(run, "train/epoch_seconds", epoch, secs, 0, err) ||
             log_metric(run, "train/images_per_second", epoch, seen / secs, 0, err))
             goto fail;
@@ -796,9 +894,11 @@ int rn_run_train(struct rn_run *run, struct rn_error *err)
             goto fail;
     }
     free(perm);
+    free(pend);
     return 0;
 fail:
     free(perm);
+    free(pend);
     return -1;
 }
 

@@ -279,6 +279,11 @@ static const char heads_train[] =
     "    - {optimizer: main, losses: [digit, color]}\n"
     "  eval: [val, test]\n";
 
+static const char *const metric_names[8] = {
+    "train/loss", "train/accuracy", "loss/digit", "loss/color",
+    "train/color_loss", "train/color_accuracy", "train/epoch_loss", "sched/alpha",
+};
+
 struct outcome {
     struct rn_split_result last[RN_MAX_EVAL];
     int n_last;
@@ -286,6 +291,8 @@ struct outcome {
     size_t n_params;
     int device_after;
     size_t train_upload_bytes; /* copied to the device by rn_run_train */
+    double *metric[8];         /* the per-step and per-epoch training metrics below */
+    int metric_n[8];
     size_t image_bytes;        /* bytes of the images one epoch reads */
 };
 
@@ -308,6 +315,13 @@ static struct outcome train_on(const struct rn_spec *spec, int d, const char *su
     const struct rn_split *tr = rn_data_split(&run->data, "train");
     o.image_bytes = (size_t)tr->n * tr->c * tr->h * tr->w;
     o.device_after = run->graph.device;
+    for (int m = 0; m < 8; m++) {
+        double *xs = NULL;
+        if (rn_results_read_metric(run->results, metric_names[m], &xs, &o.metric[m],
+                                   &o.metric_n[m], &err) != 0)
+            o.metric_n[m] = -1;
+        free(xs);
+    }
     memcpy(o.last, run->last, sizeof o.last);
     o.n_last = run->n_last;
     /* parameters, downloaded by moving the graph home */
@@ -335,6 +349,13 @@ static struct outcome train_on(const struct rn_spec *spec, int d, const char *su
     return o;
 }
 
+static void outcome_free(struct outcome *o)
+{
+    free(o->params);
+    for (int m = 0; m < 8; m++)
+        free(o->metric[m]);
+}
+
 static void compare(const struct outcome *a, const struct outcome *b)
 {
     cr_assert_eq(a->n_last, b->n_last);
@@ -347,6 +368,17 @@ static void compare(const struct outcome *a, const struct outcome *b)
                      0, "%s confusion", a->last[i].split);
         for (int h = 0; h < a->last[i].n_heads; h++)
             cr_expect_eq(a->last[i].head_accuracy[h], b->last[i].head_accuracy[h]);
+    }
+    /* the device keeps its losses until the log reads them (sums, then
+     * means): equal to rounding */
+    for (int m = 0; m < 8; m++) {
+        cr_expect_eq(a->metric_n[m], b->metric_n[m], "%s: %d vs %d rows", metric_names[m],
+                     a->metric_n[m], b->metric_n[m]);
+        for (int i = 0; i < a->metric_n[m] && i < b->metric_n[m]; i++) {
+            double x = a->metric[m][i], y = b->metric[m][i];
+            cr_expect(fabs(x - y) <= 1e-12 * fabs(x) + 1e-15, "%s row %d: %.17g vs %.17g",
+                      metric_names[m], i, x, y);
+        }
     }
     cr_assert_eq(a->n_params, b->n_params);
     size_t differ = 0;
@@ -391,8 +423,12 @@ Test(device, two_heads_program_trains_identically_on_the_stand_in_device)
     cr_assert_gt(downloads - down0, 0);
     cr_assert_eq(up0, 0, "the CPU run copied to the device");
     compare(&cpu, &dev);
-    free(cpu.params);
-    free(dev.params);
+    cr_assert_gt(cpu.metric_n[3], 0, "no loss/color metric to compare");
+    /* 14 batches x 4 head losses on the device, besides the evaluations */
+    cr_assert_gt(ce_calls, 50, "the training losses were not computed on the device (%ld)",
+                 ce_calls);
+    outcome_free(&cpu);
+    outcome_free(&dev);
     rn_spec_free(spec);
     free(spec);
     free(text);
@@ -433,7 +469,7 @@ Test(device, checkpoint_is_written_from_the_device)
     cr_assert_eq(k, dev.n_params);
     cr_assert_eq(differ, 0, "%zu parameters differ after the round trip", differ);
     rn_run_close(&run, "completed");
-    free(dev.params);
+    outcome_free(&dev);
     rn_spec_free(spec);
     free(spec);
     rn_spec_free(spec2);
