@@ -48,6 +48,17 @@ struct rn_augment {
     float brightness, contrast, saturation, hue;
 };
 
+/* One sample's random draws (the order above): its channel permutation and
+ * the jitter's op order and four factors (brightness, contrast, saturation,
+ * hue). A backend applies them (backend.h `augment`); the draws themselves
+ * are always made on the host, so every device augments alike. */
+struct rn_augment_draw {
+    int32_t perm[3];  /* output channel k = input channel perm[k] ({0,1,2}: off) */
+    int32_t order[4]; /* the jitter's ops in application order */
+    float factor[4];  /* brightness, contrast, saturation, hue (1,1,1,0: identity) */
+    int32_t pad;      /* 48 bytes */
+};
+
 /* x: (n, c, h, w) floats in [0,1], modified in place; c must be 3 when any
  * augmentation is on (with both off the call does nothing, for any c).
  * Returns -1 with err filled for a bad shape, n > 65536, a negative jitter

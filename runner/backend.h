@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "augment.h"
 #include "error.h"
 #include "layer.h"
 
@@ -105,6 +106,11 @@ struct rn_backend {
     int (*cross_entropy)(const float *logits, const uint8_t *targets, int n, int k, float weight,
                          float *dlogits, double *loss_sum, int32_t *correct, int32_t *confusion,
                          struct rn_error *err);
+    /* Training augmentation (augment.h) of x (n, c, h, w), device floats in
+     * place, with the n per-sample draws rn_augment_draw made on the host
+     * (draws: device memory). NULL: the batch is augmented on the host. */
+    int (*augment)(const struct rn_augment *a, const struct rn_augment_draw *draws, float *x,
+                   int n, int c, int h, int w, struct rn_error *err);
 };
 
 /* The CUDA backend, or NULL when this binary was built without it. */

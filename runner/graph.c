@@ -761,3 +761,26 @@ struct rn_tensor *rn_graph_grad_host(struct rn_graph *g, int i, struct rn_error 
     node->dyh_dirty = 1;
     return &node->dyh;
 }
+
+struct rn_tensor *rn_host_view(struct rn_tensor *t, struct rn_tensor *stage, int fetch,
+                               struct rn_error *err)
+{
+    if (t->device == RN_DEVICE_CPU)
+        return t;
+    if (host_like(stage, t, err))
+        return NULL;
+    stage->c = t->c;
+    stage->h = t->h;
+    stage->w = t->w;
+    if (fetch && rn_tensor_copy(stage, t, err))
+        return NULL;
+    return stage;
+}
+
+int rn_host_commit(struct rn_tensor *t, struct rn_tensor *view, struct rn_error *err)
+{
+    if (view == t)
+        return 0;
+    view->n = t->n;
+    return rn_tensor_copy(t, view, err);
+}

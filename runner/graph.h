@@ -113,6 +113,14 @@ int rn_graph_input_commit(struct rn_graph *g, struct rn_error *err);
 const struct rn_tensor *rn_graph_output_host(struct rn_graph *g, int i, struct rn_error *err);
 struct rn_tensor *rn_graph_grad_host(struct rn_graph *g, int i, struct rn_error *err);
 
+/* A host view of any graph tensor t: t itself when it lives on the host,
+ * else stage (host scratch the caller owns and frees, grown as needed) with
+ * t's shape, holding t's content when fetch is set. rn_host_commit copies a
+ * view that is not t back into t. */
+struct rn_tensor *rn_host_view(struct rn_tensor *t, struct rn_tensor *stage, int fetch,
+                               struct rn_error *err);
+int rn_host_commit(struct rn_tensor *t, struct rn_tensor *view, struct rn_error *err);
+
 /* Zeroes every trainable parameter gradient. */
 void rn_graph_zero_grad(struct rn_graph *g);
 

@@ -431,11 +431,6 @@ int rn_program_device(struct rn_program *p, int cap, struct rn_error *err)
     const struct rn_backend *be = rn_backend_of(p->g->device);
     if (!be || !be->cross_entropy)
         return rn_errorf(err, "the graph's device keeps no losses");
-    for (int k = 0; k < p->n_terms; k++)
-        if (p->terms[k].kind == RN_LOSS_SALIENCY)
-            return rn_errorf(err, "loss '%s': the saliency loss works on host memory and runs on "
-                                  "the CPU only for now; run this experiment with --device cpu",
-                             p->terms[k].spec->name);
     p->device = p->g->device;
     p->cap = cap > 0 ? cap : 1;
     if (be->alloc(&p->dev_targets, 2 * (size_t)p->g->max_n, err) ||
@@ -544,6 +539,7 @@ static int run_sub(struct rn_program *p, const struct rn_program_sub *sub, int n
         p->run[i] = p->need[i] && p->down[i];
 
     p->total = 0;
+    p->total_host = 0;
     memset(p->head_w, 0, sizeof p->head_w);
     unsigned fused = 0; /* heads whose CE gradient the saliency's backward already added */
     for (int k = 0; k < p->n_terms; k++) {
@@ -575,6 +571,7 @@ static int run_sub(struct rn_program *p, const struct rn_program_sub *sub, int n
         tm->value = value / tm->weight;
         tm->fresh = 1;
         p->total += value;
+        p->total_host += value;
     }
 
     int any_dy = 0;

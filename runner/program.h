@@ -102,7 +102,9 @@ struct rn_program {
     int recompute;       /* 1: forget every output before each sub-step (the bench's baseline) */
     double total;        /* sum of weight * value over the last sub-step's terms */
     double head_w[RN_MAX_LOSSES]; /* each head's signed CE weight in the last sub-step
-                                     (0: none), so total = sum of head_w * head loss */
+                                     (0: none), so total = total_host + sum of head_w *
+                                     head loss */
+    double total_host;   /* the last sub-step's terms computed on the host (saliency) */
     /* On a device (rn_program_device): the heads' losses and hits stay there,
      * in one slot per batch, until rn_program_fetch reads a run of slots;
      * meanwhile heads[].loss, terms[].value and total are NaN. */

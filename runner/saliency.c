@@ -16,15 +16,19 @@
  */
 #include "saliency.h"
 
+#include "backend.h"
+
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "train.h"
 
-/* Copies every trainable parameter gradient into buf (to_buf) or back. */
-static void grads_copy(struct rn_graph *g, float *buf, int to_buf)
+/* Copies every trainable parameter gradient into buf (to_buf) or back;
+ * buf lives where the parameters do. */
+static int grads_copy(struct rn_graph *g, float *buf, int to_buf, struct rn_error *err)
 {
+    const struct rn_backend *be = rn_backend_of(g->device);
     size_t off = 0;
     for (int i = 0; i < g->n_nodes; i++)
         for (int j = 0; j < g->nodes[i].layer.n_params; j++) {
@@ -32,12 +36,12 @@ static void grads_copy(struct rn_graph *g, float *buf, int to_buf)
             if (!p->trainable)
                 continue;
             size_t m = rn_tensor_numel(&p->grad);
-            if (to_buf)
-                memcpy(buf + off, p->grad.data, m * sizeof(float));
-            else
-                memcpy(p->grad.data, buf + off, m * sizeof(float));
+            if (to_buf ? be->copy(buf + off, p->grad.data, m * sizeof(float), err)
+                       : be->copy(p->grad.data, buf + off, m * sizeof(float), err))
+                return -1;
             off += m;
         }
+    return 0;
 }
 
 /* Step 2 for one sample: x and g are (C, HW), s is HW scratch. Returns the
@@ -99,9 +103,6 @@ int rn_saliency_loss_ce(struct rn_graph *g, int n, int logits_node, const uint8_
     *value = 0;
     if (ce_value)
         *ce_value = 0;
-    if (g->device != RN_DEVICE_CPU)
-        return rn_errorf(err, "the saliency loss works on host memory and runs on the CPU only "
-                              "for now; run this experiment with --device cpu");
     if (logits_node < 0 || logits_node >= g->n_nodes)
         return rn_errorf(err, "saliency loss: logits node %d is not in the graph (%d nodes)",
                          logits_node, g->n_nodes);
@@ -125,49 +126,75 @@ int rn_saliency_loss_ce(struct rn_graph *g, int n, int logits_node, const uint8_
 
     const int C = g->in_shape.c, HW = g->in_shape.h * g->in_shape.w;
     const size_t nx = (size_t)n * C * HW, np = rn_graph_n_trainable(g);
-    float *saved = rn_malloc((np ? np : 1) * sizeof(float), err);
+    const struct rn_backend *be = rn_backend_of(g->device);
+    /* On a device the per-sample arithmetic below runs on host copies of
+     * the few tensors it reads and writes (the views; on the CPU they are
+     * the graph's own tensors); the passes run on the device. */
+    struct rn_tensor st_z = {0}, st_dz = {0}, st_x = {0}, st_dx = {0}, st_tx = {0}, st_tz = {0},
+                     st_tdz = {0};
+    void *saved_mem = NULL;
     float *probs = rn_malloc((size_t)n * k * sizeof(float), err);
     double *s = rn_malloc((size_t)HW * sizeof(double), err);
-    int rc = -1;
-    if (!saved || !probs || !s)
+    int rc = -1, have_saved = 0;
+    if (!probs || !s || be->alloc(&saved_mem, (np ? np : 1) * sizeof(float), err))
         goto out;
+    float *saved = saved_mem;
     /* Kept until the end so that a failure anywhere leaves the gradients as
      * they were; a few hundred KB, small next to one pass. */
-    grads_copy(g, saved, 1);
+    if (grads_copy(g, saved, 1, err))
+        goto out;
+    have_saved = 1;
 
     /* 1. per-sample losses backward, with the input gradient */
     const int fused = ce_weight != 0;
     const double c = fused ? (double)ce_weight / n : 1.0;
     rn_graph_zero_dy(g, n);
     double ce;
+    struct rn_tensor *z = rn_host_view(&zn->y, &st_z, 1, err);
+    struct rn_tensor *dz = z ? rn_host_view(&zn->dy, &st_dz, 1, err) : NULL;
+    if (!dz)
+        goto fail;
     if (fused) {
-        ce = rn_cross_entropy(&zn->y, targets, ce_weight, &zn->dy, NULL, probs);
+        ce = rn_cross_entropy(z, targets, ce_weight, dz, NULL, probs);
     } else {
-        ce = rn_cross_entropy(&zn->y, targets, 0, NULL, NULL, probs);
+        ce = rn_cross_entropy(z, targets, 0, NULL, NULL, probs);
         for (int i = 0; i < n; i++)
             for (int j = 0; j < k; j++)
-                zn->dy.data[(size_t)i * k + j] = probs[(size_t)i * k + j] - (j == targets[i]);
+                dz->data[(size_t)i * k + j] = probs[(size_t)i * k + j] - (j == targets[i]);
     }
+    if (rn_host_commit(&zn->dy, dz, err))
+        goto fail;
     if (rn_graph_backward(g, n, logits_node, 1, ctx, err)) {
         rn_error_prefix(err, "saliency loss");
         goto fail;
     }
-    if (!fused) /* the per-sample losses' own parameter gradient is not wanted */
-        grads_copy(g, saved, 0);
+    if (!fused && grads_copy(g, saved, 0, err)) /* the per-sample losses' own parameter
+                                                     gradient is not wanted */
+        goto fail;
 
     /* 2. R and the direction tx = weight * dR/dg / c */
     if (rn_graph_tangent_input(g, n, err))
         goto fail;
+    struct rn_tensor *x = rn_host_view(&g->x, &st_x, 1, err);
+    struct rn_tensor *dx = x ? rn_host_view(&g->dx, &st_dx, 1, err) : NULL;
+    struct rn_tensor *tx = dx ? rn_host_view(&g->tx, &st_tx, 0, err) : NULL;
+    if (!tx)
+        goto fail;
     const double vscale = (double)weight / ((double)n * c);
     double sum = 0;
-    if (fused) /* g->dx becomes the per-sample input gradient, as in the plain case */
+    if (fused) { /* g->dx becomes the per-sample input gradient, as in the plain case */
         for (size_t j = 0; j < nx; j++)
-            g->dx.data[j] = (float)(g->dx.data[j] / c);
+            dx->data[j] = (float)(dx->data[j] / c);
+        if (rn_host_commit(&g->dx, dx, err))
+            goto fail;
+    }
     for (int i = 0; i < n; i++) {
         const size_t off = (size_t)i * C * HW;
-        sum += sample_direction(cfg, g->x.data + off, g->dx.data + off, C, HW, vscale, s,
-                                g->tx.data + off);
+        sum += sample_direction(cfg, x->data + off, dx->data + off, C, HW, vscale, s,
+                                tx->data + off);
     }
+    if (rn_host_commit(&g->tx, tx, err))
+        goto fail;
     *value = (double)weight * sum / n;
     if (ce_value)
         *ce_value = ce;
@@ -177,8 +204,12 @@ int rn_saliency_loss_ce(struct rn_graph *g, int n, int logits_node, const uint8_
         rn_error_prefix(err, "saliency loss");
         goto fail;
     }
-    const float *tz = zn->ty.data;
-    float *tdz = zn->tdy.data;
+    struct rn_tensor *tz_t = rn_host_view(&zn->ty, &st_tz, 1, err);
+    struct rn_tensor *tdz_t = tz_t ? rn_host_view(&zn->tdy, &st_tdz, 0, err) : NULL;
+    if (!tdz_t)
+        goto fail;
+    const float *tz = tz_t->data;
+    float *tdz = tdz_t->data;
     for (int i = 0; i < n; i++) {
         const float *p = probs + (size_t)i * k, *t = tz + (size_t)i * k;
         double dot = 0;
@@ -187,6 +218,8 @@ int rn_saliency_loss_ce(struct rn_graph *g, int n, int logits_node, const uint8_
         for (int j = 0; j < k; j++)
             tdz[(size_t)i * k + j] = (float)(c * p[j] * (t[j] - dot));
     }
+    if (rn_host_commit(&zn->tdy, tdz_t, err))
+        goto fail;
     if (rn_graph_tangent_backward(g, n, logits_node, ctx, err)) {
         rn_error_prefix(err, "saliency loss");
         goto fail;
@@ -194,12 +227,23 @@ int rn_saliency_loss_ce(struct rn_graph *g, int n, int logits_node, const uint8_
     rc = 0;
     goto out;
 fail:
-    grads_copy(g, saved, 0);
+    if (have_saved) {
+        struct rn_error ignored;
+        grads_copy(g, saved, 0, &ignored);
+    }
     *value = 0;
 out:
-    free(saved);
+    if (saved_mem)
+        be->release(saved_mem);
     free(probs);
     free(s);
+    rn_tensor_free(&st_z);
+    rn_tensor_free(&st_dz);
+    rn_tensor_free(&st_x);
+    rn_tensor_free(&st_dx);
+    rn_tensor_free(&st_tx);
+    rn_tensor_free(&st_tz);
+    rn_tensor_free(&st_tdz);
     return rc;
 }
 

@@ -697,6 +697,8 @@ struct pending_step {
     unsigned head_fresh, term_fresh;
     int head_n[RN_MAX_LOSSES];
     double head_w[RN_MAX_LOSSES];
+    double total_host;                 /* the part of the total known on the host */
+    double host_value[RN_MAX_LOSSES];  /* values of terms computed on the host (saliency) */
 };
 
 static void pending_record(struct pending_step *ps, const struct rn_program *p, int n)
@@ -708,8 +710,12 @@ static void pending_record(struct pending_step *ps, const struct rn_program *p, 
         ps->head_n[h] = p->heads[h].n;
         ps->head_w[h] = p->head_w[h];
     }
-    for (int k = 0; k < p->n_terms; k++)
+    for (int k = 0; k < p->n_terms; k++) {
         ps->term_fresh |= (unsigned)(p->terms[k].fresh != 0) << k;
+        if (p->terms[k].kind == RN_LOSS_SALIENCY)
+            ps->host_value[k] = p->terms[k].value;
+    }
+    ps->total_host = p->total_host;
 }
 
 /* Reads the losses of the pending batches from the device (once per log
@@ -725,7 +731,7 @@ static int pending_settle(struct rn_run *run, const struct pending_step *ps, int
     if (rn_program_fetch(&run->program, count, sums, hits, err))
         return -1;
     for (int i = 0; i < count; i++) {
-        double loss[RN_MAX_LOSSES] = {0}, value[RN_MAX_LOSSES] = {0}, total = 0;
+        double loss[RN_MAX_LOSSES] = {0}, value[RN_MAX_LOSSES] = {0}, total = ps[i].total_host;
         for (int h = 0; h < p->n_heads; h++) {
             if (!(ps[i].head_fresh >> h & 1) || ps[i].head_n[h] <= 0)
                 continue;
@@ -733,8 +739,9 @@ static int pending_settle(struct rn_run *run, const struct pending_step *ps, int
             total += ps[i].head_w[h] * loss[h];
         }
         for (int k = 0; k < p->n_terms; k++)
-            value[k] = p->terms[k].kind == RN_LOSS_NEG_CE ? -loss[p->terms[k].head]
-                                                          : loss[p->terms[k].head];
+            value[k] = p->terms[k].kind == RN_LOSS_SALIENCY ? ps[i].host_value[k]
+                       : p->terms[k].kind == RN_LOSS_NEG_CE ? -loss[p->terms[k].head]
+                                                            : loss[p->terms[k].head];
         if (!isfinite(total))
             return rn_errorf(err, "training diverged at epoch %d, in the %d steps up to step %d "
                                   "(loss %g); lower train.lr",
