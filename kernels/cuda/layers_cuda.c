@@ -149,10 +149,17 @@ static int copy_d2d(struct rn_cuda *cu, float *dst, const float *src, size_t n,
     return 0;
 }
 
+/* Zeroed, like the CPU layers' calloc'd state: a pass that reads the state
+ * before any forward (the maxpool argmax gather) then stays in bounds
+ * instead of faulting the context. Queued on the stream the kernels use. */
 static int dev_alloc(void **p, size_t bytes, struct rn_error *err)
 {
     *p = NULL;
+    struct rn_cuda *cu = rn_cuda_get(err);
+    if (!cu)
+        return -1;
     RN_CUDA_CHECK(err, cudaMalloc(p, bytes ? bytes : 1));
+    RN_CUDA_CHECK(err, cudaMemsetAsync(*p, 0, bytes ? bytes : 1, cu->stream));
     return 0;
 }
 
