@@ -136,48 +136,173 @@ static float draw_factor(struct rn_rng *r, float lo, float hi)
     return lo + rn_rng_uniform(r) * (hi - lo);
 }
 
-static void augment_one(const struct rn_augment *a, float *img, int hw, uint64_t seed,
-                        uint64_t item)
+/* The identity draw: what an augmentation that is off gets. */
+static void draw_identity(struct rn_augment_draw *d)
+{
+    *d = (struct rn_augment_draw){.perm = {0, 1, 2},
+                                  .order = {OP_BRIGHTNESS, OP_CONTRAST, OP_SATURATION, OP_HUE},
+                                  .factor = {1.0f, 1.0f, 1.0f, 0.0f}};
+}
+
+static void draw_one(const struct rn_augment *a, uint64_t seed, uint64_t item,
+                     struct rn_augment_draw *d)
 {
     struct rn_rng r;
     rn_rng_init(&r, seed, RN_STREAM_AUGMENT, item);
+    draw_identity(d);
     if (a->channel_permute) {
         int perm[3] = {0, 1, 2};
         rn_rng_shuffle(&r, perm, 3);
-        permute_channels(img, hw, perm);
+        for (int k = 0; k < 3; k++)
+            d->perm[k] = perm[k];
     }
     if (!a->color_jitter)
         return;
     int order[OP_COUNT] = {OP_BRIGHTNESS, OP_CONTRAST, OP_SATURATION, OP_HUE};
     rn_rng_shuffle(&r, order, OP_COUNT);
+    for (int k = 0; k < OP_COUNT; k++)
+        d->order[k] = order[k];
     /* All four factors are drawn even when an op is off, so switching one op
      * on or off does not change the others' factors. */
     float fb = draw_factor(&r, fmaxf(0.0f, 1.0f - a->brightness), 1.0f + a->brightness);
     float fc = draw_factor(&r, fmaxf(0.0f, 1.0f - a->contrast), 1.0f + a->contrast);
     float fs = draw_factor(&r, fmaxf(0.0f, 1.0f - a->saturation), 1.0f + a->saturation);
     float fh = draw_factor(&r, -a->hue, a->hue);
+    /* A strength of 0 draws exactly the identity already (U(1, 1) = 1,
+     * U(-0, 0) = +0); stating it keeps the contract independent of that. */
+    d->factor[OP_BRIGHTNESS] = a->brightness > 0.0f ? fb : 1.0f;
+    d->factor[OP_CONTRAST] = a->contrast > 0.0f ? fc : 1.0f;
+    d->factor[OP_SATURATION] = a->saturation > 0.0f ? fs : 1.0f;
+    d->factor[OP_HUE] = a->hue > 0.0f ? fh : 0.0f;
+}
+
+static void apply_one(const struct rn_augment *a, const struct rn_augment_draw *d, float *img,
+                      int hw)
+{
+    if (a->channel_permute) {
+        const int perm[3] = {d->perm[0], d->perm[1], d->perm[2]};
+        permute_channels(img, hw, perm);
+    }
+    if (!a->color_jitter)
+        return;
     for (int k = 0; k < OP_COUNT; k++) {
         /* A strength of 0 means the op is absent (torchvision stores None),
-         * so it is skipped rather than applied with factor 1. */
-        switch (order[k]) {
+         * so it is skipped rather than applied with its identity factor (for
+         * hue the HSV round trip is the identity only up to rounding). */
+        switch (d->order[k]) {
         case OP_BRIGHTNESS:
             if (a->brightness > 0.0f)
-                rn_adjust_brightness(img, hw, fb);
+                rn_adjust_brightness(img, hw, d->factor[OP_BRIGHTNESS]);
             break;
         case OP_CONTRAST:
             if (a->contrast > 0.0f)
-                rn_adjust_contrast(img, hw, fc);
+                rn_adjust_contrast(img, hw, d->factor[OP_CONTRAST]);
             break;
         case OP_SATURATION:
             if (a->saturation > 0.0f)
-                rn_adjust_saturation(img, hw, fs);
+                rn_adjust_saturation(img, hw, d->factor[OP_SATURATION]);
+            break;
+        case OP_HUE:
+            if (a->hue > 0.0f)
+                rn_adjust_hue(img, hw, d->factor[OP_HUE]);
             break;
         default:
-            if (a->hue > 0.0f)
-                rn_adjust_hue(img, hw, fh);
             break;
         }
     }
+}
+
+/* The checks every entry point shares, each returning -1 with err filled.
+ * Their order is rn_augment_batch's, so its first error is unchanged. */
+static int check_shape(int n, int c, int h, int w, struct rn_error *err)
+{
+    if (n < 0 || h <= 0 || w <= 0)
+        return rn_errorf(err, "augment: bad batch shape (%d, %d, %d, %d)", n, c, h, w);
+    if (c != 3)
+        return rn_errorf(err, "augment: channel_permute and color_jitter need RGB input, "
+                              "got %d channel(s)", c);
+    return 0;
+}
+
+static int check_batch_size(int n, struct rn_error *err)
+{
+    if (n > 65536)
+        return rn_errorf(err, "augment: batch of %d exceeds 65536 samples (the per-sample "
+                              "random stream is step * 65536 + sample)", n);
+    return 0;
+}
+
+static int check_strengths(const struct rn_augment *a, struct rn_error *err)
+{
+    if (a->color_jitter) {
+        if (!(a->brightness >= 0.0f) || !(a->contrast >= 0.0f) || !(a->saturation >= 0.0f))
+            return rn_errorf(err, "augment: brightness, contrast and saturation must be >= 0 "
+                                  "(got %g, %g, %g)", a->brightness, a->contrast, a->saturation);
+        if (!(a->hue >= 0.0f && a->hue <= 0.5f))
+            return rn_errorf(err, "augment: hue must be in [0, 0.5], got %g", a->hue);
+    }
+    return 0;
+}
+
+static int check_image_size(int h, int w, struct rn_error *err)
+{
+    if ((int64_t)h * w > ((int64_t)1 << 26))
+        return rn_errorf(err, "augment: image of %d x %d is too large", h, w);
+    return 0;
+}
+
+int rn_augment_draws(const struct rn_augment *a, int n, uint64_t seed, uint64_t step,
+                     struct rn_augment_draw *out, struct rn_error *err)
+{
+    if (!a)
+        return rn_errorf(err, "augment: no configuration");
+    if (n < 0)
+        return rn_errorf(err, "augment: bad batch size %d", n);
+    if (n > 0 && !out)
+        return rn_errorf(err, "augment: no output for the draws");
+    if (!a->channel_permute && !a->color_jitter) {
+        for (int i = 0; i < n; i++)
+            draw_identity(&out[i]);
+        return 0;
+    }
+    if (check_batch_size(n, err) || check_strengths(a, err))
+        return -1;
+    for (int i = 0; i < n; i++)
+        draw_one(a, seed, step * 65536u + (uint64_t)i, &out[i]);
+    return 0;
+}
+
+int rn_augment_apply(const struct rn_augment *a, const struct rn_augment_draw *d, float *x, int n,
+                     int c, int h, int w, struct rn_error *err)
+{
+    if (!a)
+        return rn_errorf(err, "augment: no configuration");
+    if (!a->channel_permute && !a->color_jitter)
+        return 0;
+    if (check_shape(n, c, h, w, err) || check_strengths(a, err))
+        return -1;
+    if (n == 0)
+        return 0;
+    if (!x || !d)
+        return rn_errorf(err, "augment: no %s", !x ? "input" : "draws");
+    if (check_image_size(h, w, err))
+        return -1;
+    for (int i = 0; i < n; i++) {
+        int used = 0, ops = 0;
+        for (int k = 0; k < 3; k++)
+            used |= d[i].perm[k] >= 0 && d[i].perm[k] < 3 ? 1 << d[i].perm[k] : 8;
+        for (int k = 0; k < OP_COUNT; k++)
+            ops |= d[i].order[k] >= 0 && d[i].order[k] < OP_COUNT ? 1 << d[i].order[k] : 16;
+        if (used != 7 || ops != 15)
+            return rn_errorf(err, "augment: draw %d is not a permutation (perm %d %d %d, order "
+                                  "%d %d %d %d)", i, d[i].perm[0], d[i].perm[1], d[i].perm[2],
+                             d[i].order[0], d[i].order[1], d[i].order[2], d[i].order[3]);
+    }
+    int hw = h * w;
+#pragma omp parallel for schedule(static)
+    for (int i = 0; i < n; i++)
+        apply_one(a, &d[i], x + (size_t)i * 3 * hw, hw);
+    return 0;
 }
 
 int rn_augment_batch(const struct rn_augment *a, float *x, int n, int c, int h, int w,
@@ -187,32 +312,24 @@ int rn_augment_batch(const struct rn_augment *a, float *x, int n, int c, int h, 
         return rn_errorf(err, "augment: no configuration");
     if (!a->channel_permute && !a->color_jitter)
         return 0;
-    if (n < 0 || h <= 0 || w <= 0)
-        return rn_errorf(err, "augment: bad batch shape (%d, %d, %d, %d)", n, c, h, w);
-    if (c != 3)
-        return rn_errorf(err, "augment: channel_permute and color_jitter need RGB input, "
-                              "got %d channel(s)", c);
-    if (n > 65536)
-        return rn_errorf(err, "augment: batch of %d exceeds 65536 samples (the per-sample "
-                              "random stream is step * 65536 + sample)", n);
-    if (a->color_jitter) {
-        if (!(a->brightness >= 0.0f) || !(a->contrast >= 0.0f) || !(a->saturation >= 0.0f))
-            return rn_errorf(err, "augment: brightness, contrast and saturation must be >= 0 "
-                                  "(got %g, %g, %g)", a->brightness, a->contrast, a->saturation);
-        if (!(a->hue >= 0.0f && a->hue <= 0.5f))
-            return rn_errorf(err, "augment: hue must be in [0, 0.5], got %g", a->hue);
-    }
+    if (check_shape(n, c, h, w, err) || check_batch_size(n, err) || check_strengths(a, err))
+        return -1;
     if (n == 0)
         return 0;
     if (!x)
         return rn_errorf(err, "augment: no input");
-    if ((int64_t)h * w > ((int64_t)1 << 26))
-        return rn_errorf(err, "augment: image of %d x %d is too large", h, w);
+    if (check_image_size(h, w, err))
+        return -1;
     int hw = h * w;
-    /* Each sample owns its generator and its pixels, so the result does not
-     * depend on the number of threads or the schedule. */
+    /* rn_augment_draws then rn_augment_apply, fused per sample so that no
+     * array of draws is needed. Each sample owns its generator and its
+     * pixels, so the result does not depend on the number of threads or the
+     * schedule. */
 #pragma omp parallel for schedule(static)
-    for (int i = 0; i < n; i++)
-        augment_one(a, x + (size_t)i * 3 * hw, hw, seed, step * 65536u + (uint64_t)i);
+    for (int i = 0; i < n; i++) {
+        struct rn_augment_draw d;
+        draw_one(a, seed, step * 65536u + (uint64_t)i, &d);
+        apply_one(a, &d, x + (size_t)i * 3 * hw, hw);
+    }
     return 0;
 }

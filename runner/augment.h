@@ -51,10 +51,16 @@ struct rn_augment {
 /* One sample's random draws (the order above): its channel permutation and
  * the jitter's op order and four factors (brightness, contrast, saturation,
  * hue). A backend applies them (backend.h `augment`); the draws themselves
- * are always made on the host, so every device augments alike. */
+ * are always made on the host, so every device augments alike.
+ *
+ * What is off gets the identity: perm {0,1,2} without channel_permute;
+ * order {0,1,2,3} and factors (1, 1, 1, 0) without color_jitter; with it, an
+ * op of strength 0 keeps its place in the drawn order but its factor is the
+ * identity (1, or +0 for hue). */
 struct rn_augment_draw {
     int32_t perm[3];  /* output channel k = input channel perm[k] ({0,1,2}: off) */
-    int32_t order[4]; /* the jitter's ops in application order */
+    int32_t order[4]; /* the jitter's ops in application order (0 brightness,
+                       * 1 contrast, 2 saturation, 3 hue) */
     float factor[4];  /* brightness, contrast, saturation, hue (1,1,1,0: identity) */
     int32_t pad;      /* 48 bytes */
 };
@@ -65,6 +71,30 @@ struct rn_augment_draw {
  * strength or hue outside [0, 0.5]. */
 int rn_augment_batch(const struct rn_augment *a, float *x, int n, int c, int h, int w,
                      uint64_t seed, uint64_t step, struct rn_error *err);
+
+/* The draws of samples 0 .. n-1 of the batch at optimizer step `step` into
+ * out (n entries, host memory): exactly those rn_augment_batch makes, from
+ * the same streams in the same order. With both augmentations off no draw is
+ * made and out gets n identity draws (the strengths and n <= 65536 are then
+ * not checked, as rn_augment_batch does not). Returns -1 with
+ * err filled for n < 0, n > 65536, a negative jitter strength or hue outside
+ * [0, 0.5] (rn_augment_batch's messages), or out NULL with n > 0. */
+int rn_augment_draws(const struct rn_augment *a, int n, uint64_t seed, uint64_t step,
+                     struct rn_augment_draw *out, struct rn_error *err);
+
+/* Applies the n draws d (host memory) to x (n, c, h, w) in place on the
+ * host: sample i's channels permuted by d[i].perm when channel_permute is on,
+ * then, when color_jitter is on, the ops d[i].order[0..3] with d[i].factor.
+ * An op whose strength in a is 0 is skipped, whatever its factor (as
+ * torchvision's None, and because hue's HSV round trip is the identity only
+ * up to rounding), so a's strengths, not the draws, decide which ops run
+ * (the identity factors 1 of brightness, contrast and saturation would leave
+ * [0, 1] images exactly unchanged too). rn_augment_draws then rn_augment_apply gives
+ * rn_augment_batch's result bit for bit. Returns -1 with err filled for what
+ * rn_augment_batch rejects (except n > 65536, which only the draws limit),
+ * d NULL with n > 0, or a draw whose perm or order is not a permutation. */
+int rn_augment_apply(const struct rn_augment *a, const struct rn_augment_draw *d, float *x, int n,
+                     int c, int h, int w, struct rn_error *err);
 
 /* Single-image building blocks, exposed for tests: img (3, h, w) in place,
  * hw = h * w; torchvision's adjust_* on a float tensor. factor >= 0 for

@@ -155,6 +155,13 @@ static int cpu_cross_entropy(const float *logits, const uint8_t *targets, int n,
     return 0;
 }
 
+/* The CPU "device" is the host: the draws and x are host memory. */
+static int cpu_augment(const struct rn_augment *a, const struct rn_augment_draw *draws, float *x,
+                       int n, int c, int h, int w, struct rn_error *err)
+{
+    return rn_augment_apply(a, draws, x, n, c, h, w, err);
+}
+
 static const struct rn_backend cpu_backend = {
     .name = "cpu",
     .device = RN_DEVICE_CPU,
@@ -170,6 +177,7 @@ static const struct rn_backend cpu_backend = {
     .sum_squares = cpu_sum_squares,
     .gather_images = cpu_gather_images,
     .cross_entropy = cpu_cross_entropy,
+    .augment = cpu_augment,
 };
 
 static const struct rn_backend *test_backend;

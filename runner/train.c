@@ -190,6 +190,11 @@ static int upload_data(struct rn_run *run, struct rn_error *err)
             return rn_error_prefix(err, "the %s split (%zu MB) to %s", s->name, bytes >> 20,
                                    be->name);
     }
+    if (run->augment_on && be->augment) { /* the draws are made here, applied there */
+        size_t bytes = sizeof(struct rn_augment_draw) * (size_t)run->graph.max_n;
+        if (!(run->draws = rn_malloc(bytes, err)) || be->alloc(&run->dev_draws, bytes, err))
+            return -1;
+    }
     const int k = run->data.n_classes;
     size_t eval_bytes = RN_MAX_LOSSES * (sizeof(double) + sizeof(int32_t)) +
                         (size_t)k * k * sizeof(int32_t);
@@ -836,8 +841,17 @@ int rn_run_train(struct rn_run *run, struct rn_error *err)
                 break;
             int n = train->n - s * bs < bs ? train->n - s * bs : bs;
             const int *idx = perm + (size_t)s * bs;
-            if (run->augment_on) {
-                /* augmentation runs on the host; the batch goes over after it */
+            if (run->augment_on && run->dev_draws && g->device == run->data_device) {
+                /* gathered and augmented on the device, with the host's draws */
+                const struct rn_backend *be = rn_backend_of(g->device);
+                if (rn_run_load_batch(run, train, idx, n, err) ||
+                    rn_augment_draws(&run->augment, n, spec->seed, run->step, run->draws, err) ||
+                    be->upload(run->dev_draws, run->draws, sizeof *run->draws * (size_t)n, err) ||
+                    be->augment(&run->augment, run->dev_draws, g->x.data, n, g->in_shape.c,
+                                g->in_shape.h, g->in_shape.w, err))
+                    goto fail;
+            } else if (run->augment_on) {
+                /* augmentation on the host; the batch goes over after it */
                 if (load_host(run, train, idx, n, err) ||
                     rn_augment_batch(&run->augment, rn_graph_input_host(g, n, err)->data, n,
                                      g->in_shape.c, g->in_shape.h, g->in_shape.w, spec->seed,
@@ -938,12 +952,16 @@ void rn_run_close(struct rn_run *run, const char *status)
         }
         be->release(run->dev_idx);
         be->release(run->dev_eval);
+        be->release(run->dev_draws);
+        run->dev_draws = NULL;
         memset(run->dev_images, 0, sizeof run->dev_images);
         memset(run->dev_labels, 0, sizeof run->dev_labels);
         memset(run->dev_colours, 0, sizeof run->dev_colours);
         run->dev_idx = run->dev_eval = NULL;
         run->data_device = 0;
     }
+    free(run->draws);
+    run->draws = NULL;
     if (run->has_graph)
         rn_graph_free(&run->graph);
     rn_data_free(&run->data);

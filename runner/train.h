@@ -73,6 +73,8 @@ struct rn_run {
     void *dev_colours[RN_MAX_SPLITS]; /* colour targets (NULL without a colour head) */
     void *dev_idx;              /* (max_n) int32 */
     void *dev_eval;             /* evaluation sums: loss (double) and counts per head, confusion */
+    void *dev_draws;            /* (max_n) augmentation draws, when the device augments */
+    struct rn_augment_draw *draws; /* (max_n) host side of them */
 };
 
 /* Set from a signal handler; training stops after the current step. */

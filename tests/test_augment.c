@@ -523,3 +523,162 @@ Test(augment, errors)
     cr_assert_eq(rn_augment_batch(&none, x, 1, 1, 3, 4, 0, 0, &err), 0);
     cr_assert_eq(x[0], 0.25f);
 }
+
+/* ---- draws and apply: the split rn_augment_batch is made of ---- */
+
+/* Each configuration's batch through rn_augment_batch and through
+ * rn_augment_draws + rn_augment_apply: the same bits. */
+Test(augment, draws_then_apply_is_batch)
+{
+    enum { N = 37, PER = 3 * 28 * 28 };
+    static const struct rn_augment cases[] = {
+        {.channel_permute = 1, .color_jitter = 1, .brightness = 0.3f, .contrast = 0.3f,
+         .saturation = 0.5f, .hue = 0.5f},
+        {.channel_permute = 1},
+        {.color_jitter = 1, .brightness = 0.4f, .contrast = 0.4f, .saturation = 0.4f, .hue = 0.1f},
+        {.channel_permute = 1, .color_jitter = 1, .brightness = 0.4f, .saturation = 0.4f,
+         .hue = 0.5f},
+        {.color_jitter = 1, .contrast = 0.8f},
+        {0},
+    };
+    float *orig = malloc(N * PER * sizeof *orig), *x = malloc(N * PER * sizeof *x),
+          *y = malloc(N * PER * sizeof *y);
+    struct rn_augment_draw d[N];
+    cr_assert(orig && x && y);
+    fill_random(orig, N * PER, 6);
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        const struct rn_augment *a = &cases[k];
+        struct rn_error err;
+        memcpy(x, orig, N * PER * sizeof *x);
+        memcpy(y, orig, N * PER * sizeof *y);
+        cr_assert_eq(rn_augment_batch(a, x, N, 3, 28, 28, 9, 40 + k, &err), 0, "%s", err.msg);
+        cr_assert_eq(rn_augment_draws(a, N, 9, 40 + k, d, &err), 0, "%s", err.msg);
+        cr_assert_eq(rn_augment_apply(a, d, y, N, 3, 28, 28, &err), 0, "%s", err.msg);
+        cr_expect(memcmp(x, y, N * PER * sizeof *x) == 0,
+                  "case %zu: draws + apply differ from rn_augment_batch", k);
+        if (a->channel_permute || a->color_jitter)
+            cr_expect(memcmp(x, orig, N * PER * sizeof *x) != 0, "case %zu changed nothing", k);
+    }
+    free(orig);
+    free(x);
+    free(y);
+}
+
+static void expect_identity_factors(const struct rn_augment_draw *d, int b, int c, int s,
+                                    int h, const char *what)
+{
+    if (b)
+        cr_expect_eq(d->factor[0], 1.0f, "%s: brightness factor %g", what, d->factor[0]);
+    if (c)
+        cr_expect_eq(d->factor[1], 1.0f, "%s: contrast factor %g", what, d->factor[1]);
+    if (s)
+        cr_expect_eq(d->factor[2], 1.0f, "%s: saturation factor %g", what, d->factor[2]);
+    if (h)
+        cr_expect(d->factor[3] == 0.0f && !signbit(d->factor[3]), "%s: hue factor %g", what,
+                  d->factor[3]);
+}
+
+/* What is off draws the identity (augment.h): perm {0,1,2}, factors 1 and +0
+ * for hue. Applied even with the ops on, such draws leave a [0, 1] image
+ * exactly alone, except hue, whose HSV round trip rounds. */
+Test(augment, off_ops_draw_the_identity)
+{
+    enum { N = 37, HW = 28 * 28, PER = 3 * HW };
+    float *orig = malloc(N * PER * sizeof *orig), *x = malloc(N * PER * sizeof *x);
+    struct rn_augment_draw d[N], e[N];
+    struct rn_error err;
+    cr_assert(orig && x);
+    fill_random(orig, N * PER, 7);
+
+    /* jitter on with every strength 0, no permutation */
+    struct rn_augment zero = {.color_jitter = 1};
+    cr_assert_eq(rn_augment_draws(&zero, N, 3, 5, d, &err), 0, "%s", err.msg);
+    for (int i = 0; i < N; i++) {
+        cr_expect(d[i].perm[0] == 0 && d[i].perm[1] == 1 && d[i].perm[2] == 2,
+                  "sample %d: perm %d %d %d", i, d[i].perm[0], d[i].perm[1], d[i].perm[2]);
+        expect_identity_factors(&d[i], 1, 1, 1, 1, "all strengths 0");
+    }
+    memcpy(x, orig, N * PER * sizeof *x);
+    cr_assert_eq(rn_augment_apply(&zero, d, x, N, 3, 28, 28, &err), 0, "%s", err.msg);
+    cr_expect(memcmp(x, orig, N * PER * sizeof *x) == 0, "identity draws changed the image");
+    struct rn_augment on = {.channel_permute = 1, .color_jitter = 1, .brightness = 0.4f,
+                            .contrast = 0.4f, .saturation = 0.4f};
+    cr_assert_eq(rn_augment_apply(&on, d, x, N, 3, 28, 28, &err), 0, "%s", err.msg);
+    cr_expect(memcmp(x, orig, N * PER * sizeof *x) == 0,
+              "identity draws applied with permutation, brightness, contrast and saturation on "
+              "changed the image");
+    struct rn_augment hue = {.color_jitter = 1, .hue = 0.1f};
+    cr_assert_eq(rn_augment_apply(&hue, d, x, N, 3, 28, 28, &err), 0, "%s", err.msg);
+    double worst = 0;
+    for (int j = 0; j < N * PER; j++)
+        worst = fmax(worst, fabs(x[j] - orig[j]));
+    cr_expect(worst <= 1e-6, "hue factor 0 moved a value by %g", worst);
+
+    /* both off: no draw, n identities, nothing checked */
+    memset(d, 0x7f, sizeof d);
+    struct rn_augment none = {.brightness = 0.5f, .hue = 0.9f};
+    cr_assert_eq(rn_augment_draws(&none, N, 3, 5, d, &err), 0, "%s", err.msg);
+    for (int i = 0; i < N; i++) {
+        cr_expect(d[i].perm[0] == 0 && d[i].perm[1] == 1 && d[i].perm[2] == 2);
+        for (int k = 0; k < 4; k++)
+            cr_expect_eq(d[i].order[k], k, "sample %d: order[%d] = %d", i, k, d[i].order[k]);
+        expect_identity_factors(&d[i], 1, 1, 1, 1, "both off");
+    }
+    /* permutation only: no jitter draws */
+    struct rn_augment perm = {.channel_permute = 1};
+    cr_assert_eq(rn_augment_draws(&perm, N, 3, 5, d, &err), 0, "%s", err.msg);
+    for (int i = 0; i < N; i++) {
+        for (int k = 0; k < 4; k++)
+            cr_expect_eq(d[i].order[k], k, "sample %d: order[%d] = %d", i, k, d[i].order[k]);
+        expect_identity_factors(&d[i], 1, 1, 1, 1, "permutation only");
+    }
+
+    /* one op off among others: its factor is the identity, everything else
+     * is drawn as with it on */
+    struct rn_augment all = {.channel_permute = 1, .color_jitter = 1, .brightness = 0.4f,
+                             .contrast = 0.4f, .saturation = 0.4f, .hue = 0.1f};
+    struct rn_augment no_contrast = all;
+    no_contrast.contrast = 0.0f;
+    cr_assert_eq(rn_augment_draws(&all, N, 3, 5, d, &err), 0, "%s", err.msg);
+    cr_assert_eq(rn_augment_draws(&no_contrast, N, 3, 5, e, &err), 0, "%s", err.msg);
+    int drawn = 0;
+    for (int i = 0; i < N; i++) {
+        cr_expect(memcmp(d[i].perm, e[i].perm, sizeof d[i].perm) == 0, "sample %d perm", i);
+        cr_expect(memcmp(d[i].order, e[i].order, sizeof d[i].order) == 0, "sample %d order", i);
+        cr_expect(d[i].factor[0] == e[i].factor[0] && d[i].factor[2] == e[i].factor[2] &&
+                      d[i].factor[3] == e[i].factor[3],
+                  "sample %d: the other factors moved", i);
+        expect_identity_factors(&e[i], 0, 1, 0, 0, "contrast off");
+        drawn += d[i].factor[1] != 1.0f;
+    }
+    cr_expect(drawn > 0, "no contrast factor of %d was drawn", N);
+    free(orig);
+    free(x);
+}
+
+Test(augment, draws_and_apply_errors)
+{
+    struct rn_augment_draw d[2];
+    float x[12] = {0};
+    struct rn_error err = {{0}};
+    struct rn_augment hue = {.color_jitter = 1, .hue = 0.6f};
+    cr_assert_eq(rn_augment_draws(&hue, 2, 0, 0, d, &err), -1);
+    cr_assert(strstr(err.msg, "hue must be in [0, 0.5], got 0.6"), "message: %s", err.msg);
+    struct rn_augment neg = {.color_jitter = 1, .saturation = -0.1f};
+    cr_assert_eq(rn_augment_draws(&neg, 2, 0, 0, d, &err), -1);
+    cr_assert(strstr(err.msg, ">= 0"), "message: %s", err.msg);
+    struct rn_augment perm = {.channel_permute = 1};
+    /* rejected before anything is written */
+    cr_assert_eq(rn_augment_draws(&perm, 70000, 0, 0, d, &err), -1);
+    cr_assert(strstr(err.msg, "65536"), "message: %s", err.msg);
+    cr_assert_eq(rn_augment_draws(&perm, -1, 0, 0, d, &err), -1);
+    cr_assert_eq(rn_augment_draws(&perm, 2, 0, 0, d, &err), 0, "%s", err.msg);
+    cr_assert_eq(rn_augment_apply(&perm, d, x, 2, 1, 2, 3, &err), -1);
+    cr_assert(strstr(err.msg, "RGB") && strstr(err.msg, "1 channel"), "message: %s", err.msg);
+    cr_assert_eq(rn_augment_apply(&perm, NULL, x, 1, 3, 2, 2, &err), -1);
+    cr_assert(strstr(err.msg, "no draws"), "message: %s", err.msg);
+    d[1].perm[2] = d[1].perm[1];
+    cr_assert_eq(rn_augment_apply(&perm, d, x, 1, 3, 2, 2, &err), 0, "%s", err.msg);
+    cr_assert_eq(rn_augment_apply(&perm, d, x, 2, 3, 1, 2, &err), -1);
+    cr_assert(strstr(err.msg, "draw 1 is not a permutation"), "message: %s", err.msg);
+}

@@ -191,6 +191,7 @@ struct lcase {
     int n, train, tangent;
     double atol, rtol; /* 0, 0: exact */
     int bn_stats;      /* random gamma/beta and non-trivial running statistics */
+    int quantise;      /* inputs in {-1, -0.5, 0, 0.5, 1}: ties in every window, zeros */
 };
 
 /* What one pass produced, on the host. */
@@ -555,6 +556,8 @@ static void check_case(const struct rn_backend *be, const struct lcase *c)
         cr_assert_eq(rn_tensor_init(&in.tx[i], c->n, s.c, s.h, s.w, &err), 0);
         fill_uniform(in.x[i].data, rn_tensor_numel(&in.x[i]), -1, 1, &r);
         fill_uniform(in.tx[i].data, rn_tensor_numel(&in.tx[i]), -1, 1, &r);
+        for (size_t j = 0; c->quantise && j < rn_tensor_numel(&in.x[i]); j++)
+            in.x[i].data[j] = roundf(2 * in.x[i].data[j]) / 2;
     }
     cr_assert_eq(rn_tensor_init(&in.dy, c->n, l.out.c, l.out.h, l.out.w, &err), 0);
     cr_assert_eq(rn_tensor_init(&in.tdy, c->n, l.out.c, l.out.h, l.out.w, &err), 0);
@@ -596,8 +599,13 @@ static void check_case(const struct rn_backend *be, const struct lcase *c)
     } else {
         bad += run_cuda(&l, k, c, &in, &ctx, &got);
         if (!bad && !strcmp(c->type, "dropout") && c->train &&
-            memcmp(got.y, want.y, out_numel(&l, c->n) * sizeof(float)))
+            memcmp(got.y, want.y, out_numel(&l, c->n) * sizeof(float))) {
+            if (dev == RN_DEVICE_CUDA) { /* the kernels promise the CPU's masks, bit for bit */
+                fprintf(stderr, "  dropout: the device mask is not the CPU's (PCG32 skip-ahead)\n");
+                bad++;
+            }
             bad += dropout_own_mask(&l, c, &in, &got, &want);
+        }
         if (!bad)
             bad += compare_results(&l, c, &got, &want);
     }
@@ -635,8 +643,8 @@ static void check_cases(const struct lcase *cases, int n)
 Test(cuda, conv2d)
 {
     static const struct lcase cases[] = {
-        {"conv2d", "filters=4,kernel=3,padding=1", {3, 6, 6}, 2, 1, 1, GEMM_TOL, 0},
-        {"conv2d", "filters=3,kernel=3,stride=2", {2, 7, 7}, 2, 1, 1, GEMM_TOL, 0},
+        {"conv2d", "filters=4,kernel=3,padding=1", {3, 6, 6}, 2, 1, 1, GEMM_TOL, 0, 0},
+        {"conv2d", "filters=3,kernel=3,stride=2", {2, 7, 7}, 2, 1, 1, GEMM_TOL, 0, 0},
         {"conv2d",
          "filters=2,kernel=3,stride=2,padding=1,bias=false",
          {3, 8, 8},
@@ -644,12 +652,12 @@ Test(cuda, conv2d)
          1,
          1,
          GEMM_TOL,
-         0},
-        {"conv2d", "filters=5,kernel=1", {4, 5, 5}, 3, 1, 1, GEMM_TOL, 0},
-        {"conv2d", "filters=8,kernel=1,stride=2,bias=false", {6, 9, 9}, 3, 1, 1, GEMM_TOL, 0},
-        {"conv2d", "filters=3,kernel=5,padding=2", {1, 6, 6}, 1, 1, 1, GEMM_TOL, 0},
-        {"conv2d", "filters=32,kernel=3,padding=1", {16, 14, 14}, 4, 1, 1, GEMM_TOL, 0},
-        {"conv2d", "filters=16,kernel=3,stride=2,padding=1", {3, 28, 28}, 5, 0, 1, GEMM_TOL, 0},
+         0, 0},
+        {"conv2d", "filters=5,kernel=1", {4, 5, 5}, 3, 1, 1, GEMM_TOL, 0, 0},
+        {"conv2d", "filters=8,kernel=1,stride=2,bias=false", {6, 9, 9}, 3, 1, 1, GEMM_TOL, 0, 0},
+        {"conv2d", "filters=3,kernel=5,padding=2", {1, 6, 6}, 1, 1, 1, GEMM_TOL, 0, 0},
+        {"conv2d", "filters=32,kernel=3,padding=1", {16, 14, 14}, 4, 1, 1, GEMM_TOL, 0, 0},
+        {"conv2d", "filters=16,kernel=3,stride=2,padding=1", {3, 28, 28}, 5, 0, 1, GEMM_TOL, 0, 0},
     };
     check_cases(cases, (int)(sizeof cases / sizeof cases[0]));
 }
@@ -657,9 +665,9 @@ Test(cuda, conv2d)
 Test(cuda, linear)
 {
     static const struct lcase cases[] = {
-        {"linear", "units=5", {12, 1, 1}, 3, 1, 1, GEMM_TOL, 0},
-        {"linear", "units=3,bias=false", {7, 1, 1}, 2, 1, 1, GEMM_TOL, 0},
-        {"linear", "units=10", {256, 1, 1}, 17, 1, 1, GEMM_TOL, 0},
+        {"linear", "units=5", {12, 1, 1}, 3, 1, 1, GEMM_TOL, 0, 0},
+        {"linear", "units=3,bias=false", {7, 1, 1}, 2, 1, 1, GEMM_TOL, 0, 0},
+        {"linear", "units=10", {256, 1, 1}, 17, 1, 1, GEMM_TOL, 0, 0},
     };
     check_cases(cases, (int)(sizeof cases / sizeof cases[0]));
 }
@@ -667,9 +675,9 @@ Test(cuda, linear)
 Test(cuda, relu)
 {
     static const struct lcase cases[] = {
-        {"relu", "", {3, 5, 5}, 2, 1, 1, EXACT, 0},
-        {"relu", "", {10, 1, 1}, 3, 0, 1, EXACT, 0},
-        {"relu", "", {4, 16, 16}, 65, 1, 1, EXACT, 0},
+        {"relu", "", {3, 5, 5}, 2, 1, 1, EXACT, 0, 0},
+        {"relu", "", {10, 1, 1}, 3, 0, 1, EXACT, 0, 0},
+        {"relu", "", {4, 16, 16}, 65, 1, 1, EXACT, 0, 0},
     };
     check_cases(cases, (int)(sizeof cases / sizeof cases[0]));
 }
@@ -679,22 +687,54 @@ Test(cuda, maxpool2d)
     /* Forward values are copies; backward sums overlapping windows' dy in
      * another order, hence a last-bit tolerance. */
     static const struct lcase cases[] = {
-        {"maxpool2d", "", {3, 6, 6}, 2, 1, 1, SUM_TOL, 0},
-        {"maxpool2d", "kernel=3,stride=2,padding=1", {2, 7, 7}, 2, 1, 1, SUM_TOL, 0},
-        {"maxpool2d", "kernel=3,stride=1", {2, 6, 5}, 2, 1, 1, SUM_TOL, 0},
-        {"maxpool2d", "kernel=2,stride=2", {2, 7, 7}, 1, 1, 1, SUM_TOL, 0},
-        {"maxpool2d", "kernel=3,stride=2,padding=1", {4, 16, 16}, 9, 1, 1, SUM_TOL, 0},
+        {"maxpool2d", "", {3, 6, 6}, 2, 1, 1, SUM_TOL, 0, 0},
+        {"maxpool2d", "kernel=3,stride=2,padding=1", {2, 7, 7}, 2, 1, 1, SUM_TOL, 0, 0},
+        {"maxpool2d", "kernel=3,stride=1", {2, 6, 5}, 2, 1, 1, SUM_TOL, 0, 0},
+        {"maxpool2d", "kernel=2,stride=2", {2, 7, 7}, 1, 1, 1, SUM_TOL, 0, 0},
+        {"maxpool2d", "kernel=3,stride=2,padding=1", {4, 16, 16}, 9, 1, 1, SUM_TOL, 0, 0},
     };
     check_cases(cases, (int)(sizeof cases / sizeof cases[0]));
+}
+
+/* Ties: the first maximum of a window wins on both sides, exactly. */
+Test(cuda, maxpool2d_ties)
+{
+    static const struct lcase cases[] = {
+        {"maxpool2d", "", {3, 6, 6}, 3, 1, 1, SUM_TOL, 0, 1},
+        {"maxpool2d", "kernel=3,stride=2,padding=1", {2, 9, 9}, 2, 1, 1, SUM_TOL, 0, 1},
+    };
+    check_cases(cases, (int)(sizeof cases / sizeof cases[0]));
+}
+
+/* relu at exactly 0 (gradient 0 there, as the CPU). */
+Test(cuda, relu_at_zero)
+{
+    static const struct lcase cases[] = {
+        {"relu", "", {3, 5, 5}, 4, 1, 1, EXACT, 0, 1},
+    };
+    check_cases(cases, (int)(sizeof cases / sizeof cases[0]));
+}
+
+/* The deterministic algorithm choice (spec `deterministic: true`). */
+Test(cuda, conv2d_deterministic)
+{
+    static const struct lcase cases[] = {
+        {"conv2d", "filters=4,kernel=3,padding=1", {3, 6, 6}, 2, 1, 1, GEMM_TOL, 0, 0},
+        {"conv2d", "filters=32,kernel=3,padding=1", {16, 14, 14}, 4, 1, 1, GEMM_TOL, 0, 0},
+        {"conv2d", "filters=8,kernel=1,stride=2,bias=false", {6, 9, 9}, 3, 1, 1, GEMM_TOL, 0, 0},
+    };
+    rn_cuda_set_deterministic(1);
+    check_cases(cases, (int)(sizeof cases / sizeof cases[0]));
+    rn_cuda_set_deterministic(0);
 }
 
 Test(cuda, avgpool2d)
 {
     static const struct lcase cases[] = {
-        {"avgpool2d", "", {3, 6, 6}, 2, 1, 1, SUM_TOL, 0},
-        {"avgpool2d", "kernel=3,stride=2,padding=1", {2, 7, 7}, 2, 1, 1, SUM_TOL, 0},
-        {"avgpool2d", "kernel=3,stride=1,padding=1", {2, 5, 6}, 2, 1, 1, SUM_TOL, 0},
-        {"avgpool2d", "kernel=2", {4, 16, 16}, 9, 1, 1, SUM_TOL, 0},
+        {"avgpool2d", "", {3, 6, 6}, 2, 1, 1, SUM_TOL, 0, 0},
+        {"avgpool2d", "kernel=3,stride=2,padding=1", {2, 7, 7}, 2, 1, 1, SUM_TOL, 0, 0},
+        {"avgpool2d", "kernel=3,stride=1,padding=1", {2, 5, 6}, 2, 1, 1, SUM_TOL, 0, 0},
+        {"avgpool2d", "kernel=2", {4, 16, 16}, 9, 1, 1, SUM_TOL, 0, 0},
     };
     check_cases(cases, (int)(sizeof cases / sizeof cases[0]));
 }
@@ -702,9 +742,9 @@ Test(cuda, avgpool2d)
 Test(cuda, global_avg_pool)
 {
     static const struct lcase cases[] = {
-        {"global_avg_pool", "", {4, 5, 3}, 2, 1, 1, SUM_TOL, 0},
-        {"global_avg_pool", "", {6, 1, 1}, 2, 1, 1, SUM_TOL, 0},
-        {"global_avg_pool", "", {64, 7, 7}, 9, 1, 1, SUM_TOL, 0},
+        {"global_avg_pool", "", {4, 5, 3}, 2, 1, 1, SUM_TOL, 0, 0},
+        {"global_avg_pool", "", {6, 1, 1}, 2, 1, 1, SUM_TOL, 0, 0},
+        {"global_avg_pool", "", {64, 7, 7}, 9, 1, 1, SUM_TOL, 0, 0},
     };
     check_cases(cases, (int)(sizeof cases / sizeof cases[0]));
 }
@@ -712,8 +752,8 @@ Test(cuda, global_avg_pool)
 Test(cuda, flatten)
 {
     static const struct lcase cases[] = {
-        {"flatten", "", {3, 4, 2}, 2, 1, 1, EXACT, 0},
-        {"flatten", "", {16, 7, 7}, 5, 0, 1, EXACT, 0},
+        {"flatten", "", {3, 4, 2}, 2, 1, 1, EXACT, 0, 0},
+        {"flatten", "", {16, 7, 7}, 5, 0, 1, EXACT, 0, 0},
     };
     check_cases(cases, (int)(sizeof cases / sizeof cases[0]));
 }
@@ -724,9 +764,9 @@ Test(cuda, dropout)
      * CPU's RNG stream; otherwise dropout_own_mask checks the device's own.
      * Backward: dx += mask * dy, hence FMA_TOL. */
     static const struct lcase cases[] = {
-        {"dropout", "p=0.3", {8, 16, 16}, 4, 1, 1, FMA_TOL, 0},
-        {"dropout", "p=0.5", {20, 1, 1}, 3, 1, 1, FMA_TOL, 0},
-        {"dropout", "p=0.3", {3, 4, 4}, 2, 0, 1, FMA_TOL, 0},
+        {"dropout", "p=0.3", {8, 16, 16}, 4, 1, 1, FMA_TOL, 0, 0},
+        {"dropout", "p=0.5", {20, 1, 1}, 3, 1, 1, FMA_TOL, 0, 0},
+        {"dropout", "p=0.3", {3, 4, 4}, 2, 0, 1, FMA_TOL, 0, 0},
     };
     check_cases(cases, (int)(sizeof cases / sizeof cases[0]));
 }
@@ -734,11 +774,11 @@ Test(cuda, dropout)
 Test(cuda, batchnorm2d)
 {
     static const struct lcase cases[] = {
-        {"batchnorm", "", {3, 4, 4}, 2, 1, 0, GEMM_TOL, 1},
-        {"batchnorm", "", {3, 4, 4}, 2, 0, 1, GEMM_TOL, 1},
-        {"batchnorm", "", {2, 2, 3}, 1, 1, 0, GEMM_TOL, 1},
-        {"batchnorm", "momentum=0.3,eps=0.001", {16, 8, 8}, 8, 1, 0, GEMM_TOL, 1},
-        {"batchnorm", "", {16, 8, 8}, 8, 0, 1, GEMM_TOL, 1},
+        {"batchnorm", "", {3, 4, 4}, 2, 1, 0, GEMM_TOL, 1, 0},
+        {"batchnorm", "", {3, 4, 4}, 2, 0, 1, GEMM_TOL, 1, 0},
+        {"batchnorm", "", {2, 2, 3}, 1, 1, 0, GEMM_TOL, 1, 0},
+        {"batchnorm", "momentum=0.3,eps=0.001", {16, 8, 8}, 8, 1, 0, GEMM_TOL, 1, 0},
+        {"batchnorm", "", {16, 8, 8}, 8, 0, 1, GEMM_TOL, 1, 0},
     };
     check_cases(cases, (int)(sizeof cases / sizeof cases[0]));
 }
@@ -746,9 +786,9 @@ Test(cuda, batchnorm2d)
 Test(cuda, batchnorm1d)
 {
     static const struct lcase cases[] = {
-        {"batchnorm", "", {5, 1, 1}, 4, 1, 0, GEMM_TOL, 1},
-        {"batchnorm", "", {5, 1, 1}, 4, 0, 1, GEMM_TOL, 1},
-        {"batchnorm", "", {64, 1, 1}, 32, 1, 0, GEMM_TOL, 1},
+        {"batchnorm", "", {5, 1, 1}, 4, 1, 0, GEMM_TOL, 1, 0},
+        {"batchnorm", "", {5, 1, 1}, 4, 0, 1, GEMM_TOL, 1, 0},
+        {"batchnorm", "", {64, 1, 1}, 32, 1, 0, GEMM_TOL, 1, 0},
     };
     check_cases(cases, (int)(sizeof cases / sizeof cases[0]));
 }
@@ -756,9 +796,9 @@ Test(cuda, batchnorm1d)
 Test(cuda, add)
 {
     static const struct lcase cases[] = {
-        {"add", "", {3, 4, 4}, 2, 1, 1, EXACT, 0},
-        {"add", "", {5, 1, 1}, 3, 0, 1, EXACT, 0},
-        {"add", "", {4, 16, 16}, 65, 1, 1, EXACT, 0},
+        {"add", "", {3, 4, 4}, 2, 1, 1, EXACT, 0, 0},
+        {"add", "", {5, 1, 1}, 3, 0, 1, EXACT, 0, 0},
+        {"add", "", {4, 16, 16}, 65, 1, 1, EXACT, 0, 0},
     };
     check_cases(cases, (int)(sizeof cases / sizeof cases[0]));
 }
@@ -767,9 +807,9 @@ Test(cuda, grl)
 {
     /* Backward: dx += -alpha * dy, hence FMA_TOL. */
     static const struct lcase cases[] = {
-        {"grl", "alpha=0.7", {3, 4, 4}, 2, 1, 1, FMA_TOL, 0},
-        {"grl", "alpha=0", {5, 1, 1}, 3, 1, 1, FMA_TOL, 0},
-        {"grl", "", {32, 1, 1}, 9, 0, 1, FMA_TOL, 0},
+        {"grl", "alpha=0.7", {3, 4, 4}, 2, 1, 1, FMA_TOL, 0, 0},
+        {"grl", "alpha=0", {5, 1, 1}, 3, 1, 1, FMA_TOL, 0, 0},
+        {"grl", "", {32, 1, 1}, 9, 0, 1, FMA_TOL, 0, 0},
     };
     check_cases(cases, (int)(sizeof cases / sizeof cases[0]));
 }
@@ -1315,4 +1355,87 @@ Test(cuda, cross_entropy_table)
     be->release(dz);
     be->release(dd);
     be->release(dt);
+}
+
+/* ---- augmentation ---------------------------------------------------------- */
+
+/* The table's augment against the CPU table's (rn_augment_apply) on a host
+ * copy, from the same draws (rn_augment_draws on the host, uploaded). The
+ * kernel never fuses a multiply and an add, while the host build may
+ * (-march=native, gcc's -ffp-contract=fast): one ulp per blend or HSV step.
+ * The hue op magnifies that: it rounds H at magnitude 1 (h / 6 + 1, then
+ * h + hue_factor; ulp 1.2e-7) and multiplies by 6, so a 1-ulp difference in
+ * its input can move a saturated pixel's middle channel by 7e-7 per rounding,
+ * and later ops scale it by up to 1.4 (brightness, contrast) and 1.8
+ * (saturation): at most ~6.5e-6. A host simulation of the kernel measured
+ * 3.0e-6 at worst over 11100 such samples (and no difference at all against
+ * augment.c built with -ffp-contract=off), hence 1e-5. Without jitter the
+ * result must be exact. Besides random pixels, each image holds greys, ties
+ * of the maximum, black and white (the hue op's branches, the clamps). */
+Test(cuda, augment)
+{
+    const struct rn_backend *be = cuda_or_skip();
+    const struct rn_backend *cpu = rn_backend_of(RN_DEVICE_CPU);
+    cr_assert_not_null(be->augment, "backend %s has no augment", be->name);
+    cr_assert_not_null(cpu->augment, "the CPU backend has no augment");
+    enum { N = 37, C = 3, H = 28, W = 28, HW = H * W };
+    const size_t count = (size_t)N * C * HW;
+    static const struct rn_augment cases[] = {
+        {.channel_permute = 1, .color_jitter = 1, .brightness = 0.4f, .contrast = 0.4f,
+         .saturation = 0.4f, .hue = 0.1f},
+        {.channel_permute = 1, .color_jitter = 1, .brightness = 0.4f, .contrast = 0.4f,
+         .saturation = 0.4f, .hue = 0.5f},
+        {.color_jitter = 1, .brightness = 0.4f, .contrast = 0.4f, .saturation = 0.4f, .hue = 0.1f},
+        {.channel_permute = 1},
+    };
+    static const char *names[] = {"augment (permute + jitter, hue 0.1)",
+                                  "augment (permute + jitter, hue 0.5)", "augment (jitter only)",
+                                  "augment (permute only)"};
+    static const float special[][3] = {{0.5f, 0.5f, 0.5f}, {1, 1, 0},    {0.3f, 0.8f, 0.8f},
+                                       {0.6f, 0.2f, 0.6f}, {0, 0, 0},    {1, 1, 1},
+                                       {1, 0, 0},          {0, 1e-7f, 0}};
+    const int n_special = (int)(sizeof special / sizeof special[0]);
+    float *x = malloc(count * sizeof *x), *want = malloc(count * sizeof *x),
+          *got = malloc(count * sizeof *x), *again = malloc(count * sizeof *x);
+    cr_assert(x && want && got && again);
+    struct rn_augment_draw draws[N];
+    struct rn_error err = {{0}};
+    void *dx = NULL, *dd = NULL;
+    cr_assert_eq(be->alloc(&dx, count * sizeof *x, &err), 0, "%s", err.msg);
+    cr_assert_eq(be->alloc(&dd, sizeof draws, &err), 0, "%s", err.msg);
+    struct rn_rng r;
+    rn_rng_init(&r, 21, GC_STREAM, 17);
+    for (int k = 0; k < (int)(sizeof cases / sizeof cases[0]); k++) {
+        const struct rn_augment *a = &cases[k];
+        fill_uniform(x, count, 0, 1, &r);
+        for (int i = 0; i < N; i++)
+            for (int p = 0; p < n_special; p++)
+                for (int c = 0; c < C; c++)
+                    x[((size_t)i * C + c) * HW + 97 * p] = special[p][c];
+        cr_assert_eq(rn_augment_draws(a, N, 8, 100 + (uint64_t)k, draws, &err), 0, "%s", err.msg);
+        memcpy(want, x, count * sizeof *x);
+        cr_assert_eq(cpu->augment(a, draws, want, N, C, H, W, &err), 0, "%s", err.msg);
+        cr_expect(memcmp(want, x, count * sizeof *x) != 0, "%s changed nothing", names[k]);
+        cr_assert_eq(be->upload(dd, draws, sizeof draws, &err), 0, "%s", err.msg);
+        for (int run = 0; run < 2; run++) {
+            cr_assert_eq(be->upload(dx, x, count * sizeof *x, &err), 0, "%s", err.msg);
+            cr_assert_eq(be->augment(a, dd, dx, N, C, H, W, &err), 0, "%s", err.msg);
+            cr_assert_eq(be->download(run ? again : got, dx, count * sizeof *x, &err), 0, "%s",
+                         err.msg);
+        }
+        double tol = a->color_jitter ? 1e-5 : 0.0;
+        cr_expect_eq(compare(names[k], got, want, count, tol, 0), 0,
+                     "%s: device and CPU differ (see stderr)", names[k]);
+        cr_expect(memcmp(got, again, count * sizeof *x) == 0, "%s: two device runs differ",
+                  names[k]);
+    }
+    /* a bad shape: one line, before anything runs */
+    cr_assert_eq(be->augment(&cases[0], dd, dx, N, 1, H, W, &err), -1);
+    cr_expect(strstr(err.msg, "RGB") != NULL, "message: %s", err.msg);
+    be->release(dx);
+    be->release(dd);
+    free(x);
+    free(want);
+    free(got);
+    free(again);
 }

@@ -206,6 +206,15 @@ static int emu_cross_entropy(const float *logits, const uint8_t *targets, int n,
                                                        loss_sum, correct, confusion, err);
 }
 
+static long augments;
+
+static int emu_augment(const struct rn_augment *a, const struct rn_augment_draw *draws, float *x,
+                       int n, int c, int h, int w, struct rn_error *err)
+{
+    augments++;
+    return rn_backend_of(RN_DEVICE_CPU)->augment(a, draws, x, n, c, h, w, err);
+}
+
 static const struct rn_backend emu = {
     .name = "emu",
     .device = RN_DEVICE_TEST,
@@ -221,6 +230,7 @@ static const struct rn_backend emu = {
     .sum_squares = emu_sum_squares,
     .gather_images = emu_gather,
     .cross_entropy = emu_cross_entropy,
+    .augment = emu_augment,
 };
 
 static char dir[256];
@@ -229,7 +239,7 @@ static void setup(void)
 {
     rn_backend_set_test(&emu);
     misplaced = 0;
-    uploads = downloads = gathers = ce_calls = 0;
+    uploads = downloads = gathers = ce_calls = augments = 0;
     upload_bytes = 0;
     no_kernels_for = NULL;
     snprintf(dir, sizeof dir, "/tmp/rn_device_XXXXXX");
@@ -452,9 +462,10 @@ Test(device, two_heads_program_trains_identically_on_the_stand_in_device)
     cr_assert_eq(dev.device_after, RN_DEVICE_TEST);
     cr_assert_eq(misplaced, 0, "%d host tensors reached device kernels", misplaced);
     cr_assert_gt(uploads - up0, 0);
-    /* augmented batches come from the host, as floats, every epoch (2) */
-    cr_assert_geq(dev.train_upload_bytes, dev.image_bytes * sizeof(float) * 2, "%zu < %zu",
-                  dev.train_upload_bytes, dev.image_bytes * sizeof(float) * 2);
+    /* augmented on the device: 14 batches, and no images over the bus */
+    cr_assert_eq(augments, 14, "%ld batches augmented on the device", augments);
+    cr_assert_lt(dev.train_upload_bytes, dev.image_bytes / 4, "%zu bytes uploaded (images %zu)",
+                 dev.train_upload_bytes, dev.image_bytes);
     cr_assert_gt(downloads - down0, 0);
     cr_assert_eq(up0, 0, "the CPU run copied to the device");
     compare(&cpu, &dev);

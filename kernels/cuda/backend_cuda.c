@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "augment_kernels.h"
 #include "backend_kernels.h"
 #include "cuda_common.h"
 #include "runner/optim.h"
@@ -355,6 +356,36 @@ static int cuda_cross_entropy(const float *logits, const uint8_t *targets, int n
     return 0;
 }
 
+static int cuda_augment(const struct rn_augment *a, const struct rn_augment_draw *draws, float *x,
+                        int n, int c, int h, int w, struct rn_error *err)
+{
+    if (!a)
+        return rn_errorf(err, "augment: no configuration");
+    if (!a->channel_permute && !a->color_jitter)
+        return 0;
+    /* rn_augment_apply's shape checks; the draws were checked when they
+     * were made (rn_augment_draws) */
+    if (n < 0 || h <= 0 || w <= 0)
+        return rn_errorf(err, "augment: bad batch shape (%d, %d, %d, %d)", n, c, h, w);
+    if (c != 3)
+        return rn_errorf(err, "augment: channel_permute and color_jitter need RGB input, "
+                              "got %d channel(s)", c);
+    if ((int64_t)h * w > ((int64_t)1 << 26))
+        return rn_errorf(err, "augment: image of %d x %d is too large", h, w);
+    if (n == 0)
+        return 0;
+    if (!x || !draws)
+        return rn_errorf(err, "augment: no %s", !x ? "input" : "draws");
+    struct rn_cuda *cu = rn_cuda_get(err);
+    if (!cu)
+        return -1;
+    cudaError_t e = (cudaError_t)rn_cuda_augment(a, draws, x, n, h * w, cu->stream);
+    if (e != cudaSuccess)
+        return rn_errorf(err, "kernel augment (%d x 3 x %d x %d): %s (%s)", n, h, w,
+                         cudaGetErrorString(e), cudaGetErrorName(e));
+    return 0;
+}
+
 static const struct rn_backend cuda_backend = {
     .name = "cuda",
     .device = RN_DEVICE_CUDA,
@@ -370,6 +401,7 @@ static const struct rn_backend cuda_backend = {
     .sum_squares = cuda_sum_squares,
     .gather_images = cuda_gather_images,
     .cross_entropy = cuda_cross_entropy,
+    .augment = cuda_augment,
 };
 
 const struct rn_backend *rn_backend_cuda(void)
