@@ -58,7 +58,12 @@ static int cpu_optim_update(const struct rn_optim_update *u, float *p, const flo
                             float *v, size_t n, struct rn_error *err)
 {
     (void)err;
-    const float lr = u->lr, wd = u->weight_decay, s = u->grad_scale;
+    float s = u->grad_scale;
+    if (u->clip_sq) {
+        const double norm = sqrt(*u->clip_sq);
+        s = norm > u->clip_norm ? (float)(u->clip_norm / (norm + 1e-6)) : 1.0f;
+    }
+    const float lr = u->lr, wd = u->weight_decay;
     switch (u->kind) {
     case RN_OPTIM_ADAM:
     case RN_OPTIM_ADAMW: {

@@ -61,7 +61,13 @@ struct rn_optim_update {
     int kind;           /* enum rn_optim_kind */
     float lr, beta1, beta2, eps, weight_decay, momentum;
     long step;          /* 1-based update count (SGD: 1 = the first) */
-    float grad_scale;   /* gradient multiplier from clipping (1 when none) */
+    float grad_scale;   /* gradient multiplier (1 when none), unless clip_sq is set */
+    /* Clipping by global norm without a round trip: clip_sq (the backend's
+     * memory) holds the squared norm of every gradient of the optimizer;
+     * when set, the multiplier is clip_norm / (norm + 1e-6) if norm >
+     * clip_norm, else 1 (computed in double, torch's clip_grad_norm_). */
+    const double *clip_sq;
+    double clip_norm;
     /* Adam's bias corrections, computed by rn_optim_update_args in double
      * from the double hyperparameters as torch does: lr / (1 - beta1^step)
      * and sqrt(1 - beta2^step). */
@@ -90,8 +96,9 @@ struct rn_backend {
      * update; v unused by SGD). */
     int (*optim_update)(const struct rn_optim_update *u, float *p, const float *g, float *m,
                         float *v, size_t n, struct rn_error *err);
-    /* *out += sum of x[i]^2 (for clipping by global norm). */
-    int (*sum_squares)(const float *x, size_t n, double *out, struct rn_error *err);
+    /* *acc += sum of x[i]^2 (for clipping by global norm); acc is in the
+     * backend's memory (a device double on a device: nothing is read back). */
+    int (*sum_squares)(const float *x, size_t n, double *acc, struct rn_error *err);
     /* A batch from a dataset that lives on the device: out[i] = images[idx[i]]
      * as float / 255, sample = bytes (= floats) per image; images, idx and
      * out are device pointers. */

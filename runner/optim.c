@@ -82,6 +82,8 @@ void rn_optim_free(struct rn_optim *o)
         if (o->v)
             rn_tensor_free(&o->v[i]);
     }
+    if (o->clip_acc)
+        rn_backend_of(o->clip_device)->release(o->clip_acc);
     free(o->params);
     free(o->m);
     free(o->v);
@@ -92,20 +94,28 @@ void rn_optim_free(struct rn_optim *o)
  * implementation per device: backend.c for the CPU). */
 static int step_device(struct rn_optim *o, const struct rn_backend *be, struct rn_error *err)
 {
-    float clip = 1.0f;
-    if (o->clip_norm > 0) {
-        double s = 0;
-        for (int i = 0; i < o->n; i++)
-            if (be->sum_squares(o->params[i]->grad.data, rn_tensor_numel(&o->params[i]->grad), &s,
-                                err))
-                return -1;
-        double norm = sqrt(s);
-        if (norm > o->clip_norm)
-            clip = (float)(o->clip_norm / (norm + 1e-6));
-    }
     struct rn_optim_update u =
         rn_optim_update_args((int)o->kind, o->lr, o->beta1, o->beta2, o->eps, o->weight_decay,
-                             o->momentum, o->step, clip);
+                             o->momentum, o->step, 1.0f);
+    if (o->clip_norm > 0) {
+        /* the squared norm is summed where the gradients are; the update
+         * reads it there */
+        if (o->clip_acc && o->clip_device != (int)be->device) { /* the parameters moved */
+            rn_backend_of(o->clip_device)->release(o->clip_acc);
+            o->clip_acc = NULL;
+        }
+        if (!o->clip_acc && be->alloc(&o->clip_acc, sizeof(double), err))
+            return -1;
+        o->clip_device = be->device;
+        if (be->zero(o->clip_acc, sizeof(double), err))
+            return -1;
+        for (int i = 0; i < o->n; i++)
+            if (be->sum_squares(o->params[i]->grad.data, rn_tensor_numel(&o->params[i]->grad),
+                                o->clip_acc, err))
+                return -1;
+        u.clip_sq = o->clip_acc;
+        u.clip_norm = o->clip_norm;
+    }
     for (int i = 0; i < o->n; i++)
         if (be->optim_update(&u, o->params[i]->value.data, o->params[i]->grad.data, o->m[i].data,
                              o->v[i].data, rn_tensor_numel(&o->params[i]->value), err))

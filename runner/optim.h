@@ -20,6 +20,8 @@ struct rn_optim {
     long step;                 /* updates done */
     struct rn_param **params;  /* borrowed, n */
     struct rn_tensor *m, *v;   /* state per param (Adam: moments; SGD: m = momentum buffer) */
+    void *clip_acc;            /* the squared gradient norm, where the parameters live */
+    int clip_device;           /* enum rn_device of clip_acc */
     int n;
 };
 

@@ -926,25 +926,37 @@ static void check_optim(const struct rn_backend *be, int kind, float wd, float m
         cr_assert_eq(be->upload(dp[j], p[j], bytes, &err), 0, "%s", err.msg);
     }
     int bad = 0;
-    for (long step = 1; step <= 3; step++) {
-        double s_cpu = 0.25, s_dev = 0.25; /* sum_squares adds to *out */
+    void *d_sq = NULL; /* the device's squared norm: clipping without a round trip */
+    cr_assert_eq(be->alloc(&d_sq, sizeof(double), &err), 0, "%s", err.msg);
+    for (long step = 1; step <= 4; step++) {
+        double s_cpu = 0, s_dev = 0; /* sum_squares adds to *acc */
+        cr_assert_eq(be->zero(d_sq, sizeof(double), &err), 0, "%s", err.msg);
         for (int j = 0; j < NP; j++) {
             fill_uniform(g[j], sizes[j], -2, 2, &r);
             cr_assert_eq(be->upload(dg[j], g[j], sizes[j] * sizeof(float), &err), 0, "%s", err.msg);
             cr_assert_eq(cpu->sum_squares(g[j], sizes[j], &s_cpu, &err), 0);
-            cr_assert_eq(be->sum_squares(dg[j], sizes[j], &s_dev, &err), 0, "%s", err.msg);
+            cr_assert_eq(be->sum_squares(dg[j], sizes[j], d_sq, &err), 0, "%s", err.msg);
         }
+        cr_assert_eq(be->download(&s_dev, d_sq, sizeof s_dev, &err), 0, "%s", err.msg);
         cr_expect(fabs(s_dev - s_cpu) <= 1e-12 * s_cpu, "sum of squares: cuda %.17g, cpu %.17g",
                   s_dev, s_cpu);
-        const double clip_norm = 50.0, norm = sqrt(s_cpu - 0.25);
+        const double clip_norm = 50.0, norm = sqrt(s_cpu);
         struct rn_optim_update u = rn_optim_update_args(
             kind, 0.01, 0.9, 0.999, 1e-8, wd, momentum, step,
             norm > clip_norm ? (float)(clip_norm / (norm + 1e-6)) : 1.0f);
         cr_assert_lt(u.grad_scale, 1.0f, "the test means to clip");
+        /* steps 3 and 4: the multiplier from the squared norm where it lies */
+        struct rn_optim_update ud = u, uc = u;
+        if (step >= 3) {
+            ud.clip_sq = d_sq;
+            uc.clip_sq = &s_cpu;
+            ud.clip_norm = uc.clip_norm = clip_norm;
+            ud.grad_scale = uc.grad_scale = 7.0f; /* must be ignored */
+        }
         for (int j = 0; j < NP; j++) {
             size_t n = sizes[j];
-            cr_assert_eq(cpu->optim_update(&u, p[j], g[j], m[j], v[j], n, &err), 0);
-            cr_assert_eq(be->optim_update(&u, dp[j], dg[j], dm[j], dv[j], n, &err), 0, "%s",
+            cr_assert_eq(cpu->optim_update(&uc, p[j], g[j], m[j], v[j], n, &err), 0);
+            cr_assert_eq(be->optim_update(&ud, dp[j], dg[j], dm[j], dv[j], n, &err), 0, "%s",
                          err.msg);
             float *hp = malloc(n * sizeof(float)), *hm = malloc(n * sizeof(float)),
                   *hv = malloc(n * sizeof(float));
@@ -969,6 +981,7 @@ static void check_optim(const struct rn_backend *be, int kind, float wd, float m
             free(hv);
         }
     }
+    be->release(d_sq);
     for (int j = 0; j < NP; j++) {
         free(p[j]);
         free(m[j]);
@@ -1015,11 +1028,18 @@ Test(cuda, sum_squares)
         fill_uniform(x, n, -3, 3, &r);
         cr_assert_eq(be->alloc(&d, n * sizeof *x, &err), 0, "%s", err.msg);
         cr_assert_eq(be->upload(d, x, n * sizeof *x, &err), 0, "%s", err.msg);
-        double a = 1.5, b = 1.5, b1 = 0, b2 = 0; /* sum_squares adds to *out */
+        /* sum_squares adds to *acc, which lives on the device there */
+        double a = 1.5, b = 1.5, b1 = 0, b2 = 0;
+        void *acc = NULL;
+        cr_assert_eq(be->alloc(&acc, sizeof(double), &err), 0, "%s", err.msg);
         cr_assert_eq(cpu->sum_squares(x, n, &a, &err), 0);
-        cr_assert_eq(be->sum_squares(d, n, &b, &err), 0, "%s", err.msg);
-        cr_assert_eq(be->sum_squares(d, n, &b1, &err), 0, "%s", err.msg);
-        cr_assert_eq(be->sum_squares(d, n, &b2, &err), 0, "%s", err.msg);
+        double *res[3] = {&b, &b1, &b2};
+        for (int q = 0; q < 3; q++) {
+            cr_assert_eq(be->upload(acc, res[q], sizeof(double), &err), 0, "%s", err.msg);
+            cr_assert_eq(be->sum_squares(d, n, acc, &err), 0, "%s", err.msg);
+            cr_assert_eq(be->download(res[q], acc, sizeof(double), &err), 0, "%s", err.msg);
+        }
+        be->release(acc);
         cr_expect(fabs(a - b) <= 1e-12 * a, "n = %zu: cuda %.17g, cpu %.17g", n, b, a);
         cr_expect_eq(b1, b2, "n = %zu: two runs differ (%.17g, %.17g)", n, b1, b2);
         be->release(d);

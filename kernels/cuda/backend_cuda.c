@@ -281,6 +281,8 @@ static int cuda_optim_update(const struct rn_optim_update *u, float *p, const fl
         .momentum = u->momentum,
         .grad_scale = u->grad_scale,
         .first = u->step == 1,
+        .clip_sq = u->clip_sq,
+        .clip_norm = u->clip_norm,
     };
     switch (u->kind) {
     case RN_OPTIM_ADAM:
@@ -309,16 +311,11 @@ static int cuda_sum_squares(const float *x, size_t n, double *out, struct rn_err
     struct rn_cuda *cu = rn_cuda_get(err);
     if (!cu)
         return -1;
-    double s = 0;
-    cudaError_t e = (cudaError_t)rn_cuda_sum_squares(x, n, g_scratch,
-                                                     g_scratch + RN_CUDA_SUMSQ_BLOCKS, cu->stream);
+    /* out is device memory: the sum is added there, nothing is read back */
+    cudaError_t e = (cudaError_t)rn_cuda_sum_squares_acc(x, n, g_scratch, out, cu->stream);
     if (e != cudaSuccess)
         return rn_errorf(err, "kernel sum_squares (%zu floats): %s (%s)", n, cudaGetErrorString(e),
                          cudaGetErrorName(e));
-    RN_CUDA_CHECK(err, cudaMemcpyAsync(&s, g_scratch + RN_CUDA_SUMSQ_BLOCKS, sizeof s,
-                                       cudaMemcpyDeviceToHost, cu->stream));
-    RN_CUDA_CHECK(err, cudaStreamSynchronize(cu->stream));
-    *out += s;
     return 0;
 }
 

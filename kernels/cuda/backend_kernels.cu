@@ -20,6 +20,15 @@ int blocks_for(size_t n)
 
 // ---- optimizer ---------------------------------------------------------------------------
 
+// The clipping multiplier, as cpu_optim_update: from the squared norm when given.
+__device__ float grad_scale_of(const rn_cuda_optim_args &a)
+{
+    if (!a.clip_sq)
+        return a.grad_scale;
+    const double norm = sqrt(*a.clip_sq);
+    return norm > a.clip_norm ? (float)(a.clip_norm / (norm + 1e-6)) : 1.0f;
+}
+
 // cpu_optim_update, case RN_OPTIM_ADAM / RN_OPTIM_ADAMW.
 __global__ void adam_kernel(rn_cuda_optim_args a, float *__restrict__ p,
                             const float *__restrict__ g, float *__restrict__ m,
@@ -27,10 +36,11 @@ __global__ void adam_kernel(rn_cuda_optim_args a, float *__restrict__ p,
 {
     const float one_b1 = __fsub_rn(1.0f, a.beta1), one_b2 = __fsub_rn(1.0f, a.beta2);
     const float decay = __fsub_rn(1.0f, __fmul_rn(a.lr, a.weight_decay));
+    const float scale = grad_scale_of(a);
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
          i += (size_t)gridDim.x * blockDim.x) {
         float pi = p[i];
-        float gi = __fmul_rn(g[i], a.grad_scale);
+        float gi = __fmul_rn(g[i], scale);
         if (a.kind == RN_CUDA_OPTIM_ADAMW)
             pi = __fmul_rn(pi, decay);
         else
@@ -49,10 +59,11 @@ __global__ void adam_kernel(rn_cuda_optim_args a, float *__restrict__ p,
 __global__ void sgd_kernel(rn_cuda_optim_args a, float *__restrict__ p, const float *__restrict__ g,
                            float *__restrict__ m, size_t n)
 {
+    const float scale = grad_scale_of(a);
     for (size_t i = blockIdx.x * (size_t)blockDim.x + threadIdx.x; i < n;
          i += (size_t)gridDim.x * blockDim.x) {
         const float pi = p[i];
-        float gi = __fadd_rn(__fmul_rn(g[i], a.grad_scale), __fmul_rn(a.weight_decay, pi));
+        float gi = __fadd_rn(__fmul_rn(g[i], scale), __fmul_rn(a.weight_decay, pi));
         if (a.momentum != 0.0f) {
             const float mi = a.first ? gi : __fadd_rn(__fmul_rn(a.momentum, m[i]), gi);
             m[i] = mi;
@@ -93,7 +104,8 @@ __global__ void sumsq_partial_kernel(const float *__restrict__ x, size_t n,
         partials[blockIdx.x] = s;
 }
 
-__global__ void sumsq_final_kernel(const double *__restrict__ partials, int nb, double *result)
+__global__ void sumsq_final_kernel(const double *__restrict__ partials, int nb, double *result,
+                                   int accumulate)
 {
     __shared__ double sh[kThreads];
     double s = 0.0;
@@ -101,8 +113,9 @@ __global__ void sumsq_final_kernel(const double *__restrict__ partials, int nb, 
         s += partials[i];
     s = block_sum(s, sh);
     if (threadIdx.x == 0)
-        *result = s;
+        *result = accumulate ? *result + s : s;
 }
+
 
 // ---- cross-entropy -----------------------------------------------------------------------
 
@@ -218,7 +231,23 @@ extern "C" int rn_cuda_sum_squares(const float *x, size_t n, double *scratch, do
         if (e != cudaSuccess)
             return e;
     }
-    sumsq_final_kernel<<<1, kThreads, 0, s>>>(scratch, nb, result);
+    sumsq_final_kernel<<<1, kThreads, 0, s>>>(scratch, nb, result, 0);
+    return cudaGetLastError();
+}
+
+extern "C" int rn_cuda_sum_squares_acc(const float *x, size_t n, double *scratch, double *acc,
+                                       cudaStream_t s)
+{
+    int nb = n ? blocks_for(n) : 0;
+    if (nb > RN_CUDA_SUMSQ_BLOCKS)
+        nb = RN_CUDA_SUMSQ_BLOCKS;
+    if (nb > 0) {
+        sumsq_partial_kernel<<<nb, kThreads, 0, s>>>(x, n, scratch);
+        cudaError_t e = cudaGetLastError();
+        if (e != cudaSuccess)
+            return e;
+    }
+    sumsq_final_kernel<<<1, kThreads, 0, s>>>(scratch, nb, acc, 1);
     return cudaGetLastError();
 }
 

@@ -40,17 +40,25 @@ struct rn_cuda_optim_args {
     float step_size;  /* Adam/AdamW */
     float bc2_sqrt;   /* Adam/AdamW */
     int first;        /* SGD: 1 on the first update (momentum buffer = gradient) */
+    const double *clip_sq; /* device: squared gradient norm; when set, grad_scale comes from it */
+    double clip_norm;
 };
 
 /* p, g, m, v: n floats each (v unused by SGD and may be NULL then). The
  * per-element arithmetic is cpu_optim_update's float formulas, evaluated in
- * the written order with IEEE round-to-nearest and no fused multiply-add. */
+ * the written order with IEEE round-to-nearest and no fused multiply-add
+ * (the CPU build may fuse some: the two agree to about an ulp). */
 int rn_cuda_optim_update(const struct rn_cuda_optim_args *a, float *p, const float *g, float *m,
                          float *v, size_t n, cudaStream_t s);
 
 /* Doubles of scratch rn_cuda_sum_squares needs. */
 #define RN_CUDA_SUMSQ_BLOCKS 256
 #define RN_CUDA_SUMSQ_SCRATCH (RN_CUDA_SUMSQ_BLOCKS + 1)
+
+/* As rn_cuda_sum_squares, but *acc += the sum (acc: device memory, not in
+ * scratch), so an optimizer's squared norm adds up without a round trip. */
+int rn_cuda_sum_squares_acc(const float *x, size_t n, double *scratch, double *acc,
+                            cudaStream_t s);
 
 /* *result = sum of (double)x[i]^2, reduced in double in a fixed order (the
  * same n gives the same bits). scratch: RN_CUDA_SUMSQ_SCRATCH doubles;
