@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "optim.h"
+#include "saliency.h"
 #include "train.h"
 
 static int cpu_alloc(void **p, size_t bytes, struct rn_error *err)
@@ -167,6 +168,117 @@ static int cpu_augment(const struct rn_augment *a, const struct rn_augment_draw 
     return rn_augment_apply(a, draws, x, n, c, h, w, err);
 }
 
+/* ---- the saliency loss's per-sample arithmetic (saliency.c's steps) ----- */
+
+/* Step 1: rn_cross_entropy's softmax and mean, as saliency.c always did it. */
+static int cpu_saliency_logits(const float *z, const uint8_t *targets, int n, int k,
+                               float ce_weight, float *probs, float *dz, double *ce,
+                               struct rn_error *err)
+{
+    (void)err;
+    struct rn_tensor zt = rn_tensor_view((float *)z, n, k, 1, 1);
+    struct rn_tensor dzt = rn_tensor_view(dz, n, k, 1, 1);
+    if (ce_weight != 0) {
+        *ce += rn_cross_entropy(&zt, targets, ce_weight, &dzt, NULL, probs);
+    } else {
+        *ce += rn_cross_entropy(&zt, targets, 0, NULL, NULL, probs);
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < k; j++)
+                dz[(size_t)i * k + j] = probs[(size_t)i * k + j] - (j == targets[i]);
+    }
+    return 0;
+}
+
+/* Step 2 for one sample: x and g are (C, HW), s is HW scratch. Returns the
+ * sample's unweighted term r_i and writes v = scale * dr_i/dg into v. */
+static double saliency_sample_direction(const struct rn_saliency *cfg, const float *x,
+                                        const float *g, int C, int HW, double scale, double *s,
+                                        float *v)
+{
+    double mask_sum = 0, back = 0, total = 0;
+    for (int p = 0; p < HW; p++) {
+        double acc = 0;
+        float mn = x[p];
+        for (int c = 0; c < C; c++) {
+            double gc = g[(size_t)c * HW + p];
+            acc += cfg->norm == RN_SALIENCY_L1 ? fabs(gc) : gc * gc;
+            if (x[(size_t)c * HW + p] < mn)
+                mn = x[(size_t)c * HW + p];
+        }
+        s[p] = cfg->norm == RN_SALIENCY_L1 ? acc : sqrt(acc);
+        int bg = mn < cfg->threshold;
+        mask_sum += bg;
+        back += bg ? s[p] : 0.0;
+        total += s[p];
+    }
+    /* dr/ds(p) = a0 * mask(p) + a1 */
+    double r = 0, a0 = 0, a1 = 0;
+    if (cfg->reduce == RN_SALIENCY_MEAN_BACKGROUND) {
+        if (mask_sum > 0) {
+            r = back / mask_sum;
+            a0 = 1.0 / mask_sum;
+        }
+    } else if (total > 0) {
+        r = back / total;
+        a0 = 1.0 / total;
+        a1 = -r / total;
+    }
+    for (int p = 0; p < HW; p++) {
+        float mn = x[p];
+        for (int c = 1; c < C; c++)
+            if (x[(size_t)c * HW + p] < mn)
+                mn = x[(size_t)c * HW + p];
+        double ds = scale * ((mn < cfg->threshold ? a0 : 0.0) + a1);
+        for (int c = 0; c < C; c++) {
+            float gc = g[(size_t)c * HW + p];
+            double d;
+            if (cfg->norm == RN_SALIENCY_L1) /* sign(0) = 0: the subgradient PyTorch uses */
+                d = (gc > 0) - (gc < 0);
+            else
+                d = s[p] > 0 ? gc / s[p] : 0.0;
+            v[(size_t)c * HW + p] = (float)(ds * d);
+        }
+    }
+    return r;
+}
+
+static int cpu_saliency_direction(const struct rn_saliency *cfg, const float *x, float *dx, int n,
+                                  int C, int HW, double rescale, double vscale, float *tx,
+                                  double *r, double *r_sum, struct rn_error *err)
+{
+    double *s = rn_malloc((size_t)(HW > 0 ? HW : 1) * sizeof(double), err);
+    if (!s)
+        return -1;
+    const size_t nx = (size_t)n * C * HW;
+    if (rescale != 1.0)
+        for (size_t j = 0; j < nx; j++)
+            dx[j] = (float)(dx[j] / rescale);
+    double sum = 0;
+    for (int i = 0; i < n; i++) {
+        const size_t off = (size_t)i * C * HW;
+        r[i] = saliency_sample_direction(cfg, x + off, dx + off, C, HW, vscale, s, tx + off);
+        sum += r[i];
+    }
+    *r_sum += sum;
+    free(s);
+    return 0;
+}
+
+static int cpu_saliency_tangent_logits(const float *probs, const float *tz, int n, int k, double c,
+                                       float *tdz, struct rn_error *err)
+{
+    (void)err;
+    for (int i = 0; i < n; i++) {
+        const float *p = probs + (size_t)i * k, *t = tz + (size_t)i * k;
+        double dot = 0;
+        for (int j = 0; j < k; j++)
+            dot += (double)p[j] * t[j];
+        for (int j = 0; j < k; j++)
+            tdz[(size_t)i * k + j] = (float)(c * p[j] * (t[j] - dot));
+    }
+    return 0;
+}
+
 static const struct rn_backend cpu_backend = {
     .name = "cpu",
     .device = RN_DEVICE_CPU,
@@ -183,6 +295,9 @@ static const struct rn_backend cpu_backend = {
     .gather_images = cpu_gather_images,
     .cross_entropy = cpu_cross_entropy,
     .augment = cpu_augment,
+    .saliency_logits = cpu_saliency_logits,
+    .saliency_direction = cpu_saliency_direction,
+    .saliency_tangent_logits = cpu_saliency_tangent_logits,
 };
 
 static const struct rn_backend *test_backend;

@@ -23,6 +23,8 @@
 #include "error.h"
 #include "layer.h"
 
+struct rn_saliency; /* saliency.h */
+
 enum rn_device {
     RN_DEVICE_CPU = 0,
     RN_DEVICE_CUDA = 1,
@@ -118,6 +120,31 @@ struct rn_backend {
      * (draws: device memory). NULL: the batch is augmented on the host. */
     int (*augment)(const struct rn_augment *a, const struct rn_augment_draw *draws, float *x,
                    int n, int c, int h, int w, struct rn_error *err);
+    /* The saliency loss's per-sample arithmetic (runner/saliency.c, steps
+     * 1-3 of its header), on the backend's memory; every pointer below is
+     * the backend's (targets: n bytes < k, checked by the caller). Any of
+     * the three NULL: saliency.c runs the CPU table's on host copies.
+     *
+     * Logits step: probs (n, k) = softmax(z) as rn_cross_entropy computes
+     * it; *ce += the batch's mean CE (the caller zeroes it); dz (n, k):
+     * with ce_weight != 0 (fused) dz += (float)(ce_weight * (p - onehot) /
+     * n) into the caller's zeroed dz, else dz = probs - onehot (written). */
+    int (*saliency_logits)(const float *z, const uint8_t *targets, int n, int k, float ce_weight,
+                           float *probs, float *dz, double *ce, struct rn_error *err);
+    /* Direction step on x, dx (n, C, HW): when rescale != 1, first dx =
+     * (float)(dx / rescale) in place (the fused case's 1 / c). Then per
+     * sample i, with cfg's norm, reduction and background mask (min over
+     * channels of x < threshold): r[i] = the sample's unweighted term r_i
+     * and tx_i = vscale * dr_i/d dx_i (floats), sums over HW in double.
+     * r: n doubles; *r_sum += r[0] + r[1] + ... in index order. cfg is host
+     * memory (struct rn_saliency, saliency.h). */
+    int (*saliency_direction)(const struct rn_saliency *cfg, const float *x, float *dx, int n,
+                              int C, int HW, double rescale, double vscale, float *tx, double *r,
+                              double *r_sum, struct rn_error *err);
+    /* Tangent-logits step: per sample, tdz = (float)(c * p * (tz - p.tz))
+     * with the dot product p.tz summed in double; probs, tz, tdz (n, k). */
+    int (*saliency_tangent_logits)(const float *probs, const float *tz, int n, int k, double c,
+                                   float *tdz, struct rn_error *err);
 };
 
 /* The CUDA backend, or NULL when this binary was built without it. */

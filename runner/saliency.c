@@ -13,16 +13,16 @@
  *      tdy, bilinear in (tx, dy). With dy carrying the factor c, tx = v / c
  *      and R{dz} scaled by c, both terms come out as for c = 1: dR/dtheta.
  * The weight of the term is folded into v (everything is linear in v).
+ *
+ * The passes run on the graph's device; the per-sample arithmetic of steps
+ * 1-3 is the backend table's (backend.h, saliency_*), so on a GPU it runs
+ * where the tensors are and only R and the CE mean come back (two doubles,
+ * one read per call). A table without those entries gets the CPU's, on host
+ * copies of the tensors they touch.
  */
 #include "saliency.h"
 
 #include "backend.h"
-
-#include <math.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include "train.h"
 
 /* Copies every trainable parameter gradient into buf (to_buf) or back;
  * buf lives where the parameters do. */
@@ -44,56 +44,12 @@ static int grads_copy(struct rn_graph *g, float *buf, int to_buf, struct rn_erro
     return 0;
 }
 
-/* Step 2 for one sample: x and g are (C, HW), s is HW scratch. Returns the
- * sample's unweighted term r_i and writes v = scale * dr_i/dg into v. */
-static double sample_direction(const struct rn_saliency *cfg, const float *x, const float *g, int C,
-                               int HW, double scale, double *s, float *v)
+/* A tensor the per-sample arithmetic can use: t itself when that runs on
+ * the graph's backend (direct), else a host copy (rn_host_view). */
+static struct rn_tensor *operand(int direct, struct rn_tensor *t, struct rn_tensor *stage,
+                                 int fetch, struct rn_error *err)
 {
-    double mask_sum = 0, back = 0, total = 0;
-    for (int p = 0; p < HW; p++) {
-        double acc = 0;
-        float mn = x[p];
-        for (int c = 0; c < C; c++) {
-            double gc = g[(size_t)c * HW + p];
-            acc += cfg->norm == RN_SALIENCY_L1 ? fabs(gc) : gc * gc;
-            if (x[(size_t)c * HW + p] < mn)
-                mn = x[(size_t)c * HW + p];
-        }
-        s[p] = cfg->norm == RN_SALIENCY_L1 ? acc : sqrt(acc);
-        int bg = mn < cfg->threshold;
-        mask_sum += bg;
-        back += bg ? s[p] : 0.0;
-        total += s[p];
-    }
-    /* dr/ds(p) = a0 * mask(p) + a1 */
-    double r = 0, a0 = 0, a1 = 0;
-    if (cfg->reduce == RN_SALIENCY_MEAN_BACKGROUND) {
-        if (mask_sum > 0) {
-            r = back / mask_sum;
-            a0 = 1.0 / mask_sum;
-        }
-    } else if (total > 0) {
-        r = back / total;
-        a0 = 1.0 / total;
-        a1 = -r / total;
-    }
-    for (int p = 0; p < HW; p++) {
-        float mn = x[p];
-        for (int c = 1; c < C; c++)
-            if (x[(size_t)c * HW + p] < mn)
-                mn = x[(size_t)c * HW + p];
-        double ds = scale * ((mn < cfg->threshold ? a0 : 0.0) + a1);
-        for (int c = 0; c < C; c++) {
-            float gc = g[(size_t)c * HW + p];
-            double d;
-            if (cfg->norm == RN_SALIENCY_L1) /* sign(0) = 0: the subgradient PyTorch uses */
-                d = (gc > 0) - (gc < 0);
-            else
-                d = s[p] > 0 ? gc / s[p] : 0.0;
-            v[(size_t)c * HW + p] = (float)(ds * d);
-        }
-    }
-    return r;
+    return direct ? t : rn_host_view(t, stage, fetch, err);
 }
 
 int rn_saliency_loss_ce(struct rn_graph *g, int n, int logits_node, const uint8_t *targets,
@@ -125,19 +81,36 @@ int rn_saliency_loss_ce(struct rn_graph *g, int n, int logits_node, const uint8_
                              targets[i], i, k, zn->layer.name);
 
     const int C = g->in_shape.c, HW = g->in_shape.h * g->in_shape.w;
-    const size_t nx = (size_t)n * C * HW, np = rn_graph_n_trainable(g);
+    const size_t np = rn_graph_n_trainable(g);
     const struct rn_backend *be = rn_backend_of(g->device);
-    /* On a device the per-sample arithmetic below runs on host copies of
-     * the few tensors it reads and writes (the views; on the CPU they are
-     * the graph's own tensors); the passes run on the device. */
+    /* The per-sample arithmetic runs through a backend table (backend.h,
+     * saliency_*): the graph's own when it has the entries, on the graph's
+     * tensors where they live; else the CPU table's on host copies of the
+     * few tensors it reads and writes (the views). On the CPU both are the
+     * graph's own tensors. The passes always run on the graph's device. */
+    const int direct = be->saliency_logits && be->saliency_direction &&
+                       be->saliency_tangent_logits;
+    const struct rn_backend *kb = direct ? be : rn_backend_of(RN_DEVICE_CPU);
     struct rn_tensor st_z = {0}, st_dz = {0}, st_x = {0}, st_dx = {0}, st_tx = {0}, st_tz = {0},
                      st_tdz = {0};
-    void *saved_mem = NULL;
-    float *probs = rn_malloc((size_t)n * k * sizeof(float), err);
-    double *s = rn_malloc((size_t)HW * sizeof(double), err);
+    /* kb's working memory: the CE mean and sum r_i (zeroed by alloc), r_i
+     * per sample, the softmax and, off the host, the targets */
+    const size_t off_r = 2 * sizeof(double), off_p = off_r + (size_t)n * sizeof(double),
+                 off_t = off_p + (size_t)n * k * sizeof(float);
+    void *saved_mem = NULL, *work = NULL;
     int rc = -1, have_saved = 0;
-    if (!probs || !s || be->alloc(&saved_mem, (np ? np : 1) * sizeof(float), err))
+    if (be->alloc(&saved_mem, (np ? np : 1) * sizeof(float), err) ||
+        kb->alloc(&work, off_t + (size_t)n, err))
         goto out;
+    double *scal = work, *r = (double *)((char *)work + off_r);
+    float *probs = (float *)((char *)work + off_p);
+    const uint8_t *tk = targets;
+    if (kb->device != RN_DEVICE_CPU) {
+        uint8_t *td = (uint8_t *)work + off_t;
+        if (kb->upload(td, targets, (size_t)n, err))
+            goto out;
+        tk = td;
+    }
     float *saved = saved_mem;
     /* Kept until the end so that a failure anywhere leaves the gradients as
      * they were; a few hundred KB, small next to one pass. */
@@ -149,18 +122,13 @@ int rn_saliency_loss_ce(struct rn_graph *g, int n, int logits_node, const uint8_
     const int fused = ce_weight != 0;
     const double c = fused ? (double)ce_weight / n : 1.0;
     rn_graph_zero_dy(g, n);
-    double ce;
-    struct rn_tensor *z = rn_host_view(&zn->y, &st_z, 1, err);
-    struct rn_tensor *dz = z ? rn_host_view(&zn->dy, &st_dz, 1, err) : NULL;
+    struct rn_tensor *z = operand(direct, &zn->y, &st_z, 1, err);
+    struct rn_tensor *dz = z ? operand(direct, &zn->dy, &st_dz, 1, err) : NULL;
     if (!dz)
         goto fail;
-    if (fused) {
-        ce = rn_cross_entropy(z, targets, ce_weight, dz, NULL, probs);
-    } else {
-        ce = rn_cross_entropy(z, targets, 0, NULL, NULL, probs);
-        for (int i = 0; i < n; i++)
-            for (int j = 0; j < k; j++)
-                dz->data[(size_t)i * k + j] = probs[(size_t)i * k + j] - (j == targets[i]);
+    if (kb->saliency_logits(z->data, tk, n, k, ce_weight, probs, dz->data, &scal[0], err)) {
+        rn_error_prefix(err, "saliency loss");
+        goto fail;
     }
     if (rn_host_commit(&zn->dy, dz, err))
         goto fail;
@@ -172,58 +140,54 @@ int rn_saliency_loss_ce(struct rn_graph *g, int n, int logits_node, const uint8_
                                                      gradient is not wanted */
         goto fail;
 
-    /* 2. R and the direction tx = weight * dR/dg / c */
+    /* 2. R and the direction tx = weight * dR/dg / c; in the fused case
+     * g->dx becomes the per-sample input gradient, as in the plain case */
     if (rn_graph_tangent_input(g, n, err))
         goto fail;
-    struct rn_tensor *x = rn_host_view(&g->x, &st_x, 1, err);
-    struct rn_tensor *dx = x ? rn_host_view(&g->dx, &st_dx, 1, err) : NULL;
-    struct rn_tensor *tx = dx ? rn_host_view(&g->tx, &st_tx, 0, err) : NULL;
+    struct rn_tensor *x = operand(direct, &g->x, &st_x, 1, err);
+    struct rn_tensor *dx = x ? operand(direct, &g->dx, &st_dx, 1, err) : NULL;
+    struct rn_tensor *tx = dx ? operand(direct, &g->tx, &st_tx, 0, err) : NULL;
     if (!tx)
         goto fail;
     const double vscale = (double)weight / ((double)n * c);
-    double sum = 0;
-    if (fused) { /* g->dx becomes the per-sample input gradient, as in the plain case */
-        for (size_t j = 0; j < nx; j++)
-            dx->data[j] = (float)(dx->data[j] / c);
-        if (rn_host_commit(&g->dx, dx, err))
-            goto fail;
-    }
-    for (int i = 0; i < n; i++) {
-        const size_t off = (size_t)i * C * HW;
-        sum += sample_direction(cfg, x->data + off, dx->data + off, C, HW, vscale, s,
-                                tx->data + off);
-    }
-    if (rn_host_commit(&g->tx, tx, err))
+    if (kb->saliency_direction(cfg, x->data, dx->data, n, C, HW, fused ? c : 1.0, vscale, tx->data,
+                               r, &scal[1], err)) {
+        rn_error_prefix(err, "saliency loss");
         goto fail;
-    *value = (double)weight * sum / n;
-    if (ce_value)
-        *ce_value = ce;
+    }
+    if ((fused && rn_host_commit(&g->dx, dx, err)) || rn_host_commit(&g->tx, tx, err))
+        goto fail;
 
     /* 3. tangent passes */
     if (rn_graph_tangent_forward(g, n, logits_node, ctx, err)) {
         rn_error_prefix(err, "saliency loss");
         goto fail;
     }
-    struct rn_tensor *tz_t = rn_host_view(&zn->ty, &st_tz, 1, err);
-    struct rn_tensor *tdz_t = tz_t ? rn_host_view(&zn->tdy, &st_tdz, 0, err) : NULL;
-    if (!tdz_t)
+    struct rn_tensor *tz = operand(direct, &zn->ty, &st_tz, 1, err);
+    struct rn_tensor *tdz = tz ? operand(direct, &zn->tdy, &st_tdz, 0, err) : NULL;
+    if (!tdz)
         goto fail;
-    const float *tz = tz_t->data;
-    float *tdz = tdz_t->data;
-    for (int i = 0; i < n; i++) {
-        const float *p = probs + (size_t)i * k, *t = tz + (size_t)i * k;
-        double dot = 0;
-        for (int j = 0; j < k; j++)
-            dot += (double)p[j] * t[j];
-        for (int j = 0; j < k; j++)
-            tdz[(size_t)i * k + j] = (float)(c * p[j] * (t[j] - dot));
+    if (kb->saliency_tangent_logits(probs, tz->data, n, k, c, tdz->data, err)) {
+        rn_error_prefix(err, "saliency loss");
+        goto fail;
     }
-    if (rn_host_commit(&zn->tdy, tdz_t, err))
+    if (rn_host_commit(&zn->tdy, tdz, err))
         goto fail;
     if (rn_graph_tangent_backward(g, n, logits_node, ctx, err)) {
         rn_error_prefix(err, "saliency loss");
         goto fail;
     }
+
+    /* The one read-back of the step on a device (two doubles): the caller
+     * (runner/program.c) adds *value to the step's loss at once. Made after
+     * every pass is queued, so the device has the whole step to work on
+     * while the host waits. */
+    double host[2];
+    if (kb->download(host, scal, sizeof host, err))
+        goto fail;
+    *value = (double)weight * host[1] / n;
+    if (ce_value)
+        *ce_value = host[0];
     rc = 0;
     goto out;
 fail:
@@ -235,8 +199,8 @@ fail:
 out:
     if (saved_mem)
         be->release(saved_mem);
-    free(probs);
-    free(s);
+    if (work)
+        kb->release(work);
     rn_tensor_free(&st_z);
     rn_tensor_free(&st_dz);
     rn_tensor_free(&st_x);

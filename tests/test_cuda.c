@@ -1459,3 +1459,186 @@ Test(cuda, augment)
     free(got);
     free(again);
 }
+
+/* ---- the saliency loss's per-sample arithmetic ------------------------------ */
+
+#include "runner/saliency.h"
+
+/* A new device buffer of bytes, holding h's (h NULL: zeroed, as alloc gives). */
+static void *saliency_put(const struct rn_backend *be, const void *h, size_t bytes)
+{
+    struct rn_error err = {{0}};
+    void *d = NULL;
+    cr_assert_eq(be->alloc(&d, bytes ? bytes : 1, &err), 0, "%s", err.msg);
+    if (h && bytes)
+        cr_assert_eq(be->upload(d, h, bytes, &err), 0, "%s", err.msg);
+    return d;
+}
+
+static void saliency_get(const struct rn_backend *be, void *h, const void *d, size_t bytes)
+{
+    struct rn_error err = {{0}};
+    cr_assert_eq(be->download(h, d, bytes, &err), 0, "%s", err.msg);
+}
+
+/* One shape, one configuration: the three entries of the device's table and
+ * of the CPU's on the same inputs (the tangent step gets the CPU's softmax on
+ * both sides, so each step is compared on its own). The tolerances, against
+ * the CPU's bits (on the stand-in everything must be exact):
+ * - probs and the logits' gradient: CUDA's double exp and log are within 2
+ *   ulps (glibc's nearly correctly rounded), ~4e-16 relative, so the floats
+ *   differ by at most an ulp (6e-8 relative); p - 1 in float (plain dz)
+ *   near p = 1 by an ulp of 1 (6e-8 absolute): 1e-6 relative + 1e-7.
+ * - the CE mean: the batch summed in a tree, not in order: 1e-12 relative.
+ * - dx / c (fused): one IEEE division per element on both sides: exact.
+ * - r_i and sum r_i: the pixel sums in a tree instead of in order, at most
+ *   HW * 2^-53 ~ 1e-13 relative for these sums of nonnegative terms: 1e-12.
+ * - tx: those doubles rounded to float once: an ulp, 1e-6 relative (the
+ *   share's a0 + a1 = (1 - r) / total loses 1 / (1 - r) of that, r <= ~0.7
+ *   here). The host build may also fuse acc += g * g (l2) into an FMA: an
+ *   ulp of a double, far below.
+ * - tdz: the same products summed in the same order, up to the host's FMA:
+ *   a few double ulps of sum |p t| absolute after the cancellation in
+ *   t - p.t, then a float rounding: 1e-6 relative + 1e-12. */
+static void check_saliency(const struct rn_backend *be, int n, int k, int C, int H, int W,
+                           enum rn_saliency_norm norm, enum rn_saliency_reduce reduce, int fused,
+                           uint64_t seed)
+{
+    const struct rn_backend *cpu = rn_backend_of(RN_DEVICE_CPU);
+    const int exact = dev == RN_DEVICE_TEST, HW = H * W;
+    const size_t nk = (size_t)n * k, nx = (size_t)n * C * HW;
+    const struct rn_saliency cfg = {.norm = norm, .reduce = reduce, .threshold = 0.95f};
+    const float ce_weight = fused ? 0.7f : 0.0f, weight = 50.0f;
+    const double c = fused ? (double)ce_weight / n : 1.0, vscale = (double)weight / (n * c);
+    char what[96];
+    snprintf(what, sizeof what, "saliency %s %s %s n %d k %d %dx%dx%d",
+             norm == RN_SALIENCY_L2 ? "l2" : "l1",
+             reduce == RN_SALIENCY_MEAN_BACKGROUND ? "mean_background" : "background_share",
+             fused ? "fused" : "plain", n, k, C, H, W);
+    struct rn_error err = {{0}};
+    struct rn_rng r;
+    rn_rng_init(&r, seed, GC_STREAM, 23);
+
+    float *z = malloc(nk * sizeof *z), *tz = malloc(nk * sizeof *z);
+    float *probs = malloc(nk * sizeof *z), *dz = malloc(nk * sizeof *z);
+    float *got = malloc((nx > nk ? nx : nk) * sizeof *z), *again = malloc(nx * sizeof *z);
+    float *x = malloc(nx * sizeof *x), *dx = malloc(nx * sizeof *x), *tx = malloc(nx * sizeof *x);
+    float *dx0 = malloc(nx * sizeof *x), *tdz = malloc(nk * sizeof *z);
+    double *rr = malloc((size_t)n * sizeof *rr), *rgot = malloc((size_t)n * sizeof *rr);
+    uint8_t *t = malloc((size_t)n);
+    cr_assert(z && tz && probs && dz && got && again && x && dx && tx && dx0 && tdz && rr && rgot &&
+              t);
+    fill_uniform(z, nk, -4, 4, &r);
+    fill_uniform(tz, nk, -2, 2, &r);
+    for (int i = 0; i < n; i++) {
+        t[i] = (uint8_t)rn_rng_below(&r, (uint32_t)k);
+        if (i % 5 == 0 && k >= 3)
+            z[(size_t)i * k + 1] = z[(size_t)i * k + 2] = 6.0f; /* a tie */
+    }
+    /* x: a third of the pixels foreground (every channel >= 0.96), the rest
+     * random; sample 1 has no background at all. dx: gradient-sized, with
+     * exact zeros (sign(0)); sample 2's is all zero (s = 0, total = 0). */
+    fill_uniform(x, nx, 0, 1, &r);
+    fill_uniform(dx0, nx, -1e-3f, 1e-3f, &r);
+    for (int i = 0; i < n; i++)
+        for (int p = 0; p < HW; p++)
+            for (int ch = 0; ch < C; ch++) {
+                const size_t e = ((size_t)i * C + ch) * HW + p;
+                if (p % 3 == 0 || i == 1)
+                    x[e] = 0.96f + 0.04f * rn_rng_uniform(&r);
+                if ((p % 7 == 0 && ch == 0) || i == 2)
+                    dx0[e] = 0.0f;
+            }
+
+    /* 1. the logits step */
+    const float dz_start = fused ? GC_ACC_START : 7.0f; /* fused adds, plain writes */
+    fill_const(dz, nk, dz_start);
+    double ce = 0, ce_dev = 0;
+    cr_assert_eq(cpu->saliency_logits(z, t, n, k, ce_weight, probs, dz, &ce, &err), 0, "%s",
+                 err.msg);
+    float *z_d = saliency_put(be, z, nk * sizeof *z), *dz_d = saliency_put(be, dz, nk * sizeof *z);
+    float *probs_d = saliency_put(be, NULL, nk * sizeof *z);
+    uint8_t *t_d = saliency_put(be, t, (size_t)n);
+    double *sc_d = saliency_put(be, NULL, 2 * sizeof(double)); /* CE mean, sum r_i: zeroed */
+    fill_const(got, nk, dz_start);
+    cr_assert_eq(be->upload(dz_d, got, nk * sizeof *z, &err), 0, "%s", err.msg);
+    cr_assert_eq(be->saliency_logits(z_d, t_d, n, k, ce_weight, probs_d, dz_d, &sc_d[0], &err), 0,
+                 "%s: %s", what, err.msg);
+    saliency_get(be, &ce_dev, &sc_d[0], sizeof ce_dev);
+    cr_expect(fabs(ce_dev - ce) <= (exact ? 0 : 1e-12) * fabs(ce), "%s: CE mean %.17g, cpu %.17g",
+              what, ce_dev, ce);
+    saliency_get(be, got, probs_d, nk * sizeof *z);
+    cr_expect_eq(compare("probs", got, probs, nk, exact ? 0 : 1e-9, exact ? 0 : 1e-6), 0, "%s",
+                 what);
+    saliency_get(be, got, dz_d, nk * sizeof *z);
+    cr_expect_eq(compare("dz", got, dz, nk, exact ? 0 : 1e-7, exact ? 0 : 1e-6), 0, "%s", what);
+
+    /* 2. the direction step, twice on the device (dx is rescaled in place) */
+    memcpy(dx, dx0, nx * sizeof *dx);
+    double rsum = 0.125, rsum_dev[2];
+    cr_assert_eq(cpu->saliency_direction(&cfg, x, dx, n, C, HW, fused ? c : 1.0, vscale, tx, rr,
+                                         &rsum, &err),
+                 0, "%s", err.msg);
+    float *x_d = saliency_put(be, x, nx * sizeof *x), *dx_d = saliency_put(be, dx0, nx * sizeof *x);
+    float *tx_d = saliency_put(be, NULL, nx * sizeof *x);
+    double *r_d = saliency_put(be, NULL, (size_t)n * sizeof(double));
+    for (int run = 0; run < 2; run++) {
+        const double start = 0.125;
+        cr_assert_eq(be->upload(dx_d, dx0, nx * sizeof *x, &err), 0, "%s", err.msg);
+        cr_assert_eq(be->upload(&sc_d[1], &start, sizeof start, &err), 0, "%s", err.msg);
+        cr_assert_eq(be->saliency_direction(&cfg, x_d, dx_d, n, C, HW, fused ? c : 1.0, vscale,
+                                            tx_d, r_d, &sc_d[1], &err),
+                     0, "%s: %s", what, err.msg);
+        saliency_get(be, &rsum_dev[run], &sc_d[1], sizeof(double));
+        saliency_get(be, run ? again : got, tx_d, nx * sizeof *x);
+    }
+    cr_expect(memcmp(got, again, nx * sizeof *x) == 0 && rsum_dev[0] == rsum_dev[1],
+              "%s: two device runs differ", what);
+    cr_expect(fabs(rsum_dev[0] - rsum) <= (exact ? 0 : 1e-12) * fabs(rsum),
+              "%s: sum r %.17g, cpu %.17g", what, rsum_dev[0], rsum);
+    cr_expect_eq(compare("tx", got, tx, nx, exact ? 0 : 1e-30, exact ? 0 : 1e-6), 0, "%s", what);
+    saliency_get(be, rgot, r_d, (size_t)n * sizeof(double));
+    for (int i = 0; i < n; i++)
+        cr_expect(fabs(rgot[i] - rr[i]) <= (exact ? 0 : 1e-12) * fabs(rr[i]),
+                  "%s: r[%d] %.17g, cpu %.17g", what, i, rgot[i], rr[i]);
+    cr_expect(rr[1] == 0 || reduce != RN_SALIENCY_MEAN_BACKGROUND, "%s: no background, r %g",
+              what, rr[1]);
+    cr_expect(rr[2] == 0, "%s: zero gradient, r %g", what, rr[2]);
+    saliency_get(be, got, dx_d, nx * sizeof *x);
+    cr_expect_eq(compare("dx / c", got, dx, nx, 0, 0), 0, "%s", what);
+
+    /* 3. the tangent-logits step, from the CPU's softmax on both sides */
+    float *tz_d = saliency_put(be, tz, nk * sizeof *z);
+    float *tdz_d = saliency_put(be, NULL, nk * sizeof *z);
+    cr_assert_eq(be->upload(probs_d, probs, nk * sizeof *z, &err), 0, "%s", err.msg);
+    cr_assert_eq(cpu->saliency_tangent_logits(probs, tz, n, k, c, tdz, &err), 0, "%s", err.msg);
+    cr_assert_eq(be->saliency_tangent_logits(probs_d, tz_d, n, k, c, tdz_d, &err), 0, "%s: %s",
+                 what, err.msg);
+    saliency_get(be, got, tdz_d, nk * sizeof *z);
+    cr_expect_eq(compare("tdz", got, tdz, nk, exact ? 0 : 1e-12, exact ? 0 : 1e-6), 0, "%s", what);
+
+    void *bufs[] = {z_d, dz_d, probs_d, t_d, sc_d, x_d, dx_d, tx_d, r_d, tz_d, tdz_d};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        be->release(bufs[i]);
+    void *host[] = {z, tz, probs, dz, got, again, x, dx, tx, dx0, tdz, rr, rgot, t};
+    for (size_t i = 0; i < sizeof host / sizeof host[0]; i++)
+        free(host[i]);
+}
+
+Test(cuda, saliency_table)
+{
+    const struct rn_backend *be = cuda_or_skip();
+    cr_assert(be->saliency_logits && be->saliency_direction && be->saliency_tangent_logits,
+              "backend %s has no saliency entries", be->name);
+    uint64_t seed = 1;
+    for (int norm = 0; norm < 2; norm++)
+        for (int reduce = 0; reduce < 2; reduce++)
+            for (int fused = 0; fused < 2; fused++) {
+                const enum rn_saliency_norm nm = norm ? RN_SALIENCY_L2 : RN_SALIENCY_L1;
+                const enum rn_saliency_reduce rd =
+                    reduce ? RN_SALIENCY_BACKGROUND_SHARE : RN_SALIENCY_MEAN_BACKGROUND;
+                /* more pixels than threads (28 x 28), fewer (3 x 3); more samples than threads */
+                check_saliency(be, 37, 10, 3, 28, 28, nm, rd, fused, seed++);
+                check_saliency(be, 300, 10, 3, 3, 3, nm, rd, fused, seed++);
+            }
+}

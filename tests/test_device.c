@@ -215,6 +215,28 @@ static int emu_augment(const struct rn_augment *a, const struct rn_augment_draw 
     return rn_backend_of(RN_DEVICE_CPU)->augment(a, draws, x, n, c, h, w, err);
 }
 
+static int emu_saliency_logits(const float *z, const uint8_t *targets, int n, int k,
+                               float ce_weight, float *probs, float *dz, double *ce,
+                               struct rn_error *err)
+{
+    return rn_backend_of(RN_DEVICE_CPU)->saliency_logits(z, targets, n, k, ce_weight, probs, dz,
+                                                         ce, err);
+}
+
+static int emu_saliency_direction(const struct rn_saliency *cfg, const float *x, float *dx, int n,
+                                  int C, int HW, double rescale, double vscale, float *tx,
+                                  double *r, double *r_sum, struct rn_error *err)
+{
+    return rn_backend_of(RN_DEVICE_CPU)->saliency_direction(cfg, x, dx, n, C, HW, rescale, vscale,
+                                                            tx, r, r_sum, err);
+}
+
+static int emu_saliency_tangent_logits(const float *probs, const float *tz, int n, int k,
+                                       double c, float *tdz, struct rn_error *err)
+{
+    return rn_backend_of(RN_DEVICE_CPU)->saliency_tangent_logits(probs, tz, n, k, c, tdz, err);
+}
+
 static const struct rn_backend emu = {
     .name = "emu",
     .device = RN_DEVICE_TEST,
@@ -231,6 +253,9 @@ static const struct rn_backend emu = {
     .gather_images = emu_gather,
     .cross_entropy = emu_cross_entropy,
     .augment = emu_augment,
+    .saliency_logits = emu_saliency_logits,
+    .saliency_direction = emu_saliency_direction,
+    .saliency_tangent_logits = emu_saliency_tangent_logits,
 };
 
 static char dir[256];
@@ -599,7 +624,8 @@ Test(device, round_trip_keeps_parameters_and_outputs)
 }
 
 /* Method 2 on a device: the saliency loss runs its passes there and its
- * per-sample arithmetic on host copies; same bits as the CPU. */
+ * per-sample arithmetic through the backend table (the stand-in's wraps the
+ * CPU's); same bits as the CPU. */
 Test(device, saliency_loss_trains_identically_on_the_stand_in_device)
 {
     /* no batchnorm (no tangent in training mode), one head */

@@ -14,6 +14,8 @@
 #include "backend_kernels.h"
 #include "cuda_common.h"
 #include "runner/optim.h"
+#include "runner/saliency.h"
+#include "saliency_kernels.h"
 
 static struct rn_cuda g_cu;
 static int g_state; /* 0 not tried, 1 ready, -1 failed (g_fail says why) */
@@ -383,6 +385,51 @@ static int cuda_augment(const struct rn_augment *a, const struct rn_augment_draw
     return 0;
 }
 
+static int cuda_saliency_logits(const float *z, const uint8_t *targets, int n, int k,
+                                float ce_weight, float *probs, float *dz, double *ce,
+                                struct rn_error *err)
+{
+    struct rn_cuda *cu = rn_cuda_get(err);
+    if (!cu)
+        return -1;
+    cudaError_t e = (cudaError_t)rn_cuda_saliency_logits(z, targets, n, k, ce_weight, probs, dz,
+                                                         ce, cu->stream);
+    if (e != cudaSuccess)
+        return rn_errorf(err, "kernel saliency_logits (%d x %d logits): %s (%s)", n, k,
+                         cudaGetErrorString(e), cudaGetErrorName(e));
+    return 0;
+}
+
+static int cuda_saliency_direction(const struct rn_saliency *cfg, const float *x, float *dx, int n,
+                                   int C, int HW, double rescale, double vscale, float *tx,
+                                   double *r, double *r_sum, struct rn_error *err)
+{
+    struct rn_cuda *cu = rn_cuda_get(err);
+    if (!cu)
+        return -1;
+    cudaError_t e = (cudaError_t)rn_cuda_saliency_direction(
+        cfg->norm == RN_SALIENCY_L2, cfg->reduce == RN_SALIENCY_BACKGROUND_SHARE, cfg->threshold,
+        x, dx, n, C, HW, rescale, vscale, tx, r, r_sum, cu->stream);
+    if (e != cudaSuccess)
+        return rn_errorf(err, "kernel saliency_direction (%d x %d x %d): %s (%s)", n, C, HW,
+                         cudaGetErrorString(e), cudaGetErrorName(e));
+    return 0;
+}
+
+static int cuda_saliency_tangent_logits(const float *probs, const float *tz, int n, int k,
+                                        double c, float *tdz, struct rn_error *err)
+{
+    struct rn_cuda *cu = rn_cuda_get(err);
+    if (!cu)
+        return -1;
+    cudaError_t e =
+        (cudaError_t)rn_cuda_saliency_tangent_logits(probs, tz, n, k, c, tdz, cu->stream);
+    if (e != cudaSuccess)
+        return rn_errorf(err, "kernel saliency_tangent_logits (%d x %d logits): %s (%s)", n, k,
+                         cudaGetErrorString(e), cudaGetErrorName(e));
+    return 0;
+}
+
 static const struct rn_backend cuda_backend = {
     .name = "cuda",
     .device = RN_DEVICE_CUDA,
@@ -399,6 +446,9 @@ static const struct rn_backend cuda_backend = {
     .gather_images = cuda_gather_images,
     .cross_entropy = cuda_cross_entropy,
     .augment = cuda_augment,
+    .saliency_logits = cuda_saliency_logits,
+    .saliency_direction = cuda_saliency_direction,
+    .saliency_tangent_logits = cuda_saliency_tangent_logits,
 };
 
 const struct rn_backend *rn_backend_cuda(void)
