@@ -25,6 +25,8 @@
 // Brightness (blend with black) and the permutation give the host's bits.
 #include "augment_kernels.h"
 
+#include "block_sum.cuh"
+
 #include <math.h>
 
 namespace
@@ -107,21 +109,6 @@ __device__ void hue_pixel(float &pr, float &pg, float &pb, float hue_factor)
     }
 }
 
-// Sums v over the block in a fixed tree (the same bits on every run); every thread gets the
-// total. Must be reached by all threads of the block.
-__device__ double block_sum(double v, double *shared)
-{
-    shared[threadIdx.x] = v;
-    __syncthreads();
-    for (int w = blockDim.x / 2; w > 0; w /= 2) {
-        if ((int)threadIdx.x < w)
-            shared[threadIdx.x] = __dadd_rn(shared[threadIdx.x], shared[threadIdx.x + w]);
-        __syncthreads();
-    }
-    const double total = shared[0];
-    __syncthreads(); // shared may be written again by a later call
-    return total;
-}
 
 // Block i augments sample i of x (n, 3, hw) with draws[i]. Every branch depends only on a and
 // the block's draw, so all threads of a block take it together (block_sum's barriers).

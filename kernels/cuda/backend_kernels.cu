@@ -4,6 +4,8 @@
 // an add, so every float operation rounds where the C source says it does.
 #include "backend_kernels.h"
 
+#include "block_sum.cuh"
+
 #include <math.h>
 
 namespace
@@ -75,18 +77,6 @@ __global__ void sgd_kernel(rn_cuda_optim_args a, float *__restrict__ p, const fl
 
 // ---- reductions --------------------------------------------------------------------------
 
-// Sums v over the block in a fixed tree; the total is valid in thread 0.
-template <typename T> __device__ T block_sum(T v, T *shared)
-{
-    shared[threadIdx.x] = v;
-    __syncthreads();
-    for (int w = blockDim.x / 2; w > 0; w /= 2) {
-        if ((int)threadIdx.x < w)
-            shared[threadIdx.x] += shared[threadIdx.x + w];
-        __syncthreads();
-    }
-    return shared[0];
-}
 
 // partials[b] = sum over the elements block b visits (grid-stride order fixed by n).
 __global__ void sumsq_partial_kernel(const float *__restrict__ x, size_t n,
@@ -219,8 +209,10 @@ extern "C" int rn_cuda_optim_update(const struct rn_cuda_optim_args *a, float *p
     return cudaGetLastError();
 }
 
-extern "C" int rn_cuda_sum_squares(const float *x, size_t n, double *scratch, double *result,
-                                   cudaStream_t s)
+// rn_cuda_sum_squares and rn_cuda_sum_squares_acc: the partial sums, then one block that
+// writes the total into *result or adds it there.
+static int sum_squares(const float *x, size_t n, double *scratch, double *result, int accumulate,
+                       cudaStream_t s)
 {
     int nb = n ? blocks_for(n) : 0;
     if (nb > RN_CUDA_SUMSQ_BLOCKS)
@@ -231,24 +223,20 @@ extern "C" int rn_cuda_sum_squares(const float *x, size_t n, double *scratch, do
         if (e != cudaSuccess)
             return e;
     }
-    sumsq_final_kernel<<<1, kThreads, 0, s>>>(scratch, nb, result, 0);
+    sumsq_final_kernel<<<1, kThreads, 0, s>>>(scratch, nb, result, accumulate);
     return cudaGetLastError();
+}
+
+extern "C" int rn_cuda_sum_squares(const float *x, size_t n, double *scratch, double *result,
+                                   cudaStream_t s)
+{
+    return sum_squares(x, n, scratch, result, 0, s);
 }
 
 extern "C" int rn_cuda_sum_squares_acc(const float *x, size_t n, double *scratch, double *acc,
                                        cudaStream_t s)
 {
-    int nb = n ? blocks_for(n) : 0;
-    if (nb > RN_CUDA_SUMSQ_BLOCKS)
-        nb = RN_CUDA_SUMSQ_BLOCKS;
-    if (nb > 0) {
-        sumsq_partial_kernel<<<nb, kThreads, 0, s>>>(x, n, scratch);
-        cudaError_t e = cudaGetLastError();
-        if (e != cudaSuccess)
-            return e;
-    }
-    sumsq_final_kernel<<<1, kThreads, 0, s>>>(scratch, nb, acc, 1);
-    return cudaGetLastError();
+    return sum_squares(x, n, scratch, acc, 1, s);
 }
 
 extern "C" int rn_cuda_cross_entropy(const float *logits, const uint8_t *targets, int n, int k,

@@ -4,6 +4,8 @@
 // nvcc from fusing a multiply and an add: every operation rounds where the C source says.
 #include "saliency_kernels.h"
 
+#include "block_sum.cuh"
+
 #include <math.h>
 
 namespace
@@ -11,19 +13,6 @@ namespace
 
 constexpr int kThreads = 256; // a power of two (block_sum's tree)
 
-// Sums v over the block in a fixed tree; the total is valid in every thread on return (the
-// loop ends with a barrier). shared must not be reused before another barrier.
-__device__ double block_sum(double v, double *shared)
-{
-    shared[threadIdx.x] = v;
-    __syncthreads();
-    for (int w = blockDim.x / 2; w > 0; w /= 2) {
-        if ((int)threadIdx.x < w)
-            shared[threadIdx.x] += shared[threadIdx.x + w];
-        __syncthreads();
-    }
-    return shared[0];
-}
 
 // ---- step 1: softmax, CE mean, dz ---------------------------------------------------------
 
