@@ -164,12 +164,13 @@ static int run_probe(struct rn_run *run, const struct rn_spec_analysis *a, struc
     rn_rng_init(&r, run->spec->seed, RN_STREAM_ANALYSIS, (uint64_t)index);
     rn_colourise(grey, h, w, dc->palette.rgb[colour], dc->colouring, dc->noise_lo, dc->noise_hi,
                  dc->threshold, &r, out);
-    struct rn_tensor *x = &run->graph.x;
-    x->n = 1;
+    struct rn_tensor *x = rn_graph_input_host(&run->graph, 1, err);
+    if (!x)
+        return -1;
     for (int k = 0; k < 3 * hw; k++)
         x->data[k] = out[k] / 255.0f;
     float probs[16];
-    if (rn_run_predict(run, 1, run->probs, err))
+    if (rn_graph_input_commit(&run->graph, err) || rn_run_predict(run, 1, run->probs, err))
         return -1;
     memcpy(probs, run->probs, sizeof(float) * run->data.n_classes);
     int pred = rn_argmax(probs, run->data.n_classes);
@@ -239,14 +240,8 @@ static int run_colour_stats(struct rn_run *run, const struct rn_spec_analysis *a
 int rn_run_analyses(struct rn_run *run, struct rn_error *err)
 {
     const struct rn_spec *spec = run->spec;
-    /* The analyses read taps, inputs and gradients in host memory: a model
-     * trained on a device comes home for them. */
-    if (spec->n_analyses > 0 && run->has_graph && run->graph.device != RN_DEVICE_CPU) {
-        if (!run->opt.quiet)
-            fprintf(run->opt.log, "analyses run on the CPU (the model is copied from the device)\n");
-        if (rn_graph_to_device(&run->graph, RN_DEVICE_CPU, err))
-            return -1;
-    }
+    /* The analyses run where the model is: on a device graph they read
+     * back only the logits, maps and gradients they write out. */
     for (int i = 0; i < spec->n_analyses; i++) {
         const struct rn_spec_analysis *a = &spec->analyses[i];
         if (a->type->run(run, a, err))

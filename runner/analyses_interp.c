@@ -174,7 +174,11 @@ int rn_gradcam(struct rn_graph *g, int n, int logits_node, int tap, enum rn_cam_
                          logits_node);
     if (rn_graph_forward(g, n, logits_node, &ctx, err))
         return -1;
-    struct rn_tensor *z = &g->nodes[logits_node].y, *dz = &g->nodes[logits_node].dy;
+    /* On a device graph the logits and the tap's maps are read back and the
+     * one-hot seed goes down; the passes themselves stay there. */
+    const struct rn_tensor *z = rn_graph_output_host(g, logits_node, err);
+    if (!z)
+        return -1;
     const int k = (int)rn_tensor_sample(z);
     for (int i = 0; i < n; i++) {
         const float *zi = z->data + (size_t)i * k;
@@ -186,20 +190,28 @@ int rn_gradcam(struct rn_graph *g, int n, int logits_node, int tap, enum rn_cam_
             softmax(zi, k, probs + (size_t)i * k);
     }
     /* d y_c / d logits = one-hot(c): the class score, not its probability. */
-    rn_graph_zero_dy(g, n);
+    if (rn_graph_zero_dy(g, n))
+        return rn_errorf(err, "Grad-CAM: no memory for the gradients of %d samples", n);
+    struct rn_tensor *dz = rn_graph_grad_host(g, logits_node, err);
+    if (!dz)
+        return -1;
     for (int i = 0; i < n; i++)
         dz->data[(size_t)i * k + classes[i]] = 1.0f;
     if (rn_graph_backward(g, n, logits_node, 0, &ctx, err))
         return -1;
-    const struct rn_tensor *A = &g->nodes[tap].y, *G = &g->nodes[tap].dy;
-    const int K = A->c, h = A->h, w = A->w, hw = h * w;
+    struct rn_tensor stage_a = {0}, stage_g = {0};
+    const struct rn_tensor *A = rn_host_view(&g->nodes[tap].y, &stage_a, 1, err);
+    const struct rn_tensor *G = A ? rn_host_view(&g->nodes[tap].dy, &stage_g, 1, err) : NULL;
+    const int K = g->nodes[tap].y.c, h = g->nodes[tap].y.h, w = g->nodes[tap].y.w, hw = h * w;
     const int H = g->in_shape.h, W = g->in_shape.w;
     double *cam = malloc(sizeof(double) * (size_t)hw);
     float *tmp = malloc(sizeof(float) * (size_t)hw);
-    if (!cam || !tmp) {
+    if (!A || !G || !cam || !tmp) {
         free(cam);
         free(tmp);
-        return rn_errorf(err, "Grad-CAM: out of memory");
+        rn_tensor_free(&stage_a);
+        rn_tensor_free(&stage_g);
+        return A && G ? rn_errorf(err, "Grad-CAM: out of memory") : -1;
     }
     for (int i = 0; i < n; i++) {
         for (int p = 0; p < hw; p++)
@@ -247,6 +259,8 @@ int rn_gradcam(struct rn_graph *g, int n, int logits_node, int tap, enum rn_cam_
     }
     free(cam);
     free(tmp);
+    rn_tensor_free(&stage_a);
+    rn_tensor_free(&stage_g);
     return 0;
 }
 
@@ -256,17 +270,27 @@ int rn_saliency_map(struct rn_graph *g, int n, int logits_node, const uint8_t *l
     struct rn_ctx ctx = {.train = 0};
     if (rn_graph_forward(g, n, logits_node, &ctx, err))
         return -1;
-    rn_graph_zero_dy(g, n);
+    const struct rn_tensor *z = rn_graph_output_host(g, logits_node, err);
+    if (!z)
+        return -1;
+    if (rn_graph_zero_dy(g, n))
+        return rn_errorf(err, "saliency: no memory for the gradients of %d samples", n);
+    struct rn_tensor *dz = rn_graph_grad_host(g, logits_node, err);
+    if (!dz)
+        return -1;
     /* rn_cross_entropy differentiates the batch mean: weight n gives each
      * sample the gradient of its own loss. */
-    rn_cross_entropy(&g->nodes[logits_node].y, labels, (float)n, &g->nodes[logits_node].dy, NULL,
-                     probs);
+    rn_cross_entropy(z, labels, (float)n, dz, NULL, probs);
     if (rn_graph_backward(g, n, logits_node, 1, &ctx, err))
+        return -1;
+    struct rn_tensor stage = {0};
+    const struct rn_tensor *dxt = rn_host_view(&g->dx, &stage, 1, err);
+    if (!dxt)
         return -1;
     const int C = g->in_shape.c, hw = g->in_shape.h * g->in_shape.w;
     for (int i = 0; i < n; i++) {
         float *mi = map + (size_t)i * hw;
-        const float *dx = g->dx.data + (size_t)i * C * hw;
+        const float *dx = dxt->data + (size_t)i * C * hw;
         for (int p = 0; p < hw; p++) {
             float s = 0;
             for (int c = 0; c < C; c++)
@@ -274,6 +298,7 @@ int rn_saliency_map(struct rn_graph *g, int n, int logits_node, const uint8_t *l
             mi[p] = s;
         }
     }
+    rn_tensor_free(&stage);
     return 0;
 }
 
@@ -464,13 +489,18 @@ static int build_inputs(struct rn_run *run, const struct rn_spec_analysis *a, st
     return 0;
 }
 
-/* Copies images [start, start + m) of a (n, c, h, w) uint8 array into g->x. */
-static void load_x(struct rn_graph *g, const uint8_t *images, int start, int m)
+/* Copies images [start, start + m) of a (n, c, h, w) uint8 array into the
+ * graph's input (on its device). */
+static int load_x(struct rn_graph *g, const uint8_t *images, int start, int m,
+                  struct rn_error *err)
 {
-    const size_t per = rn_tensor_sample(&g->x);
-    g->x.n = m;
+    struct rn_tensor *x = rn_graph_input_host(g, m, err);
+    if (!x)
+        return -1;
+    const size_t per = rn_tensor_sample(x);
     for (size_t k = 0; k < (size_t)m * per; k++)
-        g->x.data[k] = images[(size_t)start * per + k] * (1.0f / 255.0f);
+        x->data[k] = images[(size_t)start * per + k] * (1.0f / 255.0f);
+    return rn_graph_input_commit(g, err);
 }
 
 static int batch_of(const struct rn_graph *g)
@@ -589,7 +619,13 @@ static int load_model(struct rn_run *run, struct model *m, const char *file, con
         return -1;
     rn_graph_init_params(&o->graph, m->spec.seed);
     m->run = o;
-    return rn_run_load_model(o, file, model, err);
+    if (rn_run_load_model(o, file, model, err))
+        return -1;
+    /* loaded on the host, then to the device the analysed run uses */
+    int device = run->has_graph ? run->graph.device : run->opt.device;
+    if (device != RN_DEVICE_CPU && rn_graph_to_device(&o->graph, device, err))
+        return rn_error_prefix(err, "%s: model '%s'", file, model);
+    return 0;
 }
 
 /* The models of a `models` key ("name run model; ..."), or this run's. */
@@ -730,13 +766,17 @@ static int run_filters(struct rn_run *run, const struct rn_spec_analysis *a, str
     if (strcmp(l->type->name, "conv2d") != 0 || !wp)
         return aerr(err, a, "node", "node '%s' is a %s; filters draws conv2d weights", l->name,
                     l->type->name);
-    const struct rn_tensor *t = &wp->value;
+    struct rn_tensor stage = {0};
+    const struct rn_tensor *t = rn_host_view(&wp->value, &stage, 1, err);
+    if (!t)
+        return -1;
     char group[256], path[320];
     snprintf(group, sizeof group, "/analyses/%s", a->name);
     snprintf(path, sizeof path, "%s/weights", group);
     int dims[4] = {t->n, t->c, t->h, t->w};
-    if (rn_results_write(run->results, path, RN_DTYPE_F32, t->data, 4, dims, err) ||
-        rn_results_set_attr_str(run->results, group, "kind", "filters", err) ||
+    int rc = rn_results_write(run->results, path, RN_DTYPE_F32, t->data, 4, dims, err);
+    rn_tensor_free(&stage);
+    if (rc || rn_results_set_attr_str(run->results, group, "kind", "filters", err) ||
         rn_results_set_attr_str(run->results, group, "node", l->name, err) ||
         rn_results_set_attr_u64(run->results, group, "max_filters",
                                 (uint64_t)NUM(a, "max_filters"), err) ||
@@ -774,10 +814,11 @@ static int run_activations(struct rn_run *run, const struct rn_spec_analysis *a,
         goto done;
     for (int s = 0, bs = batch_of(g); s < in.n; s += bs) {
         int m = in.n - s < bs ? in.n - s : bs;
-        load_x(g, in.images, s, m);
-        if (rn_run_predict(run, m, probs + (size_t)s * k, err))
+        if (load_x(g, in.images, s, m, err) || rn_run_predict(run, m, probs + (size_t)s * k, err))
             goto done;
-        const struct rn_tensor *y = &g->nodes[node].y;
+        const struct rn_tensor *y = rn_graph_output_host(g, node, err);
+        if (!y)
+            goto done;
         for (int i = 0; i < m; i++) {
             preds[s + i] = rn_argmax(probs + (size_t)(s + i) * k, k);
             memcpy(maps + (size_t)(s + i) * M * per, y->data + (size_t)i * o.c * per,
@@ -838,8 +879,8 @@ static int run_gradcam(struct rn_run *run, const struct rn_spec_analysis *a, str
         classes[i] = want == -2 ? in.labels[i] : want;
     for (int s = 0, bs = batch_of(g); s < in.n; s += bs) {
         int m = in.n - s < bs ? in.n - s : bs;
-        load_x(g, in.images, s, m);
-        if (rn_gradcam(g, m, run->logits_node, tap, cam_method(a), classes + s,
+        if (load_x(g, in.images, s, m, err) ||
+            rn_gradcam(g, m, run->logits_node, tap, cam_method(a), classes + s,
                        raw + (size_t)s * o.h * o.w, maps + (size_t)s * H * W,
                        probs + (size_t)s * k, err))
             goto done;
@@ -923,8 +964,8 @@ static int run_saliency(struct rn_run *run, const struct rn_spec_analysis *a,
         struct rn_graph *g = &r->graph;
         for (int s = 0, bs = batch_of(g); s < in.n; s += bs) {
             int m = in.n - s < bs ? in.n - s : bs;
-            load_x(g, in.images, s, m);
-            if (rn_saliency_map(g, m, r->logits_node, labels + s,
+            if (load_x(g, in.images, s, m, err) ||
+                rn_saliency_map(g, m, r->logits_node, labels + s,
                             maps + ((size_t)j * in.n + s) * HW, probs + (size_t)s * k, err))
                 goto done;
         }
@@ -1047,8 +1088,8 @@ static int run_attention_mass(struct rn_run *run, const struct rn_spec_analysis 
                 labels[i] = s->labels[st + i];
                 classes[i] = want == -2 ? labels[i] : want;
             }
-            load_x(g, s->images, st, m);
-            if (rn_gradcam(g, m, r->logits_node, tap, cam_method(a), classes, raw, cam, r->probs,
+            if (load_x(g, s->images, st, m, err) ||
+                rn_gradcam(g, m, r->logits_node, tap, cam_method(a), classes, raw, cam, r->probs,
                            err))
                 goto done;
             for (int i = 0; i < m; i++)

@@ -367,6 +367,8 @@ static void zero_node_dy(struct rn_node *node, int n)
         zero_parallel(node->dy.data, (long)rn_tensor_numel(&node->dy));
     else
         rn_tensor_zero(&node->dy);
+    if (node->dyh.data && node->dyh.cap < node->dy.cap)
+        rn_tensor_free(&node->dyh); /* dy grew: rn_graph_grad_host makes it again */
     if (node->dyh.data) {
         set_n(&node->dyh, n);
         rn_tensor_zero(&node->dyh);
@@ -752,6 +754,8 @@ struct rn_tensor *rn_graph_grad_host(struct rn_graph *g, int i, struct rn_error 
     struct rn_node *node = &g->nodes[i];
     if (g->device == RN_DEVICE_CPU)
         return &node->dy;
+    if (node->dyh.data && node->dyh.cap < node->dy.cap)
+        rn_tensor_free(&node->dyh);
     if (!node->dyh.data) {
         if (host_like(&node->dyh, &node->dy, err))
             return NULL;

@@ -1642,3 +1642,126 @@ Test(cuda, saliency_table)
                 check_saliency(be, 300, 10, 3, 3, 3, nm, rd, fused, seed++);
             }
 }
+
+/* ---- analyses on the device ------------------------------------------------ */
+
+/* Runs the interpretability analyses on the fixture model (its trained
+ * weights in tests/fixtures/interp_ref.h5) on device d; returns the run
+ * file's path. */
+static char *analyses_on(int d, const char *dir)
+{
+    char path[400], text[4096];
+    snprintf(path, sizeof path, "%s/spec.yaml", dir);
+    const char *root = source_root();
+    snprintf(text, sizeof text,
+             "name: cuda_analyses\nseed: 5\n"
+             "data: {dir: %s/tests/fixtures/mnist, colouring: background, bias: 0.95,"
+             " val_fraction: 0.2}\n"
+             "model: {include: %s/tests/fixtures/interp_model.yaml}\n"
+             "load: {run: %s/tests/fixtures/interp_ref.h5}\n"
+             "analyses:\n"
+             "  - {type: samples, name: samples, split: test, n: 20}\n"
+             "  - {type: probe, name: red1, digit: 1, colour: red, split: test}\n"
+             "  - {type: filters, name: f1, node: conv1}\n"
+             "  - {type: activations, name: act, node: conv2, max_maps: 4, split: test, n: 8}\n"
+             "  - {type: gradcam, name: cam, node: conv3, split: test, n: 24}\n"
+             "  - {type: gradcam, name: campp, node: conv3, method: gradcam++, class: true,"
+             " split: test, n: 24}\n"
+             "  - {type: saliency, name: sal, split: test, n: 24}\n"
+             "  - {type: attention_mass, name: mass, node: conv3, n: 100}\n",
+             root, root, root);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs(text, f);
+    fclose(f);
+    struct rn_spec *spec = calloc(1, sizeof *spec);
+    struct rn_error err = {{0}};
+    cr_assert_eq(rn_spec_load(spec, path, NULL, stderr, NULL, &err), 0, "%s", err.msg);
+    char out[450];
+    snprintf(out, sizeof out, "%s/%s", dir, d == RN_DEVICE_CPU ? "cpu" : "dev");
+    struct rn_run_options opt = {.out_dir = out, .quiet = 1, .log = stderr, .device = d};
+    struct rn_run *run = calloc(1, sizeof *run);
+    cr_assert_eq(rn_run_open(run, spec, &opt, &err), 0, "%s", err.msg);
+    cr_assert_eq(rn_run_analyses(run, &err), 0, "%s", err.msg);
+    cr_assert_eq(run->graph.device, d, "the analyses moved the model off the device");
+    char *file = malloc(RN_PATH_MAX + 16);
+    snprintf(file, RN_PATH_MAX + 16, "%s/run.h5", run->dir);
+    rn_run_close(run, "completed");
+    free(run);
+    rn_spec_free(spec);
+    free(spec);
+    return file;
+}
+
+/* Filters, activations, Grad-CAM, Grad-CAM++, saliency and attention mass
+ * on the device against the CPU: integers (predictions, classes, images)
+ * equal, floats within 1e-4 + 1e-3|x| (normalised maps lie in [0, 1]). */
+Test(cuda, analyses, .timeout = 120)
+{
+    cuda_or_skip();
+    char dir[] = "/tmp/rn_cuda_analyses_XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char *cpu = analyses_on(RN_DEVICE_CPU, dir), *got = analyses_on(dev, dir);
+    struct rn_results *a, *b;
+    struct rn_error err = {{0}};
+    cr_assert_eq(rn_results_open(&a, cpu, &err), 0, "%s", err.msg);
+    cr_assert_eq(rn_results_open(&b, got, &err), 0, "%s", err.msg);
+    char **names = NULL;
+    int n = 0, compared = 0;
+    cr_assert_eq(rn_results_list(a, "/analyses", &names, &n, &err), 0, "%s", err.msg);
+    for (int i = 0; i < n; i++) {
+        char path[512];
+        snprintf(path, sizeof path, "/analyses/%s", names[i]);
+        static const enum rn_dtype types[] = {RN_DTYPE_F32, RN_DTYPE_F64, RN_DTYPE_I32,
+                                              RN_DTYPE_U8};
+        for (int t = 0; t < 4; t++) {
+            void *x = NULL, *y = NULL;
+            int nd, dx[4], dy[4];
+            struct rn_error e = {{0}};
+            if (rn_results_read(a, path, types[t], &x, &nd, dx, &e) != 0)
+                continue;
+            cr_assert_eq(rn_results_read(b, path, types[t], &y, &nd, dy, &e), 0, "%s: %s", path,
+                         e.msg);
+            size_t count = 1, bad = 0;
+            for (int k = 0; k < nd; k++) {
+                cr_assert_eq(dx[k], dy[k], "%s: shape", path);
+                count *= (size_t)dx[k];
+            }
+            double worst = 0;
+            for (size_t k = 0; k < count; k++) {
+                double u, v;
+                if (types[t] == RN_DTYPE_F32)
+                    u = ((float *)x)[k], v = ((float *)y)[k];
+                else if (types[t] == RN_DTYPE_F64)
+                    u = ((double *)x)[k], v = ((double *)y)[k];
+                else if (types[t] == RN_DTYPE_I32)
+                    u = ((int32_t *)x)[k], v = ((int32_t *)y)[k];
+                else
+                    u = ((uint8_t *)x)[k], v = ((uint8_t *)y)[k];
+                int is_float = types[t] == RN_DTYPE_F32 || types[t] == RN_DTYPE_F64;
+                if (isnan(u) && isnan(v))
+                    continue;
+                double diff = fabs(u - v);
+                worst = diff > worst ? diff : worst;
+                bad += is_float ? !(diff <= 1e-4 + 1e-3 * fabs(u)) : diff != 0;
+            }
+            cr_log_info("%s: %zu values, largest difference %.3g", path, count, worst);
+            cr_expect_eq(bad, 0, "%s: %zu of %zu values differ (largest difference %.3g)", path,
+                         bad, count, worst);
+            compared++;
+            free(x);
+            free(y);
+            break;
+        }
+    }
+    cr_expect_eq(compared, n, "%d of %d datasets compared", compared, n);
+    cr_expect_gt(n, 20, "only %d analysis datasets", n);
+    rn_results_free_list(names, n);
+    rn_results_close(a);
+    rn_results_close(b);
+    free(cpu);
+    free(got);
+    char cmd[100];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    cr_assert_eq(system(cmd), 0);
+}

@@ -684,3 +684,111 @@ Test(device, adam_bias_corrections_in_double)
     cr_assert_neq((float)(1e-3 / (1.0 - pow(0.9f, 1.0))), (float)(1e-3 / (1.0 - pow(0.9, 1.0))),
                   "the test would not notice float betas");
 }
+
+/* ---- analyses on the device ------------------------------------------- */
+
+#define INTERP_REF RN_FIXTURES "/interp_ref.h5"
+
+static const char device_analyses[] =
+    "analyses:\n"
+    "  - {type: samples, name: samples, split: val, n: 12}\n"
+    "  - {type: probe, name: red1, digit: 1, colour: red, split: test}\n"
+    "  - {type: filters, name: f1, node: conv1}\n"
+    "  - {type: activations, name: act, node: conv2, max_maps: 4, cases: \"1 red; 7 yellow\"}\n"
+    "  - {type: gradcam, name: cam, node: conv3, cases: \"0 red; 1 green; 2 blue\"}\n"
+    "  - {type: gradcam, name: campp, node: conv3, method: gradcam++, class: true, split: test, "
+    "n: 40}\n"
+    "  - {type: saliency, name: sal, split: test, n: 5, models: \"self self; ref " INTERP_REF
+    "\"}\n"
+    "  - {type: attention_mass, name: mass, node: conv3, n: 80, models: \"self self; ref "
+    INTERP_REF "\"}\n";
+
+/* Runs device_analyses on the fixture model on device d; returns the run
+ * file's path (malloc'd) after closing the run. */
+static char *analyse_on(int d, const char *sub)
+{
+    char text[4096];
+    snprintf(text, sizeof text,
+             "name: device_analyses\nseed: 5\n"
+             "data: {dir: %s/mnist, colouring: background, bias: 0.95, val_fraction: 0.2}\n"
+             "model: {include: %s/interp_model.yaml}\n"
+             "load: {run: %s}\n%s",
+             RN_FIXTURES, RN_FIXTURES, INTERP_REF, device_analyses);
+    struct rn_spec *spec = load_text(text);
+    char out[400], log[16384];
+    snprintf(out, sizeof out, "%s/%s", dir, sub);
+    FILE *lf = fmemopen(log, sizeof log, "w");
+    struct rn_run_options opt = {.out_dir = out, .quiet = 0, .log = lf, .device = d};
+    struct rn_run *run = calloc(1, sizeof *run);
+    struct rn_error err;
+    cr_assert_eq(rn_run_open(run, spec, &opt, &err), 0, "%s", err.msg);
+    cr_assert_eq(rn_run_analyses(run, &err), 0, "%s", err.msg);
+    cr_assert_eq(run->graph.device, d, "the analyses moved the model off its device");
+    char *path = malloc(RN_PATH_MAX + 16);
+    snprintf(path, RN_PATH_MAX + 16, "%s/run.h5", run->dir);
+    rn_run_close(run, "completed");
+    free(run);
+    fclose(lf);
+    rn_spec_free(spec);
+    free(spec);
+    return path;
+}
+
+/* Every analysis runs where the model is (the stand-in device: its kernels
+ * refuse host tensors) and writes the same bits as on the CPU. */
+Test(device, analyses_run_on_the_device_and_match_the_cpu)
+{
+    char *cpu = analyse_on(RN_DEVICE_CPU, "cpu");
+    long downloads_before = downloads;
+    char *dev = analyse_on(RN_DEVICE_TEST, "dev");
+    cr_assert_eq(misplaced, 0, "%d host tensors reached device kernels", misplaced);
+    cr_assert_gt(downloads, downloads_before, "nothing was read back from the device");
+    struct rn_results *a, *b;
+    struct rn_error err;
+    cr_assert_eq(rn_results_open(&a, cpu, &err), 0, "%s", err.msg);
+    cr_assert_eq(rn_results_open(&b, dev, &err), 0, "%s", err.msg);
+    char **names = NULL;
+    int n = 0;
+    cr_assert_eq(rn_results_list(a, "/analyses", &names, &n, &err), 0, "%s", err.msg);
+    static const char *const want[] = {"samples/val/preds", "red1/probs", "f1/weights",
+                                       "act/maps", "cam/maps", "cam/raw", "campp/maps",
+                                       "sal/maps", "mass/summary", "mass/gradcam_bg"};
+    for (size_t w = 0; w < sizeof want / sizeof *want; w++) {
+        int found = 0;
+        for (int i = 0; i < n; i++)
+            found |= strcmp(names[i], want[w]) == 0;
+        cr_expect(found, "no /analyses/%s", want[w]);
+    }
+    static const enum rn_dtype types[] = {RN_DTYPE_F32, RN_DTYPE_F64, RN_DTYPE_I32, RN_DTYPE_U8};
+    static const size_t sizes[] = {4, 8, 4, 1};
+    int compared = 0;
+    for (int i = 0; i < n; i++) {
+        char path[512];
+        snprintf(path, sizeof path, "/analyses/%s", names[i]);
+        for (int t = 0; t < 4; t++) {
+            void *x = NULL, *y = NULL;
+            int nd, dx[4], dy[4];
+            struct rn_error e1, e2;
+            if (rn_results_read(a, path, types[t], &x, &nd, dx, &e1) != 0)
+                continue;
+            cr_assert_eq(rn_results_read(b, path, types[t], &y, &nd, dy, &e2), 0, "%s: %s", path,
+                         e2.msg);
+            size_t count = 1;
+            for (int k = 0; k < nd; k++) {
+                cr_assert_eq(dx[k], dy[k], "%s: shape", path);
+                count *= (size_t)dx[k];
+            }
+            cr_expect_eq(memcmp(x, y, count * sizes[t]), 0, "%s differs on the device", path);
+            compared++;
+            free(x);
+            free(y);
+            break;
+        }
+    }
+    cr_assert_eq(compared, n, "%d of %d datasets compared", compared, n);
+    rn_results_free_list(names, n);
+    rn_results_close(a);
+    rn_results_close(b);
+    free(cpu);
+    free(dev);
+}
