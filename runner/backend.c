@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "data.h"
 #include "optim.h"
 #include "saliency.h"
 #include "train.h"
@@ -279,6 +280,19 @@ static int cpu_saliency_tangent_logits(const float *probs, const float *tz, int 
     return 0;
 }
 
+static int cpu_colourise(const struct rn_data_config *cfg, int stream, const uint8_t *grey,
+                         const uint8_t *labels, const int32_t *src, int n, int h, int w,
+                         uint8_t *out, uint8_t *colours, struct rn_error *err)
+{
+    (void)err;
+    const size_t hw = (size_t)h * w;
+#pragma omp parallel for schedule(static)
+    for (int j = 0; j < n; j++)
+        rn_colour_image(cfg, stream, grey + (size_t)src[j] * hw, h, w, labels[src[j]], src[j],
+                        out + (size_t)j * 3 * hw, &colours[j]);
+    return 0;
+}
+
 static const struct rn_backend cpu_backend = {
     .name = "cpu",
     .device = RN_DEVICE_CPU,
@@ -294,6 +308,7 @@ static const struct rn_backend cpu_backend = {
     .sum_squares = cpu_sum_squares,
     .gather_images = cpu_gather_images,
     .cross_entropy = cpu_cross_entropy,
+    .colourise = cpu_colourise,
     .augment = cpu_augment,
     .saliency_logits = cpu_saliency_logits,
     .saliency_direction = cpu_saliency_direction,

@@ -23,7 +23,8 @@
 #include "error.h"
 #include "layer.h"
 
-struct rn_saliency; /* saliency.h */
+struct rn_saliency;    /* saliency.h */
+struct rn_data_config; /* data.h */
 
 enum rn_device {
     RN_DEVICE_CPU = 0,
@@ -115,6 +116,15 @@ struct rn_backend {
     int (*cross_entropy)(const float *logits, const uint8_t *targets, int n, int k, float weight,
                          float *dlogits, double *loss_sum, int32_t *correct, int32_t *confusion,
                          struct rn_error *err);
+    /* The coloured dataset made on the device (data.h: rn_colour_image):
+     * out image j (3, h, w) and colours[j] from grey source src[j] (of
+     * grey, (., h, w)) whose digit is labels[src[j]], with generator
+     * (cfg->seed, stream, src[j]). grey, labels, src, out and colours are
+     * the backend's memory; cfg is host memory. NULL: colouring is done on
+     * the host and uploaded. */
+    int (*colourise)(const struct rn_data_config *cfg, int stream, const uint8_t *grey,
+                     const uint8_t *labels, const int32_t *src, int n, int h, int w,
+                     uint8_t *out, uint8_t *colours, struct rn_error *err);
     /* Training augmentation (augment.h) of x (n, c, h, w), device floats in
      * place, with the n per-sample draws rn_augment_draw made on the host
      * (draws: device memory). NULL: the batch is augmented on the host. */

@@ -7,6 +7,8 @@
  */
 #include "data.h"
 
+#include "backend.h"
+
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -192,12 +194,12 @@ void rn_colourise(const uint8_t *grey, int h, int w, const uint8_t rgb[3],
 {
     int hw = h * w;
     uint8_t *o0 = out, *o1 = out + hw, *o2 = out + 2 * hw;
-    float span = noise_hi - noise_lo;
+    const double lo = noise_lo, span = noise_hi - noise_lo;
     float c0 = rgb[0], c1 = rgb[1], c2 = rgb[2];
     if (colouring == RN_COLOURING_STROKE) {
         for (int p = 0; p < hw; p++) {
             if (grey[p] > threshold) {
-                float noise = noise_lo + span * rn_rng_uniform(r);
+                float noise = (float)(lo + span * rn_rng_uniform(r));
                 o0[p] = (uint8_t)(noise * c0);
                 o1[p] = (uint8_t)(noise * c1);
                 o2[p] = (uint8_t)(noise * c2);
@@ -211,7 +213,7 @@ void rn_colourise(const uint8_t *grey, int h, int w, const uint8_t rgb[3],
         if (grey[p] > threshold) {
             o0[p] = o1[p] = o2[p] = 255;
         } else {
-            float noise = noise_lo + span * rn_rng_uniform(r);
+            float noise = (float)(lo + span * rn_rng_uniform(r));
             o0[p] = (uint8_t)(noise * c0);
             o1[p] = (uint8_t)(noise * c1);
             o2[p] = (uint8_t)(noise * c2);
@@ -375,6 +377,18 @@ static int draw_hard(struct rn_rng *r, enum rn_test_rule rule, int label)
     }
 }
 
+void rn_colour_image(const struct rn_data_config *cfg, int stream, const uint8_t *grey, int h,
+                     int w, int label, int src, uint8_t *out, uint8_t *colour)
+{
+    struct rn_rng r;
+    rn_rng_init(&r, cfg->seed, (uint64_t)stream, (uint64_t)src);
+    int c = stream == RN_STREAM_DATA_TRAIN ? draw_easy(&r, cfg->bias, label)
+                                           : draw_hard(&r, cfg->test_rule, label);
+    *colour = (uint8_t)c;
+    rn_colourise(grey, h, w, cfg->palette.rgb[c], cfg->colouring, cfg->noise_lo, cfg->noise_hi,
+                 cfg->threshold, &r, out);
+}
+
 /* Fills dst item j from source item src_idx[j] (identity when src_idx is
  * NULL). Uncoloured data is copied; otherwise image src_idx[j] is coloured
  * with generator (seed, stream, src_idx[j]) whatever j is. */
@@ -395,14 +409,58 @@ static void fill_split(const struct rn_data_config *cfg, struct rn_split *dst,
             dst->colours[j] = RN_NO_COLOUR;
             continue;
         }
-        struct rn_rng r;
-        rn_rng_init(&r, cfg->seed, (uint64_t)stream, (uint64_t)i);
-        int colour = stream == RN_STREAM_DATA_TRAIN ? draw_easy(&r, cfg->bias, label)
-                                                    : draw_hard(&r, cfg->test_rule, label);
-        dst->colours[j] = (uint8_t)colour;
-        rn_colourise(grey, h, w, cfg->palette.rgb[colour], cfg->colouring, cfg->noise_lo,
-                     cfg->noise_hi, cfg->threshold, &r, dst->images + (size_t)j * 3 * hw);
+        rn_colour_image(cfg, stream, grey, h, w, label, i, dst->images + (size_t)j * 3 * hw,
+                        &dst->colours[j]);
     }
+}
+
+/* The grey sources of one split on the device (first n images and labels). */
+struct dev_source {
+    void *grey, *labels;
+};
+
+static int source_up(const struct rn_backend *be, const struct rn_idx *images,
+                     const struct rn_idx *labels, int n, struct dev_source *d,
+                     struct rn_error *err)
+{
+    size_t bytes = (size_t)n * images->dims[1] * images->dims[2];
+    return be->alloc(&d->grey, bytes, err) || be->upload(d->grey, images->data, bytes, err) ||
+                   be->alloc(&d->labels, (size_t)n, err) ||
+                   be->upload(d->labels, labels->data, (size_t)n, err)
+               ? -1
+               : 0;
+}
+
+/* fill_split on the device: the split's images are made in *dev_out (kept)
+ * and copied down into dst with their colours. */
+static int fill_split_on(const struct rn_backend *be, const struct rn_data_config *cfg,
+                         struct rn_split *dst, const struct rn_idx *labels,
+                         const struct dev_source *src, const int *src_idx, int stream,
+                         void **dev_out, struct rn_error *err)
+{
+    const int n = dst->n, h = dst->h, w = dst->w;
+    for (int j = 0; j < n; j++)
+        dst->labels[j] = labels->data[src_idx ? src_idx[j] : j];
+    if (n == 0)
+        return 0;
+    int32_t *ix = rn_malloc(sizeof(int32_t) * (size_t)n, err);
+    if (!ix)
+        return -1;
+    for (int j = 0; j < n; j++)
+        ix[j] = src_idx ? src_idx[j] : j;
+    void *d_ix = NULL, *d_colours = NULL;
+    const size_t bytes = (size_t)n * 3 * h * w;
+    int rc = be->alloc(&d_ix, sizeof(int32_t) * (size_t)n, err) ||
+             be->upload(d_ix, ix, sizeof(int32_t) * (size_t)n, err) ||
+             be->alloc(dev_out, bytes, err) || be->alloc(&d_colours, (size_t)n, err) ||
+             be->colourise(cfg, stream, src->grey, src->labels, d_ix, n, h, w, *dev_out,
+                           d_colours, err) ||
+             be->download(dst->images, *dev_out, bytes, err) ||
+             be->download(dst->colours, d_colours, (size_t)n, err);
+    be->release(d_ix);
+    be->release(d_colours);
+    free(ix);
+    return rc ? rn_error_prefix(err, "colouring the %s split on %s", dst->name, be->name) : 0;
 }
 
 static int check_config(const struct rn_data_config *cfg, struct rn_error *err)
@@ -427,7 +485,19 @@ static int check_config(const struct rn_data_config *cfg, struct rn_error *err)
 
 int rn_data_load(const struct rn_data_config *cfg, struct rn_data *out, struct rn_error *err)
 {
+    return rn_data_load_on(cfg, out, RN_DEVICE_CPU, NULL, err);
+}
+
+int rn_data_load_on(const struct rn_data_config *cfg, struct rn_data *out, int device,
+                    void *dev_images[RN_MAX_SPLITS], struct rn_error *err)
+{
     memset(out, 0, sizeof *out);
+    const struct rn_backend *be = device == RN_DEVICE_CPU ? NULL : rn_backend_of(device);
+    if (dev_images)
+        memset(dev_images, 0, sizeof(void *) * RN_MAX_SPLITS);
+    if (!be || !be->colourise || !dev_images || cfg->colouring == RN_COLOURING_NONE)
+        be = NULL;
+    struct dev_source d_train = {0}, d_test = {0};
     if (check_config(cfg, err))
         return -1;
 
@@ -476,12 +546,39 @@ int rn_data_load(const struct rn_data_config *cfg, struct rn_data *out, struct r
         goto done;
 
     /* val takes the first n_val permuted indices, train the rest. */
-    fill_split(cfg, &out->splits[0], &tr_img, &tr_lab, perm + n_val, RN_STREAM_DATA_TRAIN);
-    fill_split(cfg, &out->splits[1], &tr_img, &tr_lab, perm, RN_STREAM_DATA_TRAIN);
-    fill_split(cfg, &out->splits[2], &te_img, &te_lab, NULL, RN_STREAM_DATA_TEST);
+    if (!be) {
+        fill_split(cfg, &out->splits[0], &tr_img, &tr_lab, perm + n_val, RN_STREAM_DATA_TRAIN);
+        fill_split(cfg, &out->splits[1], &tr_img, &tr_lab, perm, RN_STREAM_DATA_TRAIN);
+        fill_split(cfg, &out->splits[2], &te_img, &te_lab, NULL, RN_STREAM_DATA_TEST);
+        rc = 0;
+        goto done;
+    }
+    if (source_up(be, &tr_img, &tr_lab, n_easy, &d_train, err) ||
+        source_up(be, &te_img, &te_lab, n_hard, &d_test, err)) {
+        rn_error_prefix(err, "the grey images to %s", be->name);
+        goto done;
+    }
+    if (fill_split_on(be, cfg, &out->splits[0], &tr_lab, &d_train, perm + n_val,
+                      RN_STREAM_DATA_TRAIN, &dev_images[0], err) ||
+        fill_split_on(be, cfg, &out->splits[1], &tr_lab, &d_train, perm, RN_STREAM_DATA_TRAIN,
+                      &dev_images[1], err) ||
+        fill_split_on(be, cfg, &out->splits[2], &te_lab, &d_test, NULL, RN_STREAM_DATA_TEST,
+                      &dev_images[2], err))
+        goto done;
     rc = 0;
 
 done:
+    if (be) {
+        be->release(d_train.grey);
+        be->release(d_train.labels);
+        be->release(d_test.grey);
+        be->release(d_test.labels);
+        if (rc)
+            for (int k = 0; k < RN_MAX_SPLITS; k++) {
+                be->release(dev_images[k]);
+                dev_images[k] = NULL;
+            }
+    }
     free(perm);
     rn_idx_free(&tr_img);
     rn_idx_free(&tr_lab);

@@ -88,9 +88,29 @@ void rn_data_free(struct rn_data *d);
 /* NULL if there is no such split. */
 struct rn_split *rn_data_split(struct rn_data *d, const char *name);
 
+/* As rn_data_load, with the colouring done by the backend of device
+ * (backend.h: colourise) when it is not the CPU and the data is coloured:
+ * the grey sources go up once, the coloured splits are made there and kept
+ * (dev_images[k]: (n, 3, h, w) uint8 in the device's memory, the caller's
+ * to release; NULL for an empty split) and copied down into out, which
+ * holds the same bytes as rn_data_load's. Uncoloured data, or a device
+ * without the entry: rn_data_load, dev_images all NULL. */
+int rn_data_load_on(const struct rn_data_config *cfg, struct rn_data *out, int device,
+                    void *dev_images[RN_MAX_SPLITS], struct rn_error *err);
+
+/* Image j of a split as rn_data_load makes it: the generator (cfg->seed,
+ * stream, src) draws the colour (the easy rule with cfg->bias for
+ * RN_STREAM_DATA_TRAIN, cfg->test_rule otherwise), then rn_colourise paints
+ * grey (h, w) with it into out (3, h, w); *colour gets the palette index. */
+void rn_colour_image(const struct rn_data_config *cfg, int stream, const uint8_t *grey, int h,
+                     int w, int label, int src, uint8_t *out, uint8_t *colour);
+
 /* Colours one grey image (h, w) into out (3, h, w) with palette colour rgb.
  * Draws one noise value per pixel from r (background pixels only for
- * BACKGROUND, stroke pixels only for STROKE), in row-major order. */
+ * BACKGROUND, stroke pixels only for STROKE), in row-major order: noise =
+ * (float)(noise_lo + (double)(noise_hi - noise_lo) * u), the channel
+ * uint8(noise * c) in float (the double sum is exact whether or not a
+ * compiler fuses it, so every build and the CUDA kernel agree bit for bit). */
 void rn_colourise(const uint8_t *grey, int h, int w, const uint8_t rgb[3],
                   enum rn_colouring colouring, float noise_lo, float noise_hi, int threshold,
                   struct rn_rng *r, uint8_t *out);

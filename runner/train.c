@@ -184,7 +184,8 @@ static int upload_data(struct rn_run *run, struct rn_error *err)
     for (int k = 0; k < run->data.n_splits; k++) {
         const struct rn_split *s = &run->data.splits[k];
         size_t bytes = (size_t)s->n * s->c * s->h * s->w;
-        if (upload_bytes(be, &run->dev_images[k], s->images, bytes, err) ||
+        if ((!run->dev_images[k] && /* coloured there already (rn_data_load_on) */
+             upload_bytes(be, &run->dev_images[k], s->images, bytes, err)) ||
             upload_bytes(be, &run->dev_labels[k], s->labels, (size_t)s->n, err) ||
             upload_bytes(be, &run->dev_colours[k], run->colours[k], (size_t)s->n, err))
             return rn_error_prefix(err, "the %s split (%zu MB) to %s", s->name, bytes >> 20,
@@ -213,8 +214,15 @@ int rn_run_open(struct rn_run *run, const struct rn_spec *spec, const struct rn_
         run->opt = *opt;
     if (!run->opt.log)
         run->opt.log = stderr;
-    if (rn_data_load(&spec->data, &run->data, err))
+    /* A run on a device colours its dataset there and keeps it there */
+    int device_data = spec->has_model && run->opt.device != RN_DEVICE_CPU &&
+                      rn_backend_of(run->opt.device)->gather_images;
+    if (rn_data_load_on(&spec->data, &run->data, device_data ? run->opt.device : RN_DEVICE_CPU,
+                        run->dev_images, err))
         return -1;
+    for (int k = 0; k < RN_MAX_SPLITS; k++)
+        if (run->dev_images[k])
+            run->data_device = run->opt.device;
     if (spec->has_model) {
         const struct rn_split *tr = &run->data.splits[0];
         struct rn_shape in = {tr->c, tr->h, tr->w};

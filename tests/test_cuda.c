@@ -1765,3 +1765,64 @@ Test(cuda, analyses, .timeout = 120)
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     cr_assert_eq(system(cmd), 0);
 }
+
+/* ---- the colouriser ------------------------------------------------------------- */
+
+/* The dataset coloured by the device's kernel (rn_data_load_on) against the
+ * host's: the same bytes, labels and colours, for background and stroke
+ * colouring, both easy-set and hard-set rules, flat and textured noise. */
+static void check_colourise(const char *data_yaml)
+{
+    char dir[] = "/tmp/rn_cuda_colour_XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char path[300], text[2048];
+    snprintf(path, sizeof path, "%s/spec.yaml", dir);
+    snprintf(text, sizeof text, "name: cuda_colourise\nseed: 11\ndata: {dir: %s/tests/fixtures/mnist, %s}\n",
+             source_root(), data_yaml);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs(text, f);
+    fclose(f);
+    struct rn_spec *spec = calloc(1, sizeof *spec);
+    struct rn_error err = {{0}};
+    cr_assert_eq(rn_spec_load(spec, path, NULL, stderr, NULL, &err), 0, "%s", err.msg);
+    struct rn_data host, got;
+    void *dev_images[RN_MAX_SPLITS];
+    cr_assert_eq(rn_data_load(&spec->data, &host, &err), 0, "%s", err.msg);
+    cr_assert_eq(rn_data_load_on(&spec->data, &got, dev, dev_images, &err), 0, "%s", err.msg);
+    for (int k = 0; k < host.n_splits; k++) {
+        const struct rn_split *a = &host.splits[k], *b = &got.splits[k];
+        cr_assert_eq(a->n, b->n);
+        if (a->n == 0)
+            continue;
+        size_t bytes = (size_t)a->n * a->c * a->h * a->w, bad = 0;
+        for (size_t i = 0; i < bytes; i++)
+            bad += a->images[i] != b->images[i];
+        cr_expect_eq(bad, 0, "%s (%s): %zu of %zu bytes differ", a->name, data_yaml, bad, bytes);
+        cr_expect_eq(memcmp(a->labels, b->labels, (size_t)a->n), 0, "%s labels", a->name);
+        cr_expect_eq(memcmp(a->colours, b->colours, (size_t)a->n), 0, "%s colours", a->name);
+        cr_assert_not_null(dev_images[k], "%s: no device copy", a->name);
+        uint8_t *back = malloc(bytes);
+        cr_assert_eq(dev_be->download(back, dev_images[k], bytes, &err), 0, "%s", err.msg);
+        cr_expect_eq(memcmp(back, a->images, bytes), 0, "%s: device copy", a->name);
+        free(back);
+        dev_be->release(dev_images[k]);
+    }
+    rn_data_free(&host);
+    rn_data_free(&got);
+    rn_spec_free(spec);
+    free(spec);
+    snprintf(text, sizeof text, "rm -rf %s", dir);
+    cr_assert_eq(system(text), 0);
+}
+
+Test(cuda, colourise)
+{
+    const struct rn_backend *be = cuda_or_skip();
+    cr_assert_not_null(be->colourise, "backend %s has no colourise entry", be->name);
+    check_colourise("colouring: background, bias: 0.95, val_fraction: 0.1");
+    check_colourise("colouring: background, bias: 0.5, val_fraction: 0.2, test_rule: random, "
+                    "texture: [1, 1]");
+    check_colourise("colouring: stroke, bias: 0.9, val_fraction: 0.0, test_rule: aligned, "
+                    "texture: [0.2, 0.9], threshold: 100");
+}

@@ -206,6 +206,17 @@ static int emu_cross_entropy(const float *logits, const uint8_t *targets, int n,
                                                        loss_sum, correct, confusion, err);
 }
 
+static long colourings;
+
+static int emu_colourise(const struct rn_data_config *cfg, int stream, const uint8_t *grey,
+                         const uint8_t *labels, const int32_t *src, int n, int h, int w,
+                         uint8_t *out, uint8_t *colours, struct rn_error *err)
+{
+    colourings++;
+    return rn_backend_of(RN_DEVICE_CPU)->colourise(cfg, stream, grey, labels, src, n, h, w, out,
+                                                   colours, err);
+}
+
 static long augments;
 
 static int emu_augment(const struct rn_augment *a, const struct rn_augment_draw *draws, float *x,
@@ -252,6 +263,7 @@ static const struct rn_backend emu = {
     .sum_squares = emu_sum_squares,
     .gather_images = emu_gather,
     .cross_entropy = emu_cross_entropy,
+    .colourise = emu_colourise,
     .augment = emu_augment,
     .saliency_logits = emu_saliency_logits,
     .saliency_direction = emu_saliency_direction,
@@ -264,7 +276,7 @@ static void setup(void)
 {
     rn_backend_set_test(&emu);
     misplaced = 0;
-    uploads = downloads = gathers = ce_calls = augments = 0;
+    uploads = downloads = gathers = ce_calls = augments = colourings = 0;
     upload_bytes = 0;
     no_kernels_for = NULL;
     snprintf(dir, sizeof dir, "/tmp/rn_device_XXXXXX");
@@ -791,4 +803,56 @@ Test(device, analyses_run_on_the_device_and_match_the_cpu)
     rn_results_close(b);
     free(cpu);
     free(dev);
+}
+
+/* ---- the dataset coloured on the device --------------------------------- */
+
+/* rn_data_load_on colours on the device (the grey sources go up, the
+ * coloured splits come down) and gives rn_data_load's bytes; the device
+ * copies hold the same bytes. */
+static void check_data_on_device(const char *data_yaml)
+{
+    char text[2048];
+    snprintf(text, sizeof text, "name: device_data\nseed: 3\ndata: {dir: %s/mnist, %s}\n",
+             RN_FIXTURES, data_yaml);
+    struct rn_spec *spec = load_text(text);
+    struct rn_data host, dev;
+    void *dev_images[RN_MAX_SPLITS];
+    struct rn_error err;
+    cr_assert_eq(rn_data_load(&spec->data, &host, &err), 0, "%s", err.msg);
+    size_t before = upload_bytes;
+    cr_assert_eq(rn_data_load_on(&spec->data, &dev, RN_DEVICE_TEST, dev_images, &err), 0, "%s",
+                 err.msg);
+    cr_assert_eq(colourings, 3, "%ld colouring calls", colourings);
+    size_t coloured = 0;
+    for (int k = 0; k < host.n_splits; k++) {
+        const struct rn_split *a = &host.splits[k], *b = &dev.splits[k];
+        cr_assert_eq(a->n, b->n);
+        size_t bytes = (size_t)a->n * a->c * a->h * a->w;
+        coloured += bytes;
+        cr_expect_eq(memcmp(a->images, b->images, bytes), 0, "%s images (%s)", a->name, data_yaml);
+        cr_expect_eq(memcmp(a->labels, b->labels, (size_t)a->n), 0, "%s labels", a->name);
+        cr_expect_eq(memcmp(a->colours, b->colours, (size_t)a->n), 0, "%s colours", a->name);
+        cr_assert_not_null(dev_images[k], "no device copy of %s", a->name);
+        cr_expect_eq(memcmp(dev_images[k], a->images, bytes), 0, "%s on the device", a->name);
+        emu_release(dev_images[k]);
+    }
+    /* the grey sources and the index lists went up, not the coloured images */
+    cr_expect_lt(upload_bytes - before, coloured / 2, "%zu bytes uploaded for %zu coloured",
+                 upload_bytes - before, coloured);
+    rn_data_free(&host);
+    rn_data_free(&dev);
+    rn_spec_free(spec);
+    free(spec);
+}
+
+Test(device, dataset_is_coloured_on_the_device)
+{
+    check_data_on_device("colouring: background, bias: 0.9, val_fraction: 0.2");
+}
+
+Test(device, stroke_dataset_is_coloured_on_the_device)
+{
+    check_data_on_device("colouring: stroke, bias: 0.5, val_fraction: 0.1, test_rule: random, "
+                         "texture: [0.2, 0.9]");
 }

@@ -11,8 +11,10 @@
 #include <string.h>
 
 #include "augment_kernels.h"
+#include "data_kernels.h"
 #include "backend_kernels.h"
 #include "cuda_common.h"
+#include "runner/data.h"
 #include "runner/optim.h"
 #include "runner/saliency.h"
 #include "saliency_kernels.h"
@@ -355,6 +357,39 @@ static int cuda_cross_entropy(const float *logits, const uint8_t *targets, int n
     return 0;
 }
 
+static int cuda_colourise(const struct rn_data_config *cfg, int stream, const uint8_t *grey,
+                          const uint8_t *labels, const int32_t *src, int n, int h, int w,
+                          uint8_t *out, uint8_t *colours, struct rn_error *err)
+{
+    if (cfg->colouring != RN_COLOURING_BACKGROUND && cfg->colouring != RN_COLOURING_STROKE)
+        return rn_errorf(err, "colourise: the data is not coloured");
+    if (n < 0 || h <= 0 || w <= 0 || (int64_t)h * w > ((int64_t)1 << 26))
+        return rn_errorf(err, "colourise: bad shape (%d, %d, %d)", n, h, w);
+    if (n == 0)
+        return 0;
+    struct rn_cuda *cu = rn_cuda_get(err);
+    if (!cu)
+        return -1;
+    struct rn_cuda_colour_args a = {
+        .seed = cfg->seed,
+        .stream = stream,
+        .easy = stream == RN_STREAM_DATA_TRAIN,
+        .bias = cfg->bias,
+        .test_rule = (int)cfg->test_rule,
+        .stroke = cfg->colouring == RN_COLOURING_STROKE,
+        .noise_lo = cfg->noise_lo,
+        .noise_hi = cfg->noise_hi,
+        .threshold = cfg->threshold,
+    };
+    memcpy(a.rgb, cfg->palette.rgb, sizeof a.rgb);
+    cudaError_t e = (cudaError_t)rn_cuda_colourise(&a, grey, labels, src, n, h, w, out, colours,
+                                                   cu->stream);
+    if (e != cudaSuccess)
+        return rn_errorf(err, "kernel colourise (%d images of %d x %d): %s (%s)", n, h, w,
+                         cudaGetErrorString(e), cudaGetErrorName(e));
+    return 0;
+}
+
 static int cuda_augment(const struct rn_augment *a, const struct rn_augment_draw *draws, float *x,
                         int n, int c, int h, int w, struct rn_error *err)
 {
@@ -445,6 +480,7 @@ static const struct rn_backend cuda_backend = {
     .sum_squares = cuda_sum_squares,
     .gather_images = cuda_gather_images,
     .cross_entropy = cuda_cross_entropy,
+    .colourise = cuda_colourise,
     .augment = cuda_augment,
     .saliency_logits = cuda_saliency_logits,
     .saliency_direction = cuda_saliency_direction,

@@ -13,6 +13,7 @@
 // separate or fuses it, __fmul_rn / __fmaf_rn pin nvcc to the same choice.
 
 #include "layer_kernels.h"
+#include "rng.cuh"
 
 namespace {
 
@@ -137,16 +138,7 @@ __global__ void channel_sum_acc_k(const float *__restrict__ g, int n, int c, int
 
 // ---- dropout (layers/dropout.c, runner/rng.c) -----------------------------------
 
-constexpr uint64_t kPcgMult = 6364136223846793005ULL;
 constexpr size_t kDropoutPerThread = 16;
-
-// PCG32 output of the state before an advance (rn_rng_u32).
-__device__ inline uint32_t pcg_output(uint64_t old)
-{
-    uint32_t xorshifted = (uint32_t)(((old >> 18u) ^ old) >> 27u);
-    uint32_t rot = (uint32_t)(old >> 59u);
-    return (xorshifted >> rot) | (xorshifted << ((32u - rot) & 31u));
-}
 
 // The state after delta advances of s' = s * kPcgMult + inc (O'Neill's
 // pcg_advance_lcg_64: square-and-multiply on the affine map).
