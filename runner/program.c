@@ -604,8 +604,7 @@ static int run_sub(struct rn_program *p, const struct rn_program_sub *sub, int n
              * this sub-step's value, the last one that computes the head */
             const struct rn_backend *be = rn_backend_of(p->device);
             struct stat_rec *rec = (struct stat_rec *)p->dev_stats + (size_t)p->slot * RN_MAX_LOSSES + h;
-            const uint8_t *t = (const uint8_t *)p->dev_targets +
-                               (hd->target == RN_TARGET_COLOR ? p->g->max_n : 0);
+            const uint8_t *t = hd->target == RN_TARGET_COLOR ? p->t_colour : p->t_digit;
             if (be->zero(rec, sizeof *rec, err) ||
                 be->cross_entropy(g->nodes[hd->node].y.data, t, n, p->n_classes, (float)w,
                                   wants_dz ? g->nodes[hd->node].dy.data : NULL, &rec->loss,
@@ -682,9 +681,20 @@ int rn_program_batch(struct rn_program *p, int n, const uint8_t *digit, const ui
         const struct rn_backend *be = rn_backend_of(p->device);
         if (p->slot < 0 || p->slot >= p->cap)
             return rn_errorf(err, "slot %d of %d", p->slot, p->cap);
-        if (be->upload(p->dev_targets, digit, (size_t)n, err) ||
-            (colour && be->upload((uint8_t *)p->dev_targets + p->g->max_n, colour, (size_t)n, err)))
-            return rn_error_prefix(err, "the batch's targets to the device");
+        if (p->batch_digit) { /* on the device already: no copy per batch */
+            p->t_digit = p->batch_digit;
+            p->t_colour = p->batch_colour;
+        } else {
+            p->t_digit = p->dev_targets;
+            p->t_colour = (const uint8_t *)p->dev_targets + p->g->max_n;
+            if (be->upload(p->dev_targets, digit, (size_t)n, err) ||
+                (colour &&
+                 be->upload((uint8_t *)p->dev_targets + p->g->max_n, colour, (size_t)n, err)))
+                return rn_error_prefix(err, "the batch's targets to the device");
+        }
+        p->batch_digit = p->batch_colour = NULL; /* for this batch only */
+        if (colour && !p->t_colour)
+            return rn_errorf(err, "the batch's colour targets are not on the device");
     }
     for (int s = 0; s < p->n_subs; s++) {
         struct rn_ctx ctx = {.train = 1, .seed = seed, .step = step + ((uint64_t)s << 40)};

@@ -111,6 +111,11 @@ struct rn_program {
     int n_classes;
     int device;
     void *dev_targets;   /* 2 x max_n bytes: the batch's digit and colour targets */
+    /* The batch's targets when the caller has them on the device already
+     * (set before rn_program_batch; batch_colour NULL when there are no
+     * colour targets); batch_digit NULL: digit and colour are uploaded. */
+    const uint8_t *batch_digit, *batch_colour;
+    const uint8_t *t_digit, *t_colour; /* the targets the device losses read */
     void *dev_stats;     /* cap x RN_MAX_LOSSES records {double loss sum; int32 hits} */
     int cap, slot;       /* slots, and the one the next batch writes (the caller sets it) */
     long node_forwards, node_backwards;      /* counters: nodes run, for the bench */

@@ -191,15 +191,27 @@ static int upload_data(struct rn_run *run, struct rn_error *err)
             return rn_error_prefix(err, "the %s split (%zu MB) to %s", s->name, bytes >> 20,
                                    be->name);
     }
-    if (run->augment_on && be->augment) { /* the draws are made here, applied there */
-        size_t bytes = sizeof(struct rn_augment_draw) * (size_t)run->graph.max_n;
+    /* A training epoch's order, targets and augmentation draws go over once
+     * per epoch (rn_run_train), so no batch waits for a copy. */
+    const struct rn_split *tr = rn_data_split(&run->data, "train");
+    const size_t n_train = run->spec->has_train && tr ? (size_t)tr->n : 0;
+    if (n_train && (be->alloc(&run->dev_order, sizeof(int32_t) * n_train, err) ||
+                    be->alloc(&run->dev_order_targets, 2 * n_train, err)))
+        return -1;
+    if (n_train && run->augment_on && be->augment) { /* the draws are made here, applied there */
+        size_t bytes = sizeof(struct rn_augment_draw) * n_train;
         if (!(run->draws = rn_malloc(bytes, err)) || be->alloc(&run->dev_draws, bytes, err))
             return -1;
     }
-    const int k = run->data.n_classes;
+    const int k = run->data.n_classes, max_n = run->graph.max_n;
     size_t eval_bytes = RN_MAX_LOSSES * (sizeof(double) + sizeof(int32_t)) +
                         (size_t)k * k * sizeof(int32_t);
-    return be->alloc(&run->dev_idx, sizeof(int32_t) * (size_t)run->graph.max_n, err) ||
+    int32_t iota[max_n];
+    for (int i = 0; i < max_n; i++)
+        iota[i] = i;
+    return be->alloc(&run->dev_idx, sizeof(int32_t) * (size_t)max_n, err) ||
+                   be->alloc(&run->dev_iota, sizeof iota, err) ||
+                   be->upload(run->dev_iota, iota, sizeof iota, err) ||
                    be->alloc(&run->dev_eval, eval_bytes, err)
                ? -1
                : 0;
@@ -351,13 +363,15 @@ static int evaluate_device(struct rn_run *run, const struct rn_split *split, int
         RN_MAX_LOSSES * (sizeof(double) + sizeof(int32_t)) + (size_t)k * k * sizeof(int32_t);
     if (be->zero(run->dev_eval, bytes, err))
         return -1;
-    int idx[bs];
+    const size_t per = (size_t)split->c * split->h * split->w;
     for (int start = 0; start < split->n; start += bs) {
         int n = split->n - start < bs ? split->n - start : bs;
-        for (int i = 0; i < n; i++)
-            idx[i] = start + i;
-        if (rn_run_load_batch(run, split, idx, n, err) ||
-            rn_graph_forward(&run->graph, n, last, ctx, err))
+        /* images [start, start + n): the split from start, indices 0..n-1 */
+        run->graph.x.n = n;
+        if (be->gather_images((const uint8_t *)run->dev_images[ks] + (size_t)start * per,
+                              run->dev_iota, n, per, run->graph.x.data, err))
+            return rn_error_prefix(err, "batch of %s", split->name);
+        if (rn_graph_forward(&run->graph, n, last, ctx, err))
             return -1;
         for (int h = 0; h < n_heads; h++) {
             const uint8_t *y = heads[h].target == RN_TARGET_COLOR ? run->dev_colours[ks]
@@ -803,6 +817,44 @@ static int step_log_flush(struct rn_run *run, struct step_log *L, struct rn_erro
     return 0;
 }
 
+/* A device epoch's order, targets and augmentation draws, in one copy each
+ * (steps of bs images from image 0 of perm; the draws of step s are those
+ * rn_augment_draws makes for training step step0 + s). */
+static int epoch_to_device(struct rn_run *run, const struct rn_split *train, const int *perm,
+                           const uint8_t *colours, int bs, uint64_t step0, struct rn_error *err)
+{
+    const struct rn_backend *be = rn_backend_of(run->graph.device);
+    const size_t n = (size_t)train->n;
+    uint8_t *targets = rn_malloc(2 * n, err);
+    int32_t *order = rn_malloc(sizeof(int32_t) * n, err);
+    int rc = -1;
+    if (!targets || !order)
+        goto done;
+    for (size_t i = 0; i < n; i++) {
+        order[i] = perm[i];
+        targets[i] = train->labels[perm[i]];
+        targets[n + i] = colours ? colours[perm[i]] : 0;
+    }
+    if (be->upload(run->dev_order, order, sizeof(int32_t) * n, err) ||
+        be->upload(run->dev_order_targets, targets, 2 * n, err))
+        goto done;
+    if (run->dev_draws) {
+        for (size_t s = 0; s * bs < n; s++) {
+            int m = n - s * bs < (size_t)bs ? (int)(n - s * bs) : bs;
+            if (rn_augment_draws(&run->augment, m, run->spec->seed, step0 + s,
+                                 run->draws + s * bs, err))
+                goto done;
+        }
+        if (be->upload(run->dev_draws, run->draws, sizeof *run->draws * n, err))
+            goto done;
+    }
+    rc = 0;
+done:
+    free(targets);
+    free(order);
+    return rc ? rn_error_prefix(err, "the epoch's order to the device") : 0;
+}
+
 int rn_run_train(struct rn_run *run, struct rn_error *err)
 {
     const struct rn_spec *spec = run->spec;
@@ -826,7 +878,13 @@ int rn_run_train(struct rn_run *run, struct rn_error *err)
     const uint8_t *split_colours = rn_run_split_colours(run, train);
     struct step_log slog;
     memset(&slog, 0, sizeof slog);
-    /* On a device the losses stay there until the log reads them. */
+    /* On a device the losses stay there until the log reads them, and the
+     * batches come from the epoch's copies there (when the device gathers,
+     * and augments if asked). */
+    const int k_train = (int)(train - run->data.splits);
+    const int dev_batches = run->data_device && g->device == run->data_device &&
+                            run->dev_images[k_train] && run->dev_order &&
+                            (!run->augment_on || run->dev_draws);
     if (run->data_device && g->device == run->data_device) {
         if (rn_program_device(&run->program, t->log_every, err) ||
             !(pend = rn_calloc((size_t)t->log_every, sizeof *pend, err)))
@@ -843,21 +901,33 @@ int rn_run_train(struct rn_run *run, struct rn_error *err)
         double t0 = now_s(), last_draw = 0, epoch_loss = 0;
         int seen = 0, loss_n = 0; /* images trained, and those whose loss is known */
         n_pend = 0;
+        if (dev_batches &&
+            epoch_to_device(run, train, perm, split_colours, bs, run->step, err))
+            goto fail;
         uint8_t labels[bs], colours[bs];
         for (int s = 0; s < steps; s++) {
             if (rn_interrupted)
                 break;
             int n = train->n - s * bs < bs ? train->n - s * bs : bs;
             const int *idx = perm + (size_t)s * bs;
-            if (run->augment_on && run->dev_draws && g->device == run->data_device) {
-                /* gathered and augmented on the device, with the host's draws */
+            if (dev_batches) {
+                /* from the epoch's copies: gathered (and augmented) there */
                 const struct rn_backend *be = rn_backend_of(g->device);
-                if (rn_run_load_batch(run, train, idx, n, err) ||
-                    rn_augment_draws(&run->augment, n, spec->seed, run->step, run->draws, err) ||
-                    be->upload(run->dev_draws, run->draws, sizeof *run->draws * (size_t)n, err) ||
-                    be->augment(&run->augment, run->dev_draws, g->x.data, n, g->in_shape.c,
-                                g->in_shape.h, g->in_shape.w, err))
+                const size_t off = (size_t)s * bs;
+                g->x.n = n;
+                const int32_t *order = (const int32_t *)run->dev_order + off;
+                const struct rn_augment_draw *draws =
+                    run->dev_draws ? (const struct rn_augment_draw *)run->dev_draws + off : NULL;
+                if (be->gather_images(run->dev_images[k_train], order, n,
+                                      (size_t)train->c * train->h * train->w, g->x.data, err) ||
+                    (draws && be->augment(&run->augment, draws, g->x.data, n, g->in_shape.c,
+                                          g->in_shape.h, g->in_shape.w, err))) {
+                    rn_error_prefix(err, "batch %d of epoch %d", s + 1, epoch);
                     goto fail;
+                }
+                run->program.batch_digit = (const uint8_t *)run->dev_order_targets + off;
+                run->program.batch_colour =
+                    split_colours ? (const uint8_t *)run->dev_order_targets + train->n + off : NULL;
             } else if (run->augment_on) {
                 /* augmentation on the host; the batch goes over after it */
                 if (load_host(run, train, idx, n, err) ||
@@ -959,13 +1029,17 @@ void rn_run_close(struct rn_run *run, const char *status)
             be->release(run->dev_colours[k]);
         }
         be->release(run->dev_idx);
+        be->release(run->dev_iota);
+        be->release(run->dev_order);
+        be->release(run->dev_order_targets);
         be->release(run->dev_eval);
         be->release(run->dev_draws);
         run->dev_draws = NULL;
         memset(run->dev_images, 0, sizeof run->dev_images);
         memset(run->dev_labels, 0, sizeof run->dev_labels);
         memset(run->dev_colours, 0, sizeof run->dev_colours);
-        run->dev_idx = run->dev_eval = NULL;
+        run->dev_idx = run->dev_eval = run->dev_iota = NULL;
+        run->dev_order = run->dev_order_targets = NULL;
         run->data_device = 0;
     }
     free(run->draws);

@@ -72,8 +72,12 @@ struct rn_run {
     void *dev_labels[RN_MAX_SPLITS];  /* digit labels of each split */
     void *dev_colours[RN_MAX_SPLITS]; /* colour targets (NULL without a colour head) */
     void *dev_idx;              /* (max_n) int32 */
+    void *dev_iota;             /* (max_n) int32 0, 1, 2, ...: contiguous batches (evaluation) */
+    void *dev_order;            /* (train n) int32: the epoch's order, uploaded once per epoch */
+    void *dev_order_targets;    /* (2 x train n) bytes: digit, then colour targets in that order */
     void *dev_eval;             /* evaluation sums: loss (double) and counts per head, confusion */
-    void *dev_draws;            /* (max_n) augmentation draws, when the device augments */
+    void *dev_draws;            /* (train n) augmentation draws of an epoch, when the device
+                                   augments (run->draws: their host side) */
     struct rn_augment_draw *draws; /* (max_n) host side of them */
 };
 

@@ -13,6 +13,8 @@
 #                     CUDA/cuDNN/cuBLAS, which the GPU machine has (driver, Python's nvidia
 #                     packages); compressed because OpenBLAS alone is ~35 MB and the device
 #                     tool carries at most 64 MiB in all;
+#        gnuplot.tar.xz gnuplot with its libraries and fonts, for the figures (when this
+#                     machine has gnuplot), ~14 MB;
 #        BUILD-INFO.txt what was built, from which commit, with which toolchain and glibc.
 # Run from anywhere; relative OUT/TREE are taken from the repository root. Both are under
 # the ignored /build*/, so `carry: ["build-gpu"]` sends OUT.
@@ -107,6 +109,45 @@ for f in train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte 
     echo "gpu-bundle.sh: no $MNIST_DIR/$f: run scripts/fetch-mnist.sh first" && exit 1
   fi
 done
+
+# gnuplot for the figures, when this machine has it (the GPU machine may not): the binary, the
+# libraries it loads but glibc and the C++ runtime, DejaVu Sans and a fontconfig file naming
+# them, behind a wrapper that sets the library path and FONTCONFIG_FILE; gnuplot.tar.xz,
+# ~14 MB. gpu-check.sh puts it on PATH only where there is no gnuplot.
+if command -v gnuplot >/dev/null; then
+  g="$OUT/gnuplot"
+  mkdir -p "$g/lib" "$g/fonts"
+  cp -L "$(command -v gnuplot)" "$g/gnuplot.bin"
+  while read -r name arrow path _; do
+    [ "$arrow" = "=>" ] && [ "${path#/}" != "$path" ] || continue
+    [[ "$name" =~ $skip ]] || cp -L "$path" "$g/lib/$name"
+  done < <(ldd "$g/gnuplot.bin")
+  for f in DejaVuSans.ttf DejaVuSans-Bold.ttf; do
+    [ -f "/usr/share/fonts/truetype/dejavu/$f" ] && cp "/usr/share/fonts/truetype/dejavu/$f" "$g/fonts/"
+  done
+  cat >"$g/fonts.conf" <<'EOF'
+<?xml version="1.0"?>
+<!DOCTYPE fontconfig SYSTEM "fonts.dtd">
+<fontconfig>
+  <dir prefix="relative">fonts</dir>
+  <cachedir>/tmp/rn-gnuplot-fontconfig</cachedir>
+</fontconfig>
+EOF
+  cat >"$g/gnuplot" <<'EOF'
+#!/bin/sh
+# gnuplot from scripts/gpu-bundle.sh: its own libraries and fonts, then the caller's.
+d=$(dirname "$(readlink -f "$0")")
+LD_LIBRARY_PATH="$d/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+FONTCONFIG_FILE="$d/fonts.conf"
+export LD_LIBRARY_PATH FONTCONFIG_FILE
+exec "$d/gnuplot.bin" "$@"
+EOF
+  chmod +x "$g/gnuplot"
+  tar -C "$OUT" -cJf "$OUT/gnuplot.tar.xz" gnuplot
+  rm -rf "${g:?}"
+else
+  echo "gpu-bundle.sh: no gnuplot here: the GPU check will draw no figures unless that machine has one"
+fi
 
 tar -C "$OUT" -cJf "$OUT/lib.tar.xz" lib
 rm -rf "${OUT:?}/lib"

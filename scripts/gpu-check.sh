@@ -15,7 +15,8 @@
 #   bench/torch_simple_gap_cnn.py --device cuda: simple_gap_cnn, batch 64, 3 epochs each, the
 #   fastest epoch after the first, and evaluation throughput); task1_lazy end to end on the
 #   GPU (wall time), twice with --deterministic (the summaries must agree), and once on the
-#   CPU for the accuracies. Without gnuplot there the figures step fails: said, not fatal.
+#   CPU for the accuracies. gnuplot: the machine's, else the bundle's (gnuplot.tar.xz); without
+#   either the figures step fails: said, not fatal.
 # Everything goes to stdout and OUTDIR/report.txt. Exit status: test_cuda's (0 when it
 # passed or skipped), 2 when the bundle is unusable.
 set -u
@@ -118,6 +119,21 @@ main() {
 
   if [ -x "$BUILD/runner" ]; then
     echo "-- runner --version: $(timeout 20 "$BUILD/runner" --version 2>&1 | head -3)"
+  fi
+  # gnuplot for the figures: the machine's, else the bundled one
+  if ! command -v gnuplot >/dev/null && [ -f "$BUILD/gnuplot.tar.xz" ]; then
+    local gtmp
+    gtmp=$(mktemp -d "${TMPDIR:-/tmp}/rn-gpu-gnuplot.XXXXXX")
+    if timeout 120 tar -C "$gtmp" -xJf "$BUILD/gnuplot.tar.xz"; then
+      export PATH="$gtmp/gnuplot:$PATH"
+    else
+      echo "gpu-check: could not unpack $BUILD/gnuplot.tar.xz"
+    fi
+  fi
+  if command -v gnuplot >/dev/null; then
+    echo "-- gnuplot: $(command -v gnuplot): $(timeout 20 gnuplot -e 'print GPVAL_VERSION, GPVAL_PATCHLEVEL, (strstrt(GPVAL_TERMINALS, "pngcairo") > 0 ? "pngcairo" : "no pngcairo")' 2>&1 | head -3)"
+  else
+    echo "-- gnuplot: none (the runs will say the figures failed)"
   fi
 
   export RN_SOURCE_ROOT="$PWD" # test_cuda's fixtures and model files

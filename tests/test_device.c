@@ -373,6 +373,7 @@ struct outcome {
     size_t n_params;
     int device_after;
     size_t train_upload_bytes; /* copied to the device by rn_run_train */
+    long train_uploads;        /* copies to the device during rn_run_train */
     double *metric[8];         /* the per-step and per-epoch training metrics below */
     int metric_n[8];
     size_t image_bytes;        /* bytes of the images one epoch reads */
@@ -392,8 +393,10 @@ static struct outcome train_on(const struct rn_spec *spec, int d, const char *su
     cr_assert_eq(rn_run_open(run, spec, &opt, &err), 0, "%s", err.msg);
     cr_assert_eq(run->graph.device, d);
     size_t before = upload_bytes;
+    long uploads_before = uploads;
     cr_assert_eq(rn_run_train(run, &err), 0, "%s", err.msg);
     o.train_upload_bytes = upload_bytes - before;
+    o.train_uploads = uploads - uploads_before;
     const struct rn_split *tr = rn_data_split(&run->data, "train");
     o.image_bytes = (size_t)tr->n * tr->c * tr->h * tr->w;
     o.device_after = run->graph.device;
@@ -503,6 +506,10 @@ Test(device, two_heads_program_trains_identically_on_the_stand_in_device)
     cr_assert_eq(augments, 14, "%ld batches augmented on the device", augments);
     cr_assert_lt(dev.train_upload_bytes, dev.image_bytes / 4, "%zu bytes uploaded (images %zu)",
                  dev.train_upload_bytes, dev.image_bytes);
+    /* no copy per batch: each epoch's order, targets and draws go over once
+     * (3 copies x 2 epochs), evaluation batches need none */
+    cr_assert_eq(dev.train_uploads, 6, "%ld copies to the device for 14 batches of 2 epochs",
+                 dev.train_uploads);
     cr_assert_gt(downloads - down0, 0);
     cr_assert_eq(up0, 0, "the CPU run copied to the device");
     compare(&cpu, &dev);
