@@ -225,10 +225,41 @@ fail:
     return -1;
 }
 
+static void scratch_free(struct rn_graph *g)
+{
+    for (int i = 0; i < RN_GRAPH_SCRATCH; i++) {
+        if (g->scratch[i])
+            rn_backend_of((enum rn_device)g->scratch_device[i])->release(g->scratch[i]);
+        g->scratch[i] = NULL;
+        g->scratch_bytes[i] = 0;
+    }
+}
+
+void *rn_graph_scratch(struct rn_graph *g, int slot, int d, size_t bytes, struct rn_error *err)
+{
+    if (slot < 0 || slot >= RN_GRAPH_SCRATCH) {
+        rn_errorf(err, "graph scratch slot %d of %d", slot, RN_GRAPH_SCRATCH);
+        return NULL;
+    }
+    if (g->scratch[slot] && g->scratch_device[slot] == d && g->scratch_bytes[slot] >= bytes)
+        return g->scratch[slot];
+    const struct rn_backend *be = rn_backend_of((enum rn_device)d);
+    if (g->scratch[slot])
+        rn_backend_of((enum rn_device)g->scratch_device[slot])->release(g->scratch[slot]);
+    g->scratch[slot] = NULL;
+    g->scratch_bytes[slot] = 0;
+    if (be->alloc(&g->scratch[slot], bytes ? bytes : 1, err))
+        return NULL;
+    g->scratch_bytes[slot] = bytes;
+    g->scratch_device[slot] = d;
+    return g->scratch[slot];
+}
+
 void rn_graph_free(struct rn_graph *g)
 {
     if (!g)
         return;
+    scratch_free(g);
     for (int i = 0; i < g->n_nodes; i++) {
         struct rn_node *node = &g->nodes[i];
         if (node->k && node->k->release)
@@ -662,6 +693,7 @@ int rn_graph_to_device(struct rn_graph *g, int d, struct rn_error *err)
 {
     if (d == g->device)
         return 0;
+    scratch_free(g);
     const struct rn_backend *be = rn_backend_of((enum rn_device)d);
     if (!be)
         return rn_errorf(err, "this runner was built without a backend for device %d", d);

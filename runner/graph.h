@@ -36,6 +36,8 @@ struct rn_node {
     const struct rn_layer_kernels *k; /* device graphs: the backend's kernels of this node */
 };
 
+#define RN_GRAPH_SCRATCH 2
+
 struct rn_graph {
     struct rn_node *nodes;  /* owned, n_nodes */
     int n_nodes;
@@ -48,7 +50,19 @@ struct rn_graph {
     struct rn_tensor tdx;   /* tangent of dx, lazily */
     int device;             /* enum rn_device: where every tensor above lives */
     struct rn_tensor xh;    /* device graphs: host staging of x (rn_graph_input_host) */
+    /* grow-only working memory of the passes built on the graph
+     * (rn_graph_scratch), each on the device it was asked for */
+    void *scratch[RN_GRAPH_SCRATCH];
+    size_t scratch_bytes[RN_GRAPH_SCRATCH];
+    int scratch_device[RN_GRAPH_SCRATCH];
 };
+
+/* Working memory that lives as long as the graph (slot < RN_GRAPH_SCRATCH;
+ * the saliency loss uses 0 and 1): at least bytes on device d, reused from
+ * the last call when it is large enough and there (content kept), else
+ * made anew (zeroed). Freed with the graph, and when it moves. NULL on
+ * error. */
+void *rn_graph_scratch(struct rn_graph *g, int slot, int d, size_t bytes, struct rn_error *err);
 
 /* Builds every node, infers shapes, allocates. Errors carry the layer's
  * file:line:col ("x.yaml:12:7: error: layer 'fc' (linear): ..."). */

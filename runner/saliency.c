@@ -93,14 +93,15 @@ int rn_saliency_loss_ce(struct rn_graph *g, int n, int logits_node, const uint8_
     const struct rn_backend *kb = direct ? be : rn_backend_of(RN_DEVICE_CPU);
     struct rn_tensor st_z = {0}, st_dz = {0}, st_x = {0}, st_dx = {0}, st_tx = {0}, st_tz = {0},
                      st_tdz = {0};
-    /* kb's working memory: the CE mean and sum r_i (zeroed by alloc), r_i
-     * per sample, the softmax and, off the host, the targets */
+    /* kb's working memory: the CE mean and sum r_i (zeroed here), r_i per
+     * sample, the softmax and, off the host, the targets; it and the saved
+     * gradients are the graph's scratch, kept from step to step */
     const size_t off_r = 2 * sizeof(double), off_p = off_r + (size_t)n * sizeof(double),
                  off_t = off_p + (size_t)n * k * sizeof(float);
-    void *saved_mem = NULL, *work = NULL;
     int rc = -1, have_saved = 0;
-    if (be->alloc(&saved_mem, (np ? np : 1) * sizeof(float), err) ||
-        kb->alloc(&work, off_t + (size_t)n, err))
+    void *saved_mem = rn_graph_scratch(g, 0, g->device, (np ? np : 1) * sizeof(float), err);
+    void *work = saved_mem ? rn_graph_scratch(g, 1, kb->device, off_t + (size_t)n, err) : NULL;
+    if (!work || kb->zero(work, off_r, err))
         goto out;
     double *scal = work, *r = (double *)((char *)work + off_r);
     float *probs = (float *)((char *)work + off_p);
@@ -197,10 +198,6 @@ fail:
     }
     *value = 0;
 out:
-    if (saved_mem)
-        be->release(saved_mem);
-    if (work)
-        kb->release(work);
     rn_tensor_free(&st_z);
     rn_tensor_free(&st_dz);
     rn_tensor_free(&st_x);

@@ -194,6 +194,13 @@ static int cuda_alloc(void **p, size_t bytes, struct rn_error *err)
     if (e != cudaSuccess) {
         (void)cudaGetLastError(); /* not sticky: keep it from blaming the next call */
         *p = NULL;
+        size_t free_b = 0, total_b = 0;
+        if (e == cudaErrorMemoryAllocation && cudaMemGetInfo(&free_b, &total_b) == cudaSuccess)
+            return rn_errorf(err, "cudaMalloc(%zu bytes): %s (%s): %zu MiB of the GPU's %zu MiB "
+                                  "are free; lower train.batch / train.eval_batch or use "
+                                  "--device cpu",
+                             bytes, cudaGetErrorString(e), cudaGetErrorName(e), free_b >> 20,
+                             total_b >> 20);
         return rn_errorf(err, "cudaMalloc(%zu bytes): %s (%s)", bytes, cudaGetErrorString(e),
                          cudaGetErrorName(e));
     }
