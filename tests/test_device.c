@@ -377,6 +377,7 @@ struct outcome {
     double *metric[8];         /* the per-step and per-epoch training metrics below */
     int metric_n[8];
     size_t image_bytes;        /* bytes of the images one epoch reads */
+    char file[512];            /* the run's HDF5 file */
 };
 
 /* Opens, trains and evaluates spec on device d; keeps what to compare. */
@@ -428,10 +429,53 @@ static struct outcome train_on(const struct rn_spec *spec, int d, const char *su
             o.n_params = k;
         }
     }
+    snprintf(o.file, sizeof o.file, "%s/run.h5", run->dir);
     rn_run_close(run, "completed");
     free(run);
     fclose(lf);
     return o;
+}
+
+/* The same datasets, of the same types and shapes, in two run files. */
+static void same_layout(const char *a_path, const char *b_path)
+{
+    struct rn_results *a, *b;
+    struct rn_error err;
+    cr_assert_eq(rn_results_open(&a, a_path, &err), 0, "%s", err.msg);
+    cr_assert_eq(rn_results_open(&b, b_path, &err), 0, "%s", err.msg);
+    char **na = NULL, **nb = NULL;
+    int ca = 0, cb = 0;
+    cr_assert_eq(rn_results_list(a, "/", &na, &ca, &err), 0, "%s", err.msg);
+    cr_assert_eq(rn_results_list(b, "/", &nb, &cb, &err), 0, "%s", err.msg);
+    cr_expect_eq(ca, cb, "%d datasets on the CPU, %d on the device", ca, cb);
+    for (int i = 0; i < ca && i < cb; i++) {
+        cr_expect_str_eq(na[i], nb[i]);
+        static const enum rn_dtype types[] = {RN_DTYPE_F32, RN_DTYPE_F64, RN_DTYPE_I32,
+                                              RN_DTYPE_U8};
+        char path[600];
+        snprintf(path, sizeof path, "/%s", na[i]);
+        int shape_a[4] = {0}, shape_b[4] = {0}, nda = -1, ndb = -2, found = 0;
+        for (int t = 0; t < 4 && !found; t++) {
+            void *x = NULL;
+            struct rn_error e;
+            if (rn_results_read(a, path, types[t], &x, &nda, shape_a, &e) != 0)
+                continue;
+            found = 1;
+            free(x);
+            x = NULL;
+            cr_expect_eq(rn_results_read(b, path, types[t], &x, &ndb, shape_b, &e), 0,
+                         "%s: not of the same type on the device", path);
+            free(x);
+        }
+        if (!found)
+            continue; /* a metric table: read by rn_results_read_metric, compared elsewhere */
+        cr_expect_eq(nda, ndb, "%s: rank", path);
+        cr_expect_eq(memcmp(shape_a, shape_b, sizeof shape_a), 0, "%s: shape", path);
+    }
+    rn_results_free_list(na, ca);
+    rn_results_free_list(nb, cb);
+    rn_results_close(a);
+    rn_results_close(b);
 }
 
 static void outcome_free(struct outcome *o)
@@ -513,6 +557,7 @@ Test(device, two_heads_program_trains_identically_on_the_stand_in_device)
     cr_assert_gt(downloads - down0, 0);
     cr_assert_eq(up0, 0, "the CPU run copied to the device");
     compare(&cpu, &dev);
+    same_layout(cpu.file, dev.file);
     cr_assert_gt(cpu.metric_n[3], 0, "no loss/color metric to compare");
     /* 14 batches x 4 head losses on the device, besides the evaluations */
     cr_assert_gt(ce_calls, 50, "the training losses were not computed on the device (%ld)",
