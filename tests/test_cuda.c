@@ -1232,6 +1232,22 @@ static const char *source_root(void)
     return r && *r ? r : RN_SOURCE_DIR;
 }
 
+/* Writes text to dir/spec.yaml and loads it (calloc'd; rn_spec_free and
+ * free it). */
+static struct rn_spec *spec_in(const char *dir, const char *text)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/spec.yaml", dir);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f);
+    fputs(text, f);
+    fclose(f);
+    struct rn_spec *spec = calloc(1, sizeof *spec);
+    struct rn_error err = {{0}};
+    cr_assert_eq(rn_spec_load(spec, path, NULL, stderr, NULL, &err), 0, "%s", err.msg);
+    return spec;
+}
+
 /* Trains model (an experiments/models file) for 2 steps of 32 fixture images
  * and evaluates the 300 test images, on device d; returns every parameter
  * and buffer (in graph order, n floats) and the test accuracy. */
@@ -1239,8 +1255,7 @@ static float *train_model(const char *model, int d, size_t *n, double *val_acc)
 {
     char dir[] = "/tmp/rn_cuda_model_XXXXXX";
     cr_assert_not_null(mkdtemp(dir));
-    char path[300], text[2048];
-    snprintf(path, sizeof path, "%s/spec.yaml", dir);
+    char text[2048];
     snprintf(text, sizeof text,
              "name: cuda_model_step\nseed: 7\n"
              "data: {dir: %s/tests/fixtures/mnist, colouring: background, bias: 0.95,"
@@ -1249,13 +1264,8 @@ static float *train_model(const char *model, int d, size_t *n, double *val_acc)
              "train: {epochs: 1, batch: 32, log_every: 1, optimizer: sgd, lr: 0.05,"
              " eval: [test]}\n",
              source_root(), source_root(), model);
-    FILE *f = fopen(path, "w");
-    cr_assert_not_null(f);
-    fputs(text, f);
-    fclose(f);
-    struct rn_spec *spec = calloc(1, sizeof *spec);
+    struct rn_spec *spec = spec_in(dir, text);
     struct rn_error err = {{0}};
-    cr_assert_eq(rn_spec_load(spec, path, NULL, stderr, NULL, &err), 0, "%s", err.msg);
     char out[300];
     snprintf(out, sizeof out, "%s/%s", dir, d == RN_DEVICE_CPU ? "cpu" : "dev");
     struct rn_run_options opt = {.out_dir = out, .quiet = 1, .log = stderr, .device = d};
@@ -1650,8 +1660,7 @@ Test(cuda, saliency_table)
  * file's path. */
 static char *analyses_on(int d, const char *dir)
 {
-    char path[400], text[4096];
-    snprintf(path, sizeof path, "%s/spec.yaml", dir);
+    char text[4096];
     const char *root = source_root();
     snprintf(text, sizeof text,
              "name: cuda_analyses\nseed: 5\n"
@@ -1670,13 +1679,8 @@ static char *analyses_on(int d, const char *dir)
              "  - {type: saliency, name: sal, split: test, n: 24}\n"
              "  - {type: attention_mass, name: mass, node: conv3, n: 100}\n",
              root, root, root);
-    FILE *f = fopen(path, "w");
-    cr_assert_not_null(f);
-    fputs(text, f);
-    fclose(f);
-    struct rn_spec *spec = calloc(1, sizeof *spec);
+    struct rn_spec *spec = spec_in(dir, text);
     struct rn_error err = {{0}};
-    cr_assert_eq(rn_spec_load(spec, path, NULL, stderr, NULL, &err), 0, "%s", err.msg);
     char out[450];
     snprintf(out, sizeof out, "%s/%s", dir, d == RN_DEVICE_CPU ? "cpu" : "dev");
     struct rn_run_options opt = {.out_dir = out, .quiet = 1, .log = stderr, .device = d};
@@ -1775,17 +1779,12 @@ static void check_colourise(const char *data_yaml)
 {
     char dir[] = "/tmp/rn_cuda_colour_XXXXXX";
     cr_assert_not_null(mkdtemp(dir));
-    char path[300], text[2048];
-    snprintf(path, sizeof path, "%s/spec.yaml", dir);
-    snprintf(text, sizeof text, "name: cuda_colourise\nseed: 11\ndata: {dir: %s/tests/fixtures/mnist, %s}\n",
+    char text[2048];
+    snprintf(text, sizeof text,
+             "name: cuda_colourise\nseed: 11\ndata: {dir: %s/tests/fixtures/mnist, %s}\n",
              source_root(), data_yaml);
-    FILE *f = fopen(path, "w");
-    cr_assert_not_null(f);
-    fputs(text, f);
-    fclose(f);
-    struct rn_spec *spec = calloc(1, sizeof *spec);
+    struct rn_spec *spec = spec_in(dir, text);
     struct rn_error err = {{0}};
-    cr_assert_eq(rn_spec_load(spec, path, NULL, stderr, NULL, &err), 0, "%s", err.msg);
     struct rn_data host, got;
     void *dev_images[RN_MAX_SPLITS];
     cr_assert_eq(rn_data_load(&spec->data, &host, &err), 0, "%s", err.msg);
