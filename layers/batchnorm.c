@@ -144,25 +144,12 @@ static int bn_forward(struct rn_layer *l, const struct rn_tensor *const *x, stru
     return 0;
 }
 
-static int bn_check_mode(const struct rn_layer *l, const struct rn_ctx *ctx, const char *pass,
-                         struct rn_error *err)
-{
-    const struct batchnorm *bn = l->priv;
-    if ((ctx->train != 0) != (bn->train != 0))
-        return rn_errorf(err,
-                         "batchnorm '%s': %s in %s mode after a forward in %s mode; run "
-                         "the forward in the same mode first",
-                         l->name, pass, ctx->train ? "training" : "eval",
-                         bn->train ? "training" : "eval");
-    return 0;
-}
-
 static int bn_backward(struct rn_layer *l, const struct rn_tensor *const *x,
                        const struct rn_tensor *y, const struct rn_tensor *dy,
                        struct rn_tensor *const *dx, const struct rn_ctx *ctx, struct rn_error *err)
 {
     const struct batchnorm *bn = l->priv;
-    if (bn_check_mode(l, ctx, "backward", err))
+    if (rn_layer_check_mode(l, ctx, bn->train, "backward", err))
         return -1;
     int N = x[0]->n, C = l->in[0].c, HW = l->in[0].h * l->in[0].w;
     long M = (long)N * HW;
@@ -202,23 +189,12 @@ static int bn_backward(struct rn_layer *l, const struct rn_tensor *const *x,
     return 0;
 }
 
-static int bn_tangent_refuse(const struct rn_layer *l, const struct rn_ctx *ctx, const char *pass,
-                             struct rn_error *err)
-{
-    if (ctx->train)
-        return rn_errorf(err,
-                         "batchnorm '%s': tangent mode in training mode is not supported (use "
-                         "eval mode or remove batchnorm for saliency losses)",
-                         l->name);
-    return bn_check_mode(l, ctx, pass, err);
-}
-
 static int bn_tangent_forward(struct rn_layer *l, const struct rn_tensor *const *x,
                               const struct rn_tensor *const *tx, struct rn_tensor *ty,
                               const struct rn_ctx *ctx, struct rn_error *err)
 {
     const struct batchnorm *bn = l->priv;
-    if (bn_tangent_refuse(l, ctx, "tangent forward", err))
+    if (rn_layer_check_eval_tangent(l, ctx, bn->train, "tangent forward", err))
         return -1;
     int N = x[0]->n, C = l->in[0].c, HW = l->in[0].h * l->in[0].w;
     const float *gamma = l->params[P_WEIGHT].value.data;
@@ -245,7 +221,7 @@ static int bn_tangent_backward(struct rn_layer *l, const struct rn_tensor *const
                                const struct rn_ctx *ctx, struct rn_error *err)
 {
     const struct batchnorm *bn = l->priv;
-    if (bn_tangent_refuse(l, ctx, "tangent backward", err))
+    if (rn_layer_check_eval_tangent(l, ctx, bn->train, "tangent backward", err))
         return -1;
     int N = x[0]->n, C = l->in[0].c, HW = l->in[0].h * l->in[0].w;
     const float *gamma = l->params[P_WEIGHT].value.data;

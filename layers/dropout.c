@@ -73,19 +73,6 @@ static void dropout_apply(const struct dropout *d, const float *g, float *out, l
     }
 }
 
-static int dropout_check_mode(const struct rn_layer *l, const struct rn_ctx *ctx, const char *pass,
-                              struct rn_error *err)
-{
-    const struct dropout *d = l->priv;
-    if ((ctx->train != 0) != (d->train != 0))
-        return rn_errorf(err,
-                         "dropout '%s': %s in %s mode after a forward in %s mode; run the "
-                         "forward in the same mode first",
-                         l->name, pass, ctx->train ? "training" : "eval",
-                         d->train ? "training" : "eval");
-    return 0;
-}
-
 static int dropout_forward(struct rn_layer *l, const struct rn_tensor *const *x,
                            struct rn_tensor *y, const struct rn_ctx *ctx, struct rn_error *err)
 {
@@ -111,7 +98,7 @@ static int dropout_backward(struct rn_layer *l, const struct rn_tensor *const *x
                             struct rn_tensor *const *dx, const struct rn_ctx *ctx,
                             struct rn_error *err)
 {
-    if (dropout_check_mode(l, ctx, "backward", err))
+    if (rn_layer_check_mode(l, ctx, ((const struct dropout *)l->priv)->train, "backward", err))
         return -1;
     if (dx[0])
         dropout_apply(l->priv, dy->data, dx[0]->data, (long)rn_tensor_numel(x[0]), 1);
@@ -122,7 +109,8 @@ static int dropout_tangent_forward(struct rn_layer *l, const struct rn_tensor *c
                                    const struct rn_tensor *const *tx, struct rn_tensor *ty,
                                    const struct rn_ctx *ctx, struct rn_error *err)
 {
-    if (dropout_check_mode(l, ctx, "tangent forward", err))
+    if (rn_layer_check_mode(l, ctx, ((const struct dropout *)l->priv)->train, "tangent forward",
+                            err))
         return -1;
     ty->n = x[0]->n;
     dropout_apply(l->priv, tx[0]->data, ty->data, (long)rn_tensor_numel(x[0]), 0);
@@ -134,7 +122,8 @@ static int dropout_tangent_backward(struct rn_layer *l, const struct rn_tensor *
                                     const struct rn_tensor *tdy, struct rn_tensor *const *tdx,
                                     const struct rn_ctx *ctx, struct rn_error *err)
 {
-    if (dropout_check_mode(l, ctx, "tangent backward", err))
+    if (rn_layer_check_mode(l, ctx, ((const struct dropout *)l->priv)->train, "tangent backward",
+                            err))
         return -1;
     if (tdx[0])
         dropout_apply(l->priv, tdy->data, tdx[0]->data, (long)rn_tensor_numel(x[0]), 1);

@@ -67,3 +67,26 @@ void rn_layer_free(struct rn_layer *l)
     }
     l->n_params = 0;
 }
+
+int rn_layer_check_mode(const struct rn_layer *l, const struct rn_ctx *ctx, int last_train,
+                        const char *pass, struct rn_error *err)
+{
+    if ((ctx->train != 0) != (last_train != 0))
+        return rn_errorf(err,
+                         "%s '%s': %s in %s mode after a forward in %s mode; run the forward in "
+                         "the same mode first",
+                         l->type->name, l->name, pass, ctx->train ? "training" : "eval",
+                         last_train ? "training" : "eval");
+    return 0;
+}
+
+int rn_layer_check_eval_tangent(const struct rn_layer *l, const struct rn_ctx *ctx, int last_train,
+                                const char *pass, struct rn_error *err)
+{
+    if (ctx->train)
+        return rn_errorf(err,
+                         "%s '%s': tangent mode in training mode is not supported (use eval mode "
+                         "or remove %s for saliency losses)",
+                         l->type->name, l->name, l->type->name);
+    return rn_layer_check_mode(l, ctx, last_train, pass, err);
+}

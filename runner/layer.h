@@ -125,4 +125,14 @@ struct rn_param *rn_layer_param(struct rn_layer *l, const char *name);
 /* Frees params and priv (via type->free); the struct itself is the caller's. */
 void rn_layer_free(struct rn_layer *l);
 
+/* For layers whose passes follow the mode of their last forward (batchnorm,
+ * dropout), last_train being that mode: -1 and one line naming both modes
+ * when the pass (e.g. "backward") runs in the other one. */
+int rn_layer_check_mode(const struct rn_layer *l, const struct rn_ctx *ctx, int last_train,
+                        const char *pass, struct rn_error *err);
+/* rn_layer_check_mode for a tangent pass of a layer that has tangents only
+ * in eval mode (batchnorm): training mode is refused first. */
+int rn_layer_check_eval_tangent(const struct rn_layer *l, const struct rn_ctx *ctx, int last_train,
+                                const char *pass, struct rn_error *err);
+
 #endif

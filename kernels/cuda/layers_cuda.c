@@ -1016,19 +1016,6 @@ static int dropout_prepare(struct rn_layer *l, int max_n, struct rn_error *err)
     return 0;
 }
 
-static int dropout_check_mode(const struct rn_layer *l, const struct rn_ctx *ctx, const char *pass,
-                              struct rn_error *err)
-{
-    const struct dropout_dp *d = l->dpriv;
-    if ((ctx->train != 0) != (d->train != 0))
-        return rn_errorf(err,
-                         "dropout '%s': %s in %s mode after a forward in %s mode; run the "
-                         "forward in the same mode first",
-                         l->name, pass, ctx->train ? "training" : "eval",
-                         d->train ? "training" : "eval");
-    return 0;
-}
-
 /* out = m * g (set) or out += m * g (acc); the identity in eval mode. */
 static int dropout_apply(struct rn_cuda *cu, const struct dropout_dp *d, const float *g,
                          float *out, size_t n, int acc, struct rn_error *err)
@@ -1073,7 +1060,8 @@ static int dropout_backward(struct rn_layer *l, const struct rn_tensor *const *x
                             struct rn_error *err)
 {
     struct rn_cuda *cu = enter_backward(l, x, NULL, 1, dy, NULL, dx, err);
-    if (!cu || dropout_check_mode(l, ctx, "backward", err))
+    if (!cu ||
+        rn_layer_check_mode(l, ctx, ((const struct dropout_dp *)l->dpriv)->train, "backward", err))
         return -1;
     if (dx && dx[0])
         return dropout_apply(cu, l->dpriv, dy->data, dx[0]->data, rn_tensor_numel(x[0]), 1, err);
@@ -1086,7 +1074,8 @@ static int dropout_tangent_forward(struct rn_layer *l, const struct rn_tensor *c
 {
     struct rn_cuda *cu = enter_forward(l, x, 1, ty, "input", err);
     if (!cu || check_in(l, tx[0], 0, x[0]->n, "tangent input", err) ||
-        dropout_check_mode(l, ctx, "tangent forward", err))
+        rn_layer_check_mode(l, ctx, ((const struct dropout_dp *)l->dpriv)->train, "tangent forward",
+                            err))
         return -1;
     ty->n = x[0]->n;
     return dropout_apply(cu, l->dpriv, tx[0]->data, ty->data, rn_tensor_numel(x[0]), 0, err);
@@ -1098,7 +1087,8 @@ static int dropout_tangent_backward(struct rn_layer *l, const struct rn_tensor *
                                     const struct rn_ctx *ctx, struct rn_error *err)
 {
     struct rn_cuda *cu = enter_backward(l, x, NULL, 1, tdy, NULL, tdx, err);
-    if (!cu || dropout_check_mode(l, ctx, "tangent backward", err))
+    if (!cu || rn_layer_check_mode(l, ctx, ((const struct dropout_dp *)l->dpriv)->train,
+                                   "tangent backward", err))
         return -1;
     if (tdx && tdx[0])
         return dropout_apply(cu, l->dpriv, tdy->data, tdx[0]->data, rn_tensor_numel(x[0]), 1,
@@ -1162,19 +1152,6 @@ static int bn_prepare(struct rn_layer *l, int max_n, struct rn_error *err)
     return 0;
 }
 
-static int bn_check_mode(const struct rn_layer *l, const struct rn_ctx *ctx, const char *pass,
-                         struct rn_error *err)
-{
-    const struct bn_dp *d = l->dpriv;
-    if ((ctx->train != 0) != (d->train != 0))
-        return rn_errorf(err,
-                         "batchnorm '%s': %s in %s mode after a forward in %s mode; run "
-                         "the forward in the same mode first",
-                         l->name, pass, ctx->train ? "training" : "eval",
-                         d->train ? "training" : "eval");
-    return 0;
-}
-
 static int bn_forward(struct rn_layer *l, const struct rn_tensor *const *x, struct rn_tensor *y,
                       const struct rn_ctx *ctx, struct rn_error *err)
 {
@@ -1219,7 +1196,8 @@ static int bn_backward(struct rn_layer *l, const struct rn_tensor *const *x,
                        struct rn_tensor *const *dx, const struct rn_ctx *ctx, struct rn_error *err)
 {
     struct rn_cuda *cu = enter_backward(l, x, NULL, 1, dy, NULL, dx, err);
-    if (!cu || bn_check_mode(l, ctx, "backward", err))
+    if (!cu ||
+        rn_layer_check_mode(l, ctx, ((const struct bn_dp *)l->dpriv)->train, "backward", err))
         return -1;
     const struct bn_dp *d = l->dpriv;
     struct rn_param *p = l->params;
@@ -1231,24 +1209,14 @@ static int bn_backward(struct rn_layer *l, const struct rn_tensor *const *x,
     return 0;
 }
 
-static int bn_tangent_refuse(const struct rn_layer *l, const struct rn_ctx *ctx, const char *pass,
-                             struct rn_error *err)
-{
-    if (ctx->train)
-        return rn_errorf(err,
-                         "batchnorm '%s': tangent mode in training mode is not supported (use "
-                         "eval mode or remove batchnorm for saliency losses)",
-                         l->name);
-    return bn_check_mode(l, ctx, pass, err);
-}
-
 static int bn_tangent_forward(struct rn_layer *l, const struct rn_tensor *const *x,
                               const struct rn_tensor *const *tx, struct rn_tensor *ty,
                               const struct rn_ctx *ctx, struct rn_error *err)
 {
     struct rn_cuda *cu = enter_forward(l, x, 1, ty, "input", err);
     if (!cu || check_in(l, tx[0], 0, x[0]->n, "tangent input", err) ||
-        bn_tangent_refuse(l, ctx, "tangent forward", err))
+        rn_layer_check_eval_tangent(l, ctx, ((const struct bn_dp *)l->dpriv)->train,
+                                    "tangent forward", err))
         return -1;
     const struct bn_dp *d = l->dpriv;
     ty->n = x[0]->n;
@@ -1266,7 +1234,8 @@ static int bn_tangent_backward(struct rn_layer *l, const struct rn_tensor *const
                                const struct rn_ctx *ctx, struct rn_error *err)
 {
     struct rn_cuda *cu = enter_backward(l, x, tx, 1, dy, tdy, tdx, err);
-    if (!cu || bn_tangent_refuse(l, ctx, "tangent backward", err))
+    if (!cu || rn_layer_check_eval_tangent(l, ctx, ((const struct bn_dp *)l->dpriv)->train,
+                                           "tangent backward", err))
         return -1;
     const struct bn_dp *d = l->dpriv;
     struct rn_param *p = l->params;
