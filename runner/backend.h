@@ -45,18 +45,10 @@ struct rn_layer_kernels {
     int (*prepare)(struct rn_layer *l, int max_n, struct rn_error *err);
     /* Frees l->dpriv (NULL-safe). */
     void (*release)(struct rn_layer *l);
-    int (*forward)(struct rn_layer *l, const struct rn_tensor *const *x, struct rn_tensor *y,
-                   const struct rn_ctx *ctx, struct rn_error *err);
-    int (*backward)(struct rn_layer *l, const struct rn_tensor *const *x,
-                    const struct rn_tensor *y, const struct rn_tensor *dy,
-                    struct rn_tensor *const *dx, const struct rn_ctx *ctx, struct rn_error *err);
-    int (*tangent_forward)(struct rn_layer *l, const struct rn_tensor *const *x,
-                           const struct rn_tensor *const *tx, struct rn_tensor *ty,
-                           const struct rn_ctx *ctx, struct rn_error *err);
-    int (*tangent_backward)(struct rn_layer *l, const struct rn_tensor *const *x,
-                            const struct rn_tensor *const *tx, const struct rn_tensor *dy,
-                            const struct rn_tensor *tdy, struct rn_tensor *const *tdx,
-                            const struct rn_ctx *ctx, struct rn_error *err);
+    rn_layer_forward_fn *forward;
+    rn_layer_backward_fn *backward;
+    rn_layer_tangent_forward_fn *tangent_forward;
+    rn_layer_tangent_backward_fn *tangent_backward;
 };
 
 /* One optimizer update of a parameter of n floats (optim.h semantics). */

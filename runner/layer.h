@@ -64,6 +64,24 @@ struct rn_ctx {
 
 struct rn_layer;
 
+/* The passes of a layer (rn_layer_type: the CPU's; rn_layer_kernels in
+ * backend.h: a device's). */
+typedef int rn_layer_forward_fn(struct rn_layer *l, const struct rn_tensor *const *x,
+                                struct rn_tensor *y, const struct rn_ctx *ctx,
+                                struct rn_error *err);
+typedef int rn_layer_backward_fn(struct rn_layer *l, const struct rn_tensor *const *x,
+                                 const struct rn_tensor *y, const struct rn_tensor *dy,
+                                 struct rn_tensor *const *dx, const struct rn_ctx *ctx,
+                                 struct rn_error *err);
+typedef int rn_layer_tangent_forward_fn(struct rn_layer *l, const struct rn_tensor *const *x,
+                                        const struct rn_tensor *const *tx, struct rn_tensor *ty,
+                                        const struct rn_ctx *ctx, struct rn_error *err);
+typedef int rn_layer_tangent_backward_fn(struct rn_layer *l, const struct rn_tensor *const *x,
+                                         const struct rn_tensor *const *tx,
+                                         const struct rn_tensor *dy, const struct rn_tensor *tdy,
+                                         struct rn_tensor *const *tdx, const struct rn_ctx *ctx,
+                                         struct rn_error *err);
+
 struct rn_layer_type {
     const char *name;   /* YAML `type:` */
     const char *doc;    /* one line */
@@ -79,18 +97,10 @@ struct rn_layer_type {
      * and linear weights, U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for biases,
      * ones/zeros for batchnorm). NULL: nothing to initialise. */
     void (*init)(struct rn_layer *l, struct rn_rng *rng);
-    int (*forward)(struct rn_layer *l, const struct rn_tensor *const *x, struct rn_tensor *y,
-                   const struct rn_ctx *ctx, struct rn_error *err);
-    int (*backward)(struct rn_layer *l, const struct rn_tensor *const *x,
-                    const struct rn_tensor *y, const struct rn_tensor *dy,
-                    struct rn_tensor *const *dx, const struct rn_ctx *ctx, struct rn_error *err);
-    int (*tangent_forward)(struct rn_layer *l, const struct rn_tensor *const *x,
-                           const struct rn_tensor *const *tx, struct rn_tensor *ty,
-                           const struct rn_ctx *ctx, struct rn_error *err);
-    int (*tangent_backward)(struct rn_layer *l, const struct rn_tensor *const *x,
-                            const struct rn_tensor *const *tx, const struct rn_tensor *dy,
-                            const struct rn_tensor *tdy, struct rn_tensor *const *tdx,
-                            const struct rn_ctx *ctx, struct rn_error *err);
+    rn_layer_forward_fn *forward;
+    rn_layer_backward_fn *backward;
+    rn_layer_tangent_forward_fn *tangent_forward;
+    rn_layer_tangent_backward_fn *tangent_backward;
     /* Frees priv (params are freed by rn_layer_free). NULL: nothing. */
     void (*free)(struct rn_layer *l);
 };
