@@ -823,19 +823,18 @@ static int step_log_flush(struct rn_run *run, struct step_log *L, struct rn_erro
 static int epoch_to_device(struct rn_run *run, const struct rn_split *train, const int *perm,
                            const uint8_t *colours, int bs, uint64_t step0, struct rn_error *err)
 {
+    _Static_assert(sizeof(int) == sizeof(int32_t), "the order goes over as int32");
     const struct rn_backend *be = rn_backend_of(run->graph.device);
     const size_t n = (size_t)train->n;
     uint8_t *targets = rn_malloc(2 * n, err);
-    int32_t *order = rn_malloc(sizeof(int32_t) * n, err);
     int rc = -1;
-    if (!targets || !order)
+    if (!targets)
         goto done;
     for (size_t i = 0; i < n; i++) {
-        order[i] = perm[i];
         targets[i] = train->labels[perm[i]];
         targets[n + i] = colours ? colours[perm[i]] : 0;
     }
-    if (be->upload(run->dev_order, order, sizeof(int32_t) * n, err) ||
+    if (be->upload(run->dev_order, perm, sizeof(int32_t) * n, err) ||
         be->upload(run->dev_order_targets, targets, 2 * n, err))
         goto done;
     if (run->dev_draws) {
@@ -851,7 +850,6 @@ static int epoch_to_device(struct rn_run *run, const struct rn_split *train, con
     rc = 0;
 done:
     free(targets);
-    free(order);
     return rc ? rn_error_prefix(err, "the epoch's order to the device") : 0;
 }
 
