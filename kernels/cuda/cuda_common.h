@@ -36,7 +36,7 @@ void rn_cuda_set_deterministic(int on);
 /* Grows the shared workspace to at least bytes; -1 on failure. */
 int rn_cuda_workspace(struct rn_cuda *cu, size_t bytes, struct rn_error *err);
 
-/* The layer kernels of the CUDA backend (kernels/cuda/layers_cuda.c). */
+/* The layer kernels of the CUDA backend (kernels/cuda/layers/registry.c). */
 const struct rn_layer_kernels *rn_cuda_layer_kernels(const char *type);
 
 #define RN_CUDA_CHECK(err, call)                                                                  \

@@ -1,6 +1,8 @@
-/* kernels/cuda/layer_kernels.h - the CUDA kernels of the layer types that
- * cuDNN and cuBLAS do not cover (kernels/cuda/layer_kernels.cu), as C-callable
- * launchers for kernels/cuda/layers_cuda.c.
+/* kernels/cuda/layers/kernels.h - the CUDA kernels of the layer types that
+ * cuDNN and cuBLAS do not cover, as C-callable launchers for the layer
+ * files (kernels/cuda/layers/<type>.c). Each section names the .cu file
+ * that holds its kernels: <type>.cu for one type's, elementwise.cu for the
+ * element-wise and per-channel ones several types use.
  *
  * Conventions:
  *  - Pointers are device memory; activations are NCHW float, contiguous.
@@ -19,8 +21,8 @@
  *    in double like the CPU but in another order: equal after rounding to
  *    float almost always, not always.
  */
-#ifndef RN_KERNELS_CUDA_LAYER_KERNELS_H
-#define RN_KERNELS_CUDA_LAYER_KERNELS_H
+#ifndef RN_KERNELS_CUDA_LAYERS_KERNELS_H
+#define RN_KERNELS_CUDA_LAYERS_KERNELS_H
 
 #include <stddef.h>
 #include <stdint.h>
@@ -39,7 +41,20 @@ struct rn_cuda_pool_geom {
     int k, s, p;
 };
 
-/* --- element-wise, n floats ------------------------------------------------ */
+/* --- elementwise.cu: element-wise over n floats, per channel of (n, c, hw) - */
+
+/* out += a * g. */
+cudaError_t rn_cuda_axpy_acc(float a, const float *g, float *out, size_t n, cudaStream_t stream);
+/* out = a + b. */
+cudaError_t rn_cuda_add(const float *a, const float *b, float *out, size_t n, cudaStream_t stream);
+/* y[i, ch, j] += bias[ch] (conv and linear biases; linear: hw = 1). */
+cudaError_t rn_cuda_channel_bias_add(float *y, const float *bias, int n, int c, int hw,
+                                     cudaStream_t stream);
+/* out[ch] += sum over i, j of g[i, ch, j], summed in double (bias gradients). */
+cudaError_t rn_cuda_channel_sum_acc(const float *g, int n, int c, int hw, float *out,
+                                    cudaStream_t stream);
+
+/* --- relu.cu, n floats ------------------------------------------------------ */
 
 /* y = x < 0 ? 0 : x (NaN propagates). */
 cudaError_t rn_cuda_relu_forward(const float *x, float *y, size_t n, cudaStream_t stream);
@@ -49,30 +64,14 @@ cudaError_t rn_cuda_relu_mask(const float *x, const float *g, float *out, size_t
 /* out += x > 0 ? g : 0. */
 cudaError_t rn_cuda_relu_mask_acc(const float *x, const float *g, float *out, size_t n,
                                   cudaStream_t stream);
-/* out += a * g. */
-cudaError_t rn_cuda_axpy_acc(float a, const float *g, float *out, size_t n, cudaStream_t stream);
-/* out = a + b. */
-cudaError_t rn_cuda_add(const float *a, const float *b, float *out, size_t n,
-                        cudaStream_t stream);
+
+/* --- dropout.cu, n floats -------------------------------------------------- */
+
 /* out = m * g. */
-cudaError_t rn_cuda_mul(const float *m, const float *g, float *out, size_t n,
-                        cudaStream_t stream);
+cudaError_t rn_cuda_mul(const float *m, const float *g, float *out, size_t n, cudaStream_t stream);
 /* out += m * g. */
 cudaError_t rn_cuda_mul_acc(const float *m, const float *g, float *out, size_t n,
                             cudaStream_t stream);
-/* p[0] += v (one float: num_batches_tracked). */
-cudaError_t rn_cuda_add_scalar(float *p, float v, cudaStream_t stream);
-
-/* --- per channel of an (n, c, hw) tensor ------------------------------------ */
-
-/* y[i, ch, j] += bias[ch] (conv and linear biases; linear: hw = 1). */
-cudaError_t rn_cuda_channel_bias_add(float *y, const float *bias, int n, int c, int hw,
-                                     cudaStream_t stream);
-/* out[ch] += sum over i, j of g[i, ch, j], summed in double (bias gradients). */
-cudaError_t rn_cuda_channel_sum_acc(const float *g, int n, int c, int hw, float *out,
-                                    cudaStream_t stream);
-
-/* --- dropout ------------------------------------------------------------- */
 
 /* mask[i] = u_i >= p ? scale : 0 for i < n, where u_i is the i-th uniform
  * float ((u32 >> 8) * 2^-24) of the PCG32 generator whose state before the
@@ -82,7 +81,7 @@ cudaError_t rn_cuda_channel_sum_acc(const float *g, int n, int c, int hw, float 
 cudaError_t rn_cuda_dropout_mask(float *mask, size_t n, uint64_t state, uint64_t inc, double p,
                                  float scale, cudaStream_t stream);
 
-/* --- pooling -------------------------------------------------------------- */
+/* --- maxpool2d.cu ------------------------------------------------------------ */
 
 /* y = max over each window; arg = index (h*W + w in the input plane) of the
  * FIRST maximum in row-major window order, NaN winning (layers/maxpool2d.c). */
@@ -95,12 +94,16 @@ cudaError_t rn_cuda_maxpool_backward_acc(const struct rn_cuda_pool_geom *g, cons
 /* ty[o] = tx[arg[o]] (the tangent through the saved argmax). */
 cudaError_t rn_cuda_maxpool_gather(const struct rn_cuda_pool_geom *g, const int32_t *arg,
                                    const float *tx, float *ty, cudaStream_t stream);
+/* --- avgpool2d.cu ------------------------------------------------------------ */
+
 /* y = window sum / (k*k), padded zeros counted (count_include_pad). */
 cudaError_t rn_cuda_avgpool_forward(const struct rn_cuda_pool_geom *g, const float *x, float *y,
                                     cudaStream_t stream);
 /* dx += avgpool^T(dy). */
 cudaError_t rn_cuda_avgpool_backward_acc(const struct rn_cuda_pool_geom *g, const float *dy,
                                          float *dx, cudaStream_t stream);
+/* --- global_avg_pool.cu ------------------------------------------------------ */
+
 /* y[pl] = mean of plane pl of x (planes of hw floats), summed in double. */
 cudaError_t rn_cuda_gap_forward(const float *x, float *y, size_t planes, int hw,
                                 cudaStream_t stream);
@@ -108,7 +111,10 @@ cudaError_t rn_cuda_gap_forward(const float *x, float *y, size_t planes, int hw,
 cudaError_t rn_cuda_gap_backward_acc(const float *dy, float *dx, size_t planes, int hw,
                                      cudaStream_t stream);
 
-/* --- batchnorm (layers/batchnorm.c), x (n, c, hw) ---------------------------- */
+/* --- batchnorm.cu, x (n, c, hw) ---------------------------------------------- */
+
+/* p[0] += v (one float: num_batches_tracked). */
+cudaError_t rn_cuda_add_scalar(float *p, float v, cudaStream_t stream);
 
 /* Training statistics, per channel in double: mean and biased variance of
  * the n*hw values; writes mean, invstd = 1/sqrt(var + eps) and moves the
