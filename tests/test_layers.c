@@ -1,11 +1,14 @@
 /* tests/test_layers.c - every layer type: finite-difference checks of backward
- * and tangent mode (tests/gradcheck.h), hand-computed forward values, and the
- * exact build/run error messages. */
+ * and tangent mode (tests/gradcheck.h), a check that no registered type lacks
+ * them or its CUDA kernels, hand-computed forward values, and the exact
+ * build/run error messages. */
 #include <criterion/criterion.h>
+#include <criterion/parameterized.h>
 #include <math.h>
 #include <string.h>
 
 #include "gradcheck.h"
+#include "runner/backend.h"
 #include "runner/layer.h"
 
 static const struct rn_layer_type *type_of(const char *name)
@@ -15,25 +18,127 @@ static const struct rn_layer_type *type_of(const char *name)
     return t;
 }
 
-/* Builds `type` on input shape in (twice for add), with max_n = n + 1 so the
- * checks also see that nothing past the batch is written, and runs the
- * backward check and, if asked, the tangent check. */
-static void check_layer(const char *type, const char *kv, struct rn_shape in, int n, int train,
-                        int tangent)
+/* ---- gradient and tangent checks ---------------------------------------- */
+
+enum { CHECK_BACKWARD = 1, CHECK_TANGENT = 2, CHECK_BOTH = 3 };
+
+/* One gradient check: `type` built from kv on input shape in (twice for
+ * add), run on a batch of n in training (train = 1) or eval mode, checking
+ * the passes asked for; setup (may be NULL) then adjusts the initialised
+ * layer. */
+struct gc_case {
+    const char *type;
+    const char *kv;
+    struct rn_shape in;
+    int n, train;
+    int passes; /* CHECK_BACKWARD | CHECK_TANGENT */
+    void (*setup)(struct rn_layer *l);
+};
+
+/* Batchnorm with random gamma/beta and, for eval, non-trivial running
+ * statistics. */
+static void bn_setup(struct rn_layer *l)
+{
+    gc_randomize_params(l, -1.5f, 1.5f, 5);
+    struct rn_param *rm = rn_layer_param(l, "running_mean"), *rv = rn_layer_param(l, "running_var");
+    cr_assert(rm && rv);
+    for (int c = 0; c < l->in[0].c; c++) {
+        rm->value.data[c] = 0.1f * (float)c - 0.2f;
+        rv->value.data[c] = 0.5f + 0.25f * (float)c;
+    }
+}
+
+/* Every gradient check of the layer types, each row its own test
+ * (gradcheck::cases below). registry::every_layer_type_has_a_gradient_check
+ * asks for rows checking both passes of every registered type. */
+/* clang-format off */
+static const struct gc_case gc_cases[] = {
+    {"conv2d", "filters=4,kernel=3,padding=1", {3, 6, 6}, 2, 1, CHECK_BOTH, NULL},
+    {"conv2d", "filters=3,kernel=3,stride=2", {2, 7, 7}, 2, 1, CHECK_BOTH, NULL},
+    {"conv2d", "filters=2,kernel=3,stride=2,padding=1,bias=false", {3, 8, 8}, 2, 1, CHECK_BOTH,
+     NULL},
+    {"conv2d", "filters=5,kernel=1", {4, 5, 5}, 3, 1, CHECK_BOTH, NULL},
+    {"conv2d", "filters=3,kernel=5,padding=2", {1, 6, 6}, 1, 1, CHECK_BOTH, NULL},
+    {"linear", "units=5", {12, 1, 1}, 3, 1, CHECK_BOTH, NULL},
+    {"linear", "units=3,bias=false", {7, 1, 1}, 2, 1, CHECK_BOTH, NULL},
+    {"relu", "", {3, 5, 5}, 2, 1, CHECK_BOTH, NULL},
+    {"relu", "", {10, 1, 1}, 3, 0, CHECK_BOTH, NULL},
+    {"maxpool2d", "", {3, 6, 6}, 2, 1, CHECK_BOTH, NULL},
+    {"maxpool2d", "kernel=3,stride=2,padding=1", {2, 7, 7}, 2, 1, CHECK_BOTH, NULL},
+    {"maxpool2d", "kernel=3,stride=1", {2, 6, 5}, 2, 1, CHECK_BOTH, NULL},
+    {"maxpool2d", "kernel=2,stride=2", {2, 7, 7}, 1, 1, CHECK_BOTH, NULL},
+    {"avgpool2d", "", {3, 6, 6}, 2, 1, CHECK_BOTH, NULL},
+    {"avgpool2d", "kernel=3,stride=2,padding=1", {2, 7, 7}, 2, 1, CHECK_BOTH, NULL},
+    {"avgpool2d", "kernel=3,stride=1,padding=1", {2, 5, 6}, 2, 1, CHECK_BOTH, NULL},
+    {"global_avg_pool", "", {4, 5, 3}, 2, 1, CHECK_BOTH, NULL},
+    {"global_avg_pool", "", {6, 1, 1}, 2, 1, CHECK_BOTH, NULL},
+    {"flatten", "", {3, 4, 2}, 2, 1, CHECK_BOTH, NULL},
+    {"dropout", "p=0.3", {3, 4, 4}, 2, 1, CHECK_BOTH, NULL},
+    {"dropout", "p=0.5", {20, 1, 1}, 3, 1, CHECK_BOTH, NULL},
+    {"dropout", "p=0.3", {3, 4, 4}, 2, 0, CHECK_BOTH, NULL},
+    /* tangents only in eval mode; one sample: statistics over H*W only */
+    {"batchnorm", "", {3, 4, 4}, 2, 1, CHECK_BACKWARD, bn_setup},
+    {"batchnorm", "", {3, 4, 4}, 2, 0, CHECK_BOTH, bn_setup},
+    {"batchnorm", "", {2, 2, 3}, 1, 1, CHECK_BACKWARD, bn_setup},
+    {"batchnorm", "", {5, 1, 1}, 4, 1, CHECK_BACKWARD, bn_setup},
+    {"batchnorm", "", {5, 1, 1}, 4, 0, CHECK_BOTH, bn_setup},
+    {"add", "", {3, 4, 4}, 2, 1, CHECK_BOTH, NULL},
+    {"add", "", {5, 1, 1}, 3, 0, CHECK_BOTH, NULL},
+    /* grl's backward is -alpha times the gradient of its identity forward:
+     * alpha = -1 makes it the true gradient, so the finite differences apply
+     * (the range check is the spec's, not the layer's); its tangents are the
+     * same maps whatever alpha. tests/test_saliency.c checks the reversal. */
+    {"grl", "alpha=-1", {3, 4, 5}, 2, 1, CHECK_BACKWARD, NULL},
+    {"grl", "alpha=0.7", {3, 4, 5}, 2, 1, CHECK_TANGENT, NULL},
+    {"grl", "alpha=0.7", {3, 4, 5}, 3, 0, CHECK_TANGENT, NULL},
+};
+/* clang-format on */
+#define N_GC_CASES ((int)(sizeof gc_cases / sizeof gc_cases[0]))
+
+/* The registered layer types that have no passes of their own, so neither a
+ * gradient check nor CUDA kernels, each with the reason. */
+static const struct {
+    const char *type, *why;
+} no_passes[] = {
+    {"basic_block", "the graph expands it into conv2d, batchnorm, relu and add nodes (each "
+                    "checked); it never runs as one layer"},
+};
+
+static const char *no_passes_why(const char *type)
+{
+    for (size_t i = 0; i < sizeof no_passes / sizeof no_passes[0]; i++)
+        if (!strcmp(no_passes[i].type, type))
+            return no_passes[i].why;
+    return NULL;
+}
+
+/* Builds c->type with max_n = n + 1, so the checks also see that nothing
+ * past the batch is written, and runs the checks c asks for. */
+static void check_case(const struct gc_case *c)
 {
     struct rn_layer l;
     struct rn_error err = {{0}};
-    struct rn_shape ins[2] = {in, in};
-    const struct rn_layer_type *t = type_of(type);
-    cr_assert_eq(gc_build(&l, t, kv, ins, t->n_inputs, n + 1, &err), 0, "%s {%s}: %s", type, kv,
-                 err.msg);
-    int fb = gc_check_backward(&l, n, train, 11);
-    int ft = tangent ? gc_check_tangent(&l, n, train, 12) : 0;
+    struct rn_shape ins[2] = {c->in, c->in};
+    const struct rn_layer_type *t = type_of(c->type);
+    const char *mode = c->train ? "train" : "eval";
+    cr_assert_eq(gc_build(&l, t, c->kv, ins, t->n_inputs, c->n + 1, &err), 0, "%s {%s}: %s",
+                 c->type, c->kv, err.msg);
+    if (c->setup)
+        c->setup(&l);
+    int fb = c->passes & CHECK_BACKWARD ? gc_check_backward(&l, c->n, c->train, 11) : 0;
+    int ft = c->passes & CHECK_TANGENT ? gc_check_tangent(&l, c->n, c->train, 12) : 0;
     rn_layer_free(&l);
-    cr_expect_eq(fb, 0, "%s {%s} %s: %d backward mismatches (see stderr)", type, kv,
-                 train ? "train" : "eval", fb);
-    cr_expect_eq(ft, 0, "%s {%s} %s: %d tangent mismatches (see stderr)", type, kv,
-                 train ? "train" : "eval", ft);
+    cr_expect_eq(fb, 0, "%s {%s} (%d,%d,%d) x %d %s: %d backward mismatches (see stderr)", c->type,
+                 c->kv, c->in.c, c->in.h, c->in.w, c->n, mode, fb);
+    cr_expect_eq(ft, 0, "%s {%s} (%d,%d,%d) x %d %s: %d tangent mismatches (see stderr)", c->type,
+                 c->kv, c->in.c, c->in.h, c->in.w, c->n, mode, ft);
+}
+
+static void check_layer(const char *type, const char *kv, struct rn_shape in, int n, int train,
+                        int passes)
+{
+    const struct gc_case c = {type, kv, in, n, train, passes, NULL};
+    check_case(&c);
 }
 
 static struct rn_shape shp(int c, int h, int w)
@@ -42,67 +147,20 @@ static struct rn_shape shp(int c, int h, int w)
     return s;
 }
 
-/* ---- gradient and tangent checks ---------------------------------------- */
-
-Test(gradcheck, conv2d)
+/* Indices, not the rows: Criterion copies a parameter into the test's worker
+ * process, and wants memory behind a parameter's pointers from cr_malloc. */
+ParameterizedTestParameters(gradcheck, cases)
 {
-    check_layer("conv2d", "filters=4,kernel=3,padding=1", shp(3, 6, 6), 2, 1, 1);
-    check_layer("conv2d", "filters=3,kernel=3,stride=2", shp(2, 7, 7), 2, 1, 1);
-    check_layer("conv2d", "filters=2,kernel=3,stride=2,padding=1,bias=false", shp(3, 8, 8), 2, 1,
-                1);
-    check_layer("conv2d", "filters=5,kernel=1", shp(4, 5, 5), 3, 1, 1);
-    check_layer("conv2d", "filters=3,kernel=5,padding=2", shp(1, 6, 6), 1, 1, 1);
+    static int idx[N_GC_CASES];
+    for (int i = 0; i < N_GC_CASES; i++)
+        idx[i] = i;
+    return cr_make_param_array(int, idx, N_GC_CASES);
 }
 
-Test(gradcheck, linear)
+ParameterizedTest(int *i, gradcheck, cases)
 {
-    check_layer("linear", "units=5", shp(12, 1, 1), 3, 1, 1);
-    check_layer("linear", "units=3,bias=false", shp(7, 1, 1), 2, 1, 1);
-}
-
-Test(gradcheck, relu)
-{
-    check_layer("relu", "", shp(3, 5, 5), 2, 1, 1);
-    check_layer("relu", "", shp(10, 1, 1), 3, 0, 1);
-}
-
-Test(gradcheck, maxpool2d)
-{
-    check_layer("maxpool2d", "", shp(3, 6, 6), 2, 1, 1);
-    check_layer("maxpool2d", "kernel=3,stride=2,padding=1", shp(2, 7, 7), 2, 1, 1);
-    check_layer("maxpool2d", "kernel=3,stride=1", shp(2, 6, 5), 2, 1, 1);
-    check_layer("maxpool2d", "kernel=2,stride=2", shp(2, 7, 7), 1, 1, 1);
-}
-
-Test(gradcheck, avgpool2d)
-{
-    check_layer("avgpool2d", "", shp(3, 6, 6), 2, 1, 1);
-    check_layer("avgpool2d", "kernel=3,stride=2,padding=1", shp(2, 7, 7), 2, 1, 1);
-    check_layer("avgpool2d", "kernel=3,stride=1,padding=1", shp(2, 5, 6), 2, 1, 1);
-}
-
-Test(gradcheck, global_avg_pool)
-{
-    check_layer("global_avg_pool", "", shp(4, 5, 3), 2, 1, 1);
-    check_layer("global_avg_pool", "", shp(6, 1, 1), 2, 1, 1);
-}
-
-Test(gradcheck, flatten)
-{
-    check_layer("flatten", "", shp(3, 4, 2), 2, 1, 1);
-}
-
-Test(gradcheck, dropout)
-{
-    check_layer("dropout", "p=0.3", shp(3, 4, 4), 2, 1, 1);
-    check_layer("dropout", "p=0.5", shp(20, 1, 1), 3, 1, 1);
-    check_layer("dropout", "p=0.3", shp(3, 4, 4), 2, 0, 1);
-}
-
-Test(gradcheck, add)
-{
-    check_layer("add", "", shp(3, 4, 4), 2, 1, 1);
-    check_layer("add", "", shp(5, 1, 1), 3, 0, 1);
+    cr_assert(*i >= 0 && *i < N_GC_CASES);
+    check_case(&gc_cases[*i]);
 }
 
 /* Shapes above the layers' OpenMP thresholds, so the threaded loops are
@@ -111,51 +169,15 @@ Test(gradcheck, large_shapes_take_the_threaded_path)
 {
     struct rn_shape big = shp(4, 16, 16); /* x 65 samples: 66560 elements */
     gc_subset = 6;
-    check_layer("relu", "", big, 65, 1, 1);
-    check_layer("maxpool2d", "kernel=3,stride=2,padding=1", big, 65, 1, 1);
-    check_layer("avgpool2d", "kernel=2", big, 65, 1, 1);
-    check_layer("global_avg_pool", "", big, 65, 1, 1);
-    check_layer("dropout", "p=0.2", big, 65, 1, 1);
-    check_layer("add", "", big, 65, 1, 1);
-    check_layer("batchnorm", "", big, 65, 1, 0);
-    check_layer("batchnorm", "", big, 65, 0, 1);
+    check_layer("relu", "", big, 65, 1, CHECK_BOTH);
+    check_layer("maxpool2d", "kernel=3,stride=2,padding=1", big, 65, 1, CHECK_BOTH);
+    check_layer("avgpool2d", "kernel=2", big, 65, 1, CHECK_BOTH);
+    check_layer("global_avg_pool", "", big, 65, 1, CHECK_BOTH);
+    check_layer("dropout", "p=0.2", big, 65, 1, CHECK_BOTH);
+    check_layer("add", "", big, 65, 1, CHECK_BOTH);
+    check_layer("batchnorm", "", big, 65, 1, CHECK_BACKWARD);
+    check_layer("batchnorm", "", big, 65, 0, CHECK_BOTH);
     gc_subset = GC_SUBSET;
-}
-
-/* Batchnorm with random gamma/beta and, for eval, non-trivial running
- * statistics; tangent only in eval. */
-static void check_batchnorm(struct rn_shape in, int n, int train)
-{
-    struct rn_layer l;
-    struct rn_error err = {{0}};
-    cr_assert_eq(gc_build(&l, type_of("batchnorm"), "", &in, 1, n + 1, &err), 0, "%s", err.msg);
-    gc_randomize_params(&l, -1.5f, 1.5f, 5);
-    struct rn_param *rm = rn_layer_param(&l, "running_mean"),
-                    *rv = rn_layer_param(&l, "running_var");
-    cr_assert(rm && rv);
-    for (int c = 0; c < in.c; c++) {
-        rm->value.data[c] = 0.1f * (float)c - 0.2f;
-        rv->value.data[c] = 0.5f + 0.25f * (float)c;
-    }
-    int fb = gc_check_backward(&l, n, train, 21);
-    int ft = train ? 0 : gc_check_tangent(&l, n, train, 22);
-    rn_layer_free(&l);
-    cr_expect_eq(fb, 0, "batchnorm (%d,%d,%d) %s: %d backward mismatches", in.c, in.h, in.w,
-                 train ? "train" : "eval", fb);
-    cr_expect_eq(ft, 0, "batchnorm (%d,%d,%d) eval: %d tangent mismatches", in.c, in.h, in.w, ft);
-}
-
-Test(gradcheck, batchnorm2d)
-{
-    check_batchnorm(shp(3, 4, 4), 2, 1);
-    check_batchnorm(shp(3, 4, 4), 2, 0);
-    check_batchnorm(shp(2, 2, 3), 1, 1); /* one sample: stats over H*W only */
-}
-
-Test(gradcheck, batchnorm1d)
-{
-    check_batchnorm(shp(5, 1, 1), 4, 1);
-    check_batchnorm(shp(5, 1, 1), 4, 0);
 }
 
 /* The harness must be able to fail: a layer whose backward is off by a
@@ -198,17 +220,84 @@ Test(gradcheck, catches_wrong_gradients)
     rn_layer_free(&l);
 }
 
-/* ---- every type has every pass ------------------------------------------ */
+/* ---- every type has every pass, a gradient check and CUDA kernels -------- */
 
 Test(registry, every_layer_type_is_complete)
 {
     for (int i = 0; i < rn_n_layer_types; i++) {
         const struct rn_layer_type *t = rn_layer_types[i];
-        if (!strcmp(t->name, "basic_block"))
-            continue; /* expanded by the graph */
+        if (no_passes_why(t->name))
+            continue;
         cr_expect(t->build && t->forward && t->backward && t->tangent_forward &&
                       t->tangent_backward,
                   "layer type %s lacks build/forward/backward/tangent", t->name);
+    }
+}
+
+/* A new layer type cannot go without its gradient check: every registered
+ * type has rows in gc_cases checking its backward and its tangent passes,
+ * or an entry in no_passes saying why it has none. */
+Test(registry, every_layer_type_has_a_gradient_check)
+{
+    for (int i = 0; i < rn_n_layer_types; i++) {
+        const char *name = rn_layer_types[i]->name, *why = no_passes_why(name);
+        int passes = 0;
+        for (int k = 0; k < N_GC_CASES; k++)
+            if (!strcmp(gc_cases[k].type, name))
+                passes |= gc_cases[k].passes;
+        if (why)
+            cr_expect_eq(passes, 0,
+                         "layer type %s has gradient checks but no_passes says it has no passes "
+                         "(%s)",
+                         name, why);
+        else
+            cr_expect_eq(passes, CHECK_BOTH,
+                         "layer type %s has no gradient check of its %s: add a row to gc_cases "
+                         "(tests/test_layers.c)",
+                         name,
+                         passes == 0                ? "backward and tangent passes"
+                         : passes == CHECK_BACKWARD ? "tangent passes"
+                                                    : "backward pass");
+    }
+    for (size_t k = 0; k < sizeof no_passes / sizeof no_passes[0]; k++)
+        cr_expect_not_null(rn_layer_type_find(no_passes[k].type),
+                           "no_passes names %s, which is not a registered layer type",
+                           no_passes[k].type);
+}
+
+/* ... nor without its GPU side: in a build with the CUDA backend, every
+ * registered type but those of no_passes has an entry with every pass in
+ * the CUDA table (kernels/cuda/layers/registry.c). A table lookup: no GPU
+ * needed. */
+Test(registry, every_layer_type_has_cuda_kernels)
+{
+    const struct rn_backend *cu = rn_backend_cuda();
+    if (!cu)
+        cr_skip_test("built without the CUDA backend: no CUDA layer table to check");
+    for (int i = 0; i < rn_n_layer_types; i++) {
+        const char *name = rn_layer_types[i]->name, *why = no_passes_why(name);
+        const struct rn_layer_kernels *k = cu->layer(name);
+        if (why) {
+            cr_expect_null(k,
+                           "layer type %s has CUDA kernels but no_passes says it has no passes "
+                           "(%s)",
+                           name, why);
+            continue;
+        }
+        if (!k) {
+            cr_expect_not_null(k,
+                               "layer type %s has no entry in the CUDA table "
+                               "(kernels/cuda/layers/registry.c)",
+                               name);
+            continue;
+        }
+        cr_expect_str_eq(k->type, name, "the CUDA table answers %s with %s's kernels", name,
+                         k->type);
+        cr_expect(k->prepare && k->release && k->forward && k->backward && k->tangent_forward &&
+                      k->tangent_backward,
+                  "the CUDA kernels of layer type %s lack prepare/release/forward/backward/"
+                  "tangent",
+                  name);
     }
 }
 
