@@ -1,5 +1,10 @@
 /* layers/basic_block.c - ResNet BasicBlock: conv3x3-bn-relu-conv3x3-bn + shortcut (1x1 conv + bn when the shape changes), then relu; expanded by the graph into named nodes.
- * Schema only so far: the kernels are being written. */
+ *
+ * A schema only, by design: the graph expands each basic_block into conv2d,
+ * batchnorm, relu and add nodes with PyTorch's names (expand_basic_block in
+ * runner/graph.c), whose own passes run on the CPU and the GPU. The type has
+ * no passes, gradient check or CUDA kernels of its own (tests/test_layers.c
+ * says so in its no_passes list). */
 #include "runner/layer.h"
 
 static const struct rn_key keys[] = {

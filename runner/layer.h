@@ -121,7 +121,7 @@ struct rn_layer {
     void *dpriv; /* the device backend's state (backend.h), owned by its kernels */
 };
 
-/* The registry: every layer type, in one table (runner/registry.c). */
+/* The registry: every layer type, in one table (runner/layer.c). */
 extern const struct rn_layer_type *const rn_layer_types[];
 extern const int rn_n_layer_types;
 /* NULL if unknown. */
