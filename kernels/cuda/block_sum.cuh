@@ -1,6 +1,6 @@
 // block_sum.cuh - the fixed-tree block reduction shared by the backend's, the augmentation's and
 // the saliency loss's kernels: the same bits on every run for a given blockDim.x (a power of
-// two). layer_kernels.cu keeps its warp-shuffle variant (32 doubles of shared memory).
+// two). The layer kernels keep their warp-shuffle variant (layers/launch.cuh, 32 doubles).
 #ifndef RN_BLOCK_SUM_CUH
 #define RN_BLOCK_SUM_CUH
 

@@ -1,5 +1,5 @@
-/* kernels/cuda/layers/batchnorm.c - the device kernels of batchnorm (layers/batchnorm.c),
- * in batchnorm.cu.
+/* kernels/cuda/layers/batchnorm.c - the device kernels of batchnorm
+ * (layers/batchnorm.c), in batchnorm.cu.
  *
  * Own kernels rather than cudnnBatchNormalization*, which cuDNN 9 deprecates:
  * statistics in double with the CPU's two passes, running statistics with

@@ -1,16 +1,16 @@
-/* kernels/cuda/layers/dropout.c - the device kernels of dropout (layers/dropout.c), in
- * dropout.cu.
+/* kernels/cuda/layers/dropout.c - the device kernels of dropout
+ * (layers/dropout.c), in dropout.cu.
  *
  * The mask is the CPU's, bit for bit: the same stream (seed, RN_STREAM_DROPOUT,
  * step*1024 + node), one uniform per element in memory order, kept when
  * u >= p; the kernel reaches element i by PCG skip-ahead.
  *
  * Conventions: common.h. */
-#include "runner/rng.h"
 #include <stdint.h>
 #include <stdlib.h>
 
 #include "kernels/cuda/layers/common.h"
+#include "runner/rng.h"
 
 enum { DROPOUT_K_P };
 

@@ -1,6 +1,7 @@
-/* kernels/cuda/layers/maxpool2d.c - the device kernels of maxpool2d (layers/maxpool2d.c),
- * in maxpool2d.cu: the forward keeps each output's first argmax on the device
- * for the backward and the tangents, the CPU's tie rule.
+/* kernels/cuda/layers/maxpool2d.c - the device kernels of maxpool2d
+ * (layers/maxpool2d.c), in maxpool2d.cu: the forward keeps each output's
+ * first argmax (the CPU's tie rule) on the device for the backward and the
+ * tangents.
  *
  * Conventions: common.h. */
 #include <stdint.h>
