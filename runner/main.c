@@ -12,6 +12,7 @@
 #include "graph.h"
 #include "plot.h"
 #include "spec.h"
+#include "summary.h"
 #include "backend.h"
 #include "train.h"
 #include "rn_git.h"
@@ -22,7 +23,8 @@ static const char usage[] =
     "usage: runner EXPERIMENT.yaml [key.path=value ...] [--device auto|cpu|cuda] [--seed N]\n"
     "                              [--out DIR] [--threads N] [--format png|pdf|svg] [--quiet]\n"
     "                              [--deterministic]\n"
-    "       runner validate EXPERIMENT.yaml [key.path=value ...]\n"
+    "       runner validate [--summary] EXPERIMENT.yaml [key.path=value ...]\n"
+    "       runner summary EXPERIMENT.yaml [key.path=value ...]\n"
     "       runner plot RUN_DIR [--format png|pdf|svg]\n"
     "       runner compare RUN_DIR... --out DIR [--epoch N] [--format png|pdf|svg]\n"
     "       runner --help | --version | --help-spec\n"
@@ -41,6 +43,8 @@ static const char usage[] =
     "  --quiet          no progress output\n"
     "  --deterministic  deterministic GPU algorithms (spec key deterministic: true)\n"
     "  --help-spec      print the reference of every spec key\n"
+    "  --summary        (validate) also print the model as a table: node, type, output shape,\n"
+    "                   parameters, forward MFLOP per image; `runner summary` is the same\n"
     "\n"
     "Exit status: 0 success, 1 error (one line on stderr), 2 bad command line, 130 interrupted.\n";
 
@@ -70,6 +74,7 @@ struct cli {
     int n_overrides;
     const char *out, *format;
     int quiet;
+    int summary; /* --summary: validate prints the model table */
     char owned[4][64]; /* storage for overrides made from flags */
     int n_owned;
 };
@@ -114,6 +119,11 @@ static int parse_args(struct cli *c, int argc, char **argv, int first)
             continue;
         if (strcmp(a, "--quiet") == 0) {
             c->quiet = 1;
+        } else if (strcmp(a, "--summary") == 0) {
+            if (strcmp(argv[1], "validate") != 0 && strcmp(argv[1], "summary") != 0)
+                return usage_error("%s goes with validate: runner validate --summary "
+                                   "EXPERIMENT.yaml", a);
+            c->summary = 1;
         } else if (strcmp(a, "--deterministic") == 0) {
             if (add_flag_override(c, "deterministic", "true"))
                 return 2;
@@ -197,8 +207,10 @@ static int cmd_validate(int argc, char **argv)
     int rc = parse_args(&c, argc, argv, 2);
     if (rc)
         return rc;
+    if (strcmp(argv[1], "summary") == 0)
+        c.summary = 1;
     if (!c.spec)
-        return usage_error("%s", "validate needs an EXPERIMENT.yaml");
+        return usage_error("%s needs an EXPERIMENT.yaml", argv[1]);
     struct rn_spec *sp = calloc(1, sizeof *sp); /* about 1 MB: not on the stack */
     if (!sp)
         return fail("out of memory");
@@ -236,13 +248,17 @@ static int cmd_validate(int argc, char **argv)
                c.spec, sp->model.name, g.n_nodes, rn_graph_n_trainable(&g),
                g.nodes[g.n_nodes - 1].layer.out.c, g.nodes[g.n_nodes - 1].layer.out.h,
                g.nodes[g.n_nodes - 1].layer.out.w);
+        if (c.summary)
+            rn_summary_print(stdout, &g, sp->model.name);
         rn_graph_free(&g);
     } else {
         printf("%s: ok: data only, %d analyses\n", c.spec, sp->n_analyses);
+        if (c.summary)
+            rc = fail("--summary: the spec has no model to summarise");
     }
     rn_spec_free(sp);
     free(sp);
-    return 0;
+    return rc;
 }
 
 static int cmd_plot(int argc, char **argv)
@@ -422,7 +438,7 @@ int main(int argc, char **argv)
         rn_spec_write_reference(stdout);
         return 0;
     }
-    if (strcmp(argv[1], "validate") == 0)
+    if (strcmp(argv[1], "validate") == 0 || strcmp(argv[1], "summary") == 0)
         return cmd_validate(argc, argv);
     if (strcmp(argv[1], "plot") == 0)
         return cmd_plot(argc, argv);
