@@ -70,6 +70,12 @@ static int add_tangent_backward(struct rn_layer *l, const struct rn_tensor *cons
     return 0;
 }
 
+/* One addition per element. */
+static int64_t add_flops(const struct rn_layer *l)
+{
+    return (int64_t)l->out.c * l->out.h * l->out.w;
+}
+
 const struct rn_layer_type rn_layer_add = {
     .name = "add",
     .doc = "element-wise sum of two inputs of the same shape (residual branches); from: [a, b]",
@@ -79,4 +85,5 @@ const struct rn_layer_type rn_layer_add = {
     .backward = add_backward,
     .tangent_forward = add_tangent_forward,
     .tangent_backward = add_tangent_backward,
+    .flops = add_flops,
 };

@@ -145,6 +145,13 @@ static int avgpool_tangent_backward(struct rn_layer *l, const struct rn_tensor *
     return 0;
 }
 
+/* k*k - 1 additions and one scaling per output. */
+static int64_t avgpool_flops(const struct rn_layer *l)
+{
+    const int64_t k = (int64_t)l->v.num[KEY_KERNEL];
+    return k * k * l->out.c * l->out.h * l->out.w;
+}
+
 const struct rn_layer_type rn_layer_avgpool2d = {
     .name = "avgpool2d",
     .doc = "average pooling (count_include_pad, PyTorch default)",
@@ -157,4 +164,5 @@ const struct rn_layer_type rn_layer_avgpool2d = {
     .tangent_forward = avgpool_tangent_forward,
     .tangent_backward = avgpool_tangent_backward,
     .free = avgpool_free,
+    .flops = avgpool_flops,
 };

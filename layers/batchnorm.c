@@ -252,6 +252,13 @@ static int bn_tangent_backward(struct rn_layer *l, const struct rn_tensor *const
     return 0;
 }
 
+/* At inference the statistics and the affine fold into one scale and one
+ * shift: 2 per element. */
+static int64_t bn_flops(const struct rn_layer *l)
+{
+    return 2 * (int64_t)l->out.c * l->out.h * l->out.w;
+}
+
 const struct rn_layer_type rn_layer_batchnorm = {
     .name = "batchnorm",
     .doc = "batch normalisation over C, for (C,H,W) (BatchNorm2d) and (C,1,1) (BatchNorm1d) inputs",
@@ -265,4 +272,5 @@ const struct rn_layer_type rn_layer_batchnorm = {
     .tangent_forward = bn_tangent_forward,
     .tangent_backward = bn_tangent_backward,
     .free = bn_free,
+    .flops = bn_flops,
 };

@@ -164,6 +164,14 @@ static int conv_tangent_backward(struct rn_layer *l, const struct rn_tensor *con
     return 0;
 }
 
+/* A multiply-add per weight per output position; the bias adds one per output. */
+static int64_t conv_flops(const struct rn_layer *l)
+{
+    const int64_t k = (int64_t)l->v.num[K_KERNEL];
+    const int64_t outs = (int64_t)l->out.c * l->out.h * l->out.w;
+    return 2 * l->in[0].c * k * k * outs + (l->v.num[K_BIAS] != 0.0 ? outs : 0);
+}
+
 const struct rn_layer_type rn_layer_conv2d = {
     .name = "conv2d",
     .doc = "2D convolution (PyTorch Conv2d), input channels inferred",
@@ -177,4 +185,5 @@ const struct rn_layer_type rn_layer_conv2d = {
     .tangent_forward = conv_tangent_forward,
     .tangent_backward = conv_tangent_backward,
     .free = conv_free,
+    .flops = conv_flops,
 };

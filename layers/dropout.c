@@ -130,6 +130,13 @@ static int dropout_tangent_backward(struct rn_layer *l, const struct rn_tensor *
     return 0;
 }
 
+/* The identity at inference. */
+static int64_t dropout_flops(const struct rn_layer *l)
+{
+    (void)l;
+    return 0;
+}
+
 const struct rn_layer_type rn_layer_dropout = {
     .name = "dropout",
     .doc = "inverted dropout (PyTorch): zero with probability p and scale by 1/(1-p) in training",
@@ -142,4 +149,5 @@ const struct rn_layer_type rn_layer_dropout = {
     .tangent_forward = dropout_tangent_forward,
     .tangent_backward = dropout_tangent_backward,
     .free = dropout_free,
+    .flops = dropout_flops,
 };

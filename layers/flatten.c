@@ -62,6 +62,13 @@ static int flatten_tangent_backward(struct rn_layer *l, const struct rn_tensor *
     return 0;
 }
 
+/* A reshape: no arithmetic. */
+static int64_t flatten_flops(const struct rn_layer *l)
+{
+    (void)l;
+    return 0;
+}
+
 const struct rn_layer_type rn_layer_flatten = {
     .name = "flatten",
     .doc = "(C,H,W) -> (C*H*W,1,1), no copy of meaning, same memory order as torch.flatten",
@@ -71,4 +78,5 @@ const struct rn_layer_type rn_layer_flatten = {
     .backward = flatten_backward,
     .tangent_forward = flatten_tangent_forward,
     .tangent_backward = flatten_tangent_backward,
+    .flops = flatten_flops,
 };

@@ -77,6 +77,12 @@ static int gap_tangent_backward(struct rn_layer *l, const struct rn_tensor *cons
     return 0;
 }
 
+/* H*W - 1 additions and one scaling per channel. */
+static int64_t gap_flops(const struct rn_layer *l)
+{
+    return (int64_t)l->in[0].c * l->in[0].h * l->in[0].w;
+}
+
 const struct rn_layer_type rn_layer_global_avg_pool = {
     .name = "global_avg_pool",
     .doc = "mean over H and W: (C,H,W) -> (C,1,1)",
@@ -86,4 +92,5 @@ const struct rn_layer_type rn_layer_global_avg_pool = {
     .backward = gap_backward,
     .tangent_forward = gap_tangent_forward,
     .tangent_backward = gap_tangent_backward,
+    .flops = gap_flops,
 };

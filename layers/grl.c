@@ -79,6 +79,13 @@ static int grl_tangent_backward(struct rn_layer *l, const struct rn_tensor *cons
     return 0;
 }
 
+/* The identity forward. */
+static int64_t grl_flops(const struct rn_layer *l)
+{
+    (void)l;
+    return 0;
+}
+
 const struct rn_layer_type rn_layer_grl = {
     .name = "grl",
     .doc = "gradient reversal (DANN): identity forward, -alpha * dy backward",
@@ -90,4 +97,5 @@ const struct rn_layer_type rn_layer_grl = {
     .backward = grl_backward,
     .tangent_forward = grl_tangent_forward,
     .tangent_backward = grl_tangent_backward,
+    .flops = grl_flops,
 };

@@ -153,6 +153,13 @@ static int linear_tangent_backward(struct rn_layer *l, const struct rn_tensor *c
     return 0;
 }
 
+/* A multiply-add per weight; the bias adds one per output. */
+static int64_t linear_flops(const struct rn_layer *l)
+{
+    const int64_t units = l->out.c;
+    return 2 * units * l->in[0].c + (l->v.num[K_BIAS] != 0.0 ? units : 0);
+}
+
 const struct rn_layer_type rn_layer_linear = {
     .name = "linear",
     .doc = "fully connected layer (PyTorch Linear) on a (C,1,1) input",
@@ -165,4 +172,5 @@ const struct rn_layer_type rn_layer_linear = {
     .backward = linear_backward,
     .tangent_forward = linear_tangent_forward,
     .tangent_backward = linear_tangent_backward,
+    .flops = linear_flops,
 };

@@ -197,6 +197,13 @@ static int maxpool_tangent_backward(struct rn_layer *l, const struct rn_tensor *
     return 0;
 }
 
+/* k*k - 1 comparisons per output. */
+static int64_t maxpool_flops(const struct rn_layer *l)
+{
+    const int64_t k = (int64_t)l->v.num[KEY_KERNEL];
+    return (k * k - 1) * l->out.c * l->out.h * l->out.w;
+}
+
 const struct rn_layer_type rn_layer_maxpool2d = {
     .name = "maxpool2d",
     .doc = "max pooling; gradient to the first maximum in row-major order (PyTorch)",
@@ -209,4 +216,5 @@ const struct rn_layer_type rn_layer_maxpool2d = {
     .tangent_forward = maxpool_tangent_forward,
     .tangent_backward = maxpool_tangent_backward,
     .free = maxpool_free,
+    .flops = maxpool_flops,
 };

@@ -72,6 +72,12 @@ static int relu_tangent_backward(struct rn_layer *l, const struct rn_tensor *con
     return 0;
 }
 
+/* One comparison per element. */
+static int64_t relu_flops(const struct rn_layer *l)
+{
+    return (int64_t)l->out.c * l->out.h * l->out.w;
+}
+
 const struct rn_layer_type rn_layer_relu = {
     .name = "relu",
     .doc = "max(x, 0)",
@@ -81,4 +87,5 @@ const struct rn_layer_type rn_layer_relu = {
     .backward = relu_backward,
     .tangent_forward = relu_tangent_forward,
     .tangent_backward = relu_tangent_backward,
+    .flops = relu_flops,
 };

@@ -103,6 +103,13 @@ struct rn_layer_type {
     rn_layer_tangent_backward_fn *tangent_backward;
     /* Frees priv (params are freed by rn_layer_free). NULL: nothing. */
     void (*free)(struct rn_layer *l);
+    /* Forward floating-point operations for one image at inference, from
+     * l->in, l->out and l->v after build (runner summary). A multiply-add
+     * counts as 2 (conv: 2*Cin*k*k*Cout*Hout*Wout, plus Cout*Hout*Wout for
+     * the bias); a comparison, addition or scaling as 1 per element;
+     * identities at inference (dropout, grl, flatten) as 0. Every type that
+     * builds has one (test_summary checks). */
+    int64_t (*flops)(const struct rn_layer *l);
 };
 
 struct rn_layer {

@@ -12,6 +12,7 @@
 #include "graph.h"
 #include "plot.h"
 #include "spec.h"
+#include "summary.h"
 #include "backend.h"
 #include "train.h"
 #include "rn_git.h"
@@ -22,9 +23,11 @@ static const char usage[] =
     "usage: runner EXPERIMENT.yaml [key.path=value ...] [--device auto|cpu|cuda] [--seed N]\n"
     "                              [--out DIR] [--threads N] [--format png|pdf|svg] [--quiet]\n"
     "                              [--deterministic]\n"
-    "       runner validate EXPERIMENT.yaml [key.path=value ...]\n"
+    "       runner validate [--summary] EXPERIMENT.yaml [key.path=value ...]\n"
+    "       runner summary EXPERIMENT.yaml [key.path=value ...]\n"
     "       runner plot RUN_DIR [--format png|pdf|svg]\n"
     "       runner compare RUN_DIR... --out DIR [--epoch N] [--format png|pdf|svg]\n"
+    "                      [--metric NAME[=CAPTION]]... [--bar NAME[=CAPTION]]... [--control RUN]\n"
     "       runner --help | --version | --help-spec\n"
     "\n"
     "Runs a declarative experiment: trains (or loads) the model of the spec, evaluates it,\n"
@@ -41,6 +44,13 @@ static const char usage[] =
     "  --quiet          no progress output\n"
     "  --deterministic  deterministic GPU algorithms (spec key deterministic: true)\n"
     "  --help-spec      print the reference of every spec key\n"
+    "  --metric M       (compare) a per-epoch metric to draw, one panel each (default:\n"
+    "                   test/accuracy, and test/color_accuracy where a run has it)\n"
+    "  --bar M          (compare) a metric for the bars at equal epochs (default: val/accuracy,\n"
+    "                   test/accuracy); =CAPTION after M titles its panel or bar\n"
+    "  --control RUN    (compare) the run drawn dark grey and dashed (a RUN_DIR or its label)\n"
+    "  --summary        (validate) also print the model as a table: node, type, output shape,\n"
+    "                   parameters, forward MFLOP per image; `runner summary` is the same\n"
     "\n"
     "Exit status: 0 success, 1 error (one line on stderr), 2 bad command line, 130 interrupted.\n";
 
@@ -70,6 +80,7 @@ struct cli {
     int n_overrides;
     const char *out, *format;
     int quiet;
+    int summary; /* --summary: validate prints the model table */
     char owned[4][64]; /* storage for overrides made from flags */
     int n_owned;
 };
@@ -114,6 +125,11 @@ static int parse_args(struct cli *c, int argc, char **argv, int first)
             continue;
         if (strcmp(a, "--quiet") == 0) {
             c->quiet = 1;
+        } else if (strcmp(a, "--summary") == 0) {
+            if (strcmp(argv[1], "validate") != 0 && strcmp(argv[1], "summary") != 0)
+                return usage_error("%s goes with validate: runner validate --summary "
+                                   "EXPERIMENT.yaml", a);
+            c->summary = 1;
         } else if (strcmp(a, "--deterministic") == 0) {
             if (add_flag_override(c, "deterministic", "true"))
                 return 2;
@@ -197,8 +213,10 @@ static int cmd_validate(int argc, char **argv)
     int rc = parse_args(&c, argc, argv, 2);
     if (rc)
         return rc;
+    if (strcmp(argv[1], "summary") == 0)
+        c.summary = 1;
     if (!c.spec)
-        return usage_error("%s", "validate needs an EXPERIMENT.yaml");
+        return usage_error("%s needs an EXPERIMENT.yaml", argv[1]);
     struct rn_spec *sp = calloc(1, sizeof *sp); /* about 1 MB: not on the stack */
     if (!sp)
         return fail("out of memory");
@@ -236,13 +254,17 @@ static int cmd_validate(int argc, char **argv)
                c.spec, sp->model.name, g.n_nodes, rn_graph_n_trainable(&g),
                g.nodes[g.n_nodes - 1].layer.out.c, g.nodes[g.n_nodes - 1].layer.out.h,
                g.nodes[g.n_nodes - 1].layer.out.w);
+        if (c.summary)
+            rn_summary_print(stdout, &g, sp->model.name);
         rn_graph_free(&g);
     } else {
         printf("%s: ok: data only, %d analyses\n", c.spec, sp->n_analyses);
+        if (c.summary)
+            rc = fail("--summary: the spec has no model to summarise");
     }
     rn_spec_free(sp);
     free(sp);
-    return 0;
+    return rc;
 }
 
 static int cmd_plot(int argc, char **argv)
@@ -261,38 +283,84 @@ static int cmd_plot(int argc, char **argv)
     return 0;
 }
 
-/* runner compare RUN_DIR... --out DIR [--epoch N] [--format F] */
+/* The metrics of --metric (or --bar) options, their text kept here. */
+struct metric_args {
+    struct rn_compare_metric m[RN_COMPARE_MAX_METRICS];
+    char text[RN_COMPARE_MAX_METRICS][256];
+    int n;
+};
+
+/* Adds opt's value NAME[=CAPTION] to a. */
+static int compare_metric(struct metric_args *a, const char *opt, const char *arg)
+{
+    if (a->n >= RN_COMPARE_MAX_METRICS) {
+        char msg[64];
+        snprintf(msg, sizeof msg, "compare: at most %d %s options", RN_COMPARE_MAX_METRICS, opt);
+        return usage_error("%s", msg);
+    }
+    char *t = a->text[a->n];
+    snprintf(t, sizeof a->text[0], "%s", arg);
+    char *eq = strchr(t, '=');
+    if (eq)
+        *eq = 0;
+    if (!t[0])
+        return usage_error("compare: %s needs a metric name (test/accuracy, val/loss, ...)", opt);
+    a->m[a->n++] = (struct rn_compare_metric){t, eq ? eq + 1 : NULL, 0, 0};
+    return 0;
+}
+
+/* runner compare RUN_DIR... --out DIR [--epoch N] [--format F] [--metric M[=CAPTION]]...
+ *                [--bar M[=CAPTION]]... [--control RUN] */
 static int cmd_compare(int argc, char **argv)
 {
-    const char *out = NULL, *format = "png";
-    int epoch = 0, n = 0;
+    const char *out = NULL;
+    struct rn_compare_options opt = {.format = "png"};
+    struct metric_args lines = {0}, bars = {0};
+    int n = 0, rc = 0;
     const char **runs = calloc((size_t)argc, sizeof *runs);
     if (!runs)
         return fail("out of memory");
-    for (int i = 2; i < argc; i++) {
-        if (!strcmp(argv[i], "--out") && i + 1 < argc) {
+    for (int i = 2; i < argc && !rc; i++) {
+        const char *a = argv[i];
+        int has_value = !strcmp(a, "--out") || !strcmp(a, "--epoch") || !strcmp(a, "--format") ||
+                        !strcmp(a, "--metric") || !strcmp(a, "--bar") || !strcmp(a, "--control");
+        if (has_value && i + 1 >= argc) {
+            rc = usage_error("compare: %s needs a value", a);
+        } else if (!strcmp(a, "--out")) {
             out = argv[++i];
-        } else if (!strcmp(argv[i], "--epoch") && i + 1 < argc) {
-            epoch = atoi(argv[++i]);
-        } else if (!strcmp(argv[i], "--format") && i + 1 < argc) {
-            format = argv[++i];
-        } else if (argv[i][0] == '-') {
-            free(runs);
-            return usage_error("compare: unknown option '%s'", argv[i]);
+        } else if (!strcmp(a, "--epoch")) {
+            opt.epoch = atoi(argv[++i]);
+        } else if (!strcmp(a, "--format")) {
+            opt.format = argv[++i];
+        } else if (!strcmp(a, "--metric")) {
+            rc = compare_metric(&lines, a, argv[++i]);
+        } else if (!strcmp(a, "--bar")) {
+            rc = compare_metric(&bars, a, argv[++i]);
+        } else if (!strcmp(a, "--control")) {
+            opt.control = argv[++i];
+        } else if (a[0] == '-') {
+            rc = usage_error("compare: unknown option '%s'", a);
         } else {
-            runs[n++] = argv[i];
+            runs[n++] = a;
         }
     }
-    if (!out || n == 0) {
+    if (!rc && (!out || n == 0))
+        rc = usage_error("%s", "compare needs RUN_DIR... and --out DIR");
+    if (rc) {
         free(runs);
-        return usage_error("%s", "compare needs RUN_DIR... and --out DIR");
+        return rc;
     }
+    opt.lines = lines.n ? lines.m : NULL;
+    opt.n_lines = lines.n;
+    opt.bars = bars.n ? bars.m : NULL;
+    opt.n_bars = bars.n;
     struct rn_error err;
-    int rc = rn_compare(runs, n, out, epoch, format, &err);
+    rc = rn_compare(runs, n, out, &opt, &err);
     free(runs);
     if (rc)
         return fail(err.msg);
-    printf("%s: compare_epochs.%s, compare_summary.%s, compare.txt\n", out, format, format);
+    printf("%s: compare_epochs.%s, compare_summary.%s, compare.txt\n", out, opt.format,
+           opt.format);
     return 0;
 }
 
@@ -422,7 +490,7 @@ int main(int argc, char **argv)
         rn_spec_write_reference(stdout);
         return 0;
     }
-    if (strcmp(argv[1], "validate") == 0)
+    if (strcmp(argv[1], "validate") == 0 || strcmp(argv[1], "summary") == 0)
         return cmd_validate(argc, argv);
     if (strcmp(argv[1], "plot") == 0)
         return cmd_plot(argc, argv);

@@ -28,7 +28,8 @@
 
 #include <hdf5.h>
 
-#define RN_PATH_MAX 1024
+#include "paths.h"
+
 #define METRIC_CHUNK_ROWS 512
 
 struct rn_results {

@@ -21,9 +21,9 @@
 #include "data.h"
 #include "error.h"
 #include "layer.h"
+#include "paths.h"
 #include "schema.h"
 
-#define RN_PATH_MAX 512
 #define RN_MAX_LAYERS 128
 #define RN_MAX_LOSSES 8
 #define RN_MAX_EVAL 4
