@@ -562,69 +562,15 @@ static void models_free(struct model *m, int n)
 static int load_model(struct rn_run *run, struct model *m, const char *file, const char *model,
                       struct rn_error *err)
 {
-    struct rn_results *r = NULL;
-    char *yaml = NULL, tmp[] = "/tmp/rn_model_XXXXXX.yaml";
-    if (rn_results_open(&r, file, err))
-        return -1;
-    char group[RN_NAME_MAX + 16];
-    snprintf(group, sizeof group, "/models/%s", model);
-    int rc = rn_results_get_attr_str(r, "/config", "yaml", &yaml, err);
-    if (!rc && !rn_results_exists(r, group))
-        rc = rn_errorf(err, "%s has no model '%s' (no %s)", file, model, group);
-    rn_results_close(r);
-    if (rc) {
-        free(yaml);
-        return -1;
-    }
-    /* The spec loader reads files: hand it the recorded spec as one. */
-    int fd = mkstemps(tmp, 5);
-    if (fd < 0) {
-        free(yaml);
-        return rn_errorf(err, "%s: cannot create a temporary file for its spec", file);
-    }
-    size_t len = strlen(yaml);
-    int bad = write(fd, yaml, len) != (ssize_t)len;
-    close(fd);
-    free(yaml);
-    if (bad) {
-        unlink(tmp);
-        return rn_errorf(err, "%s: cannot write its spec to %s", file, tmp);
-    }
-    m->loaded = 1;
-    rc = rn_spec_load(&m->spec, tmp, NULL, NULL, NULL, err);
-    unlink(tmp);
-    if (rc)
-        return rn_error_prefix(err, "%s: its recorded spec", file);
-    if (!m->spec.has_model)
-        return rn_errorf(err, "%s: its spec has no model", file);
-    struct rn_run *o = &m->own;
-    o->spec = &m->spec;
-    o->opt = run->opt;
     const struct rn_split *s = &run->data.splits[0];
     struct rn_shape in = {s->c, s->h, s->w};
-    if (rn_graph_build(&o->graph, &m->spec.model, in, 64, err))
-        return rn_error_prefix(err, "%s: model '%s'", file, m->spec.model.name);
-    o->has_graph = 1;
-    o->logits_node = o->graph.n_nodes - 1;
-    const struct rn_spec_train *t = &m->spec.train;
-    if (m->spec.has_train && t->n_losses > 0 && t->losses[0].on[0] &&
-        (o->logits_node = rn_graph_find(&o->graph, t->losses[0].on)) < 0)
-        return rn_errorf(err, "%s: its loss reads node '%s', which its model lacks", file,
-                         t->losses[0].on);
-    int k = o->graph.nodes[o->logits_node].layer.out.c;
-    if (k != run->data.n_classes)
-        return rn_errorf(err, "%s: its model gives %d logits; this data has %d classes", file, k,
-                         run->data.n_classes);
-    if (!(o->probs = rn_calloc((size_t)64 * k, sizeof(float), err)))
-        return -1;
-    rn_graph_init_params(&o->graph, m->spec.seed);
-    m->run = o;
-    if (rn_run_load_model(o, file, model, err))
-        return -1;
-    /* loaded on the host, then to the device the analysed run uses */
+    /* on the device the analysed run uses */
     int device = run->has_graph ? run->graph.device : run->opt.device;
-    if (device != RN_DEVICE_CPU && rn_graph_to_device(&o->graph, device, err))
-        return rn_error_prefix(err, "%s: model '%s'", file, model);
+    if (rn_run_open_model(&m->own, &m->spec, file, model, &run->opt, in, 64, run->data.n_classes,
+                          device, err))
+        return -1;
+    m->loaded = 1;
+    m->run = &m->own;
     return 0;
 }
 
