@@ -1,6 +1,7 @@
 #include "train.h"
 
 #include "backend.h"
+#include "loss.h"
 
 #include <cblas.h>
 #include <errno.h>
@@ -178,7 +179,7 @@ static int upload_bytes(const struct rn_backend *be, void **dst, const void *src
 static int upload_data(struct rn_run *run, struct rn_error *err)
 {
     const struct rn_backend *be = rn_backend_of(run->opt.device);
-    if (!be->gather_images || !be->cross_entropy)
+    if (!be->data || !be->loss)
         return 0;
     run->data_device = run->opt.device;
     for (int k = 0; k < run->data.n_splits; k++) {
@@ -227,8 +228,8 @@ int rn_run_open(struct rn_run *run, const struct rn_spec *spec, const struct rn_
     if (!run->opt.log)
         run->opt.log = stderr;
     /* A run on a device colours its dataset there and keeps it there */
-    int device_data = spec->has_model && run->opt.device != RN_DEVICE_CPU &&
-                      rn_backend_of(run->opt.device)->gather_images;
+    int device_data =
+        spec->has_model && run->opt.device != RN_DEVICE_CPU && rn_backend_of(run->opt.device)->data;
     if (rn_data_load_on(&spec->data, &run->data, device_data ? run->opt.device : RN_DEVICE_CPU,
                         run->dev_images, err))
         return -1;
@@ -325,8 +326,8 @@ int rn_run_load_batch(struct rn_run *run, const struct rn_split *split, const in
             ix[i] = idx ? idx[i] : i;
         g->x.n = n;
         if (be->upload(run->dev_idx, ix, sizeof ix, err) ||
-            be->gather_images(run->dev_images[k], run->dev_idx, n,
-                              (size_t)split->c * split->h * split->w, g->x.data, err))
+            be->data->gather_images(run->dev_images[k], run->dev_idx, n,
+                                    (size_t)split->c * split->h * split->w, g->x.data, err))
             return rn_error_prefix(err, "batch of %s", split->name);
         return 0;
     }
@@ -368,8 +369,8 @@ static int evaluate_device(struct rn_run *run, const struct rn_split *split, int
         int n = split->n - start < bs ? split->n - start : bs;
         /* images [start, start + n): the split from start, indices 0..n-1 */
         run->graph.x.n = n;
-        if (be->gather_images((const uint8_t *)run->dev_images[ks] + (size_t)start * per,
-                              run->dev_iota, n, per, run->graph.x.data, err))
+        if (be->data->gather_images((const uint8_t *)run->dev_images[ks] + (size_t)start * per,
+                                    run->dev_iota, n, per, run->graph.x.data, err))
             return rn_error_prefix(err, "batch of %s", split->name);
         if (rn_graph_forward(&run->graph, n, last, ctx, err))
             return -1;
@@ -379,9 +380,9 @@ static int evaluate_device(struct rn_run *run, const struct rn_split *split, int
             if (!y)
                 continue;
             int digit_main = h == primary && heads[h].target == RN_TARGET_DIGIT;
-            if (be->cross_entropy(run->graph.nodes[heads[h].node].y.data, y + start, n, k, 0,
-                                  NULL, d_loss + h, d_correct + h, digit_main ? d_conf : NULL,
-                                  err))
+            if (be->loss->cross_entropy(run->graph.nodes[heads[h].node].y.data, y + start, n, k, 0,
+                                        NULL, d_loss + h, d_correct + h, digit_main ? d_conf : NULL,
+                                        err))
                 return rn_error_prefix(err, "evaluating %s", split->name);
         }
     }
@@ -916,10 +917,11 @@ int rn_run_train(struct rn_run *run, struct rn_error *err)
                 const int32_t *order = (const int32_t *)run->dev_order + off;
                 const struct rn_augment_draw *draws =
                     run->dev_draws ? (const struct rn_augment_draw *)run->dev_draws + off : NULL;
-                if (be->gather_images(run->dev_images[k_train], order, n,
-                                      (size_t)train->c * train->h * train->w, g->x.data, err) ||
-                    (draws && be->augment(&run->augment, draws, g->x.data, n, g->in_shape.c,
-                                          g->in_shape.h, g->in_shape.w, err))) {
+                if (be->data->gather_images(run->dev_images[k_train], order, n,
+                                            (size_t)train->c * train->h * train->w, g->x.data,
+                                            err) ||
+                    (draws && be->augment->apply(&run->augment, draws, g->x.data, n, g->in_shape.c,
+                                                 g->in_shape.h, g->in_shape.w, err))) {
                     rn_error_prefix(err, "batch %d of epoch %d", s + 1, epoch);
                     goto fail;
                 }

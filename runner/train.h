@@ -113,10 +113,4 @@ const uint8_t *rn_run_split_colours(const struct rn_run *run, const struct rn_sp
 int rn_run_load_model(struct rn_run *run, const char *path, const char *model,
                       struct rn_error *err);
 
-/* Mean cross-entropy of logits (n, k) against targets; adds
- * weight * d(mean CE)/d logits into dlogits when non-NULL; counts correct
- * argmax predictions; probs (n, k) gets the softmax when non-NULL. */
-double rn_cross_entropy(const struct rn_tensor *logits, const uint8_t *targets, float weight,
-                        struct rn_tensor *dlogits, int *correct, float *probs);
-
 #endif
