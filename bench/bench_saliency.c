@@ -24,6 +24,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "runner/loss.h"
 #include "runner/saliency.h"
 #include "runner/train.h"
 
@@ -77,14 +78,14 @@ static int step(struct rn_graph *g, int kind, const uint8_t *y, struct rn_ctx *c
     const struct rn_saliency cfg = {RN_SALIENCY_L1, RN_SALIENCY_MEAN_BACKGROUND, 0.95f};
     double v, ce;
     ctx->step++; /* a fresh dropout mask each step, as in training */
-    rn_graph_zero_grad(g);
+    rn_graph_zero_grad(g, NULL);
     if (rn_graph_forward(g, n, -1, ctx, err))
         return -1;
     if (kind == FUSED)
         return rn_saliency_loss_ce(g, n, last, y, &cfg, 0.5f, 1.0f, ctx, &v, &ce, err);
     if (kind == SALIENCY && rn_saliency_loss(g, n, last, y, &cfg, 0.5f, ctx, &v, err))
         return -1;
-    rn_graph_zero_dy(g, n);
+    rn_graph_zero_dy(g, n, NULL);
     rn_cross_entropy(&g->nodes[last].y, y, 1.0f, &g->nodes[last].dy, NULL, NULL);
     return rn_graph_backward(g, n, last, 0, ctx, err);
 }

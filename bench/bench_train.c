@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "runner/backend.h"
+#include "runner/loss.h"
 #include "runner/train.h"
 
 #define MAX_OVERRIDES 32
@@ -162,8 +163,8 @@ static int layer_profile(struct rn_run *run, int steps, int eval_batches, struct
         if (timed_forward(g, n, last, &ctx, lt->fwd, err))
             return -1;
         t0 = now_s();
-        rn_graph_zero_dy(g, n);
-        rn_graph_zero_grad(g);
+        rn_graph_zero_dy(g, n, NULL);
+        rn_graph_zero_grad(g, NULL);
         lt->phase[PH_ZERO] += now_s() - t0;
         t0 = now_s();
         rn_cross_entropy(&g->nodes[last].y, labels, 1.0f, &g->nodes[last].dy, NULL, NULL);

@@ -50,7 +50,7 @@ struct rn_augment {
 
 /* One sample's random draws (the order above): its channel permutation and
  * the jitter's op order and four factors (brightness, contrast, saturation,
- * hue). A backend applies them (backend.h `augment`); the draws themselves
+ * hue). A backend applies them (struct rn_augment_kernels); the draws themselves
  * are always made on the host, so every device augments alike.
  *
  * What is off gets the identity: perm {0,1,2} without channel_permute;
@@ -104,5 +104,15 @@ void rn_adjust_brightness(float *img, int hw, float factor);
 void rn_adjust_contrast(float *img, int hw, float factor);
 void rn_adjust_saturation(float *img, int hw, float factor);
 void rn_adjust_hue(float *img, int hw, float hue_factor);
+
+/* A backend's augmentation (backend.h: its `augment` table; NULL there:
+ * the batch is augmented on the host). */
+struct rn_augment_kernels {
+    /* rn_augment_apply on the device: x (n, c, h, w) floats in place, with
+     * the n per-sample draws rn_augment_draws made on the host (draws: the
+     * backend's memory; a: host memory). The CPU's is rn_augment_apply. */
+    int (*apply)(const struct rn_augment *a, const struct rn_augment_draw *draws, float *x, int n,
+                 int c, int h, int w, struct rn_error *err);
+};
 
 #endif

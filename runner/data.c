@@ -453,8 +453,8 @@ static int fill_split_on(const struct rn_backend *be, const struct rn_data_confi
     int rc = be->alloc(&d_ix, sizeof(int32_t) * (size_t)n, err) ||
              be->upload(d_ix, ix, sizeof(int32_t) * (size_t)n, err) ||
              be->alloc(dev_out, bytes, err) || be->alloc(&d_colours, (size_t)n, err) ||
-             be->colourise(cfg, stream, src->grey, src->labels, d_ix, n, h, w, *dev_out,
-                           d_colours, err) ||
+             be->data->colourise(cfg, stream, src->grey, src->labels, d_ix, n, h, w, *dev_out,
+                                 d_colours, err) ||
              be->download(dst->images, *dev_out, bytes, err) ||
              be->download(dst->colours, d_colours, (size_t)n, err);
     be->release(d_ix);
@@ -495,7 +495,7 @@ int rn_data_load_on(const struct rn_data_config *cfg, struct rn_data *out, int d
     const struct rn_backend *be = device == RN_DEVICE_CPU ? NULL : rn_backend_of(device);
     if (dev_images)
         memset(dev_images, 0, sizeof(void *) * RN_MAX_SPLITS);
-    if (!be || !be->colourise || !dev_images || cfg->colouring == RN_COLOURING_NONE)
+    if (!be || !be->data || !dev_images || cfg->colouring == RN_COLOURING_NONE)
         be = NULL;
     struct dev_source d_train = {0}, d_test = {0};
     if (check_config(cfg, err))

@@ -9,6 +9,7 @@
 #ifndef RN_DATA_H
 #define RN_DATA_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "error.h"
@@ -88,8 +89,8 @@ void rn_data_free(struct rn_data *d);
 /* NULL if there is no such split. */
 struct rn_split *rn_data_split(struct rn_data *d, const char *name);
 
-/* As rn_data_load, with the colouring done by the backend of device
- * (backend.h: colourise) when it is not the CPU and the data is coloured:
+/* As rn_data_load, with the colouring done by the backend of device (its
+ * data table's colourise) when it is not the CPU and the data is coloured:
  * the grey sources go up once, the coloured splits are made there and kept
  * (dev_images[k]: (n, 3, h, w) uint8 in the device's memory, the caller's
  * to release; NULL for an empty split) and copied down into out, which
@@ -123,5 +124,23 @@ int rn_palette_index(const struct rn_palette *p, const char *s);
  * scaled by texture_mean (0.7 for U(0.4, 1.0)). Returns the palette index. */
 int rn_colour_detect(const uint8_t *img, int h, int w, const struct rn_palette *p,
                      float texture_mean);
+
+/* A backend's data kernels (backend.h: its `data` table; NULL there: the
+ * dataset stays on the host, is coloured there and goes up batch by batch). */
+struct rn_data_kernels {
+    /* A batch from a dataset that lives on the device: out[i] =
+     * images[idx[i]] as float / 255, sample = bytes (= floats) per image;
+     * images, idx and out are the backend's memory. */
+    int (*gather_images)(const uint8_t *images, const int32_t *idx, int n, size_t sample,
+                         float *out, struct rn_error *err);
+    /* The coloured dataset made on the device (rn_colour_image): out image
+     * j (3, h, w) and colours[j] from grey source src[j] (of grey, (., h,
+     * w)) whose digit is labels[src[j]], with generator (cfg->seed, stream,
+     * src[j]). grey, labels, src, out and colours are the backend's memory;
+     * cfg is host memory. */
+    int (*colourise)(const struct rn_data_config *cfg, int stream, const uint8_t *grey,
+                     const uint8_t *labels, const int32_t *src, int n, int h, int w, uint8_t *out,
+                     uint8_t *colours, struct rn_error *err);
+};
 
 #endif

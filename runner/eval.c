@@ -4,6 +4,7 @@
 #include "eval.h"
 
 #include "backend.h"
+#include "loss.h"
 #include "train.h"
 
 #include <stdlib.h>
@@ -42,7 +43,7 @@ int rn_run_load_batch(struct rn_run *run, const struct rn_split *split, const in
             ix[i] = idx ? idx[i] : i;
         g->x.n = n;
         if (be->upload(run->dev_idx, ix, sizeof ix, err) ||
-            be->gather_images(run->dev_images[k], run->dev_idx, n,
+            be->data->gather_images(run->dev_images[k], run->dev_idx, n,
                               (size_t)split->c * split->h * split->w, g->x.data, err))
             return rn_error_prefix(err, "batch of %s", split->name);
         return 0;
@@ -85,7 +86,7 @@ static int evaluate_device(struct rn_run *run, const struct rn_split *split, int
         int n = split->n - start < bs ? split->n - start : bs;
         /* images [start, start + n): the split from start, indices 0..n-1 */
         run->graph.x.n = n;
-        if (be->gather_images((const uint8_t *)run->dev_images[ks] + (size_t)start * per,
+        if (be->data->gather_images((const uint8_t *)run->dev_images[ks] + (size_t)start * per,
                               run->dev_iota, n, per, run->graph.x.data, err))
             return rn_error_prefix(err, "batch of %s", split->name);
         if (rn_graph_forward(&run->graph, n, last, ctx, err))
@@ -96,7 +97,7 @@ static int evaluate_device(struct rn_run *run, const struct rn_split *split, int
             if (!y)
                 continue;
             int digit_main = h == primary && heads[h].target == RN_TARGET_DIGIT;
-            if (be->cross_entropy(run->graph.nodes[heads[h].node].y.data, y + start, n, k, 0,
+            if (be->loss->cross_entropy(run->graph.nodes[heads[h].node].y.data, y + start, n, k, 0,
                                   NULL, d_loss + h, d_correct + h, digit_main ? d_conf : NULL,
                                   err))
                 return rn_error_prefix(err, "evaluating %s", split->name);

@@ -244,6 +244,10 @@ void *rn_graph_scratch(struct rn_graph *g, int slot, int d, size_t bytes, struct
     if (g->scratch[slot] && g->scratch_device[slot] == d && g->scratch_bytes[slot] >= bytes)
         return g->scratch[slot];
     const struct rn_backend *be = rn_backend_of((enum rn_device)d);
+    if (!be) {
+        rn_errorf(err, "graph scratch: no backend for device %d", d);
+        return NULL;
+    }
     if (g->scratch[slot])
         rn_backend_of((enum rn_device)g->scratch_device[slot])->release(g->scratch[slot]);
     g->scratch[slot] = NULL;
@@ -391,20 +395,22 @@ static void mark_path(struct rn_graph *g, int loss_node)
 static void zero_parallel(float *p, long n);
 
 /* Zeroes a node's dy for n samples, and the host part of it. */
-static void zero_node_dy(struct rn_node *node, int n)
+static int zero_node_dy(struct rn_node *node, int n, struct rn_error *err)
 {
     set_n(&node->dy, n);
     if (node->dy.device == RN_DEVICE_CPU)
         zero_parallel(node->dy.data, (long)rn_tensor_numel(&node->dy));
-    else
-        rn_tensor_zero(&node->dy);
+    else if (rn_tensor_zero(&node->dy, err))
+        return rn_error_prefix(err, "zeroing the gradient of '%s'", node->layer.name);
     if (node->dyh.data && node->dyh.cap < node->dy.cap)
         rn_tensor_free(&node->dyh); /* dy grew: rn_graph_grad_host makes it again */
     if (node->dyh.data) {
         set_n(&node->dyh, n);
-        rn_tensor_zero(&node->dyh);
+        if (rn_tensor_zero(&node->dyh, err))
+            return -1;
     }
     node->dyh_dirty = 0;
+    return 0;
 }
 
 static void zero_parallel(float *p, long n)
@@ -430,15 +436,13 @@ int rn_graph_reserve_grad(struct rn_graph *g, int n, struct rn_error *err)
     return 0;
 }
 
-int rn_graph_zero_dy(struct rn_graph *g, int n)
+int rn_graph_zero_dy(struct rn_graph *g, int n, struct rn_error *err)
 {
-    if (n > g->grad_n) {
-        struct rn_error err;
-        if (rn_graph_reserve_grad(g, n, &err))
-            return -1;
-    }
+    if (n > g->grad_n && rn_graph_reserve_grad(g, n, err))
+        return rn_error_prefix(err, "gradients of %d samples", n);
     for (int i = 0; i < g->n_nodes; i++)
-        zero_node_dy(&g->nodes[i], n);
+        if (zero_node_dy(&g->nodes[i], n, err))
+            return -1;
     return 0;
 }
 
@@ -463,7 +467,8 @@ int rn_graph_backward(struct rn_graph *g, int n, int loss_node, int want_dx, str
         if (ensure(&g->dx, &g->x, err))
             return -1;
         set_n(&g->dx, n);
-        rn_tensor_zero(&g->dx);
+        if (rn_tensor_zero(&g->dx, err))
+            return rn_error_prefix(err, "zeroing the input gradient");
     }
     for (int i = loss_node; i >= 0; i--) {
         struct rn_node *node = &g->nodes[i];
@@ -516,7 +521,8 @@ int rn_graph_tangent_forward(struct rn_graph *g, int n, int last, struct rn_ctx 
         }
         set_n(&node->ty, n);
         set_n(&node->tdy, n);
-        rn_tensor_zero(&node->tdy);
+        if (rn_tensor_zero(&node->tdy, err))
+            return rn_error_prefix(err, "zeroing the tangent gradient of '%s'", node->layer.name);
         ctx->node = i;
         if (node->k ? node->k->tangent_forward(&node->layer, xs, txs, &node->ty, ctx, err)
                     : t->tangent_forward(&node->layer, xs, txs, &node->ty, ctx, err))
@@ -535,7 +541,8 @@ int rn_graph_tangent_backward(struct rn_graph *g, int n, int loss_node, struct r
     if (ensure(&g->tdx, &g->x, err))
         return -1;
     set_n(&g->tdx, n);
-    rn_tensor_zero(&g->tdx);
+    if (rn_tensor_zero(&g->tdx, err))
+        return rn_error_prefix(err, "zeroing the input's tangent gradient");
     for (int i = loss_node; i >= 0; i--) {
         struct rn_node *node = &g->nodes[i];
         if (!node->on_path)
@@ -563,12 +570,16 @@ int rn_graph_tangent_backward(struct rn_graph *g, int n, int loss_node, struct r
     return 0;
 }
 
-void rn_graph_zero_grad(struct rn_graph *g)
+int rn_graph_zero_grad(struct rn_graph *g, struct rn_error *err)
 {
     for (int i = 0; i < g->n_nodes; i++)
-        for (int j = 0; j < g->nodes[i].layer.n_params; j++)
-            if (g->nodes[i].layer.params[j].trainable)
-                rn_tensor_zero(&g->nodes[i].layer.params[j].grad);
+        for (int j = 0; j < g->nodes[i].layer.n_params; j++) {
+            struct rn_param *p = &g->nodes[i].layer.params[j];
+            if (p->trainable && rn_tensor_zero(&p->grad, err))
+                return rn_error_prefix(err, "zeroing the gradient of '%s.%s'",
+                                       g->nodes[i].layer.name, p->name);
+        }
+    return 0;
 }
 
 void rn_graph_mark_downstream(const struct rn_graph *g, const unsigned char *from,
@@ -617,18 +628,14 @@ int rn_graph_forward_nodes(struct rn_graph *g, int n, const unsigned char *run, 
     return 0;
 }
 
-int rn_graph_zero_dy_nodes(struct rn_graph *g, int n, const unsigned char *nodes)
+int rn_graph_zero_dy_nodes(struct rn_graph *g, int n, const unsigned char *nodes,
+                           struct rn_error *err)
 {
-    if (n > g->grad_n) {
-        struct rn_error err;
-        if (rn_graph_reserve_grad(g, n, &err))
+    if (n > g->grad_n && rn_graph_reserve_grad(g, n, err))
+        return rn_error_prefix(err, "gradients of %d samples", n);
+    for (int i = 0; i < g->n_nodes; i++)
+        if (nodes[i] && zero_node_dy(&g->nodes[i], n, err))
             return -1;
-    }
-    for (int i = 0; i < g->n_nodes; i++) {
-        if (!nodes[i])
-            continue;
-        zero_node_dy(&g->nodes[i], n);
-    }
     return 0;
 }
 
@@ -644,7 +651,8 @@ int rn_graph_backward_nodes(struct rn_graph *g, int n, const unsigned char *run,
         if (ensure(&g->dx, &g->x, err))
             return -1;
         set_n(&g->dx, n);
-        rn_tensor_zero(&g->dx);
+        if (rn_tensor_zero(&g->dx, err))
+            return rn_error_prefix(err, "zeroing the input gradient");
     }
     for (int i = g->n_nodes - 1; i >= 0; i--) {
         struct rn_node *node = &g->nodes[i];
@@ -791,7 +799,8 @@ struct rn_tensor *rn_graph_grad_host(struct rn_graph *g, int i, struct rn_error 
     if (!node->dyh.data) {
         if (host_like(&node->dyh, &node->dy, err))
             return NULL;
-        rn_tensor_zero(&node->dyh);
+        if (rn_tensor_zero(&node->dyh, err))
+            return NULL;
     }
     node->dyh.n = node->dy.n;
     node->dyh_dirty = 1;

@@ -90,8 +90,8 @@ int rn_graph_forward(struct rn_graph *g, int n, int last, struct rn_ctx *ctx, st
 /* Sizes every dy buffer for n samples (reallocating them). */
 int rn_graph_reserve_grad(struct rn_graph *g, int n, struct rn_error *err);
 /* Zeroes dy for a pass of n samples, growing the buffers if n > grad_n;
- * -1 only when that allocation fails (the next backward then reports it). */
-int rn_graph_zero_dy(struct rn_graph *g, int n);
+ * -1 when that allocation or the device fails (err says which). */
+int rn_graph_zero_dy(struct rn_graph *g, int n, struct rn_error *err);
 int rn_graph_backward(struct rn_graph *g, int n, int loss_node, int want_dx, struct rn_ctx *ctx,
                       struct rn_error *err);
 
@@ -135,8 +135,8 @@ struct rn_tensor *rn_host_view(struct rn_tensor *t, struct rn_tensor *stage, int
                                struct rn_error *err);
 int rn_host_commit(struct rn_tensor *t, struct rn_tensor *view, struct rn_error *err);
 
-/* Zeroes every trainable parameter gradient. */
-void rn_graph_zero_grad(struct rn_graph *g);
+/* Zeroes every trainable parameter gradient; -1 only when the device fails. */
+int rn_graph_zero_grad(struct rn_graph *g, struct rn_error *err);
 
 /* Partial passes, for step programs (DESIGN.md "Training as data"): work
  * that cannot change between sub-steps is not redone. A node set is an
@@ -157,8 +157,9 @@ int rn_graph_forward_nodes(struct rn_graph *g, int n, const unsigned char *run, 
                            struct rn_error *err);
 
 /* Zeroes (and sets the batch of) the dy of the nodes in the set, growing the
- * buffers as rn_graph_zero_dy does; -1 only when that fails. */
-int rn_graph_zero_dy_nodes(struct rn_graph *g, int n, const unsigned char *nodes);
+ * buffers as rn_graph_zero_dy does; -1 (err set) when that fails. */
+int rn_graph_zero_dy_nodes(struct rn_graph *g, int n, const unsigned char *nodes,
+                           struct rn_error *err);
 
 /* Backward over only the nodes in `run`, from the dy the caller filled (after
  * rn_graph_zero_dy_nodes on the same set). A node passes gradients only to

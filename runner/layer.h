@@ -64,8 +64,8 @@ struct rn_ctx {
 
 struct rn_layer;
 
-/* The passes of a layer (rn_layer_type: the CPU's; rn_layer_kernels in
- * backend.h: a device's). */
+/* The passes of a layer (rn_layer_type: the CPU's; rn_layer_kernels: a
+ * device's). */
 typedef int rn_layer_forward_fn(struct rn_layer *l, const struct rn_tensor *const *x,
                                 struct rn_tensor *y, const struct rn_ctx *ctx,
                                 struct rn_error *err);
@@ -110,6 +110,24 @@ struct rn_layer_type {
      * identities at inference (dropout, grl, flatten) as 0. Every type that
      * builds has one (test_summary checks). */
     int64_t (*flops)(const struct rn_layer *l);
+};
+
+/* One backend's implementation of one layer type (backend.h: the layer
+ * entry of a device's table). forward .. tangent_backward have the
+ * signatures and the contract of struct rn_layer_type, on tensors of that
+ * backend's device; NULL: not available there (the executor reports it by
+ * name). */
+struct rn_layer_kernels {
+    const char *type; /* layer type name, as in the registry */
+    /* Called once after the layer's parameters were moved to the device:
+     * creates descriptors and workspaces in l->dpriv for batches <= max_n. */
+    int (*prepare)(struct rn_layer *l, int max_n, struct rn_error *err);
+    /* Frees l->dpriv (NULL-safe). */
+    void (*release)(struct rn_layer *l);
+    rn_layer_forward_fn *forward;
+    rn_layer_backward_fn *backward;
+    rn_layer_tangent_forward_fn *tangent_forward;
+    rn_layer_tangent_backward_fn *tangent_backward;
 };
 
 struct rn_layer {

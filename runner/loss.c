@@ -2,7 +2,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "train.h"
+#include "loss.h"
 
 double rn_cross_entropy(const struct rn_tensor *logits, const uint8_t *targets, float weight,
                         struct rn_tensor *dlogits, int *correct, float *probs)

@@ -90,8 +90,24 @@ void rn_optim_free(struct rn_optim *o)
     memset(o, 0, sizeof *o);
 }
 
+struct rn_optim_update rn_optim_update_args(int kind, double lr, double beta1, double beta2,
+                                            double eps, double weight_decay, double momentum,
+                                            long step, float grad_scale)
+{
+    /* torch computes the bias corrections in double precision scalars */
+    const double bc1 = 1.0 - pow(beta1, (double)step);
+    const double bc2 = 1.0 - pow(beta2, (double)step);
+    struct rn_optim_update u = {
+        .kind = kind, .lr = (float)lr, .beta1 = (float)beta1, .beta2 = (float)beta2,
+        .eps = (float)eps, .weight_decay = (float)weight_decay, .momentum = (float)momentum,
+        .step = step, .grad_scale = grad_scale,
+        .step_size = (float)(lr / bc1), .bc2_sqrt = (float)sqrt(bc2),
+    };
+    return u;
+}
+
 /* Clipping and the update, through the parameters' backend (one
- * implementation per device: backend.c for the CPU). */
+ * implementation per device: kernels/cpu/backend_cpu.c for the CPU). */
 static int step_device(struct rn_optim *o, const struct rn_backend *be, struct rn_error *err)
 {
     struct rn_optim_update u =
@@ -110,15 +126,15 @@ static int step_device(struct rn_optim *o, const struct rn_backend *be, struct r
         if (be->zero(o->clip_acc, sizeof(double), err))
             return -1;
         for (int i = 0; i < o->n; i++)
-            if (be->sum_squares(o->params[i]->grad.data, rn_tensor_numel(&o->params[i]->grad),
-                                o->clip_acc, err))
+            if (be->optim->sum_squares(o->params[i]->grad.data,
+                                       rn_tensor_numel(&o->params[i]->grad), o->clip_acc, err))
                 return -1;
         u.clip_sq = o->clip_acc;
         u.clip_norm = o->clip_norm;
     }
     for (int i = 0; i < o->n; i++)
-        if (be->optim_update(&u, o->params[i]->value.data, o->params[i]->grad.data, o->m[i].data,
-                             o->v[i].data, rn_tensor_numel(&o->params[i]->value), err))
+        if (be->optim->update(&u, o->params[i]->value.data, o->params[i]->grad.data, o->m[i].data,
+                              o->v[i].data, rn_tensor_numel(&o->params[i]->value), err))
             return rn_error_prefix(err, "optimizer update on %s", be->name);
     return 0;
 }

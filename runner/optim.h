@@ -36,4 +36,41 @@ void rn_optim_free(struct rn_optim *o);
  * parameters' device; -1 only on a device error. */
 int rn_optim_step(struct rn_optim *o, struct rn_error *err);
 
+/* ---- the update as a backend runs it ---------------------------------- */
+
+/* One optimizer update of a parameter of n floats (the semantics above). */
+struct rn_optim_update {
+    int kind;           /* enum rn_optim_kind */
+    float lr, beta1, beta2, eps, weight_decay, momentum;
+    long step;          /* 1-based update count (SGD: 1 = the first) */
+    float grad_scale;   /* gradient multiplier (1 when none), unless clip_sq is set */
+    /* Clipping by global norm without a round trip: clip_sq (the backend's
+     * memory) holds the squared norm of every gradient of the optimizer;
+     * when set, the multiplier is clip_norm / (norm + 1e-6) if norm >
+     * clip_norm, else 1 (computed in double, torch's clip_grad_norm_). */
+    const double *clip_sq;
+    double clip_norm;
+    /* Adam's bias corrections, computed by rn_optim_update_args in double
+     * from the double hyperparameters as torch does: lr / (1 - beta1^step)
+     * and sqrt(1 - beta2^step). */
+    float step_size, bc2_sqrt;
+};
+
+/* The update's arguments from double hyperparameters. */
+struct rn_optim_update rn_optim_update_args(int kind, double lr, double beta1, double beta2,
+                                            double eps, double weight_decay, double momentum,
+                                            long step, float grad_scale);
+
+/* A backend's optimizer kernels (backend.h: its `optim` table, set on every
+ * backend: rn_optim_step runs through it on every device). */
+struct rn_optim_kernels {
+    /* p, g, m, v: n floats each on the device (m, v zero before the first
+     * update; v unused by SGD). */
+    int (*update)(const struct rn_optim_update *u, float *p, const float *g, float *m, float *v,
+                  size_t n, struct rn_error *err);
+    /* *acc += sum of x[i]^2 (for clipping by global norm); acc is in the
+     * backend's memory (a device double on a device: nothing is read back). */
+    int (*sum_squares)(const float *x, size_t n, double *acc, struct rn_error *err);
+};
+
 #endif

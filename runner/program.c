@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "train.h"
+#include "loss.h"
 
 double rn_schedule_value(const struct rn_spec_schedule *s, double p)
 {
@@ -429,7 +429,7 @@ struct stat_rec {
 int rn_program_device(struct rn_program *p, int cap, struct rn_error *err)
 {
     const struct rn_backend *be = rn_backend_of(p->g->device);
-    if (!be || !be->cross_entropy)
+    if (!be || !be->loss)
         return rn_errorf(err, "the graph's device keeps no losses");
     p->device = p->g->device;
     p->cap = cap > 0 ? cap : 1;
@@ -486,10 +486,12 @@ static void set_key(struct rn_program *p, const struct rn_program_set *s, double
     }
 }
 
-static void zero_opt_grads(struct rn_optim *o)
+static int zero_opt_grads(struct rn_optim *o, struct rn_error *err)
 {
     for (int i = 0; i < o->n; i++)
-        rn_tensor_zero(&o->params[i]->grad);
+        if (rn_tensor_zero(&o->params[i]->grad, err))
+            return -1;
+    return 0;
 }
 
 static int run_sub(struct rn_program *p, const struct rn_program_sub *sub, int n,
@@ -532,7 +534,8 @@ static int run_sub(struct rn_program *p, const struct rn_program_sub *sub, int n
         if (sub->opts >> q & 1) {
             for (int i = 0; i < N; i++)
                 p->own[i] |= p->opts[q].owns[i];
-            zero_opt_grads(&p->opts[q].optim);
+            if (zero_opt_grads(&p->opts[q].optim, err))
+                return -1;
         }
     rn_graph_mark_downstream(g, p->own, p->down);
     for (int i = 0; i < N; i++)
@@ -595,8 +598,8 @@ static int run_sub(struct rn_program *p, const struct rn_program_sub *sub, int n
             has_ce = 1;
         }
         int wants_dz = has_ce && w != 0 && p->run[hd->node] && !(fused >> h & 1);
-        if (wants_dz && !any_dy && rn_graph_zero_dy_nodes(g, n, p->run))
-            return rn_errorf(err, "out of memory for gradients of %d samples", n);
+        if (wants_dz && !any_dy && rn_graph_zero_dy_nodes(g, n, p->run, err))
+            return -1;
         any_dy |= wants_dz;
         p->head_w[h] = has_ce ? w : 0;
         if (p->device) {
@@ -606,9 +609,9 @@ static int run_sub(struct rn_program *p, const struct rn_program_sub *sub, int n
             struct stat_rec *rec = (struct stat_rec *)p->dev_stats + (size_t)p->slot * RN_MAX_LOSSES + h;
             const uint8_t *t = hd->target == RN_TARGET_COLOR ? p->t_colour : p->t_digit;
             if (be->zero(rec, sizeof *rec, err) ||
-                be->cross_entropy(g->nodes[hd->node].y.data, t, n, p->n_classes, (float)w,
-                                  wants_dz ? g->nodes[hd->node].dy.data : NULL, &rec->loss,
-                                  &rec->hits, NULL, err))
+                be->loss->cross_entropy(g->nodes[hd->node].y.data, t, n, p->n_classes, (float)w,
+                                        wants_dz ? g->nodes[hd->node].dy.data : NULL, &rec->loss,
+                                        &rec->hits, NULL, err))
                 return rn_error_prefix(err, "loss of head '%s'", g->nodes[hd->node].layer.name);
             hd->loss = NAN;
             hd->correct = 0;

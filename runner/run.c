@@ -174,7 +174,7 @@ static int upload_bytes(const struct rn_backend *be, void **dst, const void *src
 static int upload_data(struct rn_run *run, struct rn_error *err)
 {
     const struct rn_backend *be = rn_backend_of(run->opt.device);
-    if (!be->gather_images || !be->cross_entropy)
+    if (!be->data || !be->loss)
         return 0;
     run->data_device = run->opt.device;
     for (int k = 0; k < run->data.n_splits; k++) {
@@ -224,7 +224,7 @@ int rn_run_open(struct rn_run *run, const struct rn_spec *spec, const struct rn_
         run->opt.log = stderr;
     /* A run on a device colours its dataset there and keeps it there */
     int device_data = spec->has_model && run->opt.device != RN_DEVICE_CPU &&
-                      rn_backend_of(run->opt.device)->gather_images;
+                      rn_backend_of(run->opt.device)->data;
     if (rn_data_load_on(&spec->data, &run->data, device_data ? run->opt.device : RN_DEVICE_CPU,
                         run->dev_images, err))
         return -1;

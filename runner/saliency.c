@@ -15,10 +15,10 @@
  * The weight of the term is folded into v (everything is linear in v).
  *
  * The passes run on the graph's device; the per-sample arithmetic of steps
- * 1-3 is the backend table's (backend.h, saliency_*), so on a GPU it runs
- * where the tensors are and only R and the CE mean come back (two doubles,
- * one read per call). A table without those entries gets the CPU's, on host
- * copies of the tensors they touch.
+ * 1-3 is the backend's saliency table (struct rn_saliency_kernels), so on a
+ * GPU it runs where the tensors are and only R and the CE mean come back
+ * (two doubles, one read per call). A backend without that table gets the
+ * CPU's, on host copies of the tensors it touches.
  */
 #include "saliency.h"
 
@@ -83,13 +83,12 @@ int rn_saliency_loss_ce(struct rn_graph *g, int n, int logits_node, const uint8_
     const int C = g->in_shape.c, HW = g->in_shape.h * g->in_shape.w;
     const size_t np = rn_graph_n_trainable(g);
     const struct rn_backend *be = rn_backend_of(g->device);
-    /* The per-sample arithmetic runs through a backend table (backend.h,
-     * saliency_*): the graph's own when it has the entries, on the graph's
-     * tensors where they live; else the CPU table's on host copies of the
-     * few tensors it reads and writes (the views). On the CPU both are the
-     * graph's own tensors. The passes always run on the graph's device. */
-    const int direct = be->saliency_logits && be->saliency_direction &&
-                       be->saliency_tangent_logits;
+    /* The per-sample arithmetic runs through a backend's saliency table:
+     * the graph's own when it has one, on the graph's tensors where they
+     * live; else the CPU's on host copies of the few tensors it reads and
+     * writes (the views). On the CPU both are the graph's own tensors. The
+     * passes always run on the graph's device. */
+    const int direct = be->saliency != NULL;
     const struct rn_backend *kb = direct ? be : rn_backend_of(RN_DEVICE_CPU);
     struct rn_tensor st_z = {0}, st_dz = {0}, st_x = {0}, st_dx = {0}, st_tx = {0}, st_tz = {0},
                      st_tdz = {0};
@@ -122,12 +121,15 @@ int rn_saliency_loss_ce(struct rn_graph *g, int n, int logits_node, const uint8_
     /* 1. per-sample losses backward, with the input gradient */
     const int fused = ce_weight != 0;
     const double c = fused ? (double)ce_weight / n : 1.0;
-    rn_graph_zero_dy(g, n);
+    if (rn_graph_zero_dy(g, n, err)) {
+        rn_error_prefix(err, "saliency loss");
+        goto fail;
+    }
     struct rn_tensor *z = operand(direct, &zn->y, &st_z, 1, err);
     struct rn_tensor *dz = z ? operand(direct, &zn->dy, &st_dz, 1, err) : NULL;
     if (!dz)
         goto fail;
-    if (kb->saliency_logits(z->data, tk, n, k, ce_weight, probs, dz->data, &scal[0], err)) {
+    if (kb->saliency->logits(z->data, tk, n, k, ce_weight, probs, dz->data, &scal[0], err)) {
         rn_error_prefix(err, "saliency loss");
         goto fail;
     }
@@ -151,8 +153,8 @@ int rn_saliency_loss_ce(struct rn_graph *g, int n, int logits_node, const uint8_
     if (!tx)
         goto fail;
     const double vscale = (double)weight / ((double)n * c);
-    if (kb->saliency_direction(cfg, x->data, dx->data, n, C, HW, fused ? c : 1.0, vscale, tx->data,
-                               r, &scal[1], err)) {
+    if (kb->saliency->direction(cfg, x->data, dx->data, n, C, HW, fused ? c : 1.0, vscale, tx->data,
+                                r, &scal[1], err)) {
         rn_error_prefix(err, "saliency loss");
         goto fail;
     }
@@ -168,7 +170,7 @@ int rn_saliency_loss_ce(struct rn_graph *g, int n, int logits_node, const uint8_
     struct rn_tensor *tdz = tz ? operand(direct, &zn->tdy, &st_tdz, 0, err) : NULL;
     if (!tdz)
         goto fail;
-    if (kb->saliency_tangent_logits(probs, tz->data, n, k, c, tdz->data, err)) {
+    if (kb->saliency->tangent_logits(probs, tz->data, n, k, c, tdz->data, err)) {
         rn_error_prefix(err, "saliency loss");
         goto fail;
     }

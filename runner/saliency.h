@@ -65,4 +65,32 @@ int rn_saliency_loss_ce(struct rn_graph *g, int n, int logits_node, const uint8_
                         const struct rn_saliency *cfg, float weight, float ce_weight,
                         struct rn_ctx *ctx, double *value, double *ce_value, struct rn_error *err);
 
+/* A backend's part of the saliency loss: the per-sample arithmetic of steps
+ * 1-3 of saliency.c, on the backend's memory (backend.h: its `saliency`
+ * table; NULL there: saliency.c runs the CPU's on host copies). Every
+ * pointer below is the backend's unless said otherwise (targets: n bytes
+ * < k, checked by the caller). */
+struct rn_saliency_kernels {
+    /* Logits step: probs (n, k) = softmax(z) as rn_cross_entropy computes
+     * it; *ce += the batch's mean CE (the caller zeroes it); dz (n, k):
+     * with ce_weight != 0 (fused) dz += (float)(ce_weight * (p - onehot) /
+     * n) into the caller's zeroed dz, else dz = probs - onehot (written). */
+    int (*logits)(const float *z, const uint8_t *targets, int n, int k, float ce_weight,
+                  float *probs, float *dz, double *ce, struct rn_error *err);
+    /* Direction step on x, dx (n, C, HW): when rescale != 1, first dx =
+     * (float)(dx / rescale) in place (the fused case's 1 / c). Then per
+     * sample i, with cfg's norm, reduction and background mask (min over
+     * channels of x < threshold): r[i] = the sample's unweighted term r_i
+     * and tx_i = vscale * dr_i/d dx_i (floats), sums over HW in double.
+     * r: n doubles; *r_sum += r[0] + r[1] + ... in index order. cfg is host
+     * memory. */
+    int (*direction)(const struct rn_saliency *cfg, const float *x, float *dx, int n, int C, int HW,
+                     double rescale, double vscale, float *tx, double *r, double *r_sum,
+                     struct rn_error *err);
+    /* Tangent-logits step: per sample, tdz = (float)(c * p * (tz - p.tz))
+     * with the dot product p.tz summed in double; probs, tz, tdz (n, k). */
+    int (*tangent_logits)(const float *probs, const float *tz, int n, int k, double c, float *tdz,
+                          struct rn_error *err);
+};
+
 #endif

@@ -1,22 +1,28 @@
+/* tensor.c - tensors on top of the backends' memory interface (backend.h):
+ * every allocation, copy, zeroing and free goes through the backend of the
+ * tensor's device, the host's (kernels/cpu/backend_cpu.c) included. */
 #include "tensor.h"
 
-#include "backend.h"
-
-#include <stdlib.h>
 #include <string.h>
 
 int rn_tensor_init(struct rn_tensor *t, int n, int c, int h, int w, struct rn_error *err)
 {
+    return rn_tensor_init_on(t, RN_DEVICE_CPU, n, c, h, w, err);
+}
+
+int rn_tensor_init_on(struct rn_tensor *t, enum rn_device d, int n, int c, int h, int w,
+                      struct rn_error *err)
+{
     memset(t, 0, sizeof *t);
+    const struct rn_backend *be = rn_backend_of(d);
+    if (!be)
+        return rn_errorf(err, "no backend for device %d", (int)d);
     if (n < 0 || c < 0 || h < 0 || w < 0)
         return rn_errorf(err, "tensor shape (%d, %d, %d, %d) has a negative dim", n, c, h, w);
     size_t numel = (size_t)n * c * h * w;
-    /* 64-byte alignment for SIMD; the size rounds up to a multiple of it. */
-    size_t bytes = (numel * sizeof(float) + 63) & ~(size_t)63;
-    float *p = aligned_alloc(64, bytes ? bytes : 64);
-    if (!p)
-        return rn_errorf(err, "out of memory allocating a (%d, %d, %d, %d) tensor", n, c, h, w);
-    memset(p, 0, bytes ? bytes : 64);
+    void *p = NULL;
+    if (be->alloc(&p, (numel ? numel : 1) * sizeof(float), err))
+        return rn_error_prefix(err, "a (%d, %d, %d, %d) tensor on %s", n, c, h, w, be->name);
     t->data = p;
     t->n = n;
     t->c = c;
@@ -24,6 +30,7 @@ int rn_tensor_init(struct rn_tensor *t, int n, int c, int h, int w, struct rn_er
     t->w = w;
     t->cap = numel;
     t->owned = 1;
+    t->device = d;
     return 0;
 }
 
@@ -31,31 +38,46 @@ void rn_tensor_free(struct rn_tensor *t)
 {
     if (!t)
         return;
-    if (t->owned && t->device != RN_DEVICE_CPU) {
-        const struct rn_backend *be = rn_backend_of(t->device);
+    if (t->owned) {
+        const struct rn_backend *be = rn_backend_of((enum rn_device)t->device);
         if (be)
             be->release(t->data);
-    } else if (t->owned) {
-        free(t->data);
     }
     memset(t, 0, sizeof *t);
 }
 
 struct rn_tensor rn_tensor_view(float *data, int n, int c, int h, int w)
 {
-    struct rn_tensor t = {data, n, c, h, w, (size_t)n * c * h * w, 0, 0};
+    struct rn_tensor t = {data, n, c, h, w, (size_t)n * c * h * w, 0, RN_DEVICE_CPU};
     return t;
 }
 
-void rn_tensor_zero(struct rn_tensor *t)
+int rn_tensor_zero(struct rn_tensor *t, struct rn_error *err)
 {
     if (!t->data)
-        return;
-    if (t->device != RN_DEVICE_CPU) {
-        const struct rn_backend *be = rn_backend_of(t->device);
-        if (be)
-            be->zero(t->data, rn_tensor_numel(t) * sizeof(float), NULL);
-        return;
-    }
-    memset(t->data, 0, rn_tensor_numel(t) * sizeof(float));
+        return 0;
+    const struct rn_backend *be = rn_backend_of((enum rn_device)t->device);
+    if (!be)
+        return rn_errorf(err, "no backend for device %d", t->device);
+    return be->zero(t->data, rn_tensor_numel(t) * sizeof(float), err);
+}
+
+int rn_tensor_copy(struct rn_tensor *dst, const struct rn_tensor *src, struct rn_error *err)
+{
+    size_t bytes = rn_tensor_numel(src) * sizeof(float);
+    if (rn_tensor_numel(src) > dst->cap)
+        return rn_errorf(err, "copy of %zu floats into a tensor holding %zu", rn_tensor_numel(src),
+                         dst->cap);
+    if (!bytes)
+        return 0;
+    const int up = src->device == RN_DEVICE_CPU, down = dst->device == RN_DEVICE_CPU;
+    /* host <-> device goes through the device's backend */
+    const struct rn_backend *be = rn_backend_of((enum rn_device)(up ? dst->device : src->device));
+    if (!be)
+        return rn_errorf(err, "no backend for device %d", up ? dst->device : src->device);
+    if (up && !down)
+        return be->upload(dst->data, src->data, bytes, err);
+    if (down && !up)
+        return be->download(dst->data, src->data, bytes, err);
+    return be->copy(dst->data, src->data, bytes, err);
 }

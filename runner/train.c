@@ -332,9 +332,9 @@ static int batch_input(struct rn_run *run, struct trainer *T, int s, int n, int 
         const int32_t *order = (const int32_t *)run->dev_order + off;
         const struct rn_augment_draw *draws =
             run->dev_draws ? (const struct rn_augment_draw *)run->dev_draws + off : NULL;
-        if (be->gather_images(run->dev_images[T->k_train], order, n,
+        if (be->data->gather_images(run->dev_images[T->k_train], order, n,
                               (size_t)train->c * train->h * train->w, g->x.data, err) ||
-            (draws && be->augment(&run->augment, draws, g->x.data, n, g->in_shape.c,
+            (draws && be->augment->apply(&run->augment, draws, g->x.data, n, g->in_shape.c,
                                   g->in_shape.h, g->in_shape.w, err)))
             return rn_error_prefix(err, "batch %d of epoch %d", s + 1, epoch);
         run->program.batch_digit = (const uint8_t *)run->dev_order_targets + off;

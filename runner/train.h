@@ -22,10 +22,4 @@
 int rn_run_train(struct rn_run *run, struct rn_error *err);
 int rn_run_analyses(struct rn_run *run, struct rn_error *err);
 
-/* Mean cross-entropy of logits (n, k) against targets; adds
- * weight * d(mean CE)/d logits into dlogits when non-NULL; counts correct
- * argmax predictions; probs (n, k) gets the softmax when non-NULL. */
-double rn_cross_entropy(const struct rn_tensor *logits, const uint8_t *targets, float weight,
-                        struct rn_tensor *dlogits, int *correct, float *probs);
-
 #endif

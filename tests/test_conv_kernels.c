@@ -388,8 +388,8 @@ Test(conv_layer, forward_backward_tangent)
 
     /* tangent: ty = conv(tx, W) without bias; tdx = J^T tdy;
      * dW = filter(tdy, x) + filter(dy, tx); db = sum(tdy). */
-    rn_tensor_zero(&l.params[0].grad);
-    rn_tensor_zero(&l.params[1].grad);
+    cr_assert_eq(rn_tensor_zero(&l.params[0].grad, NULL), 0);
+    cr_assert_eq(rn_tensor_zero(&l.params[1].grad, NULL), 0);
     memset(tdx.data, 0, nx * sizeof(float));
     memset(rdx, 0, nx * 8), memset(rdw, 0, nw * 8), memset(rdb, 0, 4 * 8);
     memset(sdx, 0, nx * 8), memset(sdw, 0, nw * 8), memset(sdb, 0, 4 * 8);
@@ -493,9 +493,9 @@ static void check_linear(int n, int c, int units, int bias)
         cr_expect_lt(rel_err(pb->grad.data, rdb, units), TOL);
     }
 
-    rn_tensor_zero(&pw->grad);
+    cr_assert_eq(rn_tensor_zero(&pw->grad, NULL), 0);
     if (pb)
-        rn_tensor_zero(&pb->grad);
+        cr_assert_eq(rn_tensor_zero(&pb->grad, NULL), 0);
     memset(tdx.data, 0, nx * sizeof(float));
     cr_assert_eq(rn_layer_linear.tangent_forward(&l, xin, txin, &ty, &ctx, &err), 0);
     cr_expect_lt(rel_err(ty.data, rty, ny), TOL, "linear tangent forward");

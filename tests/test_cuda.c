@@ -24,6 +24,7 @@
 #include "gradcheck.h"
 #include "runner/backend.h"
 #include "runner/layer.h"
+#include "runner/loss.h"
 #include "runner/optim.h"
 #include "runner/rng.h"
 #include "runner/spec.h"
@@ -863,7 +864,7 @@ Test(cuda, memory_roundtrip)
     cr_assert_eq(rn_tensor_init(&th2, 2, 3, 4, 5, &err), 0);
     cr_assert_eq(rn_tensor_copy(&th2, &td, &err), 0, "%s", err.msg);
     cr_expect_eq(memcmp(th.data, th2.data, rn_tensor_numel(&th) * sizeof(float)), 0);
-    rn_tensor_zero(&td);
+    cr_assert_eq(rn_tensor_zero(&td, &err), 0, "%s", err.msg);
     cr_assert_eq(rn_tensor_copy(&th2, &td, &err), 0, "%s", err.msg);
     for (size_t i = 0; i < rn_tensor_numel(&th2); i++)
         cr_assert_eq(th2.data[i], 0.0f, "rn_tensor_zero on the device: element %zu", i);
@@ -887,7 +888,7 @@ Test(cuda, failing_call_gives_one_clear_line)
     /* The failure must not be blamed on the next call or kernel. */
     double s = 0;
     cr_assert_eq(be->alloc(&p, 64 * sizeof(float), &err), 0, "after the failure: %s", err.msg);
-    cr_expect_eq(be->sum_squares(p, 64, &s, &err), 0, "after the failure: %s", err.msg);
+    cr_expect_eq(be->optim->sum_squares(p, 64, &s, &err), 0, "after the failure: %s", err.msg);
     cr_expect_eq(be->sync(&err), 0, "after the failure: %s", err.msg);
     cr_expect_eq(s, 0.0);
     be->release(p);
@@ -934,8 +935,8 @@ static void check_optim(const struct rn_backend *be, int kind, float wd, float m
         for (int j = 0; j < NP; j++) {
             fill_uniform(g[j], sizes[j], -2, 2, &r);
             cr_assert_eq(be->upload(dg[j], g[j], sizes[j] * sizeof(float), &err), 0, "%s", err.msg);
-            cr_assert_eq(cpu->sum_squares(g[j], sizes[j], &s_cpu, &err), 0);
-            cr_assert_eq(be->sum_squares(dg[j], sizes[j], d_sq, &err), 0, "%s", err.msg);
+            cr_assert_eq(cpu->optim->sum_squares(g[j], sizes[j], &s_cpu, &err), 0);
+            cr_assert_eq(be->optim->sum_squares(dg[j], sizes[j], d_sq, &err), 0, "%s", err.msg);
         }
         cr_assert_eq(be->download(&s_dev, d_sq, sizeof s_dev, &err), 0, "%s", err.msg);
         cr_expect(fabs(s_dev - s_cpu) <= 1e-12 * s_cpu, "sum of squares: cuda %.17g, cpu %.17g",
@@ -955,8 +956,8 @@ static void check_optim(const struct rn_backend *be, int kind, float wd, float m
         }
         for (int j = 0; j < NP; j++) {
             size_t n = sizes[j];
-            cr_assert_eq(cpu->optim_update(&uc, p[j], g[j], m[j], v[j], n, &err), 0);
-            cr_assert_eq(be->optim_update(&ud, dp[j], dg[j], dm[j], dv[j], n, &err), 0, "%s",
+            cr_assert_eq(cpu->optim->update(&uc, p[j], g[j], m[j], v[j], n, &err), 0);
+            cr_assert_eq(be->optim->update(&ud, dp[j], dg[j], dm[j], dv[j], n, &err), 0, "%s",
                          err.msg);
             float *hp = malloc(n * sizeof(float)), *hm = malloc(n * sizeof(float)),
                   *hv = malloc(n * sizeof(float));
@@ -1032,11 +1033,11 @@ Test(cuda, sum_squares)
         double a = 1.5, b = 1.5, b1 = 0, b2 = 0;
         void *acc = NULL;
         cr_assert_eq(be->alloc(&acc, sizeof(double), &err), 0, "%s", err.msg);
-        cr_assert_eq(cpu->sum_squares(x, n, &a, &err), 0);
+        cr_assert_eq(cpu->optim->sum_squares(x, n, &a, &err), 0);
         double *res[3] = {&b, &b1, &b2};
         for (int q = 0; q < 3; q++) {
             cr_assert_eq(be->upload(acc, res[q], sizeof(double), &err), 0, "%s", err.msg);
-            cr_assert_eq(be->sum_squares(d, n, acc, &err), 0, "%s", err.msg);
+            cr_assert_eq(be->optim->sum_squares(d, n, acc, &err), 0, "%s", err.msg);
             cr_assert_eq(be->download(res[q], acc, sizeof(double), &err), 0, "%s", err.msg);
         }
         be->release(acc);
@@ -1199,9 +1200,9 @@ Test(cuda, gather)
 
     /* The backend tables' gather_images: CUDA against the CPU's. */
     const struct rn_backend *cpu = rn_backend_of(RN_DEVICE_CPU);
-    cr_assert_not_null(be->gather_images, "the CUDA table has no gather_images");
-    cr_assert_eq(cpu->gather_images(images, idx, B, PER, want, &err), 0, "%s", err.msg);
-    cr_assert_eq(be->gather_images(img_d, idx_d, B, PER, out_d, &err), 0, "%s", err.msg);
+    cr_assert_not_null(be->data, "the CUDA table has no data kernels");
+    cr_assert_eq(cpu->data->gather_images(images, idx, B, PER, want, &err), 0, "%s", err.msg);
+    cr_assert_eq(be->data->gather_images(img_d, idx_d, B, PER, out_d, &err), 0, "%s", err.msg);
     cr_assert_eq(be->download(got, out_d, (size_t)B * PER * sizeof(float), &err), 0, "%s", err.msg);
     cr_expect_eq(compare("gather_images (table)", got, want, (size_t)B * PER, EXACT), 0);
     be->release(img_d);
@@ -1355,9 +1356,9 @@ Test(cuda, cross_entropy_table)
     double loss_cpu = 0.5, loss_dev_h = 0;
     int32_t right_cpu = 2, right_dev_h = 0, conf_cpu[K * K] = {0}, conf_dev_h[K * K];
     struct rn_error err = {{0}};
-    cr_assert_eq(cpu->cross_entropy(z, t, N, K, 0.5f, dz_cpu, &loss_cpu, &right_cpu, conf_cpu,
-                                    &err),
-                 0);
+    cr_assert_eq(
+        cpu->loss->cross_entropy(z, t, N, K, 0.5f, dz_cpu, &loss_cpu, &right_cpu, conf_cpu, &err),
+        0);
     void *dz, *dt, *dd;
     size_t zb = sizeof z, tail = sizeof(double) + sizeof(int32_t) * (1 + K * K);
     cr_assert_eq(be->alloc(&dz, zb, &err), 0, "%s", err.msg);
@@ -1371,7 +1372,7 @@ Test(cuda, cross_entropy_table)
     const int32_t two = 2;
     cr_assert_eq(be->upload(d_loss, &half, sizeof half, &err), 0, "%s", err.msg);
     cr_assert_eq(be->upload(d_right, &two, sizeof two, &err), 0, "%s", err.msg);
-    cr_assert_eq(be->cross_entropy(dz, dt, N, K, 0.5f, dd, d_loss, d_right, d_conf, &err), 0,
+    cr_assert_eq(be->loss->cross_entropy(dz, dt, N, K, 0.5f, dd, d_loss, d_right, d_conf, &err), 0,
                  "%s", err.msg);
     cr_assert_eq(be->download(dz_dev, dd, zb, &err), 0, "%s", err.msg);
     cr_assert_eq(be->download(&loss_dev_h, d_loss, sizeof loss_dev_h, &err), 0, "%s", err.msg);
@@ -1444,12 +1445,12 @@ Test(cuda, augment)
                     x[((size_t)i * C + c) * HW + 97 * p] = special[p][c];
         cr_assert_eq(rn_augment_draws(a, N, 8, 100 + (uint64_t)k, draws, &err), 0, "%s", err.msg);
         memcpy(want, x, count * sizeof *x);
-        cr_assert_eq(cpu->augment(a, draws, want, N, C, H, W, &err), 0, "%s", err.msg);
+        cr_assert_eq(cpu->augment->apply(a, draws, want, N, C, H, W, &err), 0, "%s", err.msg);
         cr_expect(memcmp(want, x, count * sizeof *x) != 0, "%s changed nothing", names[k]);
         cr_assert_eq(be->upload(dd, draws, sizeof draws, &err), 0, "%s", err.msg);
         for (int run = 0; run < 2; run++) {
             cr_assert_eq(be->upload(dx, x, count * sizeof *x, &err), 0, "%s", err.msg);
-            cr_assert_eq(be->augment(a, dd, dx, N, C, H, W, &err), 0, "%s", err.msg);
+            cr_assert_eq(be->augment->apply(a, dd, dx, N, C, H, W, &err), 0, "%s", err.msg);
             cr_assert_eq(be->download(run ? again : got, dx, count * sizeof *x, &err), 0, "%s",
                          err.msg);
         }
@@ -1460,7 +1461,7 @@ Test(cuda, augment)
                   names[k]);
     }
     /* a bad shape: one line, before anything runs */
-    cr_assert_eq(be->augment(&cases[0], dd, dx, N, 1, H, W, &err), -1);
+    cr_assert_eq(be->augment->apply(&cases[0], dd, dx, N, 1, H, W, &err), -1);
     cr_expect(strstr(err.msg, "RGB") != NULL, "message: %s", err.msg);
     be->release(dx);
     be->release(dd);
@@ -1564,7 +1565,7 @@ static void check_saliency(const struct rn_backend *be, int n, int k, int C, int
     const float dz_start = fused ? GC_ACC_START : 7.0f; /* fused adds, plain writes */
     fill_const(dz, nk, dz_start);
     double ce = 0, ce_dev = 0;
-    cr_assert_eq(cpu->saliency_logits(z, t, n, k, ce_weight, probs, dz, &ce, &err), 0, "%s",
+    cr_assert_eq(cpu->saliency->logits(z, t, n, k, ce_weight, probs, dz, &ce, &err), 0, "%s",
                  err.msg);
     float *z_d = saliency_put(be, z, nk * sizeof *z), *dz_d = saliency_put(be, dz, nk * sizeof *z);
     float *probs_d = saliency_put(be, NULL, nk * sizeof *z);
@@ -1572,7 +1573,7 @@ static void check_saliency(const struct rn_backend *be, int n, int k, int C, int
     double *sc_d = saliency_put(be, NULL, 2 * sizeof(double)); /* CE mean, sum r_i: zeroed */
     fill_const(got, nk, dz_start);
     cr_assert_eq(be->upload(dz_d, got, nk * sizeof *z, &err), 0, "%s", err.msg);
-    cr_assert_eq(be->saliency_logits(z_d, t_d, n, k, ce_weight, probs_d, dz_d, &sc_d[0], &err), 0,
+    cr_assert_eq(be->saliency->logits(z_d, t_d, n, k, ce_weight, probs_d, dz_d, &sc_d[0], &err), 0,
                  "%s: %s", what, err.msg);
     saliency_get(be, &ce_dev, &sc_d[0], sizeof ce_dev);
     cr_expect(fabs(ce_dev - ce) <= (exact ? 0 : 1e-12) * fabs(ce), "%s: CE mean %.17g, cpu %.17g",
@@ -1586,8 +1587,8 @@ static void check_saliency(const struct rn_backend *be, int n, int k, int C, int
     /* 2. the direction step, twice on the device (dx is rescaled in place) */
     memcpy(dx, dx0, nx * sizeof *dx);
     double rsum = 0.125, rsum_dev[2];
-    cr_assert_eq(cpu->saliency_direction(&cfg, x, dx, n, C, HW, fused ? c : 1.0, vscale, tx, rr,
-                                         &rsum, &err),
+    cr_assert_eq(cpu->saliency->direction(&cfg, x, dx, n, C, HW, fused ? c : 1.0, vscale, tx, rr,
+                                          &rsum, &err),
                  0, "%s", err.msg);
     float *x_d = saliency_put(be, x, nx * sizeof *x), *dx_d = saliency_put(be, dx0, nx * sizeof *x);
     float *tx_d = saliency_put(be, NULL, nx * sizeof *x);
@@ -1596,8 +1597,8 @@ static void check_saliency(const struct rn_backend *be, int n, int k, int C, int
         const double start = 0.125;
         cr_assert_eq(be->upload(dx_d, dx0, nx * sizeof *x, &err), 0, "%s", err.msg);
         cr_assert_eq(be->upload(&sc_d[1], &start, sizeof start, &err), 0, "%s", err.msg);
-        cr_assert_eq(be->saliency_direction(&cfg, x_d, dx_d, n, C, HW, fused ? c : 1.0, vscale,
-                                            tx_d, r_d, &sc_d[1], &err),
+        cr_assert_eq(be->saliency->direction(&cfg, x_d, dx_d, n, C, HW, fused ? c : 1.0, vscale,
+                                             tx_d, r_d, &sc_d[1], &err),
                      0, "%s: %s", what, err.msg);
         saliency_get(be, &rsum_dev[run], &sc_d[1], sizeof(double));
         saliency_get(be, run ? again : got, tx_d, nx * sizeof *x);
@@ -1621,8 +1622,8 @@ static void check_saliency(const struct rn_backend *be, int n, int k, int C, int
     float *tz_d = saliency_put(be, tz, nk * sizeof *z);
     float *tdz_d = saliency_put(be, NULL, nk * sizeof *z);
     cr_assert_eq(be->upload(probs_d, probs, nk * sizeof *z, &err), 0, "%s", err.msg);
-    cr_assert_eq(cpu->saliency_tangent_logits(probs, tz, n, k, c, tdz, &err), 0, "%s", err.msg);
-    cr_assert_eq(be->saliency_tangent_logits(probs_d, tz_d, n, k, c, tdz_d, &err), 0, "%s: %s",
+    cr_assert_eq(cpu->saliency->tangent_logits(probs, tz, n, k, c, tdz, &err), 0, "%s", err.msg);
+    cr_assert_eq(be->saliency->tangent_logits(probs_d, tz_d, n, k, c, tdz_d, &err), 0, "%s: %s",
                  what, err.msg);
     saliency_get(be, got, tdz_d, nk * sizeof *z);
     cr_expect_eq(compare("tdz", got, tdz, nk, exact ? 0 : 1e-12, exact ? 0 : 1e-6), 0, "%s", what);
@@ -1638,8 +1639,7 @@ static void check_saliency(const struct rn_backend *be, int n, int k, int C, int
 Test(cuda, saliency_table)
 {
     const struct rn_backend *be = cuda_or_skip();
-    cr_assert(be->saliency_logits && be->saliency_direction && be->saliency_tangent_logits,
-              "backend %s has no saliency entries", be->name);
+    cr_assert_not_null(be->saliency, "backend %s has no saliency kernels", be->name);
     uint64_t seed = 1;
     for (int norm = 0; norm < 2; norm++)
         for (int reduce = 0; reduce < 2; reduce++)
@@ -1818,7 +1818,7 @@ static void check_colourise(const char *data_yaml)
 Test(cuda, colourise)
 {
     const struct rn_backend *be = cuda_or_skip();
-    cr_assert_not_null(be->colourise, "backend %s has no colourise entry", be->name);
+    cr_assert_not_null(be->data, "backend %s has no data kernels", be->name);
     check_colourise("colouring: background, bias: 0.95, val_fraction: 0.1");
     check_colourise("colouring: background, bias: 0.5, val_fraction: 0.2, test_rule: random, "
                     "texture: [1, 1]");

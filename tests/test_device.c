@@ -19,6 +19,8 @@
 
 #include "backend.h"
 #include "graph.h"
+#include "loss.h"
+#include "saliency.h"
 #include "spec.h"
 #include "train.h"
 
@@ -28,10 +30,11 @@ static int misplaced;        /* tensors a kernel got that were not on the device
 static long uploads, downloads, gathers;
 static size_t upload_bytes;
 static const char *no_kernels_for; /* layer type to refuse (NULL: none) */
+static int alloc_fails;            /* 1: every allocation fails */
 
 static int emu_alloc(void **p, size_t bytes, struct rn_error *err)
 {
-    *p = calloc(1, bytes ? bytes : 1);
+    *p = alloc_fails ? NULL : calloc(1, bytes ? bytes : 1);
     return *p ? 0 : rn_errorf(err, "emu: out of memory");
 }
 
@@ -180,19 +183,19 @@ static const struct rn_layer_kernels *emu_layer(const char *type)
 static int emu_optim_update(const struct rn_optim_update *u, float *p, const float *g, float *m,
                             float *v, size_t n, struct rn_error *err)
 {
-    return rn_backend_of(RN_DEVICE_CPU)->optim_update(u, p, g, m, v, n, err);
+    return rn_backend_of(RN_DEVICE_CPU)->optim->update(u, p, g, m, v, n, err);
 }
 
 static int emu_sum_squares(const float *x, size_t n, double *out, struct rn_error *err)
 {
-    return rn_backend_of(RN_DEVICE_CPU)->sum_squares(x, n, out, err);
+    return rn_backend_of(RN_DEVICE_CPU)->optim->sum_squares(x, n, out, err);
 }
 
 static int emu_gather(const uint8_t *images, const int32_t *idx, int n, size_t sample,
                       float *out, struct rn_error *err)
 {
     gathers++;
-    return rn_backend_of(RN_DEVICE_CPU)->gather_images(images, idx, n, sample, out, err);
+    return rn_backend_of(RN_DEVICE_CPU)->data->gather_images(images, idx, n, sample, out, err);
 }
 
 static long ce_calls;
@@ -202,8 +205,9 @@ static int emu_cross_entropy(const float *logits, const uint8_t *targets, int n,
                              int32_t *confusion, struct rn_error *err)
 {
     ce_calls++;
-    return rn_backend_of(RN_DEVICE_CPU)->cross_entropy(logits, targets, n, k, weight, dlogits,
-                                                       loss_sum, correct, confusion, err);
+    return rn_backend_of(RN_DEVICE_CPU)
+        ->loss->cross_entropy(logits, targets, n, k, weight, dlogits, loss_sum, correct, confusion,
+                              err);
 }
 
 static long colourings;
@@ -213,8 +217,8 @@ static int emu_colourise(const struct rn_data_config *cfg, int stream, const uin
                          uint8_t *out, uint8_t *colours, struct rn_error *err)
 {
     colourings++;
-    return rn_backend_of(RN_DEVICE_CPU)->colourise(cfg, stream, grey, labels, src, n, h, w, out,
-                                                   colours, err);
+    return rn_backend_of(RN_DEVICE_CPU)
+        ->data->colourise(cfg, stream, grey, labels, src, n, h, w, out, colours, err);
 }
 
 static long augments;
@@ -223,30 +227,50 @@ static int emu_augment(const struct rn_augment *a, const struct rn_augment_draw 
                        int n, int c, int h, int w, struct rn_error *err)
 {
     augments++;
-    return rn_backend_of(RN_DEVICE_CPU)->augment(a, draws, x, n, c, h, w, err);
+    return rn_backend_of(RN_DEVICE_CPU)->augment->apply(a, draws, x, n, c, h, w, err);
 }
 
 static int emu_saliency_logits(const float *z, const uint8_t *targets, int n, int k,
                                float ce_weight, float *probs, float *dz, double *ce,
                                struct rn_error *err)
 {
-    return rn_backend_of(RN_DEVICE_CPU)->saliency_logits(z, targets, n, k, ce_weight, probs, dz,
-                                                         ce, err);
+    return rn_backend_of(RN_DEVICE_CPU)
+        ->saliency->logits(z, targets, n, k, ce_weight, probs, dz, ce, err);
 }
 
 static int emu_saliency_direction(const struct rn_saliency *cfg, const float *x, float *dx, int n,
                                   int C, int HW, double rescale, double vscale, float *tx,
                                   double *r, double *r_sum, struct rn_error *err)
 {
-    return rn_backend_of(RN_DEVICE_CPU)->saliency_direction(cfg, x, dx, n, C, HW, rescale, vscale,
-                                                            tx, r, r_sum, err);
+    return rn_backend_of(RN_DEVICE_CPU)
+        ->saliency->direction(cfg, x, dx, n, C, HW, rescale, vscale, tx, r, r_sum, err);
 }
 
 static int emu_saliency_tangent_logits(const float *probs, const float *tz, int n, int k,
                                        double c, float *tdz, struct rn_error *err)
 {
-    return rn_backend_of(RN_DEVICE_CPU)->saliency_tangent_logits(probs, tz, n, k, c, tdz, err);
+    return rn_backend_of(RN_DEVICE_CPU)->saliency->tangent_logits(probs, tz, n, k, c, tdz, err);
 }
+
+static const struct rn_optim_kernels emu_optim = {
+    .update = emu_optim_update,
+    .sum_squares = emu_sum_squares,
+};
+
+static const struct rn_loss_kernels emu_loss = {.cross_entropy = emu_cross_entropy};
+
+static const struct rn_data_kernels emu_data = {
+    .gather_images = emu_gather,
+    .colourise = emu_colourise,
+};
+
+static const struct rn_augment_kernels emu_augment_table = {.apply = emu_augment};
+
+static const struct rn_saliency_kernels emu_saliency = {
+    .logits = emu_saliency_logits,
+    .direction = emu_saliency_direction,
+    .tangent_logits = emu_saliency_tangent_logits,
+};
 
 static const struct rn_backend emu = {
     .name = "emu",
@@ -259,15 +283,11 @@ static const struct rn_backend emu = {
     .zero = emu_zero,
     .sync = emu_sync,
     .layer = emu_layer,
-    .optim_update = emu_optim_update,
-    .sum_squares = emu_sum_squares,
-    .gather_images = emu_gather,
-    .cross_entropy = emu_cross_entropy,
-    .colourise = emu_colourise,
-    .augment = emu_augment,
-    .saliency_logits = emu_saliency_logits,
-    .saliency_direction = emu_saliency_direction,
-    .saliency_tangent_logits = emu_saliency_tangent_logits,
+    .optim = &emu_optim,
+    .loss = &emu_loss,
+    .data = &emu_data,
+    .augment = &emu_augment_table,
+    .saliency = &emu_saliency,
 };
 
 static char dir[256];
@@ -279,6 +299,7 @@ static void setup(void)
     uploads = downloads = gathers = ce_calls = augments = colourings = 0;
     upload_bytes = 0;
     no_kernels_for = NULL;
+    alloc_fails = 0;
     snprintf(dir, sizeof dir, "/tmp/rn_device_XXXXXX");
     cr_assert_not_null(mkdtemp(dir));
 }
@@ -631,6 +652,38 @@ Test(device, layer_without_kernels_is_named_and_graph_unchanged)
     cr_assert_eq(rn_graph_to_device(&g, RN_DEVICE_TEST, &err), -1);
     cr_assert_str_eq(err.msg, "this runner was built without a backend for device 2");
     rn_backend_set_test(&emu);
+    rn_graph_free(&g);
+    rn_spec_free(spec);
+    free(spec);
+    free(text);
+}
+
+/* When the gradient buffers must grow on the device and cannot, the
+ * executor passes the device's own message on (it used to drop it, and its
+ * callers guessed "out of memory"). */
+Test(device, growing_gradients_reports_the_device_error)
+{
+    char *text = spec_text("train: {epochs: 1, batch: 32}\n");
+    struct rn_spec *spec = load_text(text);
+    struct rn_graph g;
+    struct rn_error err;
+    struct rn_shape in = {3, 28, 28};
+    cr_assert_eq(rn_graph_build(&g, &spec->model, in, 4, &err), 0, "%s", err.msg);
+    cr_assert_eq(rn_graph_reserve_grad(&g, 2, &err), 0, "%s", err.msg);
+    cr_assert_eq(rn_graph_to_device(&g, RN_DEVICE_TEST, &err), 0, "%s", err.msg);
+    alloc_fails = 1;
+    cr_assert_eq(rn_graph_zero_dy(&g, 4, &err), -1);
+    cr_assert_str_eq(err.msg, "gradients of 4 samples: a (4, 6, 28, 28) tensor on emu: emu: out "
+                              "of memory");
+    unsigned char all[64];
+    memset(all, 1, sizeof all);
+    cr_assert_leq(g.n_nodes, (int)sizeof all);
+    cr_assert_eq(rn_graph_zero_dy_nodes(&g, 3, all, &err), -1);
+    cr_assert_str_eq(err.msg, "gradients of 3 samples: a (3, 6, 28, 28) tensor on emu: emu: out "
+                              "of memory");
+    alloc_fails = 0;
+    cr_assert_eq(rn_graph_zero_dy(&g, 4, &err), 0, "%s", err.msg);
+    cr_assert_eq(g.grad_n, 4);
     rn_graph_free(&g);
     rn_spec_free(spec);
     free(spec);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "runner/graph.h"
+#include "runner/loss.h"
 #include "runner/optim.h"
 #include "runner/train.h"
 
@@ -204,9 +205,9 @@ Test(graph, end_to_end_gradient_matches_finite_differences)
     random_input(&g, n, 5);
     struct rn_ctx ctx = {.train = 0, .seed = 1};
     cr_assert_eq(rn_graph_forward(&g, n, -1, &ctx, &err), 0);
-    rn_graph_zero_dy(&g, n);
+    cr_assert_eq(rn_graph_zero_dy(&g, n, NULL), 0);
     rn_cross_entropy(&g.nodes[6].y, y, 1, &g.nodes[6].dy, NULL, NULL);
-    rn_graph_zero_grad(&g);
+    cr_assert_eq(rn_graph_zero_grad(&g, NULL), 0);
     cr_assert_eq(rn_graph_backward(&g, n, 6, 1, &ctx, &err), 0, "%s", err.msg);
 
     int checked = 0, bad = 0;
@@ -283,10 +284,10 @@ Test(graph, tangent_gives_directional_derivative_of_parameter_gradient)
 
     /* exact: forward, backward, tangent forward, loss tangent, tangent backward */
     cr_assert_eq(rn_graph_forward(&g, n, -1, &ctx, &err), 0);
-    rn_graph_zero_dy(&g, n);
+    cr_assert_eq(rn_graph_zero_dy(&g, n, NULL), 0);
     float probs[20];
     rn_cross_entropy(&g.nodes[last].y, y, 1, &g.nodes[last].dy, NULL, probs);
-    rn_graph_zero_grad(&g);
+    cr_assert_eq(rn_graph_zero_grad(&g, NULL), 0);
     cr_assert_eq(rn_graph_backward(&g, n, last, 0, &ctx, &err), 0);
     /* the first tangent pass allocates g->tx (zero direction); then set v */
     cr_assert_eq(rn_graph_tangent_forward(&g, n, -1, &ctx, &err), 0, "%s", err.msg);
@@ -302,7 +303,7 @@ Test(graph, tangent_gives_directional_derivative_of_parameter_gradient)
         for (int j = 0; j < 10; j++)
             tdz[i * 10 + j] = (float)(probs[i * 10 + j] * (tz[i * 10 + j] - dot) / n);
     }
-    rn_graph_zero_grad(&g);
+    cr_assert_eq(rn_graph_zero_grad(&g, NULL), 0);
     cr_assert_eq(rn_graph_tangent_backward(&g, n, last, &ctx, &err), 0, "%s", err.msg);
     struct rn_param *w2 = rn_layer_param(&g.nodes[3].layer, "weight");
     struct rn_param *wf = rn_layer_param(&g.nodes[last].layer, "weight");
@@ -318,9 +319,9 @@ Test(graph, tangent_gives_directional_derivative_of_parameter_gradient)
         for (size_t k = 0; k < nx; k++)
             g.x.data[k] = x0[k] + (side ? -eps : eps) * v[k];
         cr_assert_eq(rn_graph_forward(&g, n, -1, &ctx, &err), 0);
-        rn_graph_zero_dy(&g, n);
+        cr_assert_eq(rn_graph_zero_dy(&g, n, NULL), 0);
         rn_cross_entropy(&g.nodes[last].y, y, 1, &g.nodes[last].dy, NULL, NULL);
-        rn_graph_zero_grad(&g);
+        cr_assert_eq(rn_graph_zero_grad(&g, NULL), 0);
         cr_assert_eq(rn_graph_backward(&g, n, last, 0, &ctx, &err), 0);
         for (size_t k = 0; k < n2; k++)
             gp2[k] = side ? (gp2[k] - w2->grad.data[k]) / (2 * eps) : w2->grad.data[k];

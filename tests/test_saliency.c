@@ -19,6 +19,7 @@
 
 #include "gradcheck.h"
 #include "runner/graph.h"
+#include "runner/loss.h"
 #include "runner/results.h"
 #include "runner/saliency.h"
 #include "runner/train.h"
@@ -135,7 +136,7 @@ static void fd_case(enum rn_saliency_norm norm, enum rn_saliency_reduce reduce, 
     struct rn_saliency cfg = {norm, reduce, 0.95f};
     struct rn_ctx ctx = {.train = dropout_train, .seed = 5, .step = 17};
 
-    rn_graph_zero_grad(&g);
+    cr_assert_eq(rn_graph_zero_grad(&g, NULL), 0);
     double r0;
     cr_assert_eq(rn_graph_forward(&g, n, -1, &ctx, &err), 0, "%s", err.msg);
     cr_assert_eq(rn_saliency_loss(&g, n, g.n_nodes - 1, y, &cfg, 1.0f, &ctx, &r0, &err), 0, "%s",
@@ -278,7 +279,7 @@ static void fixture_case(const char *name, int dropout, enum rn_saliency_norm no
     struct rn_ctx ctx = {.train = 0, .seed = 1};
     struct rn_saliency cfg = {norm, reduce, 0.95f};
     cr_assert_eq(rn_graph_forward(&g, n, -1, &ctx, &err), 0, "%s", err.msg);
-    rn_graph_zero_grad(&g);
+    cr_assert_eq(rn_graph_zero_grad(&g, NULL), 0);
     double value;
     cr_assert_eq(rn_saliency_loss(&g, n, g.n_nodes - 1, y, &cfg, (float)w[0], &ctx, &value, &err),
                  0, "%s", err.msg);
@@ -349,7 +350,7 @@ Test(saliency, adds_weighted_term_to_existing_gradients)
     struct rn_ctx ctx = {.train = 0, .seed = 1};
     double v1, v2, v0;
     cr_assert_eq(rn_graph_forward(&g, n, -1, &ctx, &err), 0);
-    rn_graph_zero_grad(&g);
+    cr_assert_eq(rn_graph_zero_grad(&g, NULL), 0);
     cr_assert_eq(rn_saliency_loss(&g, n, g.n_nodes - 1, y, &cfg, 1.0f, &ctx, &v1, &err), 0);
     float *unit = grads_save(&g);
     size_t np = rn_graph_n_trainable(&g);
@@ -399,14 +400,14 @@ Test(saliency, fused_cross_entropy_equals_separate_passes)
     double vs, vf, ce;
 
     cr_assert_eq(rn_graph_forward(&g, n, -1, &ctx, &err), 0);
-    rn_graph_zero_grad(&g);
+    cr_assert_eq(rn_graph_zero_grad(&g, NULL), 0);
     cr_assert_eq(rn_saliency_loss(&g, n, last, y, &cfg, w, &ctx, &vs, &err), 0, "%s", err.msg);
-    rn_graph_zero_dy(&g, n);
+    cr_assert_eq(rn_graph_zero_dy(&g, n, NULL), 0);
     double ce_ref = rn_cross_entropy(&g.nodes[last].y, y, wce, &g.nodes[last].dy, NULL, NULL);
     cr_assert_eq(rn_graph_backward(&g, n, last, 0, &ctx, &err), 0);
     float *sep = grads_save(&g);
 
-    rn_graph_zero_grad(&g);
+    cr_assert_eq(rn_graph_zero_grad(&g, NULL), 0);
     cr_assert_eq(rn_saliency_loss_ce(&g, n, last, y, &cfg, w, wce, &ctx, &vf, &ce, &err), 0, "%s",
                  err.msg);
     float *fused = grads_save(&g);
@@ -575,9 +576,9 @@ Test(grl, alpha_blocks_and_scales_the_gradient_in_a_graph)
     for (int a = 0; a < 3; a++) {
         g.nodes[2].layer.v.num[0] = alphas[a];
         cr_assert_eq(rn_graph_forward(&g, 3, -1, &ctx, &err), 0, "%s", err.msg);
-        rn_graph_zero_dy(&g, 3);
+        cr_assert_eq(rn_graph_zero_dy(&g, 3, NULL), 0);
         rn_cross_entropy(&g.nodes[4].y, y, 1, &g.nodes[4].dy, NULL, NULL);
-        rn_graph_zero_grad(&g);
+        cr_assert_eq(rn_graph_zero_grad(&g, NULL), 0);
         cr_assert_eq(rn_graph_backward(&g, 3, 4, 0, &ctx, &err), 0, "%s", err.msg);
         double head = 0, body = 0;
         for (size_t k = 0; k < nh; k++)

@@ -1,6 +1,8 @@
-/* backend_cuda.c - the CUDA backend table (backend.h) and the process-wide
- * device context (cuda_common.h): device 0, one non-blocking stream, the
- * cuDNN and cuBLAS handles bound to it, a grow-only workspace.
+/* backend_cuda.c - the CUDA backend table (backend.h) with its domain
+ * tables (optim.h, loss.h, data.h, augment.h, saliency.h: a leaf, it may
+ * include them), and the process-wide device context (cuda_common.h):
+ * device 0, one non-blocking stream, the cuDNN and cuBLAS handles bound to
+ * it, a grow-only workspace.
  *
  * The context is created on first use. When it cannot be (no driver, no
  * device, a driver older than the runtime), the reason is kept and every
@@ -11,10 +13,12 @@
 #include <string.h>
 
 #include "augment_kernels.h"
-#include "data_kernels.h"
 #include "backend_kernels.h"
 #include "cuda_common.h"
+#include "data_kernels.h"
+#include "runner/augment.h"
 #include "runner/data.h"
+#include "runner/loss.h"
 #include "runner/optim.h"
 #include "runner/saliency.h"
 #include "saliency_kernels.h"
@@ -330,6 +334,11 @@ static int cuda_sum_squares(const float *x, size_t n, double *out, struct rn_err
     return 0;
 }
 
+static const struct rn_optim_kernels cuda_optim = {
+    .update = cuda_optim_update,
+    .sum_squares = cuda_sum_squares,
+};
+
 static int cuda_gather_images(const uint8_t *images, const int32_t *idx, int n, size_t sample,
                               float *out, struct rn_error *err)
 {
@@ -364,6 +373,10 @@ static int cuda_cross_entropy(const float *logits, const uint8_t *targets, int n
     return 0;
 }
 
+static const struct rn_loss_kernels cuda_loss = {
+    .cross_entropy = cuda_cross_entropy,
+};
+
 static int cuda_colourise(const struct rn_data_config *cfg, int stream, const uint8_t *grey,
                           const uint8_t *labels, const int32_t *src, int n, int h, int w,
                           uint8_t *out, uint8_t *colours, struct rn_error *err)
@@ -397,6 +410,11 @@ static int cuda_colourise(const struct rn_data_config *cfg, int stream, const ui
     return 0;
 }
 
+static const struct rn_data_kernels cuda_data = {
+    .gather_images = cuda_gather_images,
+    .colourise = cuda_colourise,
+};
+
 static int cuda_augment(const struct rn_augment *a, const struct rn_augment_draw *draws, float *x,
                         int n, int c, int h, int w, struct rn_error *err)
 {
@@ -426,6 +444,10 @@ static int cuda_augment(const struct rn_augment *a, const struct rn_augment_draw
                          cudaGetErrorString(e), cudaGetErrorName(e));
     return 0;
 }
+
+static const struct rn_augment_kernels cuda_augment_table = {
+    .apply = cuda_augment,
+};
 
 static int cuda_saliency_logits(const float *z, const uint8_t *targets, int n, int k,
                                 float ce_weight, float *probs, float *dz, double *ce,
@@ -472,6 +494,12 @@ static int cuda_saliency_tangent_logits(const float *probs, const float *tz, int
     return 0;
 }
 
+static const struct rn_saliency_kernels cuda_saliency = {
+    .logits = cuda_saliency_logits,
+    .direction = cuda_saliency_direction,
+    .tangent_logits = cuda_saliency_tangent_logits,
+};
+
 static const struct rn_backend cuda_backend = {
     .name = "cuda",
     .device = RN_DEVICE_CUDA,
@@ -483,15 +511,11 @@ static const struct rn_backend cuda_backend = {
     .zero = cuda_zero,
     .sync = cuda_sync,
     .layer = rn_cuda_layer_kernels,
-    .optim_update = cuda_optim_update,
-    .sum_squares = cuda_sum_squares,
-    .gather_images = cuda_gather_images,
-    .cross_entropy = cuda_cross_entropy,
-    .colourise = cuda_colourise,
-    .augment = cuda_augment,
-    .saliency_logits = cuda_saliency_logits,
-    .saliency_direction = cuda_saliency_direction,
-    .saliency_tangent_logits = cuda_saliency_tangent_logits,
+    .optim = &cuda_optim,
+    .loss = &cuda_loss,
+    .data = &cuda_data,
+    .augment = &cuda_augment_table,
+    .saliency = &cuda_saliency,
 };
 
 const struct rn_backend *rn_backend_cuda(void)

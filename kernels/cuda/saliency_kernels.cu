@@ -1,7 +1,8 @@
 // saliency_kernels.cu - the saliency loss's per-sample arithmetic (saliency_kernels.h), the twin
 // of cpu_saliency_logits, cpu_saliency_direction and cpu_saliency_tangent_logits in
-// runner/backend.c, whose formulas it copies. The intrinsics (__dadd_rn, __dmul_rn, ...) keep
-// nvcc from fusing a multiply and an add: every operation rounds where the C source says.
+// kernels/cpu/backend_cpu.c, whose formulas it copies. The intrinsics (__dadd_rn, __dmul_rn,
+// ...) keep nvcc from fusing a multiply and an add: every operation rounds where the C source
+// says.
 #include "saliency_kernels.h"
 
 #include "block_sum.cuh"
@@ -80,10 +81,10 @@ __device__ __forceinline__ bool pixel_background(const float *__restrict__ x, in
     return mn < threshold;
 }
 
-// saliency_sample_direction (runner/backend.c) for sample blockIdx.x. Thread t owns pixels
-// t, t + blockDim, ... in both passes, so its own rescaled dx is what it reads back: the only
-// barriers are the reductions'. The pixel norms are recomputed in the second pass (the same
-// operations: the same bits) instead of kept in HW doubles of scratch.
+// saliency_sample_direction (kernels/cpu/backend_cpu.c) for sample blockIdx.x. Thread t owns
+// pixels t, t + blockDim, ... in both passes, so its own rescaled dx is what it reads back: the
+// only barriers are the reductions'. The pixel norms are recomputed in the second pass (the
+// same operations: the same bits) instead of kept in HW doubles of scratch.
 __global__ void direction_kernel(int l2, int share, float threshold, const float *__restrict__ x,
                                  float *__restrict__ dx, int C, int HW, double rescale,
                                  double vscale, float *__restrict__ tx, double *__restrict__ r)

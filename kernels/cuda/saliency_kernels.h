@@ -1,8 +1,8 @@
 /* saliency_kernels.h - the saliency loss's per-sample arithmetic on the
- * device: the CUDA twins of the CPU table's saliency_logits,
- * saliency_direction and saliency_tangent_logits (runner/backend.c; the
- * contract is backend.h's), tested against them in tests/test_cuda.c
- * (Test(cuda, saliency_table)).
+ * device: the CUDA twins of the CPU saliency table's logits, direction and
+ * tangent_logits (kernels/cpu/backend_cpu.c; the contract is
+ * struct rn_saliency_kernels' in saliency.h), tested against them in
+ * tests/test_cuda.c (Test(cuda, saliency_table)).
  *
  * Every float operation rounds where the C source says it does (intrinsics,
  * no fused multiply-add); sums run in double, in a fixed order, so two runs
