@@ -1,6 +1,6 @@
 /* spec.h - experiment specs: YAML (libyaml) -> typed, validated structs.
  *
- * rn_spec_load parses a file, follows `extends:` (deep merge: the extending
+ * rn_spec_load parses a file (rn_spec_load_text: a string), follows `extends:` (deep merge: the extending
  * file's keys win; lists are replaced, not merged) and `model: {include:}`,
  * applies dotted overrides ("train.epochs=2", "data.bias=0.99",
  * "model.layers.3.filters=8"), checks every key against its schema and
@@ -217,6 +217,13 @@ struct rn_spec {
  * On failure *spec is left freeable. */
 int rn_spec_load(struct rn_spec *spec, const char *path, const char *const *overrides,
                  FILE *errors, int *n_errors, struct rn_error *err);
+/* The same for a spec given as text (a recorded /config yaml, say): name
+ * stands for the file in error messages and spec->file, and gives the
+ * default `name:`; `extends` and `model.include` paths are relative to dir,
+ * or refused with an error when dir is NULL (absolute paths are followed). */
+int rn_spec_load_text(struct rn_spec *spec, const char *text, const char *name, const char *dir,
+                      const char *const *overrides, FILE *errors, int *n_errors,
+                      struct rn_error *err);
 void rn_spec_free(struct rn_spec *spec);
 
 /* Writes the reference of every section's keys (markdown) to f: used to

@@ -9,15 +9,29 @@
 
 /* ---- extends and include ---------------------------------------------------- */
 
-/* rel resolved against the folder of the file that wrote it (cwd when the
- * writer is an override). */
-static void resolve_rel(const char *writer, const char *rel, char *out, size_t size)
+/* The path `at` names (extends, include), resolved against the folder of the
+ * file that wrote it (the working directory when an override wrote it; the
+ * folder given to rn_spec_load_text when its text did, and refused without
+ * one). -1 after reporting. */
+static int resolve_path(struct loader *L, const struct node *at, const char *label, char *out,
+                        size_t size)
 {
+    const char *rel = at->text, *writer = at->file;
+    if (rel[0] != '/' && L->text_name && writer && !strcmp(writer, L->text_name)) {
+        if (!L->text_dir) {
+            report(L, at, label, "cannot follow '%s': this spec was given as text, with no "
+                   "folder for its relative paths (give the folder, or an absolute path)", rel);
+            return -1;
+        }
+        snprintf(out, size, "%s/%s", L->text_dir, rel);
+        return 0;
+    }
     const char *slash = writer ? strrchr(writer, '/') : NULL;
     if (rel[0] == '/' || !slash)
         snprintf(out, size, "%s", rel);
     else
         snprintf(out, size, "%.*s/%s", (int)(slash - writer), writer, rel);
+    return 0;
 }
 
 /* Deep merge, consuming both: over's keys win, lists and scalars are
@@ -57,9 +71,63 @@ void pop_frame(struct loader *L)
     free(L->stack[L->depth].real);
 }
 
-/* Loads path and everything it extends. */
+static int push_frame(struct loader *L, const char *real, const char *display)
+{
+    L->stack[L->depth].real = strdup(real);
+    L->stack[L->depth].display = intern(L, display);
+    if (!L->stack[L->depth].real || !L->stack[L->depth].display) {
+        free(L->stack[L->depth].real);
+        report_oom(L);
+        return -1;
+    }
+    L->depth++;
+    return 0;
+}
+
+/* The experiment itself must say something: an empty file (or only `---`, or
+ * only comments) is a mistake, not a data-only experiment. */
+static int check_not_empty(struct loader *L, const char *name, const struct node *root)
+{
+    if (root->kind != NODE_MAP || root->n > 0)
+        return 0;
+    report_pos(L, name, 0, 0, "the spec is empty; expected at least a `data:` section (or "
+               "`extends:` a spec)");
+    return -1;
+}
+
+/* Replaces root's `extends` by the spec it names, root merged over it;
+ * consumes root. The frame of root's file is on the stack. */
+static struct node *follow_extends(struct loader *L, struct node *root)
+{
+    int i;
+    struct node *ext = map_get(root, "extends", &i);
+    if (!ext)
+        return root;
+    char resolved[PATH_MAX];
+    if (ext->kind != NODE_SCALAR || ext->is_null || !ext->text[0]) {
+        report(L, ext, "extends", "expected the path of a spec file");
+        goto fail;
+    }
+    if (resolve_path(L, ext, "extends", resolved, sizeof resolved))
+        goto fail;
+    struct node *base = load_tree(L, resolved, ext, ext->text);
+    if (!base)
+        goto fail;
+    map_remove(root, i);
+    /* A name identifies the results folder: it is never inherited. */
+    int j;
+    if (map_get(base, "name", &j))
+        map_remove(base, j);
+    return merge(L, base, root);
+fail:
+    node_free(root);
+    return NULL;
+}
+
+/* Loads path and everything it extends. from: the extends value that named
+ * it, NULL for the experiment file. */
 struct node *load_tree(struct loader *L, const char *path, const struct node *from,
-                              const char *as_written)
+                       const char *as_written)
 {
     char real[PATH_MAX];
     if (!realpath(path, real)) {
@@ -87,42 +155,27 @@ struct node *load_tree(struct loader *L, const char *path, const struct node *fr
         return NULL;
     }
     struct node *root = parse_file(L, path, from, as_written);
-    if (!root)
-        return NULL;
-    L->stack[L->depth].real = strdup(real);
-    L->stack[L->depth].display = intern(L, path);
-    if (!L->stack[L->depth].real || !L->stack[L->depth].display) {
-        free(L->stack[L->depth].real);
-        report_oom(L);
+    if (!root || (!from && check_not_empty(L, path, root)) || push_frame(L, real, path)) {
         node_free(root);
         return NULL;
     }
-    L->depth++;
-    int i;
-    struct node *ext = map_get(root, "extends", &i);
-    if (ext) {
-        if (ext->kind != NODE_SCALAR || ext->is_null || !ext->text[0]) {
-            report(L, ext, "extends", "expected the path of a spec file");
-            goto fail;
-        }
-        char resolved[PATH_MAX];
-        resolve_rel(ext->file, ext->text, resolved, sizeof resolved);
-        struct node *base = load_tree(L, resolved, ext, ext->text);
-        if (!base)
-            goto fail;
-        map_remove(root, i);
-        /* A name identifies the results folder: it is never inherited. */
-        int j;
-        if (map_get(base, "name", &j))
-            map_remove(base, j);
-        root = merge(L, base, root);
-    }
+    root = follow_extends(L, root);
     pop_frame(L);
     return root;
-fail:
+}
+
+/* The same for a spec given as text (L->text_name). */
+struct node *load_text_tree(struct loader *L, const char *text, size_t len)
+{
+    struct node *root = parse_text(L, text, len);
+    /* no real path: a file it extends can never be the text itself */
+    if (!root || check_not_empty(L, L->text_name, root) || push_frame(L, "", L->text_name)) {
+        node_free(root);
+        return NULL;
+    }
+    root = follow_extends(L, root);
     pop_frame(L);
-    node_free(root);
-    return NULL;
+    return root;
 }
 
 static const char *const model_file_keys[] = {"name", "layers"};
@@ -141,7 +194,8 @@ int resolve_include(struct loader *L, struct node *root)
         return -1;
     }
     char path[PATH_MAX];
-    resolve_rel(inc->file, inc->text, path, sizeof path);
+    if (resolve_path(L, inc, "model.include", path, sizeof path))
+        return -1;
     struct node *m = parse_file(L, path, inc, inc->text);
     if (!m)
         return -1;

@@ -310,7 +310,7 @@ fail:
 /* Parses path. from: the extends/include value that named it (for a
  * position), NULL for the experiment file itself. */
 struct node *parse_file(struct loader *L, const char *path, const struct node *from,
-                               const char *as_written)
+                        const char *as_written)
 {
     FILE *f = fopen(path, "rb");
     if (!f) {
@@ -340,3 +340,18 @@ struct node *parse_file(struct loader *L, const char *path, const struct node *f
     return root;
 }
 
+
+struct node *parse_text(struct loader *L, const char *text, size_t len)
+{
+    const char *file = intern(L, L->text_name);
+    yaml_parser_t p;
+    if (!file || !yaml_parser_initialize(&p)) {
+        report_oom(L);
+        return NULL;
+    }
+    yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
+    struct source S = {L, &p, file, NULL};
+    struct node *root = parse_stream(&S, 1);
+    yaml_parser_delete(&p);
+    return root;
+}
