@@ -9,26 +9,6 @@
 
 #include "train.h"
 
-double rn_schedule_value(const struct rn_spec_schedule *s, double p)
-{
-    if (!(p > 0))
-        p = 0;
-    if (p > 1)
-        p = 1;
-    if (!strcmp(s->type, "constant"))
-        return s->value;
-    if (!strcmp(s->type, "linear")) {
-        if (p <= s->from)
-            return s->start;
-        if (p >= s->until)
-            return s->end;
-        return s->start + (s->end - s->start) * (p - s->from) / (s->until - s->from);
-    }
-    if (!strcmp(s->type, "dann_sigmoid"))
-        return s->scale * (2.0 / (1.0 + exp(-s->gamma * p)) - 1.0);
-    return p < s->at ? s->before : s->after; /* step */
-}
-
 /* ---- building ---------------------------------------------------------------- */
 
 static int schedule_index(const struct rn_spec_train *t, const char *name)
@@ -161,7 +141,7 @@ static int build_optimizers(struct rn_program *p, struct rn_error *err)
                 rn_errorf(err, "the model has no trainable parameters to optimize");
             goto done;
         }
-        if (rn_optim_init_params(&o->optim, so ? so->type : t->optimizer, params, n, err))
+        if (rn_optim_init_params(&o->optim, so ? so->kind : t->optimizer_kind, params, n, err))
             goto done;
         struct rn_optim *op = &o->optim;
         op->lr = so ? so->lr : t->lr;
@@ -235,9 +215,7 @@ static int build_terms(struct rn_program *p, int n_classes, struct rn_error *err
         struct rn_term *tm = &p->terms[k];
         memset(tm, 0, sizeof *tm);
         tm->spec = l;
-        tm->kind = !strcmp(l->type, "saliency")            ? RN_LOSS_SALIENCY
-                   : !strcmp(l->type, "neg_cross_entropy") ? RN_LOSS_NEG_CE
-                                                           : RN_LOSS_CE;
+        tm->kind = l->kind;
         tm->node = l->on[0] ? rn_graph_find(g, l->on) : g->n_nodes - 1;
         if (tm->node < 0)
             return rn_errorf(err, "%s:%d:%d: error: loss reads node '%s', which the model does "
@@ -250,7 +228,7 @@ static int build_terms(struct rn_program *p, int n_classes, struct rn_error *err
                              g->nodes[tm->node].layer.name, o.c, o.h, o.w, n_classes, n_classes);
         tm->schedule = l->weight_schedule[0] ? schedule_index(t, l->weight_schedule) : -1;
         tm->weight = l->weight;
-        enum rn_target target = !strcmp(l->target, "color") ? RN_TARGET_COLOR : RN_TARGET_DIGIT;
+        enum rn_target target = l->target_kind;
         tm->head = find_head(p, tm->node, target);
         if (p->primary < 0 && target == RN_TARGET_DIGIT)
             p->primary = tm->head;
@@ -546,7 +524,7 @@ static int run_sub(struct rn_program *p, const struct rn_program_sub *sub, int n
         struct rn_term *tm = &p->terms[k];
         if (!(sub->terms >> k & 1) || tm->kind != RN_LOSS_SALIENCY || tm->weight == 0)
             continue;
-        const uint8_t *y = tm->spec->target[0] == 'c' ? colour : digit;
+        const uint8_t *y = tm->spec->target_kind == RN_TARGET_COLOR ? colour : digit;
         /* The saliency needs a backward of the per-sample CE anyway; the CE
          * terms on the same head ride on it (rn_saliency_loss_ce) instead of
          * costing a backward of their own. */
@@ -674,7 +652,7 @@ int rn_program_batch(struct rn_program *p, int n, const uint8_t *digit, const ui
     for (int h = 0; h < p->n_heads; h++)
         p->heads[h].fresh = 0;
     for (int k = 0; k < p->n_terms; k++)
-        if (p->terms[k].spec->target[0] == 'c' && !colour)
+        if (p->terms[k].spec->target_kind == RN_TARGET_COLOR && !colour)
             return rn_errorf(err, "loss '%s' needs colour labels, and this split has none",
                              p->terms[k].spec->name);
     if (p->device) {

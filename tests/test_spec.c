@@ -1009,6 +1009,88 @@ Test(spec_text, names_paths_and_errors, .init = setup, .fini = teardown)
     done(&o);
 }
 
+/* ---- the loss, schedule and optimizer registries ---------------------------------- */
+
+/* names joined by '|' */
+static void join(char *buf, size_t size, const char *const *names, int n)
+{
+    size_t len = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < n; i++)
+        len += (size_t)snprintf(buf + len, size - len, "%s%s", i ? "|" : "", names[i]);
+}
+
+Test(spec_registries, choices_are_the_registries_names)
+{
+    char buf[256];
+    const char *names[16];
+    for (int i = 0; i < rn_n_optim_types; i++) {
+        names[i] = rn_optim_types[i].name;
+        cr_assert_eq((int)rn_optim_types[i].kind, i, "optimizer registry in enum order");
+        cr_assert_eq(rn_optim_type_find(names[i]), &rn_optim_types[i]);
+    }
+    join(buf, sizeof buf, names, rn_n_optim_types);
+    cr_assert_str_eq(buf, RN_OPTIM_CHOICES);
+    for (int i = 0; i < rn_n_loss_types; i++) {
+        names[i] = rn_loss_types[i].name;
+        cr_assert_eq((int)rn_loss_types[i].kind, i, "loss registry in enum order");
+        cr_assert_eq(rn_loss_type_find(names[i]), &rn_loss_types[i]);
+    }
+    join(buf, sizeof buf, names, rn_n_loss_types);
+    cr_assert_str_eq(buf, RN_LOSS_CHOICES);
+    join(buf, sizeof buf, rn_target_names, rn_n_targets);
+    cr_assert_str_eq(buf, RN_TARGET_CHOICES);
+    cr_assert_eq(rn_target_find("color"), RN_TARGET_COLOR);
+    cr_assert_eq(rn_target_find("colour"), -1);
+    for (int i = 0; i < rn_n_schedule_types; i++) {
+        cr_assert_eq((int)rn_schedule_types[i].kind, i, "schedule registry in enum order");
+        cr_assert_eq(rn_schedule_type_find(rn_schedule_types[i].name), &rn_schedule_types[i]);
+    }
+    cr_assert_null(rn_optim_type_find("adamx"));
+    cr_assert_null(rn_loss_type_find("mse"));
+    cr_assert_null(rn_schedule_type_find("cosine"));
+}
+
+Test(spec_registries, unknown_optimizer_lists_the_valid_ones)
+{
+    struct rn_error err;
+    enum rn_optim_kind k = RN_OPTIM_SGD;
+    cr_assert_eq(rn_optim_kind_of("adamw", &k, &err), 0);
+    cr_assert_eq(k, RN_OPTIM_ADAMW);
+    cr_assert_eq(rn_optim_kind_of("adan", &k, &err), -1);
+    cr_assert_str_eq(err.msg, "unknown optimizer 'adan' (did you mean 'adam'?); valid optimizers: "
+                              "adam, adamw, sgd");
+    cr_assert_eq(rn_optim_kind_of("rmsprop", &k, &err), -1);
+    cr_assert_str_eq(err.msg, "unknown optimizer 'rmsprop'; valid optimizers: adam, adamw, sgd");
+}
+
+Test(spec_registries, the_spec_resolves_the_kinds, .init = setup, .fini = teardown)
+{
+    put("x.yaml", "model: {layers: [{type: flatten}, {type: linear, units: 10, name: h}]}\n"
+                  "train:\n  optimizer: adamw\n"
+                  "  schedules: [{name: s, type: step, at: 0.5, after: 1}]\n"
+                  "  losses: [{type: neg_cross_entropy, target: color}, {type: saliency}]\n"
+                  "  optimizers: [{name: o, type: sgd}]\n");
+    struct outcome o = load("x.yaml");
+    cr_assert_eq(o.rc, 0, "%s", o.errors);
+    const struct rn_spec_train *t = &o.spec->train;
+    cr_assert_eq(t->optimizer_kind, RN_OPTIM_ADAMW);
+    cr_assert_eq(t->optimizers[0].kind, RN_OPTIM_SGD);
+    cr_assert_eq(t->schedules[0].kind, RN_SCHEDULE_STEP);
+    cr_assert_eq(t->losses[0].kind, RN_LOSS_NEG_CE);
+    cr_assert_eq(t->losses[0].target_kind, RN_TARGET_COLOR);
+    cr_assert_eq(t->losses[1].kind, RN_LOSS_SALIENCY);
+    cr_assert_eq(t->losses[1].target_kind, RN_TARGET_DIGIT);
+    done(&o);
+    put("y.yaml", "model: {layers: [{type: flatten}, {type: linear, units: 10}]}\ntrain: {}\n");
+    o = load("y.yaml");
+    cr_assert_eq(o.rc, 0, "%s", o.errors);
+    cr_assert_eq(o.spec->train.optimizer_kind, RN_OPTIM_ADAM);
+    cr_assert_eq(o.spec->train.losses[0].kind, RN_LOSS_CE);
+    cr_assert_eq(o.spec->train.losses[0].target_kind, RN_TARGET_DIGIT);
+    done(&o);
+}
+
 /* ---- helpers and the reference ----------------------------------------------------- */
 
 Test(spec_nearest, did_you_mean)

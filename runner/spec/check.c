@@ -11,6 +11,7 @@ static void check_data(struct loader *L, const struct node *n, struct rn_spec *s
     struct rn_values v;
     struct rn_data_config *d = &s->data;
     check_section(L, n, "data", 1, &sec_data, &v);
+    s->data_v = v;
     snprintf(d->source, sizeof d->source, "%s", VSTR(v, sec_data, "source"));
     snprintf(d->dir, sizeof d->dir, "%s", VSTR(v, sec_data, "dir"));
     const char *c = VSTR(v, sec_data, "colouring");
@@ -297,6 +298,7 @@ static void check_load(struct loader *L, const struct node *n, struct rn_spec *s
 {
     struct rn_values v;
     check_section(L, n, "load", 1, &sec_load, &v);
+    s->load.v = v;
     const char *run = VSTR(v, sec_load, "run");
     const char *model = VSTR(v, sec_load, "model");
     if (strlen(model) >= RN_NAME_MAX)
@@ -314,6 +316,7 @@ void check_spec(struct loader *L, const struct node *root, struct rn_spec *s)
 {
     struct rn_values v;
     check_section(L, root, "", 1, &sec_top, &v);
+    s->v = v;
     snprintf(s->device, sizeof s->device, "%s", VSTR(v, sec_top, "device"));
     s->threads = (int)VNUM(v, sec_top, "threads");
     s->deterministic = VNUM(v, sec_top, "deterministic") != 0;

@@ -17,8 +17,8 @@ static void check_schedules(struct loader *L, const struct node *n, struct rn_sp
     if (check_list(L, n, "train.schedules", RN_MAX_SCHEDULES, "schedules"))
         return;
     const char *types[16];
-    for (int k = 0; k < n_schedule_types; k++)
-        types[k] = schedule_types[k].name;
+    for (int k = 0; k < rn_n_schedule_types && k < 16; k++)
+        types[k] = rn_schedule_types[k].name;
     for (int i = 0; i < n->n; i++) {
         const struct node *item = n->items[i];
         struct rn_spec_schedule *sc = &t->schedules[t->n_schedules];
@@ -30,15 +30,13 @@ static void check_schedules(struct loader *L, const struct node *n, struct rn_sp
             continue;
         }
         const struct node *ty = map_get(item, "type", NULL), *nm = map_get(item, "name", NULL);
-        const struct schedule_type *st = NULL;
+        const struct rn_schedule_type *st = NULL;
         if (!ty)
             report(L, item, label, "missing required key 'type'");
         else if (ty->kind != NODE_SCALAR || ty->is_null)
             report(L, ty, label, "expected a schedule type, got %s", got(ty, gbuf, sizeof gbuf));
-        else if (find_name(ty->text, types, n_schedule_types) < 0)
-            report_unknown_type(L, ty, label, types, n_schedule_types);
-        else
-            st = &schedule_types[find_name(ty->text, types, n_schedule_types)];
+        else if (!(st = rn_schedule_type_find(ty->text)))
+            report_unknown_type(L, ty, label, types, rn_n_schedule_types);
         if (!nm)
             report(L, item, label, "missing required key 'name'");
         if (!st || !nm)
@@ -62,28 +60,37 @@ static void check_schedules(struct loader *L, const struct node *n, struct rn_sp
         check_map(L, item, full, 0, st->keys, st->n_keys, sec_schedule.extra, sec_schedule.n_extra,
                   &v);
         snprintf(sc->type, sizeof sc->type, "%s", st->name);
+        sc->kind = st->kind;
+        sc->v = v;
         set_pos(sc->file, &sc->line, &sc->col, item);
+#define SV(key) v.num[key_index(st->keys, st->n_keys, key)]
         sc->scale = 1;
         sc->gamma = 10;
         sc->until = 1;
-        if (!strcmp(st->name, "constant")) {
-            sc->value = v.num[0];
-        } else if (!strcmp(st->name, "linear")) {
-            sc->start = v.num[0];
-            sc->end = v.num[1];
-            sc->from = v.num[2];
-            sc->until = v.num[3];
+        switch (st->kind) {
+        case RN_SCHEDULE_CONSTANT:
+            sc->value = SV("value");
+            break;
+        case RN_SCHEDULE_LINEAR:
+            sc->start = SV("start");
+            sc->end = SV("end");
+            sc->from = SV("from");
+            sc->until = SV("until");
             if (sc->from > sc->until)
                 report(L, item, full, "from (%g) must not be after until (%g)", sc->from,
                        sc->until);
-        } else if (!strcmp(st->name, "dann_sigmoid")) {
-            sc->scale = v.num[0];
-            sc->gamma = v.num[1];
-        } else {
-            sc->at = v.num[0];
-            sc->before = v.num[1];
-            sc->after = v.num[2];
+            break;
+        case RN_SCHEDULE_DANN_SIGMOID:
+            sc->scale = SV("scale");
+            sc->gamma = SV("gamma");
+            break;
+        case RN_SCHEDULE_STEP:
+            sc->at = SV("at");
+            sc->before = SV("before");
+            sc->after = SV("after");
+            break;
         }
+#undef SV
         t->n_schedules++;
     }
 }
@@ -172,15 +179,19 @@ static void check_losses(struct loader *L, const struct node *n, struct rn_spec_
         }
         check_section(L, item, label, 0, &sec_loss, &v);
         snprintf(l->type, sizeof l->type, "%s", VSTR(v, sec_loss, "type"));
+        const struct rn_loss_type *lt = rn_loss_type_find(l->type);
+        l->kind = lt ? lt->kind : RN_LOSS_CE;
         if (strlen(VSTR(v, sec_loss, "on")) >= RN_NAME_MAX)
             report(L, map_get(item, "on", NULL), label, "on: expected at most %d characters",
                    RN_NAME_MAX - 1);
         snprintf(l->on, sizeof l->on, "%s", VSTR(v, sec_loss, "on"));
         snprintf(l->target, sizeof l->target, "%s", VSTR(v, sec_loss, "target"));
+        int target = rn_target_find(l->target);
+        l->target_kind = target < 0 ? RN_TARGET_DIGIT : (enum rn_target)target;
         snprintf(l->norm, sizeof l->norm, "%s", VSTR(v, sec_loss, "norm"));
         snprintf(l->reduce, sizeof l->reduce, "%s", VSTR(v, sec_loss, "reduce"));
         l->threshold = VNUM(v, sec_loss, "threshold");
-        if (l->type[0] && strcmp(l->type, "saliency") != 0) {
+        if (lt && l->kind != RN_LOSS_SALIENCY) {
             static const char *const sal_only[] = {"norm", "reduce", "threshold"};
             for (int k = 0; k < 3; k++)
                 if (VGIVEN(v, sec_loss, sal_only[k]))
@@ -201,14 +212,16 @@ static void check_losses(struct loader *L, const struct node *n, struct rn_spec_
                    RN_NAME_MAX - 1);
         else if (named)
             snprintf(l->name, sizeof l->name, "%s", nm);
-        else if (!strcmp(l->type, "saliency"))
+        else if (lt && l->kind == RN_LOSS_SALIENCY)
             snprintf(l->name, sizeof l->name, "saliency");
         else {
             char tg[sizeof l->target]; /* a copy: gcc cannot tell l->name from l->target */
             memcpy(tg, l->target, sizeof tg);
             snprintf(l->name, sizeof l->name, "%s%s",
-                     !strcmp(l->type, "neg_cross_entropy") ? "neg_" : "", tg);
+                     lt && l->kind == RN_LOSS_NEG_CE ? "neg_" : "", tg);
         }
+        l->v = v;
+        set_value_str(&l->v, &sec_loss, "name", l->name);
         /* an unknown type has no default name worth comparing */
         pos[i] = named ? map_get(item, "name", NULL) : l->type[0] ? item : NULL;
         for (int j = 0; j < i && pos[i]; j++) {
@@ -294,14 +307,17 @@ static void check_optimizers(struct loader *L, const struct node *n, struct rn_s
                 report(L, map_get(item, "name", NULL), label,
                        "name '%s' is already used by another optimizer", o->name);
         snprintf(o->type, sizeof o->type, "%s", VSTR(v, sec_optimizer, "type"));
+        const struct rn_optim_type *ot = rn_optim_type_find(o->type);
+        o->kind = ot ? ot->kind : RN_OPTIM_ADAM;
         o->beta1 = VNUM(v, sec_optimizer, "beta1");
         o->beta2 = VNUM(v, sec_optimizer, "beta2");
         o->eps = VNUM(v, sec_optimizer, "eps");
         o->weight_decay = VNUM(v, sec_optimizer, "weight_decay");
-        if (!VGIVEN(v, sec_optimizer, "weight_decay") && !strcmp(o->type, "adamw"))
-            o->weight_decay = 0.01;
+        if (!VGIVEN(v, sec_optimizer, "weight_decay") && o->kind == RN_OPTIM_ADAMW)
+            set_value_num(&v, &sec_optimizer, "weight_decay", o->weight_decay = 0.01);
         o->momentum = VNUM(v, sec_optimizer, "momentum");
         o->clip_norm = VNUM(v, sec_optimizer, "clip_norm");
+        o->v = v;
         o->lr = 1e-3;
         const struct node *lr = map_get(item, "lr", NULL);
         snprintf(sub, sizeof sub, "%s: lr", label);
@@ -343,6 +359,7 @@ static void check_binds(struct loader *L, const struct node *n, struct rn_spec_t
             !VGIVEN(v, sec_bind, "schedule"))
             continue;
         memset(b, 0, sizeof *b);
+        b->v = v;
         set_pos(b->file, &b->line, &b->col, item);
         static const char *const fields[] = {"node", "key", "schedule"};
         char *dst[] = {b->node, b->key, b->schedule};
@@ -391,6 +408,7 @@ static void check_program(struct loader *L, const struct node *n, struct rn_spec
         memset(st, 0, sizeof *st);
         check_section(L, item, label, 0, &sec_step, &v);
         st->repeat = (int)VNUM(v, sec_step, "repeat");
+        st->v = v;
         set_pos(st->file, &st->line, &st->col, item);
         const struct node *e;
         if ((e = map_get(item, "optimizer", NULL))) {
@@ -443,7 +461,9 @@ static void check_program(struct loader *L, const struct node *n, struct rn_spec
 static void check_augment(struct loader *L, const struct node *n, struct rn_spec_train *t)
 {
     char gbuf[300];
-    static const char *const types[] = {"channel_permute", "color_jitter"};
+    const char *types[8];
+    for (int k = 0; k < n_augment_types && k < 8; k++)
+        types[k] = augment_types[k].name;
     if (check_list(L, n, "train.augment", RN_MAX_AUGMENTS, "augmentations"))
         return;
     for (int i = 0; i < n->n; i++) {
@@ -463,23 +483,24 @@ static void check_augment(struct loader *L, const struct node *n, struct rn_spec
         else if (ty->kind != NODE_SCALAR || ty->is_null)
             report(L, ty, label, "expected an augmentation type, got %s",
                    got(ty, gbuf, sizeof gbuf));
-        else if ((k = find_name(ty->text, types, 2)) < 0)
-            report_unknown_type(L, ty, label, types, 2);
+        else if ((k = find_name(ty->text, types, n_augment_types)) < 0)
+            report_unknown_type(L, ty, label, types, n_augment_types);
         if (k < 0)
             continue;
         snprintf(full, sizeof full, "%s (%s)", label, types[k]);
         struct rn_values v;
         memset(a, 0, sizeof *a);
-        check_section(L, item, full, 0, k == 1 ? &sec_jitter : &sec_augment, &v);
+        check_section(L, item, full, 0, augment_types[k].sec, &v);
         for (int j = 0; j < t->n_augment; j++)
             if (!strcmp(t->augment[j].type, types[k]))
                 report(L, ty, full, "listed twice");
         snprintf(a->type, sizeof a->type, "%s", types[k]);
-        if (k == 1) {
-            a->brightness = v.num[0];
-            a->contrast = v.num[1];
-            a->saturation = v.num[2];
-            a->hue = v.num[3];
+        a->v = v;
+        if (augment_types[k].sec == &sec_jitter) {
+            a->brightness = VNUM(v, sec_jitter, "brightness");
+            a->contrast = VNUM(v, sec_jitter, "contrast");
+            a->saturation = VNUM(v, sec_jitter, "saturation");
+            a->hue = VNUM(v, sec_jitter, "hue");
         }
         set_pos(a->file, &a->line, &a->col, item);
         t->n_augment++;
@@ -524,28 +545,38 @@ void check_train(struct loader *L, const struct node *n, struct rn_spec *s)
     t->batch = (int)K("batch");
     t->eval_batch = (int)K("eval_batch");
     snprintf(t->optimizer, sizeof t->optimizer, "%s", VSTR(v, sec_train, "optimizer"));
+    const struct rn_optim_type *ot = rn_optim_type_find(t->optimizer);
+    t->optimizer_kind = ot ? ot->kind : RN_OPTIM_ADAM;
     t->lr = K("lr");
     t->beta1 = K("beta1");
     t->beta2 = K("beta2");
     t->eps = K("eps");
     t->weight_decay = K("weight_decay");
-    if (!VGIVEN(v, sec_train, "weight_decay") && !strcmp(t->optimizer, "adamw"))
-        t->weight_decay = 0.01;
+    if (!VGIVEN(v, sec_train, "weight_decay") && t->optimizer_kind == RN_OPTIM_ADAMW)
+        set_value_num(&v, &sec_train, "weight_decay", t->weight_decay = 0.01);
     t->momentum = K("momentum");
     t->clip_norm = K("clip_norm");
     t->shuffle = K("shuffle") != 0;
     t->log_every = (int)K("log_every");
 #undef K
+    t->v = v;
+    /* the default loss term: cross_entropy on the digit */
+    struct rn_spec_loss *l = &t->losses[0];
     t->n_losses = 1;
-    snprintf(t->losses[0].type, sizeof t->losses[0].type, "cross_entropy");
-    snprintf(t->losses[0].target, sizeof t->losses[0].target, "digit");
-    t->losses[0].weight = 1.0;
-    snprintf(t->losses[0].name, sizeof t->losses[0].name, "digit");
-    snprintf(t->losses[0].norm, sizeof t->losses[0].norm, "l1");
-    snprintf(t->losses[0].reduce, sizeof t->losses[0].reduce, "mean_background");
-    t->losses[0].threshold = 0.95;
+    set_defaults(sec_loss.keys, sec_loss.n_keys, &l->v);
+    set_value_str(&l->v, &sec_loss, "type", "cross_entropy");
+    set_value_str(&l->v, &sec_loss, "name", "digit");
+    snprintf(l->type, sizeof l->type, "cross_entropy");
+    l->kind = RN_LOSS_CE;
+    snprintf(l->target, sizeof l->target, "%s", VSTR(l->v, sec_loss, "target"));
+    l->target_kind = RN_TARGET_DIGIT;
+    l->weight = 1.0;
+    snprintf(l->name, sizeof l->name, "digit");
+    snprintf(l->norm, sizeof l->norm, "%s", VSTR(l->v, sec_loss, "norm"));
+    snprintf(l->reduce, sizeof l->reduce, "%s", VSTR(l->v, sec_loss, "reduce"));
+    l->threshold = VNUM(l->v, sec_loss, "threshold");
     if (n)
-        set_pos(t->losses[0].file, &t->losses[0].line, &t->losses[0].col, n);
+        set_pos(l->file, &l->line, &l->col, n);
     t->n_eval = 2;
     snprintf(t->eval[0], sizeof t->eval[0], "val");
     snprintf(t->eval[1], sizeof t->eval[1], "test");

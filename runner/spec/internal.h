@@ -171,18 +171,16 @@ struct section {
     int n_extra;
 };
 
-/* Schedule types and their keys (train.schedules items). */
-struct schedule_type {
-    const char *name;
-    const char *doc;
-    const struct rn_key *keys;
-    int n_keys;
-};
-extern const struct schedule_type schedule_types[];
-extern const int n_schedule_types;
-
 extern const struct section sec_top, sec_data, sec_model, sec_train, sec_loss, sec_optimizer,
     sec_schedule, sec_bind, sec_step, sec_augment, sec_jitter, sec_load, sec_layer, sec_analysis;
+
+/* Augmentation types (train.augment items) and the section of their keys. */
+struct augment_type {
+    const char *name;
+    const struct section *sec;
+};
+extern const struct augment_type augment_types[];
+extern const int n_augment_types;
 
 /* ---- checking values (values.c) ---------------------------------------------------- */
 
@@ -202,6 +200,11 @@ int check_map(struct loader *L, const struct node *map, const char *where, int d
 int check_section(struct loader *L, const struct node *map, const char *where, int dotted,
                   const struct section *sec, struct rn_values *v);
 int key_index(const struct rn_key *keys, int n, const char *key);
+/* Sets a key's resolved value to one the check derived (a default name, a
+ * default that depends on another key), so the resolved spec writes it. */
+void set_value_str(struct rn_values *v, const struct section *sec, const char *key,
+                   const char *text);
+void set_value_num(struct rn_values *v, const struct section *sec, const char *key, double x);
 #define VNUM(v, sec, key) ((v).num[key_index((sec).keys, (sec).n_keys, key)])
 #define VSTR(v, sec, key) ((v).str[key_index((sec).keys, (sec).n_keys, key)])
 #define VGIVEN(v, sec, key) ((v).given[key_index((sec).keys, (sec).n_keys, key)])

@@ -99,7 +99,7 @@ static void put_section(FILE *f, const struct section *sec)
 void rn_spec_write_reference(FILE *f)
 {
     fputs("# Experiment spec reference\n\n"
-          "Generated from the key schemas by `rn_spec_write_reference` (runner/spec.c); do not\n"
+          "Generated from the key schemas by `rn_spec_write_reference` (runner/spec/); do not\n"
           "edit by hand. `runner --help-spec` prints the same text.\n\n"
           "An experiment is one YAML file. Every key is checked: an unknown key, a value of the\n"
           "wrong kind or out of range, a missing required key is an error reported as\n"
@@ -147,9 +147,10 @@ void rn_spec_write_reference(FILE *f)
           "optimizer's lr and, through `train.bind`, any number key of a layer.\n\n",
           f);
     put_section(f, &sec_schedule);
-    for (int i = 0; i < n_schedule_types; i++) {
-        fprintf(f, "#### %s\n\n%s.\n\n", schedule_types[i].name, schedule_types[i].doc);
-        put_key_rows(f, schedule_types[i].keys, schedule_types[i].n_keys, NULL, 0);
+    for (int i = 0; i < rn_n_schedule_types; i++) {
+        const struct rn_schedule_type *t = &rn_schedule_types[i];
+        fprintf(f, "#### %s\n\n%s.\n\n", t->name, t->doc);
+        put_key_rows(f, t->keys, t->n_keys, NULL, 0);
     }
     fputs("### Bindings (`train.bind` items)\n\n", f);
     put_section(f, &sec_bind);

@@ -72,33 +72,64 @@ static void put_float(FILE *f, float x)
     fputs(buf, f);
 }
 
+/* The value of schema key i. */
+static void put_value(FILE *f, const struct rn_key *k, const struct rn_values *v, int i)
+{
+    switch (k->kind) {
+    case RN_KIND_INT:
+        fprintf(f, "%.0f", v->num[i]);
+        break;
+    case RN_KIND_FLOAT:
+        put_double(f, v->num[i]);
+        break;
+    case RN_KIND_BOOL:
+        fputs(v->num[i] != 0 ? "true" : "false", f);
+        break;
+    case RN_KIND_STRING:
+    case RN_KIND_CHOICE:
+        put_string(f, v->str[i]);
+        break;
+    case RN_KIND_INTS:
+        fputc('[', f);
+        for (int j = 0; j < v->n_ints[i]; j++)
+            fprintf(f, "%s%d", j ? ", " : "", v->ints[i][j]);
+        fputc(']', f);
+        break;
+    }
+}
+
+/* "key: value" for keys [from, to) of a schema in flow style, each after
+ * ", " (the first one too unless first). */
+static void put_flow(FILE *f, const struct rn_key *keys, int from, int to,
+                     const struct rn_values *v, int first)
+{
+    for (int i = from; i < to; i++) {
+        fprintf(f, "%s%s: ", i == from && first ? "" : ", ", keys[i].key);
+        put_value(f, &keys[i], v, i);
+    }
+}
+
 /* ", key: value" for every key of a schema, in flow style. */
 static void put_values(FILE *f, const struct rn_key *keys, int n, const struct rn_values *v)
 {
-    for (int i = 0; i < n; i++) {
-        fprintf(f, ", %s: ", keys[i].key);
-        switch (keys[i].kind) {
-        case RN_KIND_INT:
-            fprintf(f, "%.0f", v->num[i]);
-            break;
-        case RN_KIND_FLOAT:
-            put_double(f, v->num[i]);
-            break;
-        case RN_KIND_BOOL:
-            fputs(v->num[i] != 0 ? "true" : "false", f);
-            break;
-        case RN_KIND_STRING:
-        case RN_KIND_CHOICE:
-            put_string(f, v->str[i]);
-            break;
-        case RN_KIND_INTS:
-            fputc('[', f);
-            for (int j = 0; j < v->n_ints[i]; j++)
-                fprintf(f, "%s%d", j ? ", " : "", v->ints[i][j]);
-            fputc(']', f);
-            break;
-        }
+    put_flow(f, keys, 0, n, v, 0);
+}
+
+/* "  key: value" lines for keys [from, to) of a section, in block style. */
+static void put_block(FILE *f, const struct section *sec, int from, int to,
+                      const struct rn_values *v)
+{
+    for (int i = from; i < to; i++) {
+        fprintf(f, "  %s: ", sec->keys[i].key);
+        put_value(f, &sec->keys[i], v, i);
+        fputc('\n', f);
     }
+}
+
+/* The index of a section's key (for the extra keys written between them). */
+static int at(const struct section *sec, const char *key)
+{
+    return key_index(sec->keys, sec->n_keys, key);
 }
 
 /* A number, or the name of the schedule that replaces it. */
@@ -120,88 +151,69 @@ static void put_names(FILE *f, const char (*names)[RN_NAME_MAX], int n)
     fputc(']', f);
 }
 
-/* The train sections of "training as data"; absent ones are not written
- * (their defaults are the absence of the section). */
-static void write_resolved_program(FILE *f, const struct rn_spec_train *t)
+/* ---- the train section ------------------------------------------------------------ */
+
+static void put_losses(FILE *f, const struct rn_spec_train *t)
 {
-    if (t->n_groups)
-        fputs("  groups:\n", f);
-    for (int i = 0; i < t->n_groups; i++) {
-        fputs("    ", f);
-        put_string(f, t->groups[i].name);
-        fputs(": ", f);
-        put_names(f, t->groups[i].nodes, t->groups[i].n_nodes);
-        fputc('\n', f);
+    const struct section *sec = &sec_loss;
+    fputs("  losses:\n", f);
+    for (int i = 0; i < t->n_losses; i++) {
+        const struct rn_spec_loss *l = &t->losses[i];
+        /* type, name, on, target; weight; the saliency's own keys from norm on */
+        fputs("    - {", f);
+        put_flow(f, sec->keys, 0, at(sec, "target") + 1, &l->v, 1);
+        fputs(", weight: ", f);
+        put_number_or_name(f, l->weight, l->weight_schedule);
+        if (l->kind == RN_LOSS_SALIENCY)
+            put_flow(f, sec->keys, at(sec, "norm"), sec->n_keys, &l->v, 0);
+        fputs("}\n", f);
     }
+}
+
+static void put_schedules(FILE *f, const struct rn_spec_train *t)
+{
     if (t->n_schedules)
         fputs("  schedules:\n", f);
     for (int i = 0; i < t->n_schedules; i++) {
         const struct rn_spec_schedule *sc = &t->schedules[i];
+        const struct rn_schedule_type *st = &rn_schedule_types[sc->kind];
         fputs("    - {name: ", f);
         put_string(f, sc->name);
-        fprintf(f, ", type: %s", sc->type);
-        const char *keys[4];
-        double vals[4];
-        int k = 0;
-        if (!strcmp(sc->type, "constant")) {
-            keys[k] = "value", vals[k++] = sc->value;
-        } else if (!strcmp(sc->type, "linear")) {
-            keys[k] = "start", vals[k++] = sc->start;
-            keys[k] = "end", vals[k++] = sc->end;
-            keys[k] = "from", vals[k++] = sc->from;
-            keys[k] = "until", vals[k++] = sc->until;
-        } else if (!strcmp(sc->type, "dann_sigmoid")) {
-            keys[k] = "scale", vals[k++] = sc->scale;
-            keys[k] = "gamma", vals[k++] = sc->gamma;
-        } else {
-            keys[k] = "at", vals[k++] = sc->at;
-            keys[k] = "before", vals[k++] = sc->before;
-            keys[k] = "after", vals[k++] = sc->after;
-        }
-        for (int j = 0; j < k; j++) {
-            fprintf(f, ", %s: ", keys[j]);
-            put_double(f, vals[j]);
-        }
+        fprintf(f, ", type: %s", st->name);
+        put_values(f, st->keys, st->n_keys, &sc->v);
         fputs("}\n", f);
     }
+}
+
+static void put_optimizers(FILE *f, const struct rn_spec_train *t)
+{
+    const struct section *sec = &sec_optimizer;
     if (t->n_optimizers)
         fputs("  optimizers:\n", f);
     for (int i = 0; i < t->n_optimizers; i++) {
         const struct rn_spec_optimizer *o = &t->optimizers[i];
-        fputs("    - {name: ", f);
-        put_string(f, o->name);
-        fprintf(f, ", type: %s, lr: ", o->type);
+        /* name, type; lr; the other keys; groups */
+        fputs("    - {", f);
+        put_flow(f, sec->keys, 0, at(sec, "type") + 1, &o->v, 1);
+        fputs(", lr: ", f);
         put_number_or_name(f, o->lr, o->lr_schedule);
-        const double nums[] = {o->beta1, o->beta2, o->eps, o->weight_decay, o->momentum,
-                               o->clip_norm};
-        const char *const names[] = {"beta1", "beta2", "eps", "weight_decay", "momentum",
-                                     "clip_norm"};
-        for (int j = 0; j < 6; j++) {
-            fprintf(f, ", %s: ", names[j]);
-            put_double(f, nums[j]);
-        }
+        put_flow(f, sec->keys, at(sec, "type") + 1, sec->n_keys, &o->v, 0);
         if (o->n_groups) {
             fputs(", groups: ", f);
             put_names(f, o->groups, o->n_groups);
         }
         fputs("}\n", f);
     }
-    if (t->n_binds)
-        fputs("  bind:\n", f);
-    for (int i = 0; i < t->n_binds; i++) {
-        fputs("    - {node: ", f);
-        put_string(f, t->binds[i].node);
-        fputs(", key: ", f);
-        put_string(f, t->binds[i].key);
-        fputs(", schedule: ", f);
-        put_string(f, t->binds[i].schedule);
-        fputs("}\n", f);
-    }
+}
+
+static void put_program(FILE *f, const struct rn_spec_train *t)
+{
     if (t->n_program)
         fputs("  program:\n", f);
     for (int i = 0; i < t->n_program; i++) {
         const struct rn_spec_step *st = &t->program[i];
-        fprintf(f, "    - {repeat: %d", st->repeat);
+        fputs("    - {", f);
+        put_flow(f, sec_step.keys, 0, sec_step.n_keys, &st->v, 1);
         if (st->n_optimizers) {
             fputs(", optimizer: ", f);
             put_names(f, st->optimizers, st->n_optimizers);
@@ -224,111 +236,115 @@ static void write_resolved_program(FILE *f, const struct rn_spec_train *t)
         }
         fputs("}\n", f);
     }
+}
+
+/* The sections of "training as data" after the losses; absent ones are not
+ * written (their defaults are the absence of the section). */
+static void put_train_lists(FILE *f, const struct rn_spec_train *t)
+{
+    if (t->n_groups)
+        fputs("  groups:\n", f);
+    for (int i = 0; i < t->n_groups; i++) {
+        fputs("    ", f);
+        put_string(f, t->groups[i].name);
+        fputs(": ", f);
+        put_names(f, t->groups[i].nodes, t->groups[i].n_nodes);
+        fputc('\n', f);
+    }
+    put_schedules(f, t);
+    put_optimizers(f, t);
+    if (t->n_binds)
+        fputs("  bind:\n", f);
+    for (int i = 0; i < t->n_binds; i++) {
+        fputs("    - {", f);
+        put_flow(f, sec_bind.keys, 0, sec_bind.n_keys, &t->binds[i].v, 1);
+        fputs("}\n", f);
+    }
+    put_program(f, t);
     if (t->n_augment)
         fputs("  augment:\n", f);
     for (int i = 0; i < t->n_augment; i++) {
         const struct rn_spec_augment *a = &t->augment[i];
+        const struct section *sec = &sec_augment;
+        for (int k = 0; k < n_augment_types; k++)
+            if (!strcmp(augment_types[k].name, a->type))
+                sec = augment_types[k].sec;
         fprintf(f, "    - {type: %s", a->type);
-        if (!strcmp(a->type, "color_jitter")) {
-            const double nums[] = {a->brightness, a->contrast, a->saturation, a->hue};
-            for (int j = 0; j < 4; j++) {
-                fprintf(f, ", %s: ", sec_jitter.keys[j].key);
-                put_double(f, nums[j]);
+        put_values(f, sec->keys, sec->n_keys, &a->v);
+        fputs("}\n", f);
+    }
+    fputs("  eval: [", f);
+    for (int i = 0; i < t->n_eval; i++)
+        fprintf(f, "%s%s", i ? ", " : "", t->eval[i]);
+    fputs("]\n", f);
+}
+
+/* ---- the whole spec ---------------------------------------------------------------- */
+
+static void put_data(FILE *f, const struct rn_spec *s)
+{
+    const struct section *sec = &sec_data;
+    const struct rn_data_config *d = &s->data;
+    fputs("data:\n", f);
+    /* the schema's keys, with texture after colouring and the seed last */
+    put_block(f, sec, 0, at(sec, "colouring") + 1, &s->data_v);
+    fputs("  texture: [", f);
+    put_float(f, d->noise_lo);
+    fputs(", ", f);
+    put_float(f, d->noise_hi);
+    fputs("]\n", f);
+    put_block(f, sec, at(sec, "colouring") + 1, sec->n_keys, &s->data_v);
+    fprintf(f, "  seed: %llu\n", (unsigned long long)d->seed);
+}
+
+static void put_model(FILE *f, const struct rn_spec *s)
+{
+    fputs("model:\n  name: ", f);
+    put_string(f, s->model.name);
+    fputs("\n  layers:\n", f);
+    for (int i = 0; i < s->model.n_layers; i++) {
+        const struct rn_spec_layer *l = &s->model.layers[i];
+        fprintf(f, "    - {type: %s, name: ", l->type->name);
+        put_string(f, l->name);
+        if (l->n_from) {
+            fputs(", from: [", f);
+            for (int j = 0; j < l->n_from; j++) {
+                fputs(j ? ", " : "", f);
+                put_string(f, l->from[j]);
             }
+            fputc(']', f);
         }
+        put_values(f, l->type->keys, l->type->n_keys, &l->v);
         fputs("}\n", f);
     }
 }
 
 void write_resolved(FILE *f, const struct rn_spec *s)
 {
-    static const char *const colourings[] = {"none", "background", "stroke"};
-    static const char *const rules[] = {"conflicting", "random", "aligned"};
-    const struct rn_data_config *d = &s->data;
     fputs("# resolved spec: extends, include and overrides applied, every default written\n",
           f);
     fputs("name: ", f);
     put_string(f, s->name);
     fputs("\ndescription: ", f);
     put_string(f, s->description);
-    fprintf(f, "\nseed: %llu\ndevice: %s\nthreads: %d\ndeterministic: %s\nout: ",
-            (unsigned long long)s->seed, s->device, s->threads,
-            s->deterministic ? "true" : "false");
-    put_string(f, s->out);
-    fprintf(f, "\ndata:\n  source: %s\n  dir: ", d->source);
-    put_string(f, d->dir);
-    fprintf(f, "\n  colouring: %s\n  texture: [", colourings[d->colouring]);
-    put_float(f, d->noise_lo);
-    fputs(", ", f);
-    put_float(f, d->noise_hi);
-    fprintf(f, "]\n  threshold: %d\n  palette: study\n  bias: ", d->threshold);
-    put_double(f, d->bias);
-    fprintf(f, "\n  test_rule: %s\n  val_fraction: ", rules[d->test_rule]);
-    put_double(f, d->val_fraction);
-    fprintf(f, "\n  train_limit: %d\n  test_limit: %d\n  seed: %llu\n", d->train_limit,
-            d->test_limit, (unsigned long long)d->seed);
-    if (s->has_model) {
-        fputs("model:\n  name: ", f);
-        put_string(f, s->model.name);
-        fputs("\n  layers:\n", f);
-        for (int i = 0; i < s->model.n_layers; i++) {
-            const struct rn_spec_layer *l = &s->model.layers[i];
-            fprintf(f, "    - {type: %s, name: ", l->type->name);
-            put_string(f, l->name);
-            if (l->n_from) {
-                fputs(", from: [", f);
-                for (int j = 0; j < l->n_from; j++) {
-                    fputs(j ? ", " : "", f);
-                    put_string(f, l->from[j]);
-                }
-                fputc(']', f);
-            }
-            put_values(f, l->type->keys, l->type->n_keys, &l->v);
-            fputs("}\n", f);
-        }
+    fprintf(f, "\nseed: %llu\n", (unsigned long long)s->seed);
+    for (int i = 0; i < sec_top.n_keys; i++) {
+        fprintf(f, "%s: ", sec_top.keys[i].key);
+        put_value(f, &sec_top.keys[i], &s->v, i);
+        fputc('\n', f);
     }
+    put_data(f, s);
+    if (s->has_model)
+        put_model(f, s);
     if (s->has_train) {
-        const struct rn_spec_train *t = &s->train;
-        fprintf(f, "train:\n  epochs: %d\n  batch: %d\n  eval_batch: %d\n  optimizer: %s\n  lr: ",
-                t->epochs, t->batch, t->eval_batch, t->optimizer);
-        const double nums[] = {t->lr,           t->beta1,    t->beta2,    t->eps,
-                               t->weight_decay, t->momentum, t->clip_norm};
-        const char *const names[] = {"lr",           "beta1",    "beta2",    "eps",
-                                     "weight_decay", "momentum", "clip_norm"};
-        for (int i = 0; i < 7; i++) {
-            if (i)
-                fprintf(f, "  %s: ", names[i]);
-            put_double(f, nums[i]);
-            fputc('\n', f);
-        }
-        fprintf(f, "  shuffle: %s\n  log_every: %d\n  losses:\n", t->shuffle ? "true" : "false",
-                t->log_every);
-        for (int i = 0; i < t->n_losses; i++) {
-            const struct rn_spec_loss *l = &t->losses[i];
-            fprintf(f, "    - {type: %s, name: ", l->type);
-            put_string(f, l->name);
-            fputs(", on: ", f);
-            put_string(f, l->on);
-            fprintf(f, ", target: %s, weight: ", l->target);
-            put_number_or_name(f, l->weight, l->weight_schedule);
-            if (!strcmp(l->type, "saliency")) {
-                fprintf(f, ", norm: %s, reduce: %s, threshold: ", l->norm, l->reduce);
-                put_double(f, l->threshold);
-            }
-            fputs("}\n", f);
-        }
-        write_resolved_program(f, t);
-        fputs("  eval: [", f);
-        for (int i = 0; i < t->n_eval; i++)
-            fprintf(f, "%s%s", i ? ", " : "", t->eval[i]);
-        fputs("]\n", f);
+        fputs("train:\n", f);
+        put_block(f, &sec_train, 0, sec_train.n_keys, &s->train.v);
+        put_losses(f, &s->train);
+        put_train_lists(f, &s->train);
     }
     if (s->load.run[0]) {
-        fputs("load:\n  run: ", f);
-        put_string(f, s->load.run);
-        fputs("\n  model: ", f);
-        put_string(f, s->load.model);
-        fputs(s->load.train_if_missing ? "\n  if_missing: train\n" : "\n  if_missing: error\n", f);
+        fputs("load:\n", f);
+        put_block(f, &sec_load, 0, sec_load.n_keys, &s->load.v);
     }
     fputs(s->n_analyses ? "analyses:\n" : "analyses: []\n", f);
     for (int i = 0; i < s->n_analyses; i++) {
@@ -339,4 +355,3 @@ void write_resolved(FILE *f, const struct rn_spec *s)
         fputs("}\n", f);
     }
 }
-

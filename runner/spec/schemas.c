@@ -67,7 +67,7 @@ static const struct rn_key train_keys[] = {
     {"epochs", RN_KIND_INT, 0, 1, NULL, 1, UNBOUNDED, NULL, "passes over the train split"},
     {"batch", RN_KIND_INT, 0, 64, NULL, 1, UNBOUNDED, NULL, "training batch size"},
     {"eval_batch", RN_KIND_INT, 0, 256, NULL, 1, UNBOUNDED, NULL, "evaluation batch size"},
-    {"optimizer", RN_KIND_CHOICE, 0, 0, "adam", 1, 0, "adam|adamw|sgd", "optimizer"},
+    {"optimizer", RN_KIND_CHOICE, 0, 0, "adam", 1, 0, RN_OPTIM_CHOICES, "optimizer"},
     {"lr", RN_KIND_FLOAT, 0, 1e-3, NULL, 0, UNBOUNDED, NULL, "learning rate"},
     {"beta1", RN_KIND_FLOAT, 0, 0.9, NULL, 0, 1, NULL, "Adam beta1"},
     {"beta2", RN_KIND_FLOAT, 0, 0.999, NULL, 0, 1, NULL, "Adam beta2"},
@@ -103,13 +103,13 @@ static const struct extra_key train_extra[] = {
 };
 
 static const struct rn_key loss_keys[] = {
-    {"type", RN_KIND_CHOICE, 1, 0, NULL, 1, 0, "cross_entropy|neg_cross_entropy|saliency",
+    {"type", RN_KIND_CHOICE, 1, 0, NULL, 1, 0, RN_LOSS_CHOICES,
      "loss function; neg_cross_entropy is the penalty -CE (a head the features should fool)"},
     {"name", RN_KIND_STRING, 0, 0, "", 1, 0, NULL,
      "unique name (program steps and metrics loss/<name>); \"\" = the target for "
      "cross_entropy, neg_<target>, saliency"},
     {"on", RN_KIND_STRING, 0, 0, "", 1, 0, NULL, "node whose output are the logits; \"\" = last"},
-    {"target", RN_KIND_CHOICE, 0, 0, "digit", 1, 0, "digit|color",
+    {"target", RN_KIND_CHOICE, 0, 0, "digit", 1, 0, RN_TARGET_CHOICES,
      "labels to predict: the digit, or the colour the generator drew (never the digit)"},
     {"norm", RN_KIND_CHOICE, 0, 0, "l1", 1, 0, "l1|l2",
      "saliency: per pixel, sum of |g| over channels (l1) or its Euclidean norm (l2)"},
@@ -125,7 +125,7 @@ static const struct extra_key loss_extra[] = {
 
 static const struct rn_key optimizer_keys[] = {
     {"name", RN_KIND_STRING, 1, 0, NULL, 1, 0, NULL, "unique name, used by program steps"},
-    {"type", RN_KIND_CHOICE, 0, 0, "adam", 1, 0, "adam|adamw|sgd", "optimizer"},
+    {"type", RN_KIND_CHOICE, 0, 0, "adam", 1, 0, RN_OPTIM_CHOICES, "optimizer"},
     {"beta1", RN_KIND_FLOAT, 0, 0.9, NULL, 0, 1, NULL, "Adam beta1"},
     {"beta2", RN_KIND_FLOAT, 0, 0.999, NULL, 0, 1, NULL, "Adam beta2"},
     {"eps", RN_KIND_FLOAT, 0, 1e-8, NULL, 0, 1, NULL, "Adam epsilon"},
@@ -144,33 +144,6 @@ static const struct extra_key optimizer_extra[] = {
      "optimizers"},
 };
 
-static const struct rn_key sched_constant_keys[] = {
-    {"value", RN_KIND_FLOAT, 1, 0, NULL, 1, 0, NULL, "the value"},
-};
-static const struct rn_key sched_linear_keys[] = {
-    {"start", RN_KIND_FLOAT, 0, 0, NULL, 1, 0, NULL, "value up to p = from"},
-    {"end", RN_KIND_FLOAT, 1, 0, NULL, 1, 0, NULL, "value from p = until on (the cap)"},
-    {"from", RN_KIND_FLOAT, 0, 0, NULL, 0, 1, NULL, "progress where the ramp starts"},
-    {"until", RN_KIND_FLOAT, 0, 1, NULL, 0, 1, NULL, "progress where the ramp reaches end"},
-};
-static const struct rn_key sched_dann_keys[] = {
-    {"scale", RN_KIND_FLOAT, 0, 1, NULL, 1, 0, NULL, "value approached at p = 1"},
-    {"gamma", RN_KIND_FLOAT, 0, 10, NULL, 0, UNBOUNDED, NULL, "steepness (10 in the DANN paper)"},
-};
-static const struct rn_key sched_step_keys[] = {
-    {"at", RN_KIND_FLOAT, 1, 0, NULL, 0, 1, NULL, "progress where the value switches"},
-    {"before", RN_KIND_FLOAT, 0, 0, NULL, 1, 0, NULL, "value while p < at"},
-    {"after", RN_KIND_FLOAT, 1, 0, NULL, 1, 0, NULL, "value from p = at on"},
-};
-const struct schedule_type schedule_types[] = {
-    {"constant", "value at every step", sched_constant_keys, 1},
-    {"linear", "start until p = from, a straight line to end at p = until, then end (a ramp "
-               "with a cap)",
-     sched_linear_keys, 4},
-    {"dann_sigmoid", "scale * (2 / (1 + exp(-gamma p)) - 1), the DANN schedule",
-     sched_dann_keys, 2},
-    {"step", "before while p < at, after from then on", sched_step_keys, 3},
-};
 static const struct extra_key schedule_extra[] = {
     {"name", "string", "required",
      "unique name, not a number; used by a loss weight, an optimizer lr and bind"},
@@ -248,4 +221,9 @@ const struct section sec_jitter = SECTION(jitter_keys, augment_extra);
 const struct section sec_load = KEYS_ONLY(load_keys);
 const struct section sec_layer = EXTRA_ONLY(layer_extra);
 const struct section sec_analysis = EXTRA_ONLY(analysis_extra);
-const int n_schedule_types = COUNT(schedule_types);
+
+const struct augment_type augment_types[] = {
+    {"channel_permute", &sec_augment},
+    {"color_jitter", &sec_jitter},
+};
+const int n_augment_types = COUNT(augment_types);

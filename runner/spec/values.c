@@ -300,6 +300,17 @@ int key_index(const struct rn_key *keys, int n, const char *key)
     return -1;
 }
 
+void set_value_str(struct rn_values *v, const struct section *sec, const char *key,
+                   const char *text)
+{
+    snprintf(v->str[key_index(sec->keys, sec->n_keys, key)], RN_STR_MAX, "%s", text);
+}
+
+void set_value_num(struct rn_values *v, const struct section *sec, const char *key, double x)
+{
+    v->num[key_index(sec->keys, sec->n_keys, key)] = x;
+}
+
 /* A scalar string into dst (size bytes). Null = "". */
 int get_string(struct loader *L, const struct node *n, const char *label, char *dst,
                       size_t size)
