@@ -470,56 +470,14 @@ static void zero_opt_grads(struct rn_optim *o)
         rn_tensor_zero(&o->params[i]->grad);
 }
 
-static int run_sub(struct rn_program *p, const struct rn_program_sub *sub, int n,
-                   const uint8_t *digit, const uint8_t *colour, struct rn_ctx *ctx,
-                   struct rn_error *err)
+/* The step's saliency terms, each with the CE terms of its head riding on
+ * its backward (those heads' bits are set in *fused). */
+static int saliency_terms(struct rn_program *p, const struct rn_program_sub *sub, int n,
+                          const uint8_t *digit, const uint8_t *colour, struct rn_ctx *ctx,
+                          unsigned *fused_out, struct rn_error *err)
 {
     struct rn_graph *g = p->g;
-    const int N = g->n_nodes;
-    double saved[RN_MAX_SETS];
-    for (int k = 0; k < sub->n_sets; k++) {
-        saved[k] = g->nodes[sub->sets[k].node].layer.v.num[sub->sets[k].key];
-        set_key(p, &sub->sets[k], sub->sets[k].value);
-    }
-    if (p->recompute)
-        memset(p->valid, 0, (size_t)N);
-
-    /* forward: what the step's losses read and is not valid any more */
-    memset(p->loss, 0, (size_t)N);
-    int last_sal = -1;
-    for (int k = 0; k < p->n_terms; k++)
-        if (sub->terms >> k & 1) {
-            p->loss[p->terms[k].node] = 1;
-            if (p->terms[k].kind == RN_LOSS_SALIENCY && p->terms[k].node > last_sal)
-                last_sal = p->terms[k].node;
-        }
-    rn_graph_mark_upstream(g, p->loss, p->need);
-    for (int i = 0; i < N; i++) {
-        /* the saliency's tangent pass runs every node up to its logits */
-        int needed = p->need[i] || i <= last_sal;
-        p->run[i] = needed && !p->valid[i];
-        p->valid[i] |= (unsigned char)needed;
-        p->node_forwards += p->run[i];
-    }
-    if (rn_graph_forward_nodes(g, n, p->run, ctx, err))
-        return -1;
-
-    /* backward: between the losses and the parameters that learn */
-    memset(p->own, 0, (size_t)N);
-    for (int q = 0; q < p->n_opts; q++)
-        if (sub->opts >> q & 1) {
-            for (int i = 0; i < N; i++)
-                p->own[i] |= p->opts[q].owns[i];
-            zero_opt_grads(&p->opts[q].optim);
-        }
-    rn_graph_mark_downstream(g, p->own, p->down);
-    for (int i = 0; i < N; i++)
-        p->run[i] = p->need[i] && p->down[i];
-
-    p->total = 0;
-    p->total_host = 0;
-    memset(p->head_w, 0, sizeof p->head_w);
-    unsigned fused = 0; /* heads whose CE gradient the saliency's backward already added */
+    unsigned fused = 0;
     for (int k = 0; k < p->n_terms; k++) {
         struct rn_term *tm = &p->terms[k];
         if (!(sub->terms >> k & 1) || tm->kind != RN_LOSS_SALIENCY || tm->weight == 0)
@@ -551,7 +509,17 @@ static int run_sub(struct rn_program *p, const struct rn_program_sub *sub, int n
         p->total += value;
         p->total_host += value;
     }
+    *fused_out = fused;
+    return 0;
+}
 
+/* The step's cross-entropy terms, one softmax per head; *any_dy: some head's
+ * gradient was added (a backward is due). */
+static int head_losses(struct rn_program *p, const struct rn_program_sub *sub, int n,
+                       const uint8_t *digit, const uint8_t *colour, unsigned fused, int *any_dy_out,
+                       struct rn_error *err)
+{
+    struct rn_graph *g = p->g;
     int any_dy = 0;
     for (int h = 0; h < p->n_heads; h++) {
         struct rn_head *hd = &p->heads[h];
@@ -607,6 +575,65 @@ static int run_sub(struct rn_program *p, const struct rn_program_sub *sub, int n
             p->total += tm->weight * tm->value;
         }
     }
+    *any_dy_out = any_dy;
+    return 0;
+}
+
+static int run_sub(struct rn_program *p, const struct rn_program_sub *sub, int n,
+                   const uint8_t *digit, const uint8_t *colour, struct rn_ctx *ctx,
+                   struct rn_error *err)
+{
+    struct rn_graph *g = p->g;
+    const int N = g->n_nodes;
+    double saved[RN_MAX_SETS];
+    for (int k = 0; k < sub->n_sets; k++) {
+        saved[k] = g->nodes[sub->sets[k].node].layer.v.num[sub->sets[k].key];
+        set_key(p, &sub->sets[k], sub->sets[k].value);
+    }
+    if (p->recompute)
+        memset(p->valid, 0, (size_t)N);
+
+    /* forward: what the step's losses read and is not valid any more */
+    memset(p->loss, 0, (size_t)N);
+    int last_sal = -1;
+    for (int k = 0; k < p->n_terms; k++)
+        if (sub->terms >> k & 1) {
+            p->loss[p->terms[k].node] = 1;
+            if (p->terms[k].kind == RN_LOSS_SALIENCY && p->terms[k].node > last_sal)
+                last_sal = p->terms[k].node;
+        }
+    rn_graph_mark_upstream(g, p->loss, p->need);
+    for (int i = 0; i < N; i++) {
+        /* the saliency's tangent pass runs every node up to its logits */
+        int needed = p->need[i] || i <= last_sal;
+        p->run[i] = needed && !p->valid[i];
+        p->valid[i] |= (unsigned char)needed;
+        p->node_forwards += p->run[i];
+    }
+    if (rn_graph_forward_nodes(g, n, p->run, ctx, err))
+        return -1;
+
+    /* backward: between the losses and the parameters that learn */
+    memset(p->own, 0, (size_t)N);
+    for (int q = 0; q < p->n_opts; q++)
+        if (sub->opts >> q & 1) {
+            for (int i = 0; i < N; i++)
+                p->own[i] |= p->opts[q].owns[i];
+            zero_opt_grads(&p->opts[q].optim);
+        }
+    rn_graph_mark_downstream(g, p->own, p->down);
+    for (int i = 0; i < N; i++)
+        p->run[i] = p->need[i] && p->down[i];
+
+    p->total = 0;
+    p->total_host = 0;
+    memset(p->head_w, 0, sizeof p->head_w);
+    unsigned fused = 0; /* heads whose CE gradient the saliency's backward already added */
+    if (saliency_terms(p, sub, n, digit, colour, ctx, &fused, err))
+        return -1;
+    int any_dy = 0;
+    if (head_losses(p, sub, n, digit, colour, fused, &any_dy, err))
+        return -1;
     if (!p->device && !isfinite(p->total))
         return rn_errorf(err, "loss %g", p->total);
     if (any_dy) {
