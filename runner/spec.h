@@ -1,7 +1,8 @@
 /* spec.h - experiment specs: YAML (libyaml) -> typed, validated structs.
  *
- * rn_spec_load parses a file (rn_spec_load_text: a string), follows `extends:` (deep merge: the extending
- * file's keys win; lists are replaced, not merged) and `model: {include:}`,
+ * rn_spec_load parses a file (rn_spec_load_text: a string), follows
+ * `extends:` (deep merge: the extending file's keys win; lists are replaced,
+ * not merged) and `model: {include:}`,
  * applies dotted overrides ("train.epochs=2", "data.bias=0.99",
  * "model.layers.3.filters=8"), checks every key against its schema and
  * fills struct rn_spec with defaults applied.
