@@ -1,8 +1,12 @@
-/* loss.h - softmax cross-entropy on logits, on the host and as a backend
- * table (struct rn_loss_kernels) for logits that live on a device.
+/* loss.h - loss terms: the registry of loss types and of the targets a term
+ * predicts (the only lists of either; spec and program code use the enums),
+ * and softmax cross-entropy on logits, on the host and as a backend table
+ * (struct rn_loss_kernels) for logits that live on a device. The terms are
+ * computed by runner/program.c (saliency through runner/saliency.h).
  *
- * Numerically stable: per sample lse = z[argmax] + log(sum exp(z - z[argmax]))
- * in double, loss = lse - z[target]; argmax takes the first maximum.
+ * Cross-entropy is numerically stable: per sample lse = z[argmax] +
+ * log(sum exp(z - z[argmax])) in double, loss = lse - z[target]; argmax takes
+ * the first maximum.
  */
 #ifndef RN_LOSS_H
 #define RN_LOSS_H
@@ -11,6 +15,29 @@
 
 #include "error.h"
 #include "tensor.h"
+
+enum rn_loss_kind { RN_LOSS_CE, RN_LOSS_NEG_CE, RN_LOSS_SALIENCY };
+enum rn_target { RN_TARGET_DIGIT, RN_TARGET_COLOR };
+
+struct rn_loss_type {
+    const char *name; /* as written in a spec: "cross_entropy" */
+    enum rn_loss_kind kind;
+    const char *doc;
+};
+extern const struct rn_loss_type rn_loss_types[]; /* in enum order */
+extern const int rn_n_loss_types;
+/* NULL when name is not a registered loss type. */
+const struct rn_loss_type *rn_loss_type_find(const char *name);
+
+extern const char *const rn_target_names[]; /* in enum order: "digit", "color" */
+extern const int rn_n_targets;
+/* The enum of a target name, or -1. */
+int rn_target_find(const char *name);
+
+/* The registries' names in order, as a schema's choices; a test checks that
+ * they agree. */
+#define RN_LOSS_CHOICES "cross_entropy|neg_cross_entropy|saliency"
+#define RN_TARGET_CHOICES "digit|color"
 
 /* Mean cross-entropy of logits (n, k) against targets; adds
  * weight * d(mean CE)/d logits into dlogits when non-NULL; counts correct

@@ -6,25 +6,57 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int parse_kind(const char *kind, enum rn_optim_kind *out, struct rn_error *err)
+#include "graph.h"
+#include "spec.h"
+
+/* ---- the registry ---------------------------------------------------------------- */
+
+/* In enum order. */
+const struct rn_optim_type rn_optim_types[] = {
+    {"adam", RN_OPTIM_ADAM, "Adam; weight decay is L2, added to the gradient (torch.optim.Adam)"},
+    {"adamw", RN_OPTIM_ADAMW, "AdamW; decoupled weight decay p *= 1 - lr*wd (torch.optim.AdamW)"},
+    {"sgd", RN_OPTIM_SGD, "SGD with momentum, dampening 0 (torch.optim.SGD)"},
+};
+const int rn_n_optim_types = (int)(sizeof rn_optim_types / sizeof rn_optim_types[0]);
+_Static_assert(sizeof rn_optim_types / sizeof rn_optim_types[0] == RN_OPTIM_SGD + 1,
+               "one registry entry per enum rn_optim_kind, in order");
+
+const struct rn_optim_type *rn_optim_type_find(const char *name)
 {
-    if (strcmp(kind, "adam") == 0)
-        *out = RN_OPTIM_ADAM;
-    else if (strcmp(kind, "adamw") == 0)
-        *out = RN_OPTIM_ADAMW;
-    else if (strcmp(kind, "sgd") == 0)
-        *out = RN_OPTIM_SGD;
-    else
-        return rn_errorf(err, "unknown optimizer '%s'; expected adam, adamw or sgd", kind);
-    return 0;
+    for (int i = 0; i < rn_n_optim_types; i++)
+        if (strcmp(rn_optim_types[i].name, name) == 0)
+            return &rn_optim_types[i];
+    return NULL;
 }
 
-int rn_optim_init_params(struct rn_optim *o, const char *kind, struct rn_param *const *params,
-                         int n, struct rn_error *err)
+int rn_optim_kind_of(const char *name, enum rn_optim_kind *out, struct rn_error *err)
+{
+    const struct rn_optim_type *t = rn_optim_type_find(name);
+    if (t) {
+        *out = t->kind;
+        return 0;
+    }
+    const char *names[8];
+    char valid[256] = "", sug[64] = "";
+    size_t len = 0;
+    for (int i = 0; i < rn_n_optim_types && i < 8; i++) {
+        names[i] = rn_optim_types[i].name;
+        len += (size_t)snprintf(valid + len, len < sizeof valid ? sizeof valid - len : 0, "%s%s",
+                                i ? ", " : "", names[i]);
+    }
+    const char *near = rn_nearest(name, names, rn_n_optim_types < 8 ? rn_n_optim_types : 8);
+    if (near)
+        snprintf(sug, sizeof sug, " (did you mean '%s'?)", near);
+    return rn_errorf(err, "unknown optimizer '%s'%s; valid optimizers: %s", name, sug, valid);
+}
+
+/* ---- optimizers --------------------------------------------------------------------- */
+
+int rn_optim_init_params(struct rn_optim *o, enum rn_optim_kind kind,
+                         struct rn_param *const *params, int n, struct rn_error *err)
 {
     memset(o, 0, sizeof *o);
-    if (parse_kind(kind, &o->kind, err))
-        return -1;
+    o->kind = kind;
     o->lr = 1e-3;
     o->beta1 = 0.9;
     o->beta2 = 0.999;
@@ -67,7 +99,8 @@ int rn_optim_init(struct rn_optim *o, const char *kind, struct rn_graph *g, stru
         for (int j = 0; j < g->nodes[i].layer.n_params; j++)
             if (g->nodes[i].layer.params[j].trainable)
                 all[n++] = &g->nodes[i].layer.params[j];
-    int rc = rn_optim_init_params(o, kind, all, n, err);
+    enum rn_optim_kind k = RN_OPTIM_ADAM;
+    int rc = rn_optim_kind_of(kind, &k, err) ? -1 : rn_optim_init_params(o, k, all, n, err);
     free(all);
     return rc;
 }

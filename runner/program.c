@@ -9,26 +9,6 @@
 
 #include "loss.h"
 
-double rn_schedule_value(const struct rn_spec_schedule *s, double p)
-{
-    if (!(p > 0))
-        p = 0;
-    if (p > 1)
-        p = 1;
-    if (!strcmp(s->type, "constant"))
-        return s->value;
-    if (!strcmp(s->type, "linear")) {
-        if (p <= s->from)
-            return s->start;
-        if (p >= s->until)
-            return s->end;
-        return s->start + (s->end - s->start) * (p - s->from) / (s->until - s->from);
-    }
-    if (!strcmp(s->type, "dann_sigmoid"))
-        return s->scale * (2.0 / (1.0 + exp(-s->gamma * p)) - 1.0);
-    return p < s->at ? s->before : s->after; /* step */
-}
-
 /* ---- building ---------------------------------------------------------------- */
 
 static int schedule_index(const struct rn_spec_train *t, const char *name)
@@ -161,7 +141,7 @@ static int build_optimizers(struct rn_program *p, struct rn_error *err)
                 rn_errorf(err, "the model has no trainable parameters to optimize");
             goto done;
         }
-        if (rn_optim_init_params(&o->optim, so ? so->type : t->optimizer, params, n, err))
+        if (rn_optim_init_params(&o->optim, so ? so->kind : t->optimizer_kind, params, n, err))
             goto done;
         struct rn_optim *op = &o->optim;
         op->lr = so ? so->lr : t->lr;
@@ -235,9 +215,7 @@ static int build_terms(struct rn_program *p, int n_classes, struct rn_error *err
         struct rn_term *tm = &p->terms[k];
         memset(tm, 0, sizeof *tm);
         tm->spec = l;
-        tm->kind = !strcmp(l->type, "saliency")            ? RN_LOSS_SALIENCY
-                   : !strcmp(l->type, "neg_cross_entropy") ? RN_LOSS_NEG_CE
-                                                           : RN_LOSS_CE;
+        tm->kind = l->kind;
         tm->node = l->on[0] ? rn_graph_find(g, l->on) : g->n_nodes - 1;
         if (tm->node < 0)
             return rn_errorf(err, "%s:%d:%d: error: loss reads node '%s', which the model does "
@@ -250,7 +228,7 @@ static int build_terms(struct rn_program *p, int n_classes, struct rn_error *err
                              g->nodes[tm->node].layer.name, o.c, o.h, o.w, n_classes, n_classes);
         tm->schedule = l->weight_schedule[0] ? schedule_index(t, l->weight_schedule) : -1;
         tm->weight = l->weight;
-        enum rn_target target = !strcmp(l->target, "color") ? RN_TARGET_COLOR : RN_TARGET_DIGIT;
+        enum rn_target target = l->target_kind;
         tm->head = find_head(p, tm->node, target);
         if (p->primary < 0 && target == RN_TARGET_DIGIT)
             p->primary = tm->head;
@@ -494,6 +472,115 @@ static int zero_opt_grads(struct rn_optim *o, struct rn_error *err)
     return 0;
 }
 
+/* The step's saliency terms, each with the CE terms of its head riding on
+ * its backward (those heads' bits are set in *fused). */
+static int saliency_terms(struct rn_program *p, const struct rn_program_sub *sub, int n,
+                          const uint8_t *digit, const uint8_t *colour, struct rn_ctx *ctx,
+                          unsigned *fused_out, struct rn_error *err)
+{
+    struct rn_graph *g = p->g;
+    unsigned fused = 0;
+    for (int k = 0; k < p->n_terms; k++) {
+        struct rn_term *tm = &p->terms[k];
+        if (!(sub->terms >> k & 1) || tm->kind != RN_LOSS_SALIENCY || tm->weight == 0)
+            continue;
+        const uint8_t *y = tm->spec->target_kind == RN_TARGET_COLOR ? colour : digit;
+        /* The saliency needs a backward of the per-sample CE anyway; the CE
+         * terms on the same head ride on it (rn_saliency_loss_ce) instead of
+         * costing a backward of their own. */
+        double w = 0;
+        int has_ce = 0;
+        if (!(fused >> tm->head & 1) && p->run[tm->node])
+            for (int j = 0; j < p->n_terms; j++) {
+                const struct rn_term *o = &p->terms[j];
+                if (sub->terms >> j & 1 && o->head == tm->head && o->kind != RN_LOSS_SALIENCY) {
+                    w += o->kind == RN_LOSS_NEG_CE ? -o->weight : o->weight;
+                    has_ce = 1;
+                }
+            }
+        double value, ce;
+        /* parameters outside the step's optimizers get this gradient too,
+         * harmlessly: each optimizer zeroes its own before its step */
+        if (rn_saliency_loss_ce(g, n, tm->node, y, &tm->saliency, (float)tm->weight,
+                                has_ce ? (float)w : 0.0f, ctx, &value, &ce, err))
+            return rn_error_prefix(err, "loss '%s' (saliency)", tm->spec->name);
+        if (has_ce && w != 0)
+            fused |= 1u << tm->head;
+        tm->value = value / tm->weight;
+        tm->fresh = 1;
+        p->total += value;
+        p->total_host += value;
+    }
+    *fused_out = fused;
+    return 0;
+}
+
+/* The step's cross-entropy terms, one softmax per head; *any_dy: some head's
+ * gradient was added (a backward is due). */
+static int head_losses(struct rn_program *p, const struct rn_program_sub *sub, int n,
+                       const uint8_t *digit, const uint8_t *colour, unsigned fused, int *any_dy_out,
+                       struct rn_error *err)
+{
+    struct rn_graph *g = p->g;
+    int any_dy = 0;
+    for (int h = 0; h < p->n_heads; h++) {
+        struct rn_head *hd = &p->heads[h];
+        if (!p->loss[hd->node])
+            continue;
+        const uint8_t *y = hd->target == RN_TARGET_COLOR ? colour : digit;
+        const struct rn_tensor *z = p->device ? NULL : rn_graph_output_host(g, hd->node, err);
+        if (!p->device && !z)
+            return -1;
+        /* one softmax per head: every CE term on it adds its share of the
+         * gradient through the summed weight */
+        double w = 0;
+        int has_ce = 0;
+        for (int k = 0; k < p->n_terms; k++) {
+            struct rn_term *tm = &p->terms[k];
+            if (!(sub->terms >> k & 1) || tm->head != h || tm->kind == RN_LOSS_SALIENCY)
+                continue;
+            w += tm->kind == RN_LOSS_NEG_CE ? -tm->weight : tm->weight;
+            has_ce = 1;
+        }
+        int wants_dz = has_ce && w != 0 && p->run[hd->node] && !(fused >> h & 1);
+        if (wants_dz && !any_dy && rn_graph_zero_dy_nodes(g, n, p->run, err))
+            return -1;
+        any_dy |= wants_dz;
+        p->head_w[h] = has_ce ? w : 0;
+        if (p->device) {
+            /* on the device, read later (rn_program_fetch): the slot keeps
+             * this sub-step's value, the last one that computes the head */
+            const struct rn_backend *be = rn_backend_of(p->device);
+            struct stat_rec *rec = (struct stat_rec *)p->dev_stats + (size_t)p->slot * RN_MAX_LOSSES + h;
+            const uint8_t *t = hd->target == RN_TARGET_COLOR ? p->t_colour : p->t_digit;
+            if (be->zero(rec, sizeof *rec, err) ||
+                be->loss->cross_entropy(g->nodes[hd->node].y.data, t, n, p->n_classes, (float)w,
+                                  wants_dz ? g->nodes[hd->node].dy.data : NULL, &rec->loss,
+                                  &rec->hits, NULL, err))
+                return rn_error_prefix(err, "loss of head '%s'", g->nodes[hd->node].layer.name);
+            hd->loss = NAN;
+            hd->correct = 0;
+        } else {
+            struct rn_tensor *dz = NULL;
+            if (wants_dz && !(dz = rn_graph_grad_host(g, hd->node, err)))
+                return -1;
+            hd->loss = rn_cross_entropy(z, y, (float)w, dz, &hd->correct, NULL);
+        }
+        hd->n = n;
+        hd->fresh = 1;
+        for (int k = 0; k < p->n_terms; k++) {
+            struct rn_term *tm = &p->terms[k];
+            if (!(sub->terms >> k & 1) || tm->head != h || tm->kind == RN_LOSS_SALIENCY)
+                continue;
+            tm->value = tm->kind == RN_LOSS_NEG_CE ? -hd->loss : hd->loss;
+            tm->fresh = 1;
+            p->total += tm->weight * tm->value;
+        }
+    }
+    *any_dy_out = any_dy;
+    return 0;
+}
+
 static int run_sub(struct rn_program *p, const struct rn_program_sub *sub, int n,
                    const uint8_t *digit, const uint8_t *colour, struct rn_ctx *ctx,
                    struct rn_error *err)
@@ -545,93 +632,11 @@ static int run_sub(struct rn_program *p, const struct rn_program_sub *sub, int n
     p->total_host = 0;
     memset(p->head_w, 0, sizeof p->head_w);
     unsigned fused = 0; /* heads whose CE gradient the saliency's backward already added */
-    for (int k = 0; k < p->n_terms; k++) {
-        struct rn_term *tm = &p->terms[k];
-        if (!(sub->terms >> k & 1) || tm->kind != RN_LOSS_SALIENCY || tm->weight == 0)
-            continue;
-        const uint8_t *y = tm->spec->target[0] == 'c' ? colour : digit;
-        /* The saliency needs a backward of the per-sample CE anyway; the CE
-         * terms on the same head ride on it (rn_saliency_loss_ce) instead of
-         * costing a backward of their own. */
-        double w = 0;
-        int has_ce = 0;
-        if (!(fused >> tm->head & 1) && p->run[tm->node])
-            for (int j = 0; j < p->n_terms; j++) {
-                const struct rn_term *o = &p->terms[j];
-                if (sub->terms >> j & 1 && o->head == tm->head && o->kind != RN_LOSS_SALIENCY) {
-                    w += o->kind == RN_LOSS_NEG_CE ? -o->weight : o->weight;
-                    has_ce = 1;
-                }
-            }
-        double value, ce;
-        /* parameters outside the step's optimizers get this gradient too,
-         * harmlessly: each optimizer zeroes its own before its step */
-        if (rn_saliency_loss_ce(g, n, tm->node, y, &tm->saliency, (float)tm->weight,
-                                has_ce ? (float)w : 0.0f, ctx, &value, &ce, err))
-            return rn_error_prefix(err, "loss '%s' (saliency)", tm->spec->name);
-        if (has_ce && w != 0)
-            fused |= 1u << tm->head;
-        tm->value = value / tm->weight;
-        tm->fresh = 1;
-        p->total += value;
-        p->total_host += value;
-    }
-
+    if (saliency_terms(p, sub, n, digit, colour, ctx, &fused, err))
+        return -1;
     int any_dy = 0;
-    for (int h = 0; h < p->n_heads; h++) {
-        struct rn_head *hd = &p->heads[h];
-        if (!p->loss[hd->node])
-            continue;
-        const uint8_t *y = hd->target == RN_TARGET_COLOR ? colour : digit;
-        const struct rn_tensor *z = p->device ? NULL : rn_graph_output_host(g, hd->node, err);
-        if (!p->device && !z)
-            return -1;
-        /* one softmax per head: every CE term on it adds its share of the
-         * gradient through the summed weight */
-        double w = 0;
-        int has_ce = 0;
-        for (int k = 0; k < p->n_terms; k++) {
-            struct rn_term *tm = &p->terms[k];
-            if (!(sub->terms >> k & 1) || tm->head != h || tm->kind == RN_LOSS_SALIENCY)
-                continue;
-            w += tm->kind == RN_LOSS_NEG_CE ? -tm->weight : tm->weight;
-            has_ce = 1;
-        }
-        int wants_dz = has_ce && w != 0 && p->run[hd->node] && !(fused >> h & 1);
-        if (wants_dz && !any_dy && rn_graph_zero_dy_nodes(g, n, p->run, err))
-            return -1;
-        any_dy |= wants_dz;
-        p->head_w[h] = has_ce ? w : 0;
-        if (p->device) {
-            /* on the device, read later (rn_program_fetch): the slot keeps
-             * this sub-step's value, the last one that computes the head */
-            const struct rn_backend *be = rn_backend_of(p->device);
-            struct stat_rec *rec = (struct stat_rec *)p->dev_stats + (size_t)p->slot * RN_MAX_LOSSES + h;
-            const uint8_t *t = hd->target == RN_TARGET_COLOR ? p->t_colour : p->t_digit;
-            if (be->zero(rec, sizeof *rec, err) ||
-                be->loss->cross_entropy(g->nodes[hd->node].y.data, t, n, p->n_classes, (float)w,
-                                        wants_dz ? g->nodes[hd->node].dy.data : NULL, &rec->loss,
-                                        &rec->hits, NULL, err))
-                return rn_error_prefix(err, "loss of head '%s'", g->nodes[hd->node].layer.name);
-            hd->loss = NAN;
-            hd->correct = 0;
-        } else {
-            struct rn_tensor *dz = NULL;
-            if (wants_dz && !(dz = rn_graph_grad_host(g, hd->node, err)))
-                return -1;
-            hd->loss = rn_cross_entropy(z, y, (float)w, dz, &hd->correct, NULL);
-        }
-        hd->n = n;
-        hd->fresh = 1;
-        for (int k = 0; k < p->n_terms; k++) {
-            struct rn_term *tm = &p->terms[k];
-            if (!(sub->terms >> k & 1) || tm->head != h || tm->kind == RN_LOSS_SALIENCY)
-                continue;
-            tm->value = tm->kind == RN_LOSS_NEG_CE ? -hd->loss : hd->loss;
-            tm->fresh = 1;
-            p->total += tm->weight * tm->value;
-        }
-    }
+    if (head_losses(p, sub, n, digit, colour, fused, &any_dy, err))
+        return -1;
     if (!p->device && !isfinite(p->total))
         return rn_errorf(err, "loss %g", p->total);
     if (any_dy) {
@@ -677,7 +682,7 @@ int rn_program_batch(struct rn_program *p, int n, const uint8_t *digit, const ui
     for (int h = 0; h < p->n_heads; h++)
         p->heads[h].fresh = 0;
     for (int k = 0; k < p->n_terms; k++)
-        if (p->terms[k].spec->target[0] == 'c' && !colour)
+        if (p->terms[k].spec->target_kind == RN_TARGET_COLOR && !colour)
             return rn_errorf(err, "loss '%s' needs colour labels, and this split has none",
                              p->terms[k].spec->name);
     if (p->device) {

@@ -30,14 +30,13 @@
 #include <stdint.h>
 
 #include "graph.h"
+#include "loss.h"
 #include "optim.h"
 #include "saliency.h"
+#include "schedule.h"
 #include "spec.h"
 
 #define RN_MAX_SUBSTEPS 64
-
-enum rn_target { RN_TARGET_DIGIT, RN_TARGET_COLOR };
-enum rn_loss_kind { RN_LOSS_CE, RN_LOSS_NEG_CE, RN_LOSS_SALIENCY };
 
 /* A (logits node, target) pair that some loss term reads; evaluated on every
  * eval split after each epoch. */
@@ -136,9 +135,6 @@ int rn_program_device(struct rn_program *p, int cap, struct rn_error *err);
  * RN_MAX_LOSSES + h], hits likewise (one device read). */
 int rn_program_fetch(struct rn_program *p, int count, double *loss, int *hits,
                      struct rn_error *err);
-
-/* A schedule's value at progress p (clamped to [0, 1]). */
-double rn_schedule_value(const struct rn_spec_schedule *s, double p);
 
 /* Runs one batch: g->x holds n samples, digit and colour their targets
  * (colour may be NULL when no term needs it). step: global step before this

@@ -1,7 +1,8 @@
 /* spec.h - experiment specs: YAML (libyaml) -> typed, validated structs.
  *
- * rn_spec_load parses a file, follows `extends:` (deep merge: the extending
- * file's keys win; lists are replaced, not merged) and `model: {include:}`,
+ * rn_spec_load parses a file (rn_spec_load_text: a string), follows
+ * `extends:` (deep merge: the extending file's keys win; lists are replaced,
+ * not merged) and `model: {include:}`,
  * applies dotted overrides ("train.epochs=2", "data.bias=0.99",
  * "model.layers.3.filters=8"), checks every key against its schema and
  * fills struct rn_spec with defaults applied.
@@ -21,7 +22,10 @@
 #include "data.h"
 #include "error.h"
 #include "layer.h"
+#include "loss.h"
+#include "optim.h"
 #include "paths.h"
+#include "schedule.h"
 #include "schema.h"
 
 #define RN_MAX_LAYERS 128
@@ -56,16 +60,19 @@ struct rn_spec_model {
 
 struct rn_spec_loss {
     char type[32];           /* "cross_entropy" | "neg_cross_entropy" | "saliency" */
+    enum rn_loss_kind kind;  /* type, resolved (loss.h) */
     char name[RN_NAME_MAX];  /* unique; default: the target (cross_entropy),
                                 "neg_<target>", "saliency" */
     char on[RN_NAME_MAX];    /* node whose output are logits; "" = last node */
     char target[16];         /* "digit" | "color" */
+    enum rn_target target_kind; /* target, resolved */
     double weight;           /* default 1; used when weight_schedule is "" */
     char weight_schedule[RN_NAME_MAX]; /* schedule giving the weight each step, or "" */
     /* saliency only (runner/saliency.h) */
     char norm[8];            /* "l1" (default) | "l2" */
     char reduce[24];         /* "mean_background" (default) | "background_share" */
     double threshold;        /* background: min(R,G,B) < threshold; default 0.95 */
+    struct rn_values v;       /* its schema keys as resolved: what the resolved spec writes */
     char file[RN_PATH_MAX];
     int line, col;
 };
@@ -87,12 +94,14 @@ struct rn_spec_group {
 struct rn_spec_optimizer {
     char name[RN_NAME_MAX];
     char type[16];           /* "adam" | "adamw" | "sgd" */
+    enum rn_optim_kind kind; /* type, resolved (optim.h) */
     double lr;               /* used when lr_schedule is "" */
     char lr_schedule[RN_NAME_MAX];
     double beta1, beta2, eps, weight_decay, momentum;
     double clip_norm;        /* > 0: clip the optimizer's global gradient norm; 0 = off */
     char groups[RN_MAX_GROUPS][RN_NAME_MAX]; /* group names; none = every parameter */
     int n_groups;
+    struct rn_values v;       /* its schema keys as resolved: what the resolved spec writes */
     char file[RN_PATH_MAX];
     int line, col;
 };
@@ -101,10 +110,12 @@ struct rn_spec_optimizer {
 struct rn_spec_schedule {
     char name[RN_NAME_MAX];
     char type[16];           /* "constant" | "linear" | "dann_sigmoid" | "step" */
+    enum rn_schedule_kind kind; /* type, resolved (schedule.h) */
     double value;            /* constant */
     double start, end, from, until; /* linear: start before `from`, end from `until` on */
     double scale, gamma;     /* dann_sigmoid: scale * (2 / (1 + exp(-gamma p)) - 1) */
     double at, before, after;/* step: before while p < at, after from then on */
+    struct rn_values v;      /* its type's keys as resolved: what the resolved spec writes */
     char file[RN_PATH_MAX];
     int line, col;
 };
@@ -114,6 +125,7 @@ struct rn_spec_bind {
     char node[RN_NAME_MAX];
     char key[32];
     char schedule[RN_NAME_MAX];
+    struct rn_values v;       /* its schema keys as resolved: what the resolved spec writes */
     char file[RN_PATH_MAX];
     int line, col;
 };
@@ -137,6 +149,7 @@ struct rn_spec_step {
     int n_losses;
     struct rn_spec_set sets[RN_MAX_SETS];
     int n_sets;
+    struct rn_values v;       /* its schema keys as resolved: what the resolved spec writes */
     char file[RN_PATH_MAX];
     int line, col;
 };
@@ -144,6 +157,7 @@ struct rn_spec_step {
 struct rn_spec_augment {
     char type[24];           /* "channel_permute" | "color_jitter" */
     double brightness, contrast, saturation, hue; /* color_jitter */
+    struct rn_values v;      /* its type's keys as resolved: what the resolved spec writes */
     char file[RN_PATH_MAX];
     int line, col;
 };
@@ -153,6 +167,7 @@ struct rn_spec_train {
     int batch;               /* default 64 */
     int eval_batch;          /* default 256 */
     char optimizer[16];      /* "adam" (default) | "adamw" | "sgd" */
+    enum rn_optim_kind optimizer_kind; /* optimizer, resolved */
     double lr;               /* default 1e-3 */
     double beta1, beta2, eps;/* 0.9, 0.999, 1e-8 */
     double weight_decay;     /* 0 (adamw default 1e-2) */
@@ -176,12 +191,15 @@ struct rn_spec_train {
     int n_augment;           /* train split only */
     char eval[RN_MAX_EVAL][16]; /* splits evaluated after each epoch; default train? no: val, test */
     int n_eval;
+    struct rn_values v;      /* the keys of train's schema as resolved: what the resolved
+                                spec writes (the fields above are read from it) */
 };
 
 struct rn_spec_load {
     char run[RN_PATH_MAX];   /* run.h5 or its run directory; "" = train instead */
     char model[RN_NAME_MAX]; /* model name inside /models; default "main" */
     int train_if_missing;    /* if_missing: train — train instead when `run` does not exist */
+    struct rn_values v;      /* its schema keys as resolved: what the resolved spec writes */
 };
 
 struct rn_spec_analysis {
@@ -209,6 +227,8 @@ struct rn_spec {
     struct rn_spec_load load;
     struct rn_spec_analysis analyses[RN_MAX_ANALYSES];
     int n_analyses;
+    struct rn_values v;       /* the top-level schema keys as resolved (the resolved spec) */
+    struct rn_values data_v;  /* data's schema keys as resolved (the resolved spec) */
     char *resolved;           /* the resolved spec as YAML text, defaults included; owned */
 };
 
@@ -217,6 +237,13 @@ struct rn_spec {
  * On failure *spec is left freeable. */
 int rn_spec_load(struct rn_spec *spec, const char *path, const char *const *overrides,
                  FILE *errors, int *n_errors, struct rn_error *err);
+/* The same for a spec given as text (a recorded /config yaml, say): name
+ * stands for the file in error messages and spec->file, and gives the
+ * default `name:`; `extends` and `model.include` paths are relative to dir,
+ * or refused with an error when dir is NULL (absolute paths are followed). */
+int rn_spec_load_text(struct rn_spec *spec, const char *text, const char *name, const char *dir,
+                      const char *const *overrides, FILE *errors, int *n_errors,
+                      struct rn_error *err);
 void rn_spec_free(struct rn_spec *spec);
 
 /* Writes the reference of every section's keys (markdown) to f: used to

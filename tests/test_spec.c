@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "runner/analysis.h"
+#include "runner/results.h"
 #include "runner/spec.h"
 
 static char dir[256];
@@ -887,6 +888,206 @@ Test(spec, resolved_has_every_default)
                           "index: -1}\n"};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         cr_assert(strstr(r, want[i]), "missing '%s' in:\n%s", want[i], r);
+    done(&o);
+}
+
+Test(spec, an_empty_spec_is_an_error)
+{
+    const char *texts[] = {"", "---\n", "# only a comment\n# and another\n", "--- ~\n",
+                           "---\n# c\n...\n"};
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++)
+        expect_x(texts[i], "%1$s/x.yaml: error: the spec is empty; expected at least a `data:` "
+                           "section (or `extends:` a spec)\n");
+    /* a base file may be empty: the experiment says something */
+    put("base.yaml", "# nothing yet\n");
+    put("y.yaml", "extends: base.yaml\n");
+    struct outcome o = load("y.yaml");
+    cr_assert_eq(o.rc, 0, "%s", o.errors);
+    done(&o);
+}
+
+/* ---- specs given as text ----------------------------------------------------------- */
+
+/* rn_spec_load_text into a fresh outcome. */
+static struct outcome load_text(const char *text, const char *name, const char *in_dir,
+                                const char *const *overrides)
+{
+    struct outcome o = {0};
+    size_t size = 0;
+    o.spec = calloc(1, sizeof *o.spec);
+    cr_assert_not_null(o.spec);
+    FILE *f = open_memstream(&o.errors, &size);
+    cr_assert_not_null(f);
+    o.rc = rn_spec_load_text(o.spec, text, name, in_dir, overrides, f, &o.n, &o.err);
+    fclose(f);
+    return o;
+}
+
+/* load_text(text).resolved == want (want: text itself when NULL). */
+static void text_round_trip(const char *text, const char *name)
+{
+    struct outcome o = load_text(text, name, NULL, NULL);
+    cr_assert_eq(o.rc, 0, "%s does not load as text:\n%s", name, o.errors);
+    cr_assert_str_eq(o.spec->resolved, text, "%s: the resolved text differs", name);
+    cr_assert_str_eq(o.spec->file, name);
+    done(&o);
+}
+
+Test(spec_text, a_recorded_config_round_trips)
+{
+    /* a run file's /config yaml, as a run wrote it */
+    struct rn_results *r = NULL;
+    struct rn_error err;
+    char *yaml = NULL;
+    cr_assert_eq(rn_results_open(&r, RN_FIXTURES "/interp_ref.h5", &err), 0, "%s", err.msg);
+    cr_assert_eq(rn_results_get_attr_str(r, "/config", "yaml", &yaml, &err), 0, "%s", err.msg);
+    rn_results_close(r);
+    struct outcome o = load_text(yaml, "interp_ref.h5:/config", NULL, NULL);
+    cr_assert_eq(o.rc, 0, "%s", o.errors);
+    cr_assert(o.spec->has_model && o.spec->model.n_layers > 0);
+    text_round_trip(o.spec->resolved, "again");
+    done(&o);
+    free(yaml);
+    /* and the experiments' resolved specs, as a run records them */
+    const char *exps[] = {"task1_lazy", "task3_gradcam", "task4_m2", "task4_m3", "task0_dataset",
+                          "task3_saliency_compare"};
+    for (size_t i = 0; i < sizeof exps / sizeof exps[0]; i++) {
+        char path[512];
+        snprintf(path, sizeof path, "%s/experiments/%s.yaml", RN_SOURCE_DIR, exps[i]);
+        struct outcome f = {0};
+        f.spec = calloc(1, sizeof *f.spec);
+        cr_assert_not_null(f.spec);
+        cr_assert_eq(rn_spec_load(f.spec, path, NULL, NULL, NULL, &f.err), 0, "%s", f.err.msg);
+        text_round_trip(f.spec->resolved, exps[i]);
+        done(&f);
+    }
+}
+
+Test(spec_text, names_paths_and_errors, .init = setup, .fini = teardown)
+{
+    /* errors name the text by its name; the default `name:` comes from it */
+    struct outcome o = load_text("seed: 1\ndata: {bias: 2}\n", "runs/a.yaml", NULL, NULL);
+    cr_assert_eq(o.rc, -1);
+    cr_assert_str_eq(o.errors, "runs/a.yaml:2:14: error: data.bias: expected a number in [0, 1], "
+                               "got 2\n");
+    done(&o);
+    const char *ov[] = {"seed=3", NULL};
+    o = load_text("data: {bias: 0.5}\n", "runs/a.yaml", NULL, ov);
+    cr_assert_eq(o.rc, 0, "%s", o.errors);
+    cr_assert_str_eq(o.spec->name, "a");
+    cr_assert_eq(o.spec->seed, 3);
+    done(&o);
+    o = load_text("# nothing\n", "run.h5:/config", NULL, NULL);
+    cr_assert_str_eq(o.errors, "run.h5:/config: error: the spec is empty; expected at least a "
+                               "`data:` section (or `extends:` a spec)\n");
+    done(&o);
+
+    /* relative paths: against the folder given, refused without one */
+    put("base.yaml", "data: {bias: 0.25}\n");
+    put("models/m.yaml", "name: m\nlayers: [{type: flatten}, {type: linear, units: 10}]\n");
+    const char *text = "extends: base.yaml\nmodel: {include: models/m.yaml}\ntrain: {}\n";
+    o = load_text(text, "t", NULL, NULL);
+    cr_assert_str_eq(o.errors, "t:1:10: error: extends: cannot follow 'base.yaml': this spec was "
+                               "given as text, with no folder for its relative paths (give the "
+                               "folder, or an absolute path)\n");
+    done(&o);
+    o = load_text(text, "t", dir, NULL);
+    cr_assert_eq(o.rc, 0, "%s", o.errors);
+    cr_assert_float_eq(o.spec->data.bias, 0.25, 0);
+    cr_assert_str_eq(o.spec->model.name, "m");
+    done(&o);
+    o = load_text("data: {}\nmodel: {include: models/m.yaml}\ntrain: {}\n", "t", NULL, NULL);
+    cr_assert_str_eq(o.errors, "t:2:18: error: model.include: cannot follow 'models/m.yaml': this "
+                               "spec was given as text, with no folder for its relative paths "
+                               "(give the folder, or an absolute path)\n");
+    done(&o);
+    char abs_text[1024];
+    snprintf(abs_text, sizeof abs_text, "extends: %s/base.yaml\n", dir);
+    o = load_text(abs_text, "t", NULL, NULL);
+    cr_assert_eq(o.rc, 0, "%s", o.errors);
+    cr_assert_float_eq(o.spec->data.bias, 0.25, 0);
+    done(&o);
+}
+
+/* ---- the loss, schedule and optimizer registries ---------------------------------- */
+
+/* names joined by '|' */
+static void join(char *buf, size_t size, const char *const *names, int n)
+{
+    size_t len = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < n; i++)
+        len += (size_t)snprintf(buf + len, size - len, "%s%s", i ? "|" : "", names[i]);
+}
+
+Test(spec_registries, choices_are_the_registries_names)
+{
+    char buf[256];
+    const char *names[16];
+    for (int i = 0; i < rn_n_optim_types; i++) {
+        names[i] = rn_optim_types[i].name;
+        cr_assert_eq((int)rn_optim_types[i].kind, i, "optimizer registry in enum order");
+        cr_assert_eq(rn_optim_type_find(names[i]), &rn_optim_types[i]);
+    }
+    join(buf, sizeof buf, names, rn_n_optim_types);
+    cr_assert_str_eq(buf, RN_OPTIM_CHOICES);
+    for (int i = 0; i < rn_n_loss_types; i++) {
+        names[i] = rn_loss_types[i].name;
+        cr_assert_eq((int)rn_loss_types[i].kind, i, "loss registry in enum order");
+        cr_assert_eq(rn_loss_type_find(names[i]), &rn_loss_types[i]);
+    }
+    join(buf, sizeof buf, names, rn_n_loss_types);
+    cr_assert_str_eq(buf, RN_LOSS_CHOICES);
+    join(buf, sizeof buf, rn_target_names, rn_n_targets);
+    cr_assert_str_eq(buf, RN_TARGET_CHOICES);
+    cr_assert_eq(rn_target_find("color"), RN_TARGET_COLOR);
+    cr_assert_eq(rn_target_find("colour"), -1);
+    for (int i = 0; i < rn_n_schedule_types; i++) {
+        cr_assert_eq((int)rn_schedule_types[i].kind, i, "schedule registry in enum order");
+        cr_assert_eq(rn_schedule_type_find(rn_schedule_types[i].name), &rn_schedule_types[i]);
+    }
+    cr_assert_null(rn_optim_type_find("adamx"));
+    cr_assert_null(rn_loss_type_find("mse"));
+    cr_assert_null(rn_schedule_type_find("cosine"));
+}
+
+Test(spec_registries, unknown_optimizer_lists_the_valid_ones)
+{
+    struct rn_error err;
+    enum rn_optim_kind k = RN_OPTIM_SGD;
+    cr_assert_eq(rn_optim_kind_of("adamw", &k, &err), 0);
+    cr_assert_eq(k, RN_OPTIM_ADAMW);
+    cr_assert_eq(rn_optim_kind_of("adan", &k, &err), -1);
+    cr_assert_str_eq(err.msg, "unknown optimizer 'adan' (did you mean 'adam'?); valid optimizers: "
+                              "adam, adamw, sgd");
+    cr_assert_eq(rn_optim_kind_of("rmsprop", &k, &err), -1);
+    cr_assert_str_eq(err.msg, "unknown optimizer 'rmsprop'; valid optimizers: adam, adamw, sgd");
+}
+
+Test(spec_registries, the_spec_resolves_the_kinds, .init = setup, .fini = teardown)
+{
+    put("x.yaml", "model: {layers: [{type: flatten}, {type: linear, units: 10, name: h}]}\n"
+                  "train:\n  optimizer: adamw\n"
+                  "  schedules: [{name: s, type: step, at: 0.5, after: 1}]\n"
+                  "  losses: [{type: neg_cross_entropy, target: color}, {type: saliency}]\n"
+                  "  optimizers: [{name: o, type: sgd}]\n");
+    struct outcome o = load("x.yaml");
+    cr_assert_eq(o.rc, 0, "%s", o.errors);
+    const struct rn_spec_train *t = &o.spec->train;
+    cr_assert_eq(t->optimizer_kind, RN_OPTIM_ADAMW);
+    cr_assert_eq(t->optimizers[0].kind, RN_OPTIM_SGD);
+    cr_assert_eq(t->schedules[0].kind, RN_SCHEDULE_STEP);
+    cr_assert_eq(t->losses[0].kind, RN_LOSS_NEG_CE);
+    cr_assert_eq(t->losses[0].target_kind, RN_TARGET_COLOR);
+    cr_assert_eq(t->losses[1].kind, RN_LOSS_SALIENCY);
+    cr_assert_eq(t->losses[1].target_kind, RN_TARGET_DIGIT);
+    done(&o);
+    put("y.yaml", "model: {layers: [{type: flatten}, {type: linear, units: 10}]}\ntrain: {}\n");
+    o = load("y.yaml");
+    cr_assert_eq(o.rc, 0, "%s", o.errors);
+    cr_assert_eq(o.spec->train.optimizer_kind, RN_OPTIM_ADAM);
+    cr_assert_eq(o.spec->train.losses[0].kind, RN_LOSS_CE);
+    cr_assert_eq(o.spec->train.losses[0].target_kind, RN_TARGET_DIGIT);
     done(&o);
 }
 
