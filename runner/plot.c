@@ -604,13 +604,6 @@ char *rn_plot_attr_or(struct rn_plotter *p, const char *obj, const char *name, c
     return s;
 }
 
-int rn_plot_jet(double v, int ch)
-{
-    double c = 1.5 - fabs(4 * v - (3 - ch));
-    c = c < 0 ? 0 : c > 1 ? 1 : c;
-    return (int)lround(255 * c);
-}
-
 void rn_plot_write_map(FILE *f, const float *m, int h, int w, double scale, int x0, int y0)
 {
     for (int y = 0; y < h; y++) {

@@ -80,8 +80,6 @@ void rn_plot_write_image(FILE *f, const uint8_t *img, int c, int h, int w, int x
 /* Writes one (h, w) map as a gnuplot `with image` block: x y value*scale,
  * row 0 at the top, at offset (x0, y0). */
 void rn_plot_write_map(FILE *f, const float *m, int h, int w, double scale, int x0, int y0);
-/* matplotlib's jet, v in [0, 1] -> 0..255 for channel ch (0 r, 1 g, 2 b). */
-int rn_plot_jet(double v, int ch);
 /* The study palette's name of colour k, or NULL. */
 const char *rn_plot_colour_name(int k);
 

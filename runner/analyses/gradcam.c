@@ -189,6 +189,82 @@ done:
 
 /* ---- figure: per input the image, its class probabilities, the overlay ------- */
 
+/* matplotlib's jet, v in [0, 1] -> 0..255 per channel. */
+static int jet(double v, int ch)
+{
+    double c = 1.5 - fabs(4 * v - (3 - ch));
+    c = c < 0 ? 0 : c > 1 ? 1 : c;
+    return (int)lround(255 * c);
+}
+
+/* The data files of input i (image, class probabilities, overlay of its map
+ * m) and its captions as definitions cap<i>, sub<i>, ov<i>, wrong<i>. */
+static int write_input(struct rn_plotter *p, const char *figure, const struct rn_plot_inputs *in,
+                       int i, const float *m, const float *probs, int k, int pred, int cls,
+                       struct rn_sbuf *defs, struct rn_error *err)
+{
+    char dpath[RN_PLOT_PATH_MAX], file[RN_PLOT_PATH_MAX];
+    const int hw = in->h * in->w;
+    FILE *f;
+    const uint8_t *img = in->img + (size_t)i * in->c * hw;
+    snprintf(file, sizeof file, "%s_%d_image.dat", figure, i);
+    if (!(f = rn_plot_data_open(p, file, dpath, err)))
+        return -1;
+    rn_plot_write_image(f, img, in->c, in->h, in->w, 0, 0);
+    if (rn_plot_data_close(f, dpath, err))
+        return -1;
+    snprintf(file, sizeof file, "%s_%d_probs.dat", figure, i);
+    if (!(f = rn_plot_data_open(p, file, dpath, err)))
+        return -1;
+    fprintf(f, "# class probability predicted(0/1) explained(0/1)\n");
+    for (int j = 0; j < k; j++)
+        fprintf(f, "%d %.6f %d %d\n", j, probs[j], j == pred, j == cls);
+    if (rn_plot_data_close(f, dpath, err))
+        return -1;
+    /* The overlay: half the image, half the jet colour of the map. */
+    snprintf(file, sizeof file, "%s_%d_overlay.dat", figure, i);
+    if (!(f = rn_plot_data_open(p, file, dpath, err)))
+        return -1;
+    fprintf(f, "# x y r g b: 0.4 luminance of the image + 0.6 jet(map), map max 1\n");
+    double bg = 0, tot = 0;
+    for (int y = 0; y < in->h; y++) {
+        for (int x = 0; x < in->w; x++) {
+            size_t q = (size_t)y * in->w + x;
+            double v = m[q] < 0 ? 0 : m[q] > 1 ? 1 : m[q];
+            int r = img[q], g = in->c >= 3 ? img[hw + q] : r;
+            int b = in->c >= 3 ? img[2 * hw + q] : r;
+            /* On the image's luminance: a coloured background would
+             * otherwise shift the jet colours (red on red). */
+            double lum = 0.299 * r + 0.587 * g + 0.114 * b;
+            fprintf(f, "%d %d %d %d %d\n", x, -y, (int)lround(0.4 * lum + 0.6 * jet(v, 0)),
+                    (int)lround(0.4 * lum + 0.6 * jet(v, 1)),
+                    (int)lround(0.4 * lum + 0.6 * jet(v, 2)));
+            tot += m[q];
+            if (!rn_plot_inputs_is_stroke(in, i, q))
+                bg += m[q];
+        }
+        fprintf(f, "\n");
+    }
+    if (rn_plot_data_close(f, dpath, err))
+        return -1;
+    char cap[160], sub[160], ov[160], key[32];
+    rn_plot_inputs_caption(in, i, cap, sizeof cap);
+    snprintf(sub, sizeof sub, "true %d · predicted %d (p = %.2f)", in->labels[i], pred,
+             probs[pred]);
+    if (tot > 0)
+        snprintf(ov, sizeof ov, "map of class %d · %.0f%% on the background", cls, 100 * bg / tot);
+    else
+        snprintf(ov, sizeof ov, "map of class %d · all zero", cls);
+    snprintf(key, sizeof key, "cap%d", i);
+    rn_sbuf_def_str(defs, key, cap);
+    snprintf(key, sizeof key, "sub%d", i);
+    rn_sbuf_def_str(defs, key, sub);
+    snprintf(key, sizeof key, "ov%d", i);
+    rn_sbuf_def_str(defs, key, ov);
+    rn_sbuf_printf(defs, "wrong%d=%d; ", i, pred != in->labels[i]);
+    return 0;
+}
+
 static int plot_gradcam(struct rn_plotter *p, const char *group, const char *name,
                         char *const *datasets, int n_datasets, struct rn_error *err)
 {
@@ -196,8 +272,7 @@ static int plot_gradcam(struct rn_plotter *p, const char *group, const char *nam
     snprintf(path, sizeof path, "%s/maps", group);
     if (!rn_results_exists(p->r, path))
         return 0;
-    char dpath[RN_PLOT_PATH_MAX], file[RN_PLOT_PATH_MAX], figure[128], sname[64];
-    char stem[RN_PLOT_PATH_MAX];
+    char figure[128], sname[64], stem[RN_PLOT_PATH_MAX];
     struct rn_plot_inputs in;
     float *maps = NULL, *probs = NULL;
     int32_t *preds = NULL, *classes = NULL;
@@ -229,69 +304,10 @@ static int plot_gradcam(struct rn_plotter *p, const char *group, const char *nam
     rn_plot_safe_name(sname, sizeof sname, name);
     snprintf(figure, sizeof figure, "%s", sname);
     snprintf(stem, sizeof stem, "%s/%s", p->data_dir, figure);
-    for (int i = 0; i < in.n; i++) {
-        FILE *f;
-        const uint8_t *img = in.img + (size_t)i * in.c * hw;
-        const float *m = maps + (size_t)i * hw;
-        snprintf(file, sizeof file, "%s_%d_image.dat", figure, i);
-        if (!(f = rn_plot_data_open(p, file, dpath, err)))
+    for (int i = 0; i < in.n; i++)
+        if (write_input(p, figure, &in, i, maps + (size_t)i * hw, probs + (size_t)i * k, k,
+                        preds[i], classes[i], &defs, err))
             goto done;
-        rn_plot_write_image(f, img, in.c, in.h, in.w, 0, 0);
-        if (rn_plot_data_close(f, dpath, err))
-            goto done;
-        snprintf(file, sizeof file, "%s_%d_probs.dat", figure, i);
-        if (!(f = rn_plot_data_open(p, file, dpath, err)))
-            goto done;
-        fprintf(f, "# class probability predicted(0/1) explained(0/1)\n");
-        for (int j = 0; j < k; j++)
-            fprintf(f, "%d %.6f %d %d\n", j, probs[(size_t)i * k + j], j == preds[i],
-                    j == classes[i]);
-        if (rn_plot_data_close(f, dpath, err))
-            goto done;
-        /* The overlay: half the image, half the jet colour of the map. */
-        snprintf(file, sizeof file, "%s_%d_overlay.dat", figure, i);
-        if (!(f = rn_plot_data_open(p, file, dpath, err)))
-            goto done;
-        fprintf(f, "# x y r g b: 0.4 luminance of the image + 0.6 rn_plot_jet(map), map max 1\n");
-        double bg = 0, tot = 0;
-        for (int y = 0; y < in.h; y++) {
-            for (int x = 0; x < in.w; x++) {
-                size_t q = (size_t)y * in.w + x;
-                double v = m[q] < 0 ? 0 : m[q] > 1 ? 1 : m[q];
-                int r = img[q], g = in.c >= 3 ? img[hw + q] : r;
-                int b = in.c >= 3 ? img[2 * hw + q] : r;
-                /* On the image's luminance: a coloured background would
-                 * otherwise shift the jet colours (red on red). */
-                double lum = 0.299 * r + 0.587 * g + 0.114 * b;
-                fprintf(f, "%d %d %d %d %d\n", x, -y,
-                        (int)lround(0.4 * lum + 0.6 * rn_plot_jet(v, 0)),
-                        (int)lround(0.4 * lum + 0.6 * rn_plot_jet(v, 1)),
-                        (int)lround(0.4 * lum + 0.6 * rn_plot_jet(v, 2)));
-                tot += m[q];
-                if (!rn_plot_inputs_is_stroke(&in, i, q))
-                    bg += m[q];
-            }
-            fprintf(f, "\n");
-        }
-        if (rn_plot_data_close(f, dpath, err))
-            goto done;
-        char cap[160], sub[160], ov[160], key[32];
-        rn_plot_inputs_caption(&in, i, cap, sizeof cap);
-        snprintf(sub, sizeof sub, "true %d · predicted %d (p = %.2f)", in.labels[i], preds[i],
-                 probs[(size_t)i * k + preds[i]]);
-        if (tot > 0)
-            snprintf(ov, sizeof ov, "map of class %d · %.0f%% on the background", classes[i],
-                     100 * bg / tot);
-        else
-            snprintf(ov, sizeof ov, "map of class %d · all zero", classes[i]);
-        snprintf(key, sizeof key, "cap%d", i);
-        rn_sbuf_def_str(&defs, key, cap);
-        snprintf(key, sizeof key, "sub%d", i);
-        rn_sbuf_def_str(&defs, key, sub);
-        snprintf(key, sizeof key, "ov%d", i);
-        rn_sbuf_def_str(&defs, key, ov);
-        rn_sbuf_printf(&defs, "wrong%d=%d; ", i, preds[i] != in.labels[i]);
-    }
     char title[400];
     const char *what = strcmp(cls, "pred") == 0   ? "the predicted class"
                        : strcmp(cls, "true") == 0 ? "the true class"
