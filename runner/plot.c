@@ -231,7 +231,7 @@ int rn_plot_gnuplot(const char *script_path, const char *defs, const char *out,
 /* Runs `gnuplot -e "<common defs><defs>" <script>` and checks that it exited
  * 0 and wrote out. */
 int rn_plot_draw(struct rn_plotter *p, const char *script, const char *figure, int w, int h,
-                       struct rn_sbuf *defs, struct rn_error *err)
+                 struct rn_sbuf *defs, struct rn_error *err)
 {
     char script_path[RN_PLOT_PATH_MAX], out[RN_PLOT_PATH_MAX];
     snprintf(script_path, sizeof script_path, "%s/%s", p->scripts, script);
@@ -435,7 +435,7 @@ done:
 /* ---- heatmaps: confusion matrices and colour statistics ------------------- */
 
 int rn_plot_heatmap(struct rn_plotter *p, const char *dataset, const char *split, int colours,
-                        struct rn_error *err)
+                    struct rn_error *err)
 {
     int32_t *m = NULL;
     int ndim, dims[4], rc = -1;
@@ -531,7 +531,7 @@ void rn_plot_write_image(FILE *f, const uint8_t *img, int c, int h, int w, int x
 }
 
 int rn_plot_read_images(struct rn_plotter *p, const char *path, uint8_t **img, int *n, int *c,
-                            int *h, int *w, struct rn_error *err)
+                        int *h, int *w, struct rn_error *err)
 {
     int ndim, dims[4];
     if (rn_results_read(p->r, path, RN_DTYPE_U8, (void **)img, &ndim, dims, err))
@@ -556,7 +556,7 @@ int rn_plot_read_images(struct rn_plotter *p, const char *path, uint8_t **img, i
 }
 
 int rn_plot_read_vector(struct rn_plotter *p, const char *path, int n, int required, int32_t **out,
-                       struct rn_error *err)
+                        struct rn_error *err)
 {
     int ndim, dims[4];
     *out = NULL;
@@ -581,7 +581,7 @@ const char *rn_plot_colour_name(int k)
 }
 
 int rn_plot_read_f32(struct rn_plotter *p, const char *path, int ndim, float **out, int dims[4],
-                    struct rn_error *err)
+                     struct rn_error *err)
 {
     int nd;
     *out = NULL;
