@@ -1,7 +1,12 @@
-/* analysis.c - the analysis registry. Run functions live in analyses_*.c. */
+/* analysis.c - the analysis registry: the one list of analysis types (each
+ * is a file of runner/analyses/), the checks made before training, and the
+ * loop that runs a spec's analyses after it. */
 #include "analysis.h"
 
 #include <string.h>
+
+#include "spec.h"
+#include "train.h"
 
 extern const struct rn_analysis_type rn_analysis_samples, rn_analysis_probe,
     rn_analysis_colour_stats, rn_analysis_filters, rn_analysis_activations, rn_analysis_gradcam,
@@ -14,6 +19,9 @@ const struct rn_analysis_type *const rn_analysis_types[] = {
 };
 const int rn_n_analysis_types =
     (int)(sizeof rn_analysis_types / sizeof rn_analysis_types[0]);
+_Static_assert(sizeof rn_analysis_types / sizeof rn_analysis_types[0] == 8,
+               "update the README's analysis list and regenerate docs/spec.md when adding an "
+               "analysis type");
 
 const struct rn_analysis_type *rn_analysis_type_find(const char *name)
 {
@@ -23,12 +31,30 @@ const struct rn_analysis_type *rn_analysis_type_find(const char *name)
     return NULL;
 }
 
-int rn_analysis_key(const struct rn_analysis_type *t, const char *key)
+int rn_analyses_check(const struct rn_spec *spec, const struct rn_graph *g, int logits,
+                      struct rn_error *err)
 {
-    for (int i = 0; i < t->n_keys; i++)
-        if (strcmp(t->keys[i].key, key) == 0)
-            return i;
-    return -1;
+    for (int i = 0; i < spec->n_analyses; i++) {
+        const struct rn_spec_analysis *a = &spec->analyses[i];
+        if (a->type->check && a->type->check(spec, a, g, logits, err))
+            return -1;
+    }
+    return 0;
+}
+
+int rn_run_analyses(struct rn_run *run, struct rn_error *err)
+{
+    const struct rn_spec *spec = run->spec;
+    /* The analyses run where the model is: on a device graph they read
+     * back only the logits, maps and gradients they write out. */
+    for (int i = 0; i < spec->n_analyses; i++) {
+        const struct rn_spec_analysis *a = &spec->analyses[i];
+        if (a->type->run(run, a, err))
+            return -1;
+        if (rn_results_flush(run->results, err))
+            return -1;
+    }
+    return 0;
 }
 
 int rn_argmax(const float *p, int k)

@@ -139,26 +139,16 @@ int rn_run_load_model(struct rn_run *run, const char *path, const char *model,
 
 /* ---- a model recorded in another run's file --------------------------- */
 
-/* The spec recorded as text, parsed. The spec loader reads files: the text
- * goes through a temporary one (until the loader takes text). */
+/* The spec recorded as text, parsed (relative `extends` are refused: a
+ * recorded spec is resolved and has none). */
 static int spec_from_text(struct rn_spec *spec, const char *yaml, const char *file,
                           struct rn_error *err)
 {
-    char tmp[] = "/tmp/rn_model_XXXXXX.yaml";
-    memset(spec, 0, sizeof *spec);
-    int fd = mkstemps(tmp, 5);
-    if (fd < 0)
-        return rn_errorf(err, "%s: cannot create a temporary file for its spec", file);
-    size_t len = strlen(yaml);
-    int bad = write(fd, yaml, len) != (ssize_t)len;
-    close(fd);
-    if (bad) {
-        unlink(tmp);
-        return rn_errorf(err, "%s: cannot write its spec to %s", file, tmp);
-    }
-    int rc = rn_spec_load(spec, tmp, NULL, NULL, NULL, err);
-    unlink(tmp);
-    return rc ? rn_error_prefix(err, "%s: its recorded spec", file) : 0;
+    char name[RN_PATH_MAX + 16];
+    snprintf(name, sizeof name, "%s:/config", file);
+    if (rn_spec_load_text(spec, yaml, name, NULL, NULL, NULL, NULL, err))
+        return rn_error_prefix(err, "%s: its recorded spec", file);
+    return 0;
 }
 
 /* The recorded spec of file, when it holds /models/<model>. */

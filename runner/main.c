@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "analysis.h"
 #include "compare.h"
 #include "graph.h"
 #include "plot.h"
@@ -248,8 +249,16 @@ static int cmd_validate(int argc, char **argv)
             free(sp);
             return 1;
         }
+        int logits = sp->has_train ? prog.heads[prog.primary].node : g.n_nodes - 1;
         if (sp->has_train)
             rn_program_free(&prog);
+        if (rn_analyses_check(sp, &g, logits, &err)) { /* the nodes analyses name */
+            fprintf(stderr, "%s\n", err.msg);
+            rn_graph_free(&g);
+            rn_spec_free(sp);
+            free(sp);
+            return 1;
+        }
         printf("%s: ok: model '%s', %d nodes, %zu trainable parameters, output (%d,%d,%d)\n",
                c.spec, sp->model.name, g.n_nodes, rn_graph_n_trainable(&g),
                g.nodes[g.n_nodes - 1].layer.out.c, g.nodes[g.n_nodes - 1].layer.out.h,
@@ -257,6 +266,11 @@ static int cmd_validate(int argc, char **argv)
         if (c.summary)
             rn_summary_print(stdout, &g, sp->model.name);
         rn_graph_free(&g);
+    } else if (rn_analyses_check(sp, NULL, -1, &err)) { /* analyses that need a model */
+        fprintf(stderr, "%s\n", err.msg);
+        rn_spec_free(sp);
+        free(sp);
+        return 1;
     } else {
         printf("%s: ok: data only, %d analyses\n", c.spec, sp->n_analyses);
         if (c.summary)

@@ -4,6 +4,7 @@
  * the data's copy on a device. */
 #include "run.h"
 
+#include "analysis.h"
 #include "backend.h"
 #include "checkpoint.h"
 
@@ -282,6 +283,9 @@ int rn_run_open(struct rn_run *run, const struct rn_spec *spec, const struct rn_
         if (rn_graph_reserve_grad(&run->graph, spec->has_train ? spec->train.batch : 1, err))
             return -1;
     }
+    /* what the analyses name must exist before anything is trained */
+    if (rn_analyses_check(spec, run->has_graph ? &run->graph : NULL, run->logits_node, err))
+        return -1;
     if (choose_dir(run, err))
         return -1;
     char path[RN_PATH_MAX + 16];

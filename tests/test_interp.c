@@ -1,4 +1,4 @@
-/* Interpretability analyses (runner/analyses_interp.c, interp.h):
+/* Interpretability analyses (runner/analyses/, analyses/interp.h):
  *  - Grad-CAM, Grad-CAM++ and saliency against an independent PyTorch
  *    reference (tests/reference/make_interp_fixture.py ->
  *    tests/fixtures/interp_ref.h5), to 1e-4;
@@ -23,7 +23,7 @@
 
 #include "runner/analysis.h"
 #include "runner/graph.h"
-#include "runner/interp.h"
+#include "runner/analyses/interp.h"
 #include "runner/plot.h"
 #include "runner/results.h"
 #include "runner/spec.h"
@@ -579,7 +579,9 @@ static int file_exists(const char *dir, const char *name)
 }
 
 /* Runs the analyses of spec text (data and model from the fixtures) in dir;
- * the log (warnings) goes to logbuf. Returns rn_run_analyses' result. */
+ * the log (warnings) goes to logbuf. Returns rn_run_open's result when it
+ * refuses the analyses (the checks made before training), else
+ * rn_run_analyses'. */
 static int run_analyses(const char *analyses, char *dir, char *logbuf, size_t cap,
                         struct rn_error *err)
 {
@@ -599,8 +601,9 @@ static int run_analyses(const char *analyses, char *dir, char *logbuf, size_t ca
     FILE *log = fmemopen(logbuf, cap, "w");
     struct rn_run_options opt = {.out_dir = dir, .quiet = 0, .log = log};
     struct rn_run *run = calloc(1, sizeof *run);
-    cr_assert_eq(rn_run_open(run, spec, &opt, err), 0, "%s", err->msg);
-    int rc = rn_run_analyses(run, err);
+    int rc = rn_run_open(run, spec, &opt, err);
+    if (!rc)
+        rc = rn_run_analyses(run, err);
     rn_run_close(run, rc ? "failed" : "completed");
     fclose(log);
     free(run);
@@ -742,14 +745,26 @@ Test(interp, no_model_loads_is_an_error)
     cr_expect(strstr(err.msg, "analysis 's' (saliency): none of its models could be loaded (skipped: a)"),
               "%s", err.msg);
     cr_expect(strstr(logbuf, "model 'a' skipped"), "%s", logbuf);
+    /* Refused before anything runs: at the key, the nodes of this run's model. */
     rc = run_analyses("  - {type: gradcam, name: g, node: fc}\n", dir, logbuf, sizeof logbuf, &err);
     remove_dir(dir);
     cr_assert_neq(rc, 0);
-    cr_expect(strstr(err.msg, "Grad-CAM needs a spatial map"), "%s", err.msg);
+    cr_expect(strstr(err.msg, ":7:36: error: analysis 'g' (gradcam): node 'fc' gives (10,1,1): "
+                              "Grad-CAM needs a spatial map before the logits"),
+              "%s", err.msg);
     rc = run_analyses("  - {type: gradcam, name: g, node: nope}\n", dir, logbuf, sizeof logbuf,
                       &err);
-    cr_assert_neq(rc, 0);
-    cr_expect(strstr(err.msg, "the model has no node 'nope'; its nodes: conv1, relu1"), "%s",
-              err.msg);
     remove_dir(dir);
+    cr_assert_neq(rc, 0);
+    cr_expect(strstr(err.msg, ":7:36: error: analysis 'g' (gradcam): unknown node 'nope'; the "
+                              "model's nodes: conv1, relu1"),
+              "%s", err.msg);
+    /* A loaded model's nodes when it is loaded. */
+    rc = run_analyses("  - {type: attention_mass, name: m, node: conv4, models: \"ref " REF "\"}\n",
+                      dir, logbuf, sizeof logbuf, &err);
+    remove_dir(dir);
+    cr_assert_neq(rc, 0);
+    cr_expect(strstr(err.msg, ":7:43: error: analysis 'm' (attention_mass): unknown node 'conv4' "
+                              "(did you mean 'conv1'?)"),
+              "%s", err.msg);
 }

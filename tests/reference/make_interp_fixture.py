@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """Writes tests/fixtures/interp_ref.h5: an independent PyTorch reference for
-the runner's Grad-CAM, Grad-CAM++ and saliency (runner/analyses_interp.c).
+the runner's Grad-CAM, Grad-CAM++ and saliency (runner/analyses/interp.c).
 
 The model is tests/fixtures/interp_model.yaml (a small SimpleGAPCNN: three
 conv blocks, global average pooling, one linear layer) with PyTorch's default

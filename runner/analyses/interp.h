@@ -1,5 +1,6 @@
-/* interp.h - the arithmetic of the interpretability analyses
- * (analyses_interp.c), exposed for the analyses and their tests.
+/* interp.h - the arithmetic of the interpretability analyses (interp.c):
+ * Grad-CAM, saliency maps, bilinear upsampling; used by gradcam.c,
+ * saliency.c and attention_mass.c, and exposed for their tests.
  *
  * Every function runs the graph in eval mode on the first n samples of g->x,
  * which the caller fills. Maps are float (n, H, W) with H, W the input's
