@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "analysis.h"
+#include "loss.h"
 #include "train.h"
 
 void rn_upsample_bilinear(const float *src, int h, int w, float *dst, int H, int W)
@@ -66,8 +67,8 @@ int rn_gradcam(struct rn_graph *g, int n, int logits_node, int tap, enum rn_cam_
             softmax(zi, k, probs + (size_t)i * k);
     }
     /* d y_c / d logits = one-hot(c): the class score, not its probability. */
-    if (rn_graph_zero_dy(g, n))
-        return rn_errorf(err, "Grad-CAM: no memory for the gradients of %d samples", n);
+    if (rn_graph_zero_dy(g, n, err))
+        return rn_error_prefix(err, "Grad-CAM");
     struct rn_tensor *dz = rn_graph_grad_host(g, logits_node, err);
     if (!dz)
         return -1;
@@ -149,8 +150,8 @@ int rn_saliency_map(struct rn_graph *g, int n, int logits_node, const uint8_t *l
     const struct rn_tensor *z = rn_graph_output_host(g, logits_node, err);
     if (!z)
         return -1;
-    if (rn_graph_zero_dy(g, n))
-        return rn_errorf(err, "saliency: no memory for the gradients of %d samples", n);
+    if (rn_graph_zero_dy(g, n, err))
+        return rn_error_prefix(err, "saliency");
     struct rn_tensor *dz = rn_graph_grad_host(g, logits_node, err);
     if (!dz)
         return -1;
