@@ -1,6 +1,5 @@
-/* checkpoint.c - models saved into a run's file and loaded back, and a
- * model recorded in another run's file opened for inference
- * (checkpoint.h). */
+/* checkpoint.c - a graph's parameters saved into a run's file and loaded
+ * back, shapes checked exactly (checkpoint.h). */
 #include "checkpoint.h"
 
 #include "backend.h"
@@ -9,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 /* ---- one parameter's shape ------------------------------------------- */
 
@@ -37,13 +35,13 @@ static const char *shape_text(char *buf, size_t cap, int ndim, const int *dims)
 
 /* ---- saving and loading ----------------------------------------------- */
 
-int rn_run_save_model(struct rn_run *run, const char *model, struct rn_error *err)
+int rn_checkpoint_save(const struct rn_graph *g, struct rn_results *r, const char *model,
+                       const char *architecture, int epochs, struct rn_error *err)
 {
-    struct rn_graph *g = &run->graph;
     for (int i = 0; i < g->n_nodes; i++) {
-        struct rn_layer *l = &g->nodes[i].layer;
+        const struct rn_layer *l = &g->nodes[i].layer;
         for (int j = 0; j < l->n_params; j++) {
-            struct rn_param *p = &l->params[j];
+            const struct rn_param *p = &l->params[j];
             const struct rn_tensor *t = &p->value;
             struct rn_tensor host = {0};
             if (t->device != RN_DEVICE_CPU) { /* checkpoints are written from the host */
@@ -61,9 +59,9 @@ int rn_run_save_model(struct rn_run *run, const char *model, struct rn_error *er
             int rc;
             if (p->is_int64) {
                 int64_t v = (int64_t)t->data[0];
-                rc = rn_results_write(run->results, path, RN_DTYPE_I64, &v, 0, NULL, err);
+                rc = rn_results_write(r, path, RN_DTYPE_I64, &v, 0, NULL, err);
             } else {
-                rc = rn_results_write(run->results, path, RN_DTYPE_F32, t->data, p->ndim, dims, err);
+                rc = rn_results_write(r, path, RN_DTYPE_F32, t->data, p->ndim, dims, err);
             }
             rn_tensor_free(&host);
             if (rc)
@@ -72,8 +70,8 @@ int rn_run_save_model(struct rn_run *run, const char *model, struct rn_error *er
     }
     char group[256];
     snprintf(group, sizeof group, "/models/%s", model);
-    if (rn_results_set_attr_str(run->results, group, "architecture", run->spec->model.name, err) ||
-        rn_results_set_attr_u64(run->results, group, "epochs", (uint64_t)run->epochs_done, err))
+    if (rn_results_set_attr_str(r, group, "architecture", architecture, err) ||
+        rn_results_set_attr_u64(r, group, "epochs", (uint64_t)epochs, err))
         return -1;
     return 0;
 }
@@ -106,8 +104,8 @@ static int load_param(struct rn_results *r, const char *file, const char *key,
     return 0;
 }
 
-int rn_run_load_model(struct rn_run *run, const char *path, const char *model,
-                      struct rn_error *err)
+int rn_checkpoint_load(struct rn_graph *g, const char *path, const char *model,
+                       struct rn_error *err)
 {
     char file[RN_PATH_MAX + 16];
     struct stat st;
@@ -118,7 +116,6 @@ int rn_run_load_model(struct rn_run *run, const char *path, const char *model,
     struct rn_results *r = NULL;
     if (rn_results_open(&r, file, err))
         return rn_error_prefix(err, "load");
-    struct rn_graph *g = &run->graph;
     int rc = 0;
     for (int i = 0; i < g->n_nodes && !rc; i++) {
         struct rn_layer *l = &g->nodes[i].layer;
@@ -135,96 +132,4 @@ int rn_run_load_model(struct rn_run *run, const char *path, const char *model,
     }
     rn_results_close(r);
     return rc;
-}
-
-/* ---- a model recorded in another run's file --------------------------- */
-
-/* The spec recorded as text, parsed (relative `extends` are refused: a
- * recorded spec is resolved and has none). */
-static int spec_from_text(struct rn_spec *spec, const char *yaml, const char *file,
-                          struct rn_error *err)
-{
-    char name[RN_PATH_MAX + 16];
-    snprintf(name, sizeof name, "%s:/config", file);
-    if (rn_spec_load_text(spec, yaml, name, NULL, NULL, NULL, NULL, err))
-        return rn_error_prefix(err, "%s: its recorded spec", file);
-    return 0;
-}
-
-/* The recorded spec of file, when it holds /models/<model>. */
-static int recorded_spec(struct rn_spec *spec, const char *file, const char *model,
-                         struct rn_error *err)
-{
-    struct rn_results *r = NULL;
-    char *yaml = NULL;
-    memset(spec, 0, sizeof *spec);
-    if (rn_results_open(&r, file, err))
-        return -1;
-    char group[RN_NAME_MAX + 16];
-    snprintf(group, sizeof group, "/models/%s", model);
-    int rc = rn_results_get_attr_str(r, "/config", "yaml", &yaml, err);
-    if (!rc && !rn_results_exists(r, group))
-        rc = rn_errorf(err, "%s has no model '%s' (no %s)", file, model, group);
-    rn_results_close(r);
-    if (!rc)
-        rc = spec_from_text(spec, yaml, file, err);
-    free(yaml);
-    if (!rc && !spec->has_model)
-        rc = rn_errorf(err, "%s: its spec has no model", file);
-    return rc;
-}
-
-/* The graph of spec for inputs in, its logits node found and checked. */
-static int recorded_graph(struct rn_run *run, const struct rn_spec *spec, const char *file,
-                          struct rn_shape in, int max_n, int n_classes, struct rn_error *err)
-{
-    if (rn_graph_build(&run->graph, &spec->model, in, max_n, err))
-        return rn_error_prefix(err, "%s: model '%s'", file, spec->model.name);
-    run->has_graph = 1;
-    run->logits_node = run->graph.n_nodes - 1;
-    const struct rn_spec_train *t = &spec->train;
-    if (spec->has_train && t->n_losses > 0 && t->losses[0].on[0] &&
-        (run->logits_node = rn_graph_find(&run->graph, t->losses[0].on)) < 0)
-        return rn_errorf(err, "%s: its loss reads node '%s', which its model lacks", file,
-                         t->losses[0].on);
-    int k = run->graph.nodes[run->logits_node].layer.out.c;
-    if (k != n_classes)
-        return rn_errorf(err, "%s: its model gives %d logits; this data has %d classes", file, k,
-                         n_classes);
-    return 0;
-}
-
-int rn_run_open_model(struct rn_run *run, struct rn_spec *spec, const char *file,
-                      const char *model, const struct rn_run_options *opt, struct rn_shape in,
-                      int max_n, int n_classes, int device, struct rn_error *err)
-{
-    memset(run, 0, sizeof *run);
-    run->spec = spec;
-    if (opt)
-        run->opt = *opt;
-    if (recorded_spec(spec, file, model, err) ||
-        recorded_graph(run, spec, file, in, max_n, n_classes, err) ||
-        !(run->probs = rn_calloc((size_t)max_n * n_classes, sizeof(float), err)))
-        goto fail;
-    /* loaded on the host, as a run's own model is, then to the device */
-    rn_graph_init_params(&run->graph, spec->seed);
-    if (rn_run_load_model(run, file, model, err))
-        goto fail;
-    if (device != RN_DEVICE_CPU && rn_graph_to_device(&run->graph, device, err)) {
-        rn_error_prefix(err, "%s: model '%s'", file, model);
-        goto fail;
-    }
-    return 0;
-fail:
-    rn_run_close_model(run, spec);
-    return -1;
-}
-
-void rn_run_close_model(struct rn_run *run, struct rn_spec *spec)
-{
-    rn_graph_free(&run->graph); /* also a half-built one (rn_run_open_model zeroed it) */
-    run->has_graph = 0;
-    free(run->probs);
-    run->probs = NULL;
-    rn_spec_free(spec);
 }

@@ -31,4 +31,8 @@ void *rn_malloc(size_t size, struct rn_error *err);
 void *rn_calloc(size_t n, size_t size, struct rn_error *err);
 char *rn_strdup(const char *s, struct rn_error *err);
 
+/* Edit distance helper for did-you-mean: returns the candidate closest to
+ * word (distance <= max(2, strlen/3)) or NULL. */
+const char *rn_nearest(const char *word, const char *const *candidates, int n);
+
 #endif

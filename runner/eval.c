@@ -5,7 +5,6 @@
 
 #include "backend.h"
 #include "loss.h"
-#include "train.h"
 
 #include <stdlib.h>
 #include <string.h>

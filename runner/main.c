@@ -398,7 +398,8 @@ static int cmd_run(int argc, char **argv)
         free(sp);
         return 1;
     }
-    struct rn_run_options opt = {.out_dir = c.out, .quiet = c.quiet, .log = stderr};
+    struct rn_run_options opt = {.out_dir = c.out, .quiet = c.quiet, .log = stderr,
+                                 .check = rn_analyses_check};
     if (check_device(sp, c.quiet, &opt)) {
         rn_spec_free(sp);
         free(sp);

@@ -3,11 +3,10 @@
 #include "backend.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "graph.h"
-#include "spec.h"
 
 /* ---- the registry ---------------------------------------------------------------- */
 
@@ -83,26 +82,6 @@ int rn_optim_init_params(struct rn_optim *o, enum rn_optim_kind kind,
 fail:
     rn_optim_free(o);
     return -1;
-}
-
-int rn_optim_init(struct rn_optim *o, const char *kind, struct rn_graph *g, struct rn_error *err)
-{
-    memset(o, 0, sizeof *o);
-    int cap = 0;
-    for (int i = 0; i < g->n_nodes; i++)
-        cap += g->nodes[i].layer.n_params;
-    struct rn_param **all = rn_calloc((size_t)cap + 1, sizeof *all, err);
-    if (!all)
-        return -1;
-    int n = 0;
-    for (int i = 0; i < g->n_nodes; i++)
-        for (int j = 0; j < g->nodes[i].layer.n_params; j++)
-            if (g->nodes[i].layer.params[j].trainable)
-                all[n++] = &g->nodes[i].layer.params[j];
-    enum rn_optim_kind k = RN_OPTIM_ADAM;
-    int rc = rn_optim_kind_of(kind, &k, err) ? -1 : rn_optim_init_params(o, k, all, n, err);
-    free(all);
-    return rc;
 }
 
 void rn_optim_free(struct rn_optim *o)

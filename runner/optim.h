@@ -12,8 +12,6 @@
 
 #include "layer.h"
 
-struct rn_graph;
-
 enum rn_optim_kind { RN_OPTIM_ADAM, RN_OPTIM_ADAMW, RN_OPTIM_SGD };
 
 /* ---- the optimizer registry: the only list of optimizer types ---- */
@@ -45,11 +43,9 @@ struct rn_optim {
     int n;
 };
 
-/* kind: a registered name ("adam" | "adamw" | "sgd"). Takes every trainable
- * parameter of g. */
-int rn_optim_init(struct rn_optim *o, const char *kind, struct rn_graph *g, struct rn_error *err);
-/* The same over the n parameters given (borrowed; trainable ones only):
- * one optimizer per parameter group, each with its own lr and clipping. */
+/* An optimizer over the n parameters given (borrowed; trainable ones only):
+ * one optimizer per parameter group, each with its own lr and clipping.
+ * (rn_optim_init in program.h: every trainable parameter of a graph.) */
 int rn_optim_init_params(struct rn_optim *o, enum rn_optim_kind kind,
                          struct rn_param *const *params, int n, struct rn_error *err);
 void rn_optim_free(struct rn_optim *o);

@@ -439,6 +439,52 @@ int rn_program_fetch(struct rn_program *p, int count, double *loss, int *hits,
 
 /* ---- running ------------------------------------------------------------------ */
 
+int rn_optim_init(struct rn_optim *o, const char *kind, struct rn_graph *g, struct rn_error *err)
+{
+    memset(o, 0, sizeof *o);
+    int cap = 0;
+    for (int i = 0; i < g->n_nodes; i++)
+        cap += g->nodes[i].layer.n_params;
+    struct rn_param **all = rn_calloc((size_t)cap + 1, sizeof *all, err);
+    if (!all)
+        return -1;
+    int n = 0;
+    for (int i = 0; i < g->n_nodes; i++)
+        for (int j = 0; j < g->nodes[i].layer.n_params; j++)
+            if (g->nodes[i].layer.params[j].trainable)
+                all[n++] = &g->nodes[i].layer.params[j];
+    enum rn_optim_kind k = RN_OPTIM_ADAM;
+    int rc = rn_optim_kind_of(kind, &k, err) ? -1 : rn_optim_init_params(o, k, all, n, err);
+    free(all);
+    return rc;
+}
+
+
+/* A schedule's value at progress p (clamped to [0, 1]). */
+double rn_schedule_value(const struct rn_spec_schedule *s, double p)
+{
+    if (!(p > 0))
+        p = 0;
+    if (p > 1)
+        p = 1;
+    switch (s->kind) {
+    case RN_SCHEDULE_CONSTANT:
+        return s->value;
+    case RN_SCHEDULE_LINEAR:
+        if (p <= s->from)
+            return s->start;
+        if (p >= s->until)
+            return s->end;
+        return s->start + (s->end - s->start) * (p - s->from) / (s->until - s->from);
+    case RN_SCHEDULE_DANN_SIGMOID:
+        return s->scale * (2.0 / (1.0 + exp(-s->gamma * p)) - 1.0);
+    case RN_SCHEDULE_STEP:
+        break;
+    }
+    return p < s->at ? s->before : s->after;
+}
+
+
 /* Forgets the outputs of `from` and of everything downstream of them. */
 static void invalidate(struct rn_program *p, const unsigned char *from)
 {

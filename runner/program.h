@@ -121,6 +121,13 @@ struct rn_program {
     unsigned char *valid, *need, *run, *own, *down, *loss; /* (n_nodes) scratch */
 };
 
+/* An optimizer (kind: a registered name, "adam" | "adamw" | "sgd") over every
+ * trainable parameter of g. */
+int rn_optim_init(struct rn_optim *o, const char *kind, struct rn_graph *g, struct rn_error *err);
+
+/* A schedule's value at progress p (clamped to [0, 1]). */
+double rn_schedule_value(const struct rn_spec_schedule *s, double p);
+
 /* n_classes: the logits every head must give ((n_classes, 1, 1)).
  * total_steps: steps of the whole training, for the schedules' progress. */
 int rn_program_init(struct rn_program *p, const struct rn_spec_train *t, struct rn_graph *g,

@@ -4,7 +4,6 @@
  * the data's copy on a device. */
 #include "run.h"
 
-#include "analysis.h"
 #include "backend.h"
 #include "checkpoint.h"
 
@@ -284,7 +283,8 @@ int rn_run_open(struct rn_run *run, const struct rn_spec *spec, const struct rn_
             return -1;
     }
     /* what the analyses name must exist before anything is trained */
-    if (rn_analyses_check(spec, run->has_graph ? &run->graph : NULL, run->logits_node, err))
+    if (run->opt.check &&
+        run->opt.check(spec, run->has_graph ? &run->graph : NULL, run->logits_node, err))
         return -1;
     if (choose_dir(run, err))
         return -1;
@@ -343,4 +343,110 @@ void rn_run_close(struct rn_run *run, const char *status)
     rn_data_free(&run->data);
     free(run->probs);
     run->probs = NULL;
+}
+
+/* ---- models: this run's checkpoints (checkpoint.h) --------------------- */
+
+int rn_run_save_model(struct rn_run *run, const char *model, struct rn_error *err)
+{
+    return rn_checkpoint_save(&run->graph, run->results, model, run->spec->model.name,
+                              run->epochs_done, err);
+}
+
+int rn_run_load_model(struct rn_run *run, const char *path, const char *model,
+                      struct rn_error *err)
+{
+    return rn_checkpoint_load(&run->graph, path, model, err);
+}
+
+/* ---- a model recorded in another run's file --------------------------- */
+
+/* The spec recorded as text, parsed (relative `extends` are refused: a
+ * recorded spec is resolved and has none). */
+static int spec_from_text(struct rn_spec *spec, const char *yaml, const char *file,
+                          struct rn_error *err)
+{
+    char name[RN_PATH_MAX + 16];
+    snprintf(name, sizeof name, "%s:/config", file);
+    if (rn_spec_load_text(spec, yaml, name, NULL, NULL, NULL, NULL, err))
+        return rn_error_prefix(err, "%s: its recorded spec", file);
+    return 0;
+}
+
+/* The recorded spec of file, when it holds /models/<model>. */
+static int recorded_spec(struct rn_spec *spec, const char *file, const char *model,
+                         struct rn_error *err)
+{
+    struct rn_results *r = NULL;
+    char *yaml = NULL;
+    memset(spec, 0, sizeof *spec);
+    if (rn_results_open(&r, file, err))
+        return -1;
+    char group[RN_NAME_MAX + 16];
+    snprintf(group, sizeof group, "/models/%s", model);
+    int rc = rn_results_get_attr_str(r, "/config", "yaml", &yaml, err);
+    if (!rc && !rn_results_exists(r, group))
+        rc = rn_errorf(err, "%s has no model '%s' (no %s)", file, model, group);
+    rn_results_close(r);
+    if (!rc)
+        rc = spec_from_text(spec, yaml, file, err);
+    free(yaml);
+    if (!rc && !spec->has_model)
+        rc = rn_errorf(err, "%s: its spec has no model", file);
+    return rc;
+}
+
+/* The graph of spec for inputs in, its logits node found and checked. */
+static int recorded_graph(struct rn_run *run, const struct rn_spec *spec, const char *file,
+                          struct rn_shape in, int max_n, int n_classes, struct rn_error *err)
+{
+    if (rn_graph_build(&run->graph, &spec->model, in, max_n, err))
+        return rn_error_prefix(err, "%s: model '%s'", file, spec->model.name);
+    run->has_graph = 1;
+    run->logits_node = run->graph.n_nodes - 1;
+    const struct rn_spec_train *t = &spec->train;
+    if (spec->has_train && t->n_losses > 0 && t->losses[0].on[0] &&
+        (run->logits_node = rn_graph_find(&run->graph, t->losses[0].on)) < 0)
+        return rn_errorf(err, "%s: its loss reads node '%s', which its model lacks", file,
+                         t->losses[0].on);
+    int k = run->graph.nodes[run->logits_node].layer.out.c;
+    if (k != n_classes)
+        return rn_errorf(err, "%s: its model gives %d logits; this data has %d classes", file, k,
+                         n_classes);
+    return 0;
+}
+
+int rn_run_open_model(struct rn_run *run, struct rn_spec *spec, const char *file,
+                      const char *model, const struct rn_run_options *opt, struct rn_shape in,
+                      int max_n, int n_classes, int device, struct rn_error *err)
+{
+    memset(run, 0, sizeof *run);
+    run->spec = spec;
+    if (opt)
+        run->opt = *opt;
+    if (recorded_spec(spec, file, model, err) ||
+        recorded_graph(run, spec, file, in, max_n, n_classes, err) ||
+        !(run->probs = rn_calloc((size_t)max_n * n_classes, sizeof(float), err)))
+        goto fail;
+    /* loaded on the host, as a run's own model is, then to the device */
+    rn_graph_init_params(&run->graph, spec->seed);
+    if (rn_run_load_model(run, file, model, err))
+        goto fail;
+    if (device != RN_DEVICE_CPU && rn_graph_to_device(&run->graph, device, err)) {
+        rn_error_prefix(err, "%s: model '%s'", file, model);
+        goto fail;
+    }
+    return 0;
+fail:
+    rn_run_close_model(run, spec);
+    return -1;
+}
+
+void rn_run_close_model(struct rn_run *run, struct rn_spec *spec)
+{
+    rn_graph_free(&run->graph); /* also a half-built one (rn_run_open_model zeroed it) */
+    run->has_graph = 0;
+    free(run->probs);
+    run->probs = NULL;
+    rn_spec_free(spec);
 }

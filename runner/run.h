@@ -5,7 +5,8 @@
  * graph, initialises or loads its parameters, uploads the data to the
  * device, creates <run_dir>/run.h5 with /config); rn_run_close records the
  * final status and frees what the run holds, also on a half-opened run.
- * Training is train.h, evaluation eval.h, checkpoints checkpoint.h.
+ * Training is train.h, evaluation eval.h; models are saved and loaded
+ * through checkpoint.h.
  */
 #ifndef RN_RUN_H
 #define RN_RUN_H
@@ -31,6 +32,12 @@ struct rn_run_options {
     FILE *log;             /* progress and summary lines (stderr by default) */
     int device;            /* enum rn_device (backend.h) to train and evaluate on; 0: CPU */
     char device_desc[160]; /* what the device is, for /config (e.g. "NVIDIA H200 ...") */
+    /* Called by rn_run_open once the graph is built, before the run's folder
+     * and file exist (NULL: none): what later stages need of the model, such
+     * as the nodes the analyses name (main passes rn_analyses_check), fails
+     * here rather than after training. */
+    int (*check)(const struct rn_spec *spec, const struct rn_graph *g, int logits,
+                 struct rn_error *err);
 };
 
 struct rn_split_result {
@@ -96,5 +103,30 @@ const uint8_t *rn_run_split_colours(const struct rn_run *run, const struct rn_sp
 
 /* mkdir -p: creates path and its missing parents. */
 int rn_make_dirs(const char *path, struct rn_error *err);
+
+/* Writes run->graph as /models/<model> into run->results (checkpoint.h),
+ * with the attributes architecture and epochs. */
+int rn_run_save_model(struct rn_run *run, const char *model, struct rn_error *err);
+
+/* Loads /models/<model>/ of a run file into run->graph, on the host, every
+ * shape checked exactly (rn_checkpoint_load). */
+int rn_run_load_model(struct rn_run *run, const char *path, const char *model,
+                      struct rn_error *err);
+
+/* Opens model `model` recorded in another run's file for inference: builds
+ * the architecture its /config yaml records (parsed into *spec) for inputs
+ * of shape `in` in batches of up to max_n, takes the node its first loss
+ * reads as logits (else its last node), checks they are n_classes, loads
+ * /models/<model> on the host and moves the graph to `device`.
+ *
+ * run (overwritten) gets spec, opt (a copy of *opt), graph, logits_node and
+ * probs ((max_n, n_classes) scratch) and no data, program or results file:
+ * enough for rn_run_predict and the analyses' passes. rn_run_close_model
+ * frees it and *spec. On error nothing is left to free and the message
+ * names the file. */
+int rn_run_open_model(struct rn_run *run, struct rn_spec *spec, const char *file,
+                      const char *model, const struct rn_run_options *opt, struct rn_shape in,
+                      int max_n, int n_classes, int device, struct rn_error *err);
+void rn_run_close_model(struct rn_run *run, struct rn_spec *spec);
 
 #endif

@@ -4,7 +4,6 @@
 #include <math.h>
 #include <string.h>
 
-#include "spec.h"
 
 #define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
 #define UNBOUNDED 1e9 /* a schema max at or above this reads as "no upper bound" */
@@ -51,25 +50,3 @@ const struct rn_schedule_type *rn_schedule_type_find(const char *name)
     return NULL;
 }
 
-double rn_schedule_value(const struct rn_spec_schedule *s, double p)
-{
-    if (!(p > 0))
-        p = 0;
-    if (p > 1)
-        p = 1;
-    switch (s->kind) {
-    case RN_SCHEDULE_CONSTANT:
-        return s->value;
-    case RN_SCHEDULE_LINEAR:
-        if (p <= s->from)
-            return s->start;
-        if (p >= s->until)
-            return s->end;
-        return s->start + (s->end - s->start) * (p - s->from) / (s->until - s->from);
-    case RN_SCHEDULE_DANN_SIGMOID:
-        return s->scale * (2.0 / (1.0 + exp(-s->gamma * p)) - 1.0);
-    case RN_SCHEDULE_STEP:
-        break;
-    }
-    return p < s->at ? s->before : s->after;
-}

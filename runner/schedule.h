@@ -2,7 +2,7 @@
  * p = step / total_steps in [0, 1] (train.schedules), and their registry, the
  * only list of schedule types: name, kind, doc and the keys each type takes.
  * The spec checks a schedule's keys against its type's schema; program.c
- * evaluates it with rn_schedule_value. */
+ * evaluates it (rn_schedule_value, program.h). */
 #ifndef RN_SCHEDULE_H
 #define RN_SCHEDULE_H
 
@@ -26,9 +26,5 @@ extern const struct rn_schedule_type rn_schedule_types[]; /* in enum order */
 extern const int rn_n_schedule_types;
 /* NULL when name is not a registered schedule type. */
 const struct rn_schedule_type *rn_schedule_type_find(const char *name);
-
-struct rn_spec_schedule;
-/* A schedule's value at progress p (clamped to [0, 1]). */
-double rn_schedule_value(const struct rn_spec_schedule *s, double p);
 
 #endif

@@ -250,8 +250,4 @@ void rn_spec_free(struct rn_spec *spec);
  * generate docs/spec.md and by `runner --help-spec`. */
 void rn_spec_write_reference(FILE *f);
 
-/* Edit distance helper for did-you-mean: returns the candidate closest to
- * word (distance <= max(2, strlen/3)) or NULL. */
-const char *rn_nearest(const char *word, const char *const *candidates, int n);
-
 #endif

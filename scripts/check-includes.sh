@@ -10,7 +10,7 @@
 # Fails (exit 1), printing what it found, when
 #   - the graph has a cycle: every include that closes one is reported with the whole loop,
 #     one line per include in it (file:line: #include "..."), or
-#   - a lower file (runner/ tensor, backend, results, rng, error, schema) includes a file that
+#   - a lower file (runner/ tensor, backend, results, rng, error, schema, paths) includes a file that
 #     is not a lower one.
 # Lower files may include each other (a cycle among them is still a cycle).
 #
@@ -18,7 +18,7 @@
 # known upward include (it must fail, naming them) and on a clean one (it must pass).
 set -euo pipefail
 
-LOWER="runner/tensor runner/backend runner/results runner/rng runner/error runner/schema"
+LOWER="runner/tensor runner/backend runner/results runner/rng runner/error runner/schema runner/paths"
 
 check() {
     local root=$1 dirs=() d

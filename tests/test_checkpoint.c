@@ -17,6 +17,7 @@
 
 #include "runner/backend.h"
 #include "runner/checkpoint.h"
+#include "runner/run.h"
 #include "runner/results.h"
 
 /* A small model with every kind of stored tensor: 4-d and 2-d weights,

@@ -155,42 +155,6 @@ void report_oom(struct loader *L)
 
 /* ---- did you mean --------------------------------------------------------- */
 
-static int edit_distance(const char *a, const char *b)
-{
-    int la = (int)strlen(a), lb = (int)strlen(b);
-    if (la > 63 || lb > 63)
-        return INT_MAX;
-    int prev[64], cur[64];
-    for (int j = 0; j <= lb; j++)
-        prev[j] = j;
-    for (int i = 1; i <= la; i++) {
-        cur[0] = i;
-        for (int j = 1; j <= lb; j++) {
-            int sub = prev[j - 1] + (a[i - 1] != b[j - 1]);
-            int del = prev[j] + 1, ins = cur[j - 1] + 1;
-            cur[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
-        }
-        memcpy(prev, cur, sizeof(int) * (size_t)(lb + 1));
-    }
-    return prev[lb];
-}
-
-const char *rn_nearest(const char *word, const char *const *candidates, int n)
-{
-    int len = (int)strlen(word);
-    int limit = len / 3 > 2 ? len / 3 : 2;
-    const char *best = NULL;
-    int best_d = INT_MAX;
-    for (int i = 0; i < n; i++) {
-        int d = edit_distance(word, candidates[i]);
-        if (d <= limit && d < best_d) {
-            best = candidates[i];
-            best_d = d;
-        }
-    }
-    return best;
-}
-
 /* " (did you mean 'x'?)" or "". */
 const char *suggest(char *buf, size_t size, const char *word, const char *const *cands,
                            int n)
