@@ -23,14 +23,16 @@ const struct rn_compare_metric rn_compare_default_lines[] = {
     {"test/accuracy", "digit accuracy on the hard test set", 0, 0},
     {"test/color_accuracy", "colour-head accuracy on the hard test set (chance 10%)", 10, 1},
 };
-const int rn_compare_n_default_lines = 2;
+const int rn_compare_n_default_lines =
+    (int)(sizeof rn_compare_default_lines / sizeof rn_compare_default_lines[0]);
 const char *const rn_compare_default_lines_title =
     "hard test set (every digit on another digit's colour)";
 const struct rn_compare_metric rn_compare_default_bars[] = {
     {"val/accuracy", "easy val", 0, 1},
     {"test/accuracy", "hard test", 0, 0},
 };
-const int rn_compare_n_default_bars = 2;
+const int rn_compare_n_default_bars =
+    (int)(sizeof rn_compare_default_bars / sizeof rn_compare_default_bars[0]);
 
 /* ---- reading the runs ----------------------------------------------------- */
 
