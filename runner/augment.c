@@ -156,7 +156,7 @@ static void draw_one(const struct rn_augment *a, uint64_t seed, uint64_t item,
         for (int k = 0; k < 3; k++)
             d->perm[k] = perm[k];
     }
-    if (!a->color_jitter)
+    if (!a->colour_jitter)
         return;
     int order[OP_COUNT] = {OP_BRIGHTNESS, OP_CONTRAST, OP_SATURATION, OP_HUE};
     rn_rng_shuffle(&r, order, OP_COUNT);
@@ -183,7 +183,7 @@ static void apply_one(const struct rn_augment *a, const struct rn_augment_draw *
         const int perm[3] = {d->perm[0], d->perm[1], d->perm[2]};
         permute_channels(img, hw, perm);
     }
-    if (!a->color_jitter)
+    if (!a->colour_jitter)
         return;
     for (int k = 0; k < OP_COUNT; k++) {
         /* A strength of 0 means the op is absent (torchvision stores None),
@@ -219,7 +219,7 @@ static int check_shape(int n, int c, int h, int w, struct rn_error *err)
     if (n < 0 || h <= 0 || w <= 0)
         return rn_errorf(err, "augment: bad batch shape (%d, %d, %d, %d)", n, c, h, w);
     if (c != 3)
-        return rn_errorf(err, "augment: channel_permute and color_jitter need RGB input, "
+        return rn_errorf(err, "augment: channel_permute and colour_jitter need RGB input, "
                               "got %d channel(s)", c);
     return 0;
 }
@@ -234,7 +234,7 @@ static int check_batch_size(int n, struct rn_error *err)
 
 static int check_strengths(const struct rn_augment *a, struct rn_error *err)
 {
-    if (a->color_jitter) {
+    if (a->colour_jitter) {
         if (!(a->brightness >= 0.0f) || !(a->contrast >= 0.0f) || !(a->saturation >= 0.0f))
             return rn_errorf(err, "augment: brightness, contrast and saturation must be >= 0 "
                                   "(got %g, %g, %g)", a->brightness, a->contrast, a->saturation);
@@ -260,7 +260,7 @@ int rn_augment_draws(const struct rn_augment *a, int n, uint64_t seed, uint64_t 
         return rn_errorf(err, "augment: bad batch size %d", n);
     if (n > 0 && !out)
         return rn_errorf(err, "augment: no output for the draws");
-    if (!a->channel_permute && !a->color_jitter) {
+    if (!a->channel_permute && !a->colour_jitter) {
         for (int i = 0; i < n; i++)
             draw_identity(&out[i]);
         return 0;
@@ -277,7 +277,7 @@ int rn_augment_apply(const struct rn_augment *a, const struct rn_augment_draw *d
 {
     if (!a)
         return rn_errorf(err, "augment: no configuration");
-    if (!a->channel_permute && !a->color_jitter)
+    if (!a->channel_permute && !a->colour_jitter)
         return 0;
     if (check_shape(n, c, h, w, err) || check_strengths(a, err))
         return -1;
@@ -310,7 +310,7 @@ int rn_augment_batch(const struct rn_augment *a, float *x, int n, int c, int h, 
 {
     if (!a)
         return rn_errorf(err, "augment: no configuration");
-    if (!a->channel_permute && !a->color_jitter)
+    if (!a->channel_permute && !a->colour_jitter)
         return 0;
     if (check_shape(n, c, h, w, err) || check_batch_size(n, err) || check_strengths(a, err))
         return -1;

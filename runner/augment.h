@@ -7,7 +7,7 @@
  *
  * channel_permute: a uniformly random permutation of the RGB channels per
  *   sample (all 6 equally likely); output channel k is input channel perm[k].
- * color_jitter: torchvision.transforms.ColorJitter semantics (v0.14): factors
+ * colour_jitter: torchvision.transforms.ColorJitter semantics (v0.14): factors
  *   brightness_factor ~ U(max(0, 1-b), 1+b), contrast ~ U(max(0,1-c), 1+c),
  *   saturation ~ U(max(0,1-s), 1+s), hue_factor ~ U(-h, h) (h <= 0.5); the
  *   four applied in a random order (a random permutation per sample, as
@@ -24,7 +24,7 @@
  * not made; none is made when both augmentations are off):
  *   1. channel_permute: perm = {0,1,2}, rn_rng_shuffle(&r, perm, 3)
  *      (Fisher-Yates, rn_rng_below(3) then rn_rng_below(2));
- *   2. color_jitter: order = {0 brightness, 1 contrast, 2 saturation, 3 hue},
+ *   2. colour_jitter: order = {0 brightness, 1 contrast, 2 saturation, 3 hue},
  *      rn_rng_shuffle(&r, order, 4); then four rn_rng_uniform values u_b,
  *      u_c, u_s, u_h, always all four (even for ops whose strength is 0, so
  *      turning one op off does not move the others' factors), each factor
@@ -44,7 +44,7 @@
 
 struct rn_augment {
     int channel_permute;         /* 1: random RGB permutation per sample */
-    int color_jitter;            /* 1: apply ColorJitter */
+    int colour_jitter;            /* 1: apply ColorJitter */
     float brightness, contrast, saturation, hue;
 };
 
@@ -54,7 +54,7 @@ struct rn_augment {
  * are always made on the host, so every device augments alike.
  *
  * What is off gets the identity: perm {0,1,2} without channel_permute;
- * order {0,1,2,3} and factors (1, 1, 1, 0) without color_jitter; with it, an
+ * order {0,1,2,3} and factors (1, 1, 1, 0) without colour_jitter; with it, an
  * op of strength 0 keeps its place in the drawn order but its factor is the
  * identity (1, or +0 for hue). */
 struct rn_augment_draw {
@@ -84,7 +84,7 @@ int rn_augment_draws(const struct rn_augment *a, int n, uint64_t seed, uint64_t 
 
 /* Applies the n draws d (host memory) to x (n, c, h, w) in place on the
  * host: sample i's channels permuted by d[i].perm when channel_permute is on,
- * then, when color_jitter is on, the ops d[i].order[0..3] with d[i].factor.
+ * then, when colour_jitter is on, the ops d[i].order[0..3] with d[i].factor.
  * An op whose strength in a is 0 is skipped, whatever its factor (as
  * torchvision's None, and because hue's HSV round trip is the identity only
  * up to rounding), so a's strengths, not the draws, decide which ops run

@@ -21,7 +21,7 @@
  * head's accuracy is chance at 1 in 10. */
 const struct rn_compare_metric rn_compare_default_lines[] = {
     {"test/accuracy", "digit accuracy on the hard test set", 0, 0},
-    {"test/color_accuracy", "colour-head accuracy on the hard test set (chance 10%)", 10, 1},
+    {"test/colour_accuracy", "colour-head accuracy on the hard test set (chance 10%)", 10, 1},
 };
 const int rn_compare_n_default_lines =
     (int)(sizeof rn_compare_default_lines / sizeof rn_compare_default_lines[0]);

@@ -91,7 +91,7 @@ static int evaluate_device(struct rn_run *run, const struct rn_split *split, int
         if (rn_graph_forward(&run->graph, n, last, ctx, err))
             return -1;
         for (int h = 0; h < n_heads; h++) {
-            const uint8_t *y = heads[h].target == RN_TARGET_COLOR ? run->dev_colours[ks]
+            const uint8_t *y = heads[h].target == RN_TARGET_COLOUR ? run->dev_colours[ks]
                                                                   : run->dev_labels[ks];
             if (!y)
                 continue;
@@ -159,7 +159,7 @@ int rn_run_evaluate(struct rn_run *run, const struct rn_split *split, struct rn_
             rn_graph_forward(&run->graph, n, last, &ctx, err))
             return -1;
         for (int h = 0; h < n_heads; h++) {
-            const uint8_t *y = heads[h].target == RN_TARGET_COLOR ? colours : split->labels;
+            const uint8_t *y = heads[h].target == RN_TARGET_COLOUR ? colours : split->labels;
             if (!y)
                 continue;
             int c = 0;

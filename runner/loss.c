@@ -22,9 +22,9 @@ const int rn_n_loss_types = COUNT(rn_loss_types);
 _Static_assert(COUNT(rn_loss_types) == RN_LOSS_SALIENCY + 1,
                "one registry entry per enum rn_loss_kind, in order");
 
-const char *const rn_target_names[] = {"digit", "color"};
+const char *const rn_target_names[] = {"digit", "colour"};
 const int rn_n_targets = COUNT(rn_target_names);
-_Static_assert(COUNT(rn_target_names) == RN_TARGET_COLOR + 1,
+_Static_assert(COUNT(rn_target_names) == RN_TARGET_COLOUR + 1,
                "one name per enum rn_target, in order");
 
 const struct rn_loss_type *rn_loss_type_find(const char *name)

@@ -17,7 +17,7 @@
 #include "tensor.h"
 
 enum rn_loss_kind { RN_LOSS_CE, RN_LOSS_NEG_CE, RN_LOSS_SALIENCY };
-enum rn_target { RN_TARGET_DIGIT, RN_TARGET_COLOR };
+enum rn_target { RN_TARGET_DIGIT, RN_TARGET_COLOUR };
 
 struct rn_loss_type {
     const char *name; /* as written in a spec: "cross_entropy" */
@@ -29,7 +29,7 @@ extern const int rn_n_loss_types;
 /* NULL when name is not a registered loss type. */
 const struct rn_loss_type *rn_loss_type_find(const char *name);
 
-extern const char *const rn_target_names[]; /* in enum order: "digit", "color" */
+extern const char *const rn_target_names[]; /* in enum order: "digit", "colour" */
 extern const int rn_n_targets;
 /* The enum of a target name, or -1. */
 int rn_target_find(const char *name);
@@ -37,7 +37,7 @@ int rn_target_find(const char *name);
 /* The registries' names in order, as a schema's choices; a test checks that
  * they agree. */
 #define RN_LOSS_CHOICES "cross_entropy|neg_cross_entropy|saliency"
-#define RN_TARGET_CHOICES "digit|color"
+#define RN_TARGET_CHOICES "digit|colour"
 
 /* Mean cross-entropy of logits (n, k) against targets; adds
  * weight * d(mean CE)/d logits into dlogits when non-NULL; counts correct

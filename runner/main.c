@@ -46,7 +46,7 @@ static const char usage[] =
     "  --deterministic  deterministic GPU algorithms (spec key deterministic: true)\n"
     "  --help-spec      print the reference of every spec key\n"
     "  --metric M       (compare) a per-epoch metric to draw, one panel each (default:\n"
-    "                   test/accuracy, and test/color_accuracy where a run has it)\n"
+    "                   test/accuracy, and test/colour_accuracy where a run has it)\n"
     "  --bar M          (compare) a metric for the bars at equal epochs (default: val/accuracy,\n"
     "                   test/accuracy); =CAPTION after M titles its panel or bar\n"
     "  --control RUN    (compare) the run drawn dark grey and dashed (a RUN_DIR or its label)\n"

@@ -173,10 +173,10 @@ static int find_head(struct rn_program *p, int node, enum rn_target target)
     for (int h = 0; h < p->n_heads; h++)
         first &= p->heads[h].target != target;
     if (first)
-        snprintf(hd->metric, sizeof hd->metric, "%s", target == RN_TARGET_DIGIT ? "" : "color_");
+        snprintf(hd->metric, sizeof hd->metric, "%s", target == RN_TARGET_DIGIT ? "" : "colour_");
     else
         snprintf(hd->metric, sizeof hd->metric, "%s_%s_", p->g->nodes[node].layer.name,
-                 target == RN_TARGET_DIGIT ? "digit" : "color");
+                 target == RN_TARGET_DIGIT ? "digit" : "colour");
     return p->n_heads++;
 }
 
@@ -530,7 +530,7 @@ static int saliency_terms(struct rn_program *p, const struct rn_program_sub *sub
         struct rn_term *tm = &p->terms[k];
         if (!(sub->terms >> k & 1) || tm->kind != RN_LOSS_SALIENCY || tm->weight == 0)
             continue;
-        const uint8_t *y = tm->spec->target_kind == RN_TARGET_COLOR ? colour : digit;
+        const uint8_t *y = tm->spec->target_kind == RN_TARGET_COLOUR ? colour : digit;
         /* The saliency needs a backward of the per-sample CE anyway; the CE
          * terms on the same head ride on it (rn_saliency_loss_ce) instead of
          * costing a backward of their own. */
@@ -573,7 +573,7 @@ static int head_losses(struct rn_program *p, const struct rn_program_sub *sub, i
         struct rn_head *hd = &p->heads[h];
         if (!p->loss[hd->node])
             continue;
-        const uint8_t *y = hd->target == RN_TARGET_COLOR ? colour : digit;
+        const uint8_t *y = hd->target == RN_TARGET_COLOUR ? colour : digit;
         const struct rn_tensor *z = p->device ? NULL : rn_graph_output_host(g, hd->node, err);
         if (!p->device && !z)
             return -1;
@@ -598,7 +598,7 @@ static int head_losses(struct rn_program *p, const struct rn_program_sub *sub, i
              * this sub-step's value, the last one that computes the head */
             const struct rn_backend *be = rn_backend_of(p->device);
             struct stat_rec *rec = (struct stat_rec *)p->dev_stats + (size_t)p->slot * RN_MAX_LOSSES + h;
-            const uint8_t *t = hd->target == RN_TARGET_COLOR ? p->t_colour : p->t_digit;
+            const uint8_t *t = hd->target == RN_TARGET_COLOUR ? p->t_colour : p->t_digit;
             if (be->zero(rec, sizeof *rec, err) ||
                 be->loss->cross_entropy(g->nodes[hd->node].y.data, t, n, p->n_classes, (float)w,
                                   wants_dz ? g->nodes[hd->node].dy.data : NULL, &rec->loss,
@@ -728,7 +728,7 @@ int rn_program_batch(struct rn_program *p, int n, const uint8_t *digit, const ui
     for (int h = 0; h < p->n_heads; h++)
         p->heads[h].fresh = 0;
     for (int k = 0; k < p->n_terms; k++)
-        if (p->terms[k].spec->target_kind == RN_TARGET_COLOR && !colour)
+        if (p->terms[k].spec->target_kind == RN_TARGET_COLOUR && !colour)
             return rn_errorf(err, "loss '%s' needs colour labels, and this split has none",
                              p->terms[k].spec->name);
     if (p->device) {

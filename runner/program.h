@@ -3,7 +3,7 @@
  *
  * rn_program_init turns a spec's train section and a built graph into:
  *  - optimizers, each over the parameters of its named groups (train.groups:
- *    node names, `color_*` prefixes), with its own lr (a number or a
+ *    node names, `colour_*` prefixes), with its own lr (a number or a
  *    schedule) and gradient clipping;
  *  - schedules (scalar functions of progress p = step / total_steps) and
  *    bindings that write a schedule into a layer key (a grl's alpha) before
@@ -44,7 +44,7 @@ struct rn_head {
     int node;
     enum rn_target target;
     char metric[RN_NAME_MAX + 16]; /* metric stem: "" (first digit head: loss, accuracy),
-                                      "color_" (first colour head), else "<node>_<target>_" */
+                                      "colour_" (first colour head), else "<node>_<target>_" */
     double loss;                   /* mean CE on the last training batch that computed it */
     int correct, n;                /* argmax hits on that batch */
     int fresh;                     /* computed during the last rn_program_batch */

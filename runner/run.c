@@ -107,7 +107,7 @@ static int init_augment(struct rn_run *run, struct rn_error *err)
         if (!strcmp(sa->type, "channel_permute")) {
             a->channel_permute = 1;
         } else {
-            a->color_jitter = 1;
+            a->colour_jitter = 1;
             a->brightness = (float)sa->brightness;
             a->contrast = (float)sa->contrast;
             a->saturation = (float)sa->saturation;
@@ -130,7 +130,7 @@ static int init_colours(struct rn_run *run, struct rn_error *err)
 {
     int wanted = 0;
     for (int h = 0; h < run->program.n_heads; h++)
-        wanted |= run->program.heads[h].target == RN_TARGET_COLOR;
+        wanted |= run->program.heads[h].target == RN_TARGET_COLOUR;
     if (!wanted)
         return 0;
     const struct rn_data_config *d = &run->spec->data;

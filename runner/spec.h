@@ -64,7 +64,7 @@ struct rn_spec_loss {
     char name[RN_NAME_MAX];  /* unique; default: the target (cross_entropy),
                                 "neg_<target>", "saliency" */
     char on[RN_NAME_MAX];    /* node whose output are logits; "" = last node */
-    char target[16];         /* "digit" | "color" */
+    char target[16];         /* "digit" | "colour" */
     enum rn_target target_kind; /* target, resolved */
     double weight;           /* default 1; used when weight_schedule is "" */
     char weight_schedule[RN_NAME_MAX]; /* schedule giving the weight each step, or "" */
@@ -78,7 +78,7 @@ struct rn_spec_loss {
 };
 
 /* Named parameter group: the parameters of the nodes listed; an entry
- * "color_*" matches every node whose name starts with "color_", and an
+ * "colour_*" matches every node whose name starts with "colour_", and an
  * exact name also matches the nodes a basic_block expands into
  * ("layer1" -> "layer1.conv1", ...). Names are checked against the graph
  * when the run is built. */
@@ -155,8 +155,8 @@ struct rn_spec_step {
 };
 
 struct rn_spec_augment {
-    char type[24];           /* "channel_permute" | "color_jitter" */
-    double brightness, contrast, saturation, hue; /* color_jitter */
+    char type[24];           /* "channel_permute" | "colour_jitter" */
+    double brightness, contrast, saturation, hue; /* colour_jitter */
     struct rn_values v;      /* its type's keys as resolved: what the resolved spec writes */
     char file[RN_PATH_MAX];
     int line, col;

@@ -300,7 +300,7 @@ Test(channel_permute, pixels_exactly_permuted)
 
 /* ---- batch: colour jitter ---- */
 
-Test(color_jitter, brightness_factor_in_range)
+Test(colour_jitter, brightness_factor_in_range)
 {
     /* Brightness only, constant 0.5 images: out / 0.5 is the factor
      * (never clamped, since 0.5 * 1.3 < 1). */
@@ -309,7 +309,7 @@ Test(color_jitter, brightness_factor_in_range)
     cr_assert(x);
     for (int i = 0; i < N * 12; i++)
         x[i] = 0.5f;
-    struct rn_augment a = {.color_jitter = 1, .brightness = 0.3f};
+    struct rn_augment a = {.colour_jitter = 1, .brightness = 0.3f};
     struct rn_error err;
     cr_assert_eq(rn_augment_batch(&a, x, N, 3, 2, 2, 5, 1, &err), 0, "%s", err.msg);
     double lo = 10, hi = -10, sum = 0;
@@ -329,7 +329,7 @@ Test(color_jitter, brightness_factor_in_range)
     free(x);
 }
 
-Test(color_jitter, saturation_and_hue_ranges)
+Test(colour_jitter, saturation_and_hue_ranges)
 {
     /* Saturation only: out = f x + (1 - f) l, so f = (out - l) / (x - l). */
     enum { N = 1000 };
@@ -340,7 +340,7 @@ Test(color_jitter, saturation_and_hue_ranges)
         x[3 * i + 1] = 0.5f;
         x[3 * i + 2] = 0.6f;
     }
-    struct rn_augment a = {.color_jitter = 1, .saturation = 0.5f};
+    struct rn_augment a = {.colour_jitter = 1, .saturation = 0.5f};
     struct rn_error err;
     cr_assert_eq(rn_augment_batch(&a, x, N, 3, 1, 1, 5, 2, &err), 0, "%s", err.msg);
     double l = gray(0.4, 0.5, 0.6), lo = 10, hi = -10;
@@ -358,7 +358,7 @@ Test(color_jitter, saturation_and_hue_ranges)
         x[3 * i + 1] = 0.0f;
         x[3 * i + 2] = 0.0f;
     }
-    struct rn_augment b = {.color_jitter = 1, .hue = 0.2f};
+    struct rn_augment b = {.colour_jitter = 1, .hue = 0.2f};
     cr_assert_eq(rn_augment_batch(&b, x, N, 3, 1, 1, 5, 2, &err), 0, "%s", err.msg);
     lo = 10, hi = -10;
     for (int i = 0; i < N; i++) {
@@ -373,14 +373,14 @@ Test(color_jitter, saturation_and_hue_ranges)
     free(x);
 }
 
-Test(color_jitter, zero_config_is_identity)
+Test(colour_jitter, zero_config_is_identity)
 {
     enum { N = 16, PER = 3 * 28 * 28 };
     float *x = malloc(N * PER * sizeof *x), *orig = malloc(N * PER * sizeof *x);
     cr_assert(x && orig);
     fill_random(orig, N * PER, 2);
     memcpy(x, orig, N * PER * sizeof *x);
-    struct rn_augment a = {.color_jitter = 1};
+    struct rn_augment a = {.colour_jitter = 1};
     struct rn_error err;
     cr_assert_eq(rn_augment_batch(&a, x, N, 3, 28, 28, 1, 4, &err), 0, "%s", err.msg);
     cr_assert(memcmp(x, orig, N * PER * sizeof *x) == 0);
@@ -392,11 +392,11 @@ Test(color_jitter, zero_config_is_identity)
 }
 
 /* The study's M1 recipe. */
-static const struct rn_augment m1 = {.channel_permute = 1, .color_jitter = 1,
+static const struct rn_augment m1 = {.channel_permute = 1, .colour_jitter = 1,
                                      .brightness = 0.3f, .contrast = 0.3f,
                                      .saturation = 0.5f, .hue = 0.5f};
 
-Test(color_jitter, follows_documented_draw_order)
+Test(colour_jitter, follows_documented_draw_order)
 {
     /* Re-derive every sample from augment.h's description of the draws,
      * using the single-image functions, and compare. */
@@ -457,7 +457,7 @@ static float *augmented_copy(const float *orig, int n, uint64_t seed, uint64_t s
     return x;
 }
 
-Test(color_jitter, deterministic_per_seed_and_step)
+Test(colour_jitter, deterministic_per_seed_and_step)
 {
     enum { N = 64, PER = 3 * 28 * 28 };
     float *orig = malloc(N * PER * sizeof *orig);
@@ -484,7 +484,7 @@ Test(color_jitter, deterministic_per_seed_and_step)
     free(d);
 }
 
-Test(color_jitter, same_with_one_and_two_threads)
+Test(colour_jitter, same_with_one_and_two_threads)
 {
     enum { N = 64, PER = 3 * 28 * 28 };
     float *orig = malloc(N * PER * sizeof *orig);
@@ -509,10 +509,10 @@ Test(augment, errors)
     struct rn_augment perm = {.channel_permute = 1};
     cr_assert_eq(rn_augment_batch(&perm, x, 2, 1, 2, 3, 0, 0, &err), -1);
     cr_assert(strstr(err.msg, "RGB") && strstr(err.msg, "1 channel"), "message: %s", err.msg);
-    struct rn_augment hue = {.color_jitter = 1, .hue = 0.6f};
+    struct rn_augment hue = {.colour_jitter = 1, .hue = 0.6f};
     cr_assert_eq(rn_augment_batch(&hue, x, 1, 3, 2, 2, 0, 0, &err), -1);
     cr_assert(strstr(err.msg, "hue must be in [0, 0.5], got 0.6"), "message: %s", err.msg);
-    struct rn_augment neg = {.color_jitter = 1, .contrast = -0.1f};
+    struct rn_augment neg = {.colour_jitter = 1, .contrast = -0.1f};
     cr_assert_eq(rn_augment_batch(&neg, x, 1, 3, 2, 2, 0, 0, &err), -1);
     cr_assert(strstr(err.msg, ">= 0"), "message: %s", err.msg);
     cr_assert_eq(rn_augment_batch(&perm, x, 70000, 3, 1, 1, 0, 0, &err), -1);
@@ -532,13 +532,13 @@ Test(augment, draws_then_apply_is_batch)
 {
     enum { N = 37, PER = 3 * 28 * 28 };
     static const struct rn_augment cases[] = {
-        {.channel_permute = 1, .color_jitter = 1, .brightness = 0.3f, .contrast = 0.3f,
+        {.channel_permute = 1, .colour_jitter = 1, .brightness = 0.3f, .contrast = 0.3f,
          .saturation = 0.5f, .hue = 0.5f},
         {.channel_permute = 1},
-        {.color_jitter = 1, .brightness = 0.4f, .contrast = 0.4f, .saturation = 0.4f, .hue = 0.1f},
-        {.channel_permute = 1, .color_jitter = 1, .brightness = 0.4f, .saturation = 0.4f,
+        {.colour_jitter = 1, .brightness = 0.4f, .contrast = 0.4f, .saturation = 0.4f, .hue = 0.1f},
+        {.channel_permute = 1, .colour_jitter = 1, .brightness = 0.4f, .saturation = 0.4f,
          .hue = 0.5f},
-        {.color_jitter = 1, .contrast = 0.8f},
+        {.colour_jitter = 1, .contrast = 0.8f},
         {0},
     };
     float *orig = malloc(N * PER * sizeof *orig), *x = malloc(N * PER * sizeof *x),
@@ -556,7 +556,7 @@ Test(augment, draws_then_apply_is_batch)
         cr_assert_eq(rn_augment_apply(a, d, y, N, 3, 28, 28, &err), 0, "%s", err.msg);
         cr_expect(memcmp(x, y, N * PER * sizeof *x) == 0,
                   "case %zu: draws + apply differ from rn_augment_batch", k);
-        if (a->channel_permute || a->color_jitter)
+        if (a->channel_permute || a->colour_jitter)
             cr_expect(memcmp(x, orig, N * PER * sizeof *x) != 0, "case %zu changed nothing", k);
     }
     free(orig);
@@ -591,7 +591,7 @@ Test(augment, off_ops_draw_the_identity)
     fill_random(orig, N * PER, 7);
 
     /* jitter on with every strength 0, no permutation */
-    struct rn_augment zero = {.color_jitter = 1};
+    struct rn_augment zero = {.colour_jitter = 1};
     cr_assert_eq(rn_augment_draws(&zero, N, 3, 5, d, &err), 0, "%s", err.msg);
     for (int i = 0; i < N; i++) {
         cr_expect(d[i].perm[0] == 0 && d[i].perm[1] == 1 && d[i].perm[2] == 2,
@@ -601,13 +601,13 @@ Test(augment, off_ops_draw_the_identity)
     memcpy(x, orig, N * PER * sizeof *x);
     cr_assert_eq(rn_augment_apply(&zero, d, x, N, 3, 28, 28, &err), 0, "%s", err.msg);
     cr_expect(memcmp(x, orig, N * PER * sizeof *x) == 0, "identity draws changed the image");
-    struct rn_augment on = {.channel_permute = 1, .color_jitter = 1, .brightness = 0.4f,
+    struct rn_augment on = {.channel_permute = 1, .colour_jitter = 1, .brightness = 0.4f,
                             .contrast = 0.4f, .saturation = 0.4f};
     cr_assert_eq(rn_augment_apply(&on, d, x, N, 3, 28, 28, &err), 0, "%s", err.msg);
     cr_expect(memcmp(x, orig, N * PER * sizeof *x) == 0,
               "identity draws applied with permutation, brightness, contrast and saturation on "
               "changed the image");
-    struct rn_augment hue = {.color_jitter = 1, .hue = 0.1f};
+    struct rn_augment hue = {.colour_jitter = 1, .hue = 0.1f};
     cr_assert_eq(rn_augment_apply(&hue, d, x, N, 3, 28, 28, &err), 0, "%s", err.msg);
     double worst = 0;
     for (int j = 0; j < N * PER; j++)
@@ -635,7 +635,7 @@ Test(augment, off_ops_draw_the_identity)
 
     /* one op off among others: its factor is the identity, everything else
      * is drawn as with it on */
-    struct rn_augment all = {.channel_permute = 1, .color_jitter = 1, .brightness = 0.4f,
+    struct rn_augment all = {.channel_permute = 1, .colour_jitter = 1, .brightness = 0.4f,
                              .contrast = 0.4f, .saturation = 0.4f, .hue = 0.1f};
     struct rn_augment no_contrast = all;
     no_contrast.contrast = 0.0f;
@@ -661,10 +661,10 @@ Test(augment, draws_and_apply_errors)
     struct rn_augment_draw d[2];
     float x[12] = {0};
     struct rn_error err = {{0}};
-    struct rn_augment hue = {.color_jitter = 1, .hue = 0.6f};
+    struct rn_augment hue = {.colour_jitter = 1, .hue = 0.6f};
     cr_assert_eq(rn_augment_draws(&hue, 2, 0, 0, d, &err), -1);
     cr_assert(strstr(err.msg, "hue must be in [0, 0.5], got 0.6"), "message: %s", err.msg);
-    struct rn_augment neg = {.color_jitter = 1, .saturation = -0.1f};
+    struct rn_augment neg = {.colour_jitter = 1, .saturation = -0.1f};
     cr_assert_eq(rn_augment_draws(&neg, 2, 0, 0, d, &err), -1);
     cr_assert(strstr(err.msg, ">= 0"), "message: %s", err.msg);
     struct rn_augment perm = {.channel_permute = 1};

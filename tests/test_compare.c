@@ -100,7 +100,7 @@ static void defaults_draw_test_accuracy_and_val_test_bars(void)
     /* run a's epochs: epoch, test accuracy %, the colour head's (none: NaN) */
     read_file("cmp/data/compare_epochs_1.dat", out, sizeof out);
     snprintf(want, sizeof want,
-             "# e2e_lazy:a (%s/a): epoch, test/accuracy %%, test/color_accuracy %%\n", tmp);
+             "# e2e_lazy:a (%s/a): epoch, test/accuracy %%, test/colour_accuracy %%\n", tmp);
     for (int e = 1; e <= 3; e++) {
         snprintf(line, sizeof line, "%d %.4f NaN\n", e, 100 * metric_at("a", "test/accuracy", e));
         strcat(want, line);

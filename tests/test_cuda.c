@@ -1412,11 +1412,11 @@ Test(cuda, augment)
     enum { N = 37, C = 3, H = 28, W = 28, HW = H * W };
     const size_t count = (size_t)N * C * HW;
     static const struct rn_augment cases[] = {
-        {.channel_permute = 1, .color_jitter = 1, .brightness = 0.4f, .contrast = 0.4f,
+        {.channel_permute = 1, .colour_jitter = 1, .brightness = 0.4f, .contrast = 0.4f,
          .saturation = 0.4f, .hue = 0.1f},
-        {.channel_permute = 1, .color_jitter = 1, .brightness = 0.4f, .contrast = 0.4f,
+        {.channel_permute = 1, .colour_jitter = 1, .brightness = 0.4f, .contrast = 0.4f,
          .saturation = 0.4f, .hue = 0.5f},
-        {.color_jitter = 1, .brightness = 0.4f, .contrast = 0.4f, .saturation = 0.4f, .hue = 0.1f},
+        {.colour_jitter = 1, .brightness = 0.4f, .contrast = 0.4f, .saturation = 0.4f, .hue = 0.1f},
         {.channel_permute = 1},
     };
     static const char *names[] = {"augment (permute + jitter, hue 0.1)",
@@ -1454,7 +1454,7 @@ Test(cuda, augment)
             cr_assert_eq(be->download(run ? again : got, dx, count * sizeof *x, &err), 0, "%s",
                          err.msg);
         }
-        double tol = a->color_jitter ? 1e-5 : 0.0;
+        double tol = a->colour_jitter ? 1e-5 : 0.0;
         cr_expect_eq(compare(names[k], got, want, count, tol, 0), 0,
                      "%s: device and CPU differ (see stderr)", names[k]);
         cr_expect(memcmp(got, again, count * sizeof *x) == 0, "%s: two device runs differ",

@@ -350,10 +350,10 @@ static const char tiny_model[] =
     "    - {type: dropout, p: 0.25}\n"
     "    - {type: linear, name: fc, units: 10}\n"
     "    - {type: grl, name: grl, from: features}\n"
-    "    - {type: linear, name: color_fc1, units: 12}\n"
-    "    - {type: batchnorm, name: color_bn1}\n"
+    "    - {type: linear, name: colour_fc1, units: 12}\n"
+    "    - {type: batchnorm, name: colour_bn1}\n"
     "    - {type: relu}\n"
-    "    - {type: linear, name: color_out, units: 10}\n";
+    "    - {type: linear, name: colour_out, units: 10}\n";
 
 static const char heads_train[] =
     "train:\n"
@@ -365,10 +365,10 @@ static const char heads_train[] =
     "  groups:\n"
     "    backbone: [conv1, conv2, bn2]\n"
     "    digit_head: [fc]\n"
-    "    color_head: [color_*]\n"
+    "    colour_head: [colour_*]\n"
     "  optimizers:\n"
     "    - {name: main, type: adam, lr: 1e-3, groups: [backbone, digit_head], clip_norm: 1.0}\n"
-    "    - {name: adversary, type: sgd, lr: 1e-2, momentum: 0.9, groups: [color_head], "
+    "    - {name: adversary, type: sgd, lr: 1e-2, momentum: 0.9, groups: [colour_head], "
     "clip_norm: 0.5}\n"
     "  schedules:\n"
     "    - {name: alpha, type: linear, start: 0, end: 0.5}\n"
@@ -376,15 +376,15 @@ static const char heads_train[] =
     "    - {node: grl, key: alpha, schedule: alpha}\n"
     "  losses:\n"
     "    - {name: digit, type: cross_entropy, on: fc, target: digit}\n"
-    "    - {name: color, type: cross_entropy, on: color_out, target: color}\n"
+    "    - {name: colour, type: cross_entropy, on: colour_out, target: colour}\n"
     "  program:\n"
-    "    - {repeat: 2, optimizer: adversary, losses: [color], set: {grl.alpha: 0}}\n"
-    "    - {optimizer: main, losses: [digit, color]}\n"
+    "    - {repeat: 2, optimizer: adversary, losses: [colour], set: {grl.alpha: 0}}\n"
+    "    - {optimizer: main, losses: [digit, colour]}\n"
     "  eval: [val, test]\n";
 
 static const char *const metric_names[8] = {
-    "train/loss", "train/accuracy", "loss/digit", "loss/color",
-    "train/color_loss", "train/color_accuracy", "train/epoch_loss", "loss/sal",
+    "train/loss", "train/accuracy", "loss/digit", "loss/colour",
+    "train/colour_loss", "train/colour_accuracy", "train/epoch_loss", "loss/sal",
 };
 
 struct outcome {
@@ -579,7 +579,7 @@ Test(device, two_heads_program_trains_identically_on_the_stand_in_device)
     cr_assert_eq(up0, 0, "the CPU run copied to the device");
     compare(&cpu, &dev);
     same_layout(cpu.file, dev.file);
-    cr_assert_gt(cpu.metric_n[3], 0, "no loss/color metric to compare");
+    cr_assert_gt(cpu.metric_n[3], 0, "no loss/colour metric to compare");
     /* 14 batches x 4 head losses on the device, besides the evaluations */
     cr_assert_gt(ce_calls, 50, "the training losses were not computed on the device (%ld)",
                  ce_calls);

@@ -49,22 +49,22 @@ static const char model_yaml[] =
     "    - {type: dropout, name: dropout, p: 0.25}\n"
     "    - {type: linear, name: fc, units: 10}\n"
     "    - {type: grl, name: grl, from: features, alpha: 0}\n"
-    "    - {type: linear, name: color_fc1, units: 16}\n"
-    "    - {type: batchnorm, name: color_bn1}\n"
-    "    - {type: relu, name: color_relu1}\n"
-    "    - {type: dropout, name: color_drop, p: 0.3}\n"
-    "    - {type: linear, name: color_out, units: 10}\n";
+    "    - {type: linear, name: colour_fc1, units: 16}\n"
+    "    - {type: batchnorm, name: colour_bn1}\n"
+    "    - {type: relu, name: colour_relu1}\n"
+    "    - {type: dropout, name: colour_drop, p: 0.3}\n"
+    "    - {type: linear, name: colour_out, units: 10}\n";
 
 /* The train section of M3, on the tiny model (line 16 is `train:`). */
 static const char m3_train[] = "train:\n"
                                "  groups:\n"
                                "    backbone: [conv1, conv2]\n"
                                "    digit_head: fc\n"
-                               "    color_head: [color_*]\n"
+                               "    colour_head: [colour_*]\n"
                                "  optimizers:\n"
                                "    - {name: main, lr: 1e-3, groups: [backbone, digit_head], "
                                "clip_norm: 1.0}\n"
-                               "    - {name: adversary, lr: 2e-3, groups: [color_head], "
+                               "    - {name: adversary, lr: 2e-3, groups: [colour_head], "
                                "clip_norm: 1.0}\n"
                                "  schedules:\n"
                                "    - {name: alpha, type: linear, start: 0, end: 0.5}\n"
@@ -72,12 +72,12 @@ static const char m3_train[] = "train:\n"
                                "    - {node: grl, key: alpha, schedule: alpha}\n"
                                "  losses:\n"
                                "    - {name: digit, type: cross_entropy, on: fc, target: digit}\n"
-                               "    - {name: color, type: cross_entropy, on: color_out, "
-                               "target: color}\n"
+                               "    - {name: colour, type: cross_entropy, on: colour_out, "
+                               "target: colour}\n"
                                "  program:\n"
-                               "    - {repeat: 3, optimizer: adversary, losses: [color], set: "
+                               "    - {repeat: 3, optimizer: adversary, losses: [colour], set: "
                                "{grl.alpha: 0}}\n"
-                               "    - {optimizer: main, losses: [digit, color]}\n";
+                               "    - {optimizer: main, losses: [digit, colour]}\n";
 
 static void put(const char *name, const char *text)
 {
@@ -200,7 +200,7 @@ static size_t params_of(struct rn_graph *g, const char *name, float *out)
 }
 
 static const char *const backbone_nodes[] = {"conv1", "conv2", "fc"};
-static const char *const color_nodes[] = {"color_fc1", "color_bn1", "color_out"};
+static const char *const colour_nodes[] = {"colour_fc1", "colour_bn1", "colour_out"};
 
 struct snapshot {
     float *v[3];
@@ -291,7 +291,7 @@ Test(program, groups_match_names_and_prefixes)
     cr_assert_str_eq(f.p.opts[0].name, "main");
     cr_assert_str_eq(f.p.opts[1].name, "adversary");
     const char *main_nodes[] = {"conv1", "conv2", "fc"};
-    const char *adv_nodes[] = {"color_fc1", "color_bn1", "color_out"};
+    const char *adv_nodes[] = {"colour_fc1", "colour_bn1", "colour_out"};
     for (int i = 0; i < f.g.n_nodes; i++) {
         const char *nm = f.g.nodes[i].layer.name;
         int in_main = 0, in_adv = 0;
@@ -300,7 +300,7 @@ Test(program, groups_match_names_and_prefixes)
             in_adv |= !strcmp(nm, adv_nodes[k]);
         }
         cr_assert_eq(f.p.opts[0].owns[i], in_main, "main owns %s?", nm);
-        /* color_* also matches color_relu1 and color_drop, which have no parameters */
+        /* colour_* also matches colour_relu1 and colour_drop, which have no parameters */
         cr_assert_eq(f.p.opts[1].owns[i], in_adv, "adversary owns %s?", nm);
     }
     /* weight + bias of 3 nodes each; batchnorm running statistics are not trained */
@@ -362,15 +362,15 @@ Test(program, graph_names_are_checked_with_positions)
     expect_build_error("train:\n  program: [{set: {gr.alpha: 0}}]\n",
                        "%1$s/x.yaml:19:20: error: program step #1: set: the model has no node "
                        "'gr' (did you mean 'grl'?)");
-    expect_build_error("train:\n  groups: {h: [color_*]}\n"
+    expect_build_error("train:\n  groups: {h: [colour_*]}\n"
                        "  optimizers: [{name: adv, groups: [h]}]\n"
                        "  losses: [{type: cross_entropy, on: fc}]\n"
                        "  program: [{optimizer: adv, losses: [digit]}]\n",
                        "%1$s/x.yaml:22:13: error: program step #1: none of its losses depends "
                        "on a parameter of its optimizers");
-    expect_build_error("train:\n  losses: [{type: saliency, on: color_out}]\n",
-                       "%1$s/x.yaml:19:12: error: loss 'saliency' (saliency): node 'color_bn1' "
-                       "(batchnorm) lies on the path to 'color_out' and runs in training mode, "
+    expect_build_error("train:\n  losses: [{type: saliency, on: colour_out}]\n",
+                       "%1$s/x.yaml:19:12: error: loss 'saliency' (saliency): node 'colour_bn1' "
+                       "(batchnorm) lies on the path to 'colour_out' and runs in training mode, "
                        "which has no tangent mode; the saliency gradient needs tangent mode "
                        "through every layer (use a model without batchnorm for this loss)");
 }
@@ -381,12 +381,12 @@ Test(program, optimizer_touches_only_its_groups)
     build(&f, m3_train);
     struct snapshot bb, col;
     snap(&f.g, backbone_nodes, &bb);
-    snap(&f.g, color_nodes, &col);
+    snap(&f.g, colour_nodes, &col);
     /* the adversary's sub-steps alone: program entry 0 */
     f.p.n_subs = 3;
     batch(&f, 0);
     cr_assert(unchanged(&f.g, backbone_nodes, &bb), "adversary steps moved the backbone");
-    cr_assert_not(unchanged(&f.g, color_nodes, &col), "adversary steps left the colour head");
+    cr_assert_not(unchanged(&f.g, colour_nodes, &col), "adversary steps left the colour head");
     cr_assert_eq(f.p.opts[1].optim.step, 3);
     cr_assert_eq(f.p.opts[0].optim.step, 0);
     unsnap(&bb);
@@ -422,20 +422,20 @@ Test(program, clip_norm_per_group)
     /* SGD with lr 1: a step moves the parameters by exactly the (clipped) gradient */
     struct fixture f;
     build(&f, "train:\n"
-              "  groups: {backbone: [conv1, conv2, fc], color_head: [color_*]}\n"
+              "  groups: {backbone: [conv1, conv2, fc], colour_head: [colour_*]}\n"
               "  optimizers:\n"
               "    - {name: main, type: sgd, lr: 1, groups: [backbone], clip_norm: 0.01}\n"
-              "    - {name: adv, type: sgd, lr: 1, groups: [color_head]}\n"
+              "    - {name: adv, type: sgd, lr: 1, groups: [colour_head]}\n"
               "  losses: [{type: cross_entropy, on: fc},\n"
-              "           {type: cross_entropy, on: color_out, target: color}]\n");
+              "           {type: cross_entropy, on: colour_out, target: colour}]\n");
     struct snapshot bb, col;
     snap(&f.g, backbone_nodes, &bb);
-    snap(&f.g, color_nodes, &col);
+    snap(&f.g, colour_nodes, &col);
     batch(&f, 0);
     double g_main = grad_norm(&f.p.opts[0].optim), g_adv = grad_norm(&f.p.opts[1].optim);
     cr_assert_gt(g_main, 0.1, "the test needs a gradient well above the clip");
     double d_main = norm_of_delta(&f.g, backbone_nodes, &bb);
-    double d_adv = norm_of_delta(&f.g, color_nodes, &col);
+    double d_adv = norm_of_delta(&f.g, colour_nodes, &col);
     cr_assert_float_eq(d_main, 0.01, 1e-4, "clipped group moved %g", d_main);
     cr_assert_float_eq(d_adv, g_adv, 1e-3 * g_adv, "unclipped group moved %g, gradient %g", d_adv,
                        g_adv);
@@ -464,7 +464,7 @@ Test(program, substeps_run_in_order_and_reuse_the_backbone)
     cr_assert(f.p.terms[0].fresh && f.p.terms[1].fresh);
     cr_assert_eq(f.p.heads[f.p.primary].node, rn_graph_find(&f.g, "fc"));
     cr_assert_eq(f.p.heads[f.p.primary].n, N);
-    cr_assert_str_eq(f.p.heads[1].metric, "color_");
+    cr_assert_str_eq(f.p.heads[1].metric, "colour_");
     /* alpha bound to its schedule at p = 0, restored after the adversary's set */
     cr_assert_float_eq(f.g.nodes[rn_graph_find(&f.g, "grl")].layer.v.num[0], 0, 0);
     batch(&f, 500);
@@ -505,7 +505,7 @@ Test(program, partial_forward_equals_full_forward)
     struct rn_ctx ctx = {.train = 1, .seed = 3, .step = 9};
     cr_assert_eq(rn_graph_forward(g, N, -1, &ctx, &err), 0, "%s", err.msg);
     /* change the colour head, then recompute only what depends on it */
-    int c1 = rn_graph_find(g, "color_fc1"), out = rn_graph_find(g, "color_out");
+    int c1 = rn_graph_find(g, "colour_fc1"), out = rn_graph_find(g, "colour_out");
     struct rn_param *w = &g->nodes[c1].layer.params[0];
     for (size_t k = 0; k < rn_tensor_numel(&w->value); k++)
         w->value.data[k] += 0.01f * (float)(k % 7);
@@ -520,7 +520,7 @@ Test(program, partial_forward_equals_full_forward)
     memcpy(partial, g->nodes[out].y.data, n * sizeof(float));
     cr_assert_eq(rn_graph_forward(g, N, -1, &ctx, &err), 0, "%s", err.msg);
     cr_assert_eq(memcmp(partial, g->nodes[out].y.data, n * sizeof(float)), 0);
-    /* upstream marks: color_out reads the backbone through the grl, not the digit head */
+    /* upstream marks: colour_out reads the backbone through the grl, not the digit head */
     unsigned char to[32] = {0}, up[32];
     to[out] = 1;
     rn_graph_mark_upstream(g, to, up);
@@ -535,34 +535,34 @@ Test(program, partial_forward_equals_full_forward)
 Test(program, neg_cross_entropy_is_the_negated_gradient)
 {
     const char *fmt = "train:\n"
-                      "  groups: {h: [color_*]}\n"
+                      "  groups: {h: [colour_*]}\n"
                       "  optimizers: [{name: o, type: sgd, lr: 0.1, groups: [h]}]\n"
-                      "  losses: [{type: %s, on: color_out, target: color}]\n";
+                      "  losses: [{type: %s, on: colour_out, target: colour}]\n";
     char ta[512], tb[512];
     snprintf(ta, sizeof ta, fmt, "cross_entropy");
     snprintf(tb, sizeof tb, fmt, "neg_cross_entropy");
     struct fixture a, b;
     build(&a, ta);
     build(&b, tb);
-    cr_assert_str_eq(b.spec->train.losses[0].name, "neg_color");
+    cr_assert_str_eq(b.spec->train.losses[0].name, "neg_colour");
     struct snapshot sa, sb;
-    snap(&a.g, color_nodes, &sa);
-    snap(&b.g, color_nodes, &sb);
+    snap(&a.g, colour_nodes, &sa);
+    snap(&b.g, colour_nodes, &sb);
     batch(&a, 0);
     batch(&b, 0);
     cr_assert_float_eq(b.p.terms[0].value, -a.p.terms[0].value, 0);
     cr_assert_float_eq(b.p.total, -a.p.total, 0);
     for (int k = 0; k < 3; k++) {
         float *na = malloc(sa.n[k] * sizeof(float)), *nb = malloc(sb.n[k] * sizeof(float));
-        params_of(&a.g, color_nodes[k], na);
-        params_of(&b.g, color_nodes[k], nb);
+        params_of(&a.g, colour_nodes[k], na);
+        params_of(&b.g, colour_nodes[k], nb);
         double moved = 0;
         for (size_t i = 0; i < sa.n[k]; i++) {
             double da = (double)na[i] - sa.v[k][i], db = (double)nb[i] - sb.v[k][i];
-            cr_assert_float_eq(db, -da, 1e-6, "%s[%zu]: %g vs %g", color_nodes[k], i, db, da);
+            cr_assert_float_eq(db, -da, 1e-6, "%s[%zu]: %g vs %g", colour_nodes[k], i, db, da);
             moved += fabs(da);
         }
-        cr_assert_gt(moved, 0, "%s did not move", color_nodes[k]);
+        cr_assert_gt(moved, 0, "%s did not move", colour_nodes[k]);
         free(na);
         free(nb);
     }
@@ -626,7 +626,7 @@ Test(program, spec_errors_losses_bind_program_augment)
     expect_errors(M "train:\n  losses:\n"
                     "    - {type: cross_entropy, weight: lamda, norm: l2}\n"
                     "    - {type: saliency, norm: l3, reduce: mean, threshold: 2}\n"
-                    "    - {type: neg_cross_entropy, target: color, name: digit, weight: -1}\n",
+                    "    - {type: neg_cross_entropy, target: colour, name: digit, weight: -1}\n",
                   "%1$s/x.yaml:4:37: error: loss #1: weight: unknown schedule 'lamda'; "
                   "train.schedules declares none\n"
                   "%1$s/x.yaml:4:44: error: loss #1: norm applies to saliency terms only, not "
@@ -637,9 +637,9 @@ Test(program, spec_errors_losses_bind_program_augment)
                   "mean_background|background_share, got 'mean'\n"
                   "%1$s/x.yaml:5:59: error: loss #2: threshold: expected a number in [0, 1], got "
                   "2\n"
-                  "%1$s/x.yaml:6:54: error: loss 'digit': name 'digit' is already used by the "
+                  "%1$s/x.yaml:6:55: error: loss 'digit': name 'digit' is already used by the "
                   "loss term at line 4\n"
-                  "%1$s/x.yaml:6:69: error: loss 'digit': weight: expected a number >= 0 or a "
+                  "%1$s/x.yaml:6:70: error: loss 'digit': weight: expected a number >= 0 or a "
                   "schedule name, got -1\n");
     expect_errors(M "train:\n  schedules: [{name: a, type: constant, value: 0}]\n"
                     "  bind: [{node: grl, key: alpha, schedule: b}, {node: grl}]\n"
@@ -662,11 +662,11 @@ Test(program, spec_errors_losses_bind_program_augment)
                   "%1$s/x.yaml:7:29: error: program step #2: unknown key 'loss' (did you mean "
                   "'losses'?)\n");
     expect_errors(M "train:\n  augment:\n    - {type: channel_permute, hue: 0.1}\n"
-                    "    - {type: color_jiter}\n    - {type: color_jitter, hue: 0.6}\n",
+                    "    - {type: color_jitter}\n    - {type: colour_jitter, hue: 0.6}\n",
                   "%1$s/x.yaml:4:31: error: augment #1 (channel_permute): unknown key 'hue'\n"
-                  "%1$s/x.yaml:5:14: error: augment #2: unknown type 'color_jiter' (did you mean "
-                  "'color_jitter'?); valid types: channel_permute, color_jitter\n"
-                  "%1$s/x.yaml:6:33: error: augment #3 (color_jitter): hue: expected a number in "
+                  "%1$s/x.yaml:5:14: error: augment #2: unknown type 'color_jitter' (did you mean "
+                  "'colour_jitter'?); valid types: channel_permute, colour_jitter\n"
+                  "%1$s/x.yaml:6:34: error: augment #3 (colour_jitter): hue: expected a number in "
                   "[0, 0.5], got 0.6\n");
 }
 
@@ -677,12 +677,12 @@ Test(program, resolved_round_trip_with_every_section)
     char text[8192], *errors = NULL;
     snprintf(text, sizeof text,
              "%s%s"
-             "  augment: [{type: channel_permute}, {type: color_jitter, brightness: 0.3, "
+             "  augment: [{type: channel_permute}, {type: colour_jitter, brightness: 0.3, "
              "contrast: 0.3, saturation: 0.5, hue: 0.5}]\n",
              model_yaml, m3_train);
     /* a saliency term and a scheduled weight and lr, too */
     strcat(text, "  eval: [val]\n");
-    char *p = strstr(text, "    - {name: color, type: cross_entropy");
+    char *p = strstr(text, "    - {name: colour, type: cross_entropy");
     cr_assert_not_null(p);
     char tail[4096];
     snprintf(tail, sizeof tail, "%s", p);
@@ -700,7 +700,7 @@ Test(program, resolved_round_trip_with_every_section)
     cr_assert_str_eq(a->resolved, b->resolved);
     const struct rn_spec_train *ta = &a->train, *tb = &b->train;
     cr_assert_eq(tb->n_groups, 3);
-    cr_assert_str_eq(tb->groups[2].nodes[0], "color_*");
+    cr_assert_str_eq(tb->groups[2].nodes[0], "colour_*");
     cr_assert_str_eq(tb->groups[1].nodes[0], "fc");
     cr_assert_eq(tb->n_optimizers, 2);
     cr_assert_str_eq(tb->optimizers[1].name, "adversary");
@@ -730,9 +730,9 @@ Test(program, resolved_round_trip_with_every_section)
     cr_assert_eq(tb->augment[1].hue, 0.5);
     cr_assert_eq(ta->n_eval, 1);
     cr_assert(strstr(resolved, "  program:\n    - {repeat: 3, optimizer: [adversary], losses: "
-                               "[color], set: {grl.alpha: 0}}\n"),
+                               "[colour], set: {grl.alpha: 0}}\n"),
               "%s", resolved);
-    cr_assert(strstr(resolved, "    color_head: [\"color_*\"]\n"), "%s", resolved);
+    cr_assert(strstr(resolved, "    colour_head: [\"colour_*\"]\n"), "%s", resolved);
     free(resolved);
     free_spec(a);
     free_spec(b);
@@ -771,9 +771,9 @@ Test(program, m3_runs_end_to_end_and_logs_colour_metrics, .timeout = 300)
     struct rn_results *r = NULL;
     struct rn_error err;
     cr_assert_eq(rn_results_open(&r, path, &err), 0, "%s", err.msg);
-    const char *metrics[] = {"loss/digit",       "loss/color",           "sched/alpha",
-                             "train/color_loss", "train/color_accuracy", "val/color_accuracy",
-                             "test/color_accuracy", "test/accuracy",     "val/accuracy"};
+    const char *metrics[] = {"loss/digit",       "loss/colour",           "sched/alpha",
+                             "train/colour_loss", "train/colour_accuracy", "val/colour_accuracy",
+                             "test/colour_accuracy", "test/accuracy",     "val/accuracy"};
     for (size_t i = 0; i < sizeof metrics / sizeof metrics[0]; i++) {
         double v = last_metric(r, metrics[i]);
         cr_assert(isfinite(v), "%s = %g", metrics[i], v);
@@ -781,12 +781,12 @@ Test(program, m3_runs_end_to_end_and_logs_colour_metrics, .timeout = 300)
     /* alpha ramps over the run: below its end value 0.5 at the last logged step */
     double alpha = last_metric(r, "sched/alpha");
     cr_assert(alpha > 0 && alpha < 0.5, "alpha %g", alpha);
-    double acc = last_metric(r, "val/color_accuracy");
+    double acc = last_metric(r, "val/colour_accuracy");
     cr_assert(acc >= 0 && acc <= 1);
     /* the checkpoint holds both heads */
-    cr_assert(rn_results_exists(r, "/models/main/color_out.weight"));
+    cr_assert(rn_results_exists(r, "/models/main/colour_out.weight"));
     cr_assert(rn_results_exists(r, "/models/main/fc.weight"));
-    cr_assert(rn_results_exists(r, "/models/main/color_bn1.running_mean"));
+    cr_assert(rn_results_exists(r, "/models/main/colour_bn1.running_mean"));
     char *yaml = NULL;
     cr_assert_eq(rn_results_get_attr_str(r, "/config", "yaml", &yaml, &err), 0);
     cr_assert(strstr(yaml, "  program:\n"), "%s", yaml);

@@ -559,7 +559,7 @@ Test(grl, alpha_blocks_and_scales_the_gradient_in_a_graph)
     spec_layer(&m.layers[m.n_layers++], "relu", "relu1", "");
     spec_layer(&m.layers[m.n_layers++], "grl", "grl", "alpha=0");
     spec_layer(&m.layers[m.n_layers++], "global_avg_pool", "features", "");
-    spec_layer(&m.layers[m.n_layers++], "linear", "color_head", "units=10");
+    spec_layer(&m.layers[m.n_layers++], "linear", "colour_head", "units=10");
     struct rn_graph g;
     struct rn_error err;
     struct rn_shape in = {3, 8, 8};

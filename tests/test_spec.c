@@ -167,7 +167,7 @@ static const char full_spec[] =
     "    - {type: add, name: sum, from: [conv1, conv2]}\n"
     "    - {type: global_avg_pool, name: features}\n"
     "    - {type: linear, name: fc, units: 10, from: features}\n"
-    "    - {type: linear, name: color_head, units: 10, from: [features]}\n"
+    "    - {type: linear, name: colour_head, units: 10, from: [features]}\n"
     "train:\n"
     "  epochs: 3\n"
     "  batch: 32\n"
@@ -180,7 +180,7 @@ static const char full_spec[] =
     "  log_every: 5\n"
     "  losses:\n"
     "    - {type: cross_entropy, on: fc, target: digit}\n"
-    "    - {type: cross_entropy, on: color_head, target: color, weight: 0.5}\n"
+    "    - {type: cross_entropy, on: colour_head, target: colour, weight: 0.5}\n"
     "  eval: [train, test]\n"
     "analyses:\n"
     "  - {type: probe, name: red1, digit: 1, colour: red}\n"
@@ -268,8 +268,8 @@ Test(spec, full_spec_values)
     cr_assert_str_eq(t->losses[0].on, "fc");
     cr_assert_str_eq(t->losses[0].target, "digit");
     cr_assert_float_eq(t->losses[0].weight, 1.0, 0);
-    cr_assert_str_eq(t->losses[1].on, "color_head");
-    cr_assert_str_eq(t->losses[1].target, "color");
+    cr_assert_str_eq(t->losses[1].on, "colour_head");
+    cr_assert_str_eq(t->losses[1].target, "colour");
     cr_assert_float_eq(t->losses[1].weight, 0.5, 0);
     cr_assert_eq(t->losses[1].line, 43);
     cr_assert_eq(t->n_eval, 2);
@@ -605,11 +605,11 @@ Test(spec, error_sections_and_lists)
     expect_x("train: {}\n", "%1$s/x.yaml:1:1: error: there is no 'model' to train\n");
     expect_x("model:\n  layers: [{type: relu}]\n"
              "train:\n  eval: [val, tset]\n"
-             "  losses:\n    - {type: cross_entropy, target: colour}\n    - {type: mse}\n",
+             "  losses:\n    - {type: cross_entropy, target: color}\n    - {type: mse}\n",
              "%1$s/x.yaml:4:15: error: train.eval: expected one of train|val|test, got 'tset' "
              "(did you mean 'test'?)\n"
-             "%1$s/x.yaml:6:37: error: loss #1: target: expected one of digit|color, got "
-             "'colour' (did you mean 'color'?)\n"
+             "%1$s/x.yaml:6:37: error: loss #1: target: expected one of digit|colour, got "
+             "'color' (did you mean 'colour'?)\n"
              "%1$s/x.yaml:7:14: error: loss #2: type: expected one of "
              "cross_entropy|neg_cross_entropy|saliency, got 'mse'\n");
     expect_x("model:\n  layers: []\ntrain: {}\n",
@@ -1040,8 +1040,8 @@ Test(spec_registries, choices_are_the_registries_names)
     cr_assert_str_eq(buf, RN_LOSS_CHOICES);
     join(buf, sizeof buf, rn_target_names, rn_n_targets);
     cr_assert_str_eq(buf, RN_TARGET_CHOICES);
-    cr_assert_eq(rn_target_find("color"), RN_TARGET_COLOR);
-    cr_assert_eq(rn_target_find("colour"), -1);
+    cr_assert_eq(rn_target_find("colour"), RN_TARGET_COLOUR);
+    cr_assert_eq(rn_target_find("color"), -1);
     for (int i = 0; i < rn_n_schedule_types; i++) {
         cr_assert_eq((int)rn_schedule_types[i].kind, i, "schedule registry in enum order");
         cr_assert_eq(rn_schedule_type_find(rn_schedule_types[i].name), &rn_schedule_types[i]);
@@ -1069,7 +1069,7 @@ Test(spec_registries, the_spec_resolves_the_kinds, .init = setup, .fini = teardo
     put("x.yaml", "model: {layers: [{type: flatten}, {type: linear, units: 10, name: h}]}\n"
                   "train:\n  optimizer: adamw\n"
                   "  schedules: [{name: s, type: step, at: 0.5, after: 1}]\n"
-                  "  losses: [{type: neg_cross_entropy, target: color}, {type: saliency}]\n"
+                  "  losses: [{type: neg_cross_entropy, target: colour}, {type: saliency}]\n"
                   "  optimizers: [{name: o, type: sgd}]\n");
     struct outcome o = load("x.yaml");
     cr_assert_eq(o.rc, 0, "%s", o.errors);
@@ -1078,7 +1078,7 @@ Test(spec_registries, the_spec_resolves_the_kinds, .init = setup, .fini = teardo
     cr_assert_eq(t->optimizers[0].kind, RN_OPTIM_SGD);
     cr_assert_eq(t->schedules[0].kind, RN_SCHEDULE_STEP);
     cr_assert_eq(t->losses[0].kind, RN_LOSS_NEG_CE);
-    cr_assert_eq(t->losses[0].target_kind, RN_TARGET_COLOR);
+    cr_assert_eq(t->losses[0].target_kind, RN_TARGET_COLOUR);
     cr_assert_eq(t->losses[1].kind, RN_LOSS_SALIENCY);
     cr_assert_eq(t->losses[1].target_kind, RN_TARGET_DIGIT);
     done(&o);

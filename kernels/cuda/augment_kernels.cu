@@ -131,7 +131,7 @@ __global__ void __launch_bounds__(kThreads)
             g[i] = pick(v0, v1, v2, d.perm[1]);
             b[i] = pick(v0, v1, v2, d.perm[2]);
         }
-    if (!a.color_jitter)
+    if (!a.colour_jitter)
         return;
 
     for (int k = 0; k < 4; k++) {
@@ -183,7 +183,7 @@ __global__ void __launch_bounds__(kThreads)
 extern "C" int rn_cuda_augment(const struct rn_augment *a, const struct rn_augment_draw *draws,
                                float *x, int n, int hw, cudaStream_t s)
 {
-    if (n <= 0 || hw <= 0 || (!a->channel_permute && !a->color_jitter))
+    if (n <= 0 || hw <= 0 || (!a->channel_permute && !a->colour_jitter))
         return cudaSuccess;
     augment_kernel<<<n, kThreads, 0, s>>>(*a, draws, x, hw);
     return cudaGetLastError();

@@ -24,7 +24,7 @@ extern "C" {
 /* Augments x (n, 3, hw) floats in [0, 1] in place (device memory) with the n
  * draws (device memory, rn_augment_draws' output uploaded), as
  * rn_augment_apply does on the host: per sample the channel permutation when
- * a->channel_permute, then, when a->color_jitter, the four jitter ops in the
+ * a->channel_permute, then, when a->colour_jitter, the four jitter ops in the
  * sample's order, an op whose strength in a is 0 skipped. a is host memory,
  * passed by value. One block per sample. The draws are trusted (no check):
  * a perm entry outside {0, 1} reads channel 2, an order entry outside 0..3

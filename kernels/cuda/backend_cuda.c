@@ -420,14 +420,14 @@ static int cuda_augment(const struct rn_augment *a, const struct rn_augment_draw
 {
     if (!a)
         return rn_errorf(err, "augment: no configuration");
-    if (!a->channel_permute && !a->color_jitter)
+    if (!a->channel_permute && !a->colour_jitter)
         return 0;
     /* rn_augment_apply's shape checks; the draws were checked when they
      * were made (rn_augment_draws) */
     if (n < 0 || h <= 0 || w <= 0)
         return rn_errorf(err, "augment: bad batch shape (%d, %d, %d, %d)", n, c, h, w);
     if (c != 3)
-        return rn_errorf(err, "augment: channel_permute and color_jitter need RGB input, "
+        return rn_errorf(err, "augment: channel_permute and colour_jitter need RGB input, "
                               "got %d channel(s)", c);
     if ((int64_t)h * w > ((int64_t)1 << 26))
         return rn_errorf(err, "augment: image of %d x %d is too large", h, w);

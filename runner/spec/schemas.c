@@ -86,7 +86,7 @@ static const struct extra_key train_extra[] = {
      "loss terms, summed with their weights (see Loss terms)"},
     {"eval", "list of train|val|test", "[val, test]", "splits evaluated after every epoch"},
     {"groups", "mapping name: [node, ...]", "{}",
-     "named parameter groups by node name; `color_*` matches a prefix, a basic_block's name "
+     "named parameter groups by node name; `colour_*` matches a prefix, a basic_block's name "
      "its expanded nodes"},
     {"optimizers", "list", "one optimizer from the keys above over every parameter, named main",
      "optimizers, each over its groups (see Optimizers); the keys optimizer, lr, beta1, beta2, "
@@ -179,7 +179,7 @@ static const struct rn_key jitter_keys[] = {
 };
 static const struct extra_key augment_extra[] = {
     {"type", "choice", "required",
-     "channel_permute (a random RGB permutation per sample, no keys) or color_jitter "
+     "channel_permute (a random RGB permutation per sample, no keys) or colour_jitter "
      "(torchvision ColorJitter, keys below)"},
 };
 
@@ -224,6 +224,6 @@ const struct section sec_analysis = EXTRA_ONLY(analysis_extra);
 
 const struct augment_type augment_types[] = {
     {"channel_permute", &sec_augment},
-    {"color_jitter", &sec_jitter},
+    {"colour_jitter", &sec_jitter},
 };
 const int n_augment_types = COUNT(augment_types);
