@@ -1178,7 +1178,7 @@ Test(cuda, gather)
     for (int pass = 0; pass < 2; pass++) {
         const int n = pass ? N : B;
         const int *ix = pass ? NULL : idx;
-        /* rn_run_load_batch (runner/train.c): src[k] * (1.0f / 255.0f). */
+        /* rn_run_load_batch (runner/eval.c): src[k] * (1.0f / 255.0f). */
         for (int i = 0; i < n; i++) {
             const uint8_t *src = images + (size_t)(ix ? ix[i] : i) * PER;
             for (int k = 0; k < PER; k++)

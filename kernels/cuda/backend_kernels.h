@@ -7,7 +7,7 @@
  *   rn_cuda_optim_update     cpu_optim_update   (kernels/cpu/backend_cpu.c)
  *   rn_cuda_sum_squares      cpu_sum_squares    (kernels/cpu/backend_cpu.c)
  *   rn_cuda_cross_entropy    rn_cross_entropy   (runner/loss.c)
- *   rn_cuda_gather_images    rn_run_load_batch  (runner/train.c)
+ *   rn_cuda_gather_images    rn_run_load_batch  (runner/eval.c)
  *   rn_cuda_gather_u8        labels[idx[i]]
  *
  * C-includable (kernels/cuda/backend_kernels.cu defines them extern "C").
