@@ -52,17 +52,14 @@ static struct rn_tensor *operand(int direct, struct rn_tensor *t, struct rn_tens
     return direct ? t : rn_host_view(t, stage, fetch, err);
 }
 
-int rn_saliency_loss_ce(struct rn_graph *g, int n, int logits_node, const uint8_t *targets,
-                        const struct rn_saliency *cfg, float weight, float ce_weight,
-                        struct rn_ctx *ctx, double *value, double *ce_value, struct rn_error *err)
+/* The checks made before anything is touched. */
+static int check_call(const struct rn_graph *g, int n, int logits_node, const uint8_t *targets,
+                      const struct rn_saliency *cfg, struct rn_error *err)
 {
-    *value = 0;
-    if (ce_value)
-        *ce_value = 0;
     if (logits_node < 0 || logits_node >= g->n_nodes)
         return rn_errorf(err, "saliency loss: logits node %d is not in the graph (%d nodes)",
                          logits_node, g->n_nodes);
-    struct rn_node *zn = &g->nodes[logits_node];
+    const struct rn_node *zn = &g->nodes[logits_node];
     const int k = (int)rn_tensor_sample(&zn->y);
     if (n < 1 || n > g->max_n || zn->y.n != n || g->x.n != n)
         return rn_errorf(err,
@@ -79,8 +76,99 @@ int rn_saliency_loss_ce(struct rn_graph *g, int n, int logits_node, const uint8_
                              "saliency loss: target %d of sample %d is not one of the %d "
                              "classes of '%s'",
                              targets[i], i, k, zn->layer.name);
+    return 0;
+}
 
-    const int C = g->in_shape.c, HW = g->in_shape.h * g->in_shape.w;
+/* One call's state, shared by its three steps. */
+struct call {
+    struct rn_graph *g;
+    struct rn_node *zn; /* the logits node */
+    int n, k, logits_node;
+    int direct;                  /* kb is the graph's own backend (see operand) */
+    const struct rn_backend *kb; /* runs the per-sample arithmetic */
+    double *scal;                /* kb's memory: the CE mean and sum r_i */
+    double *r;                   /* kb's memory: r_i per sample */
+    float *probs;                /* kb's memory: the softmax, (n, k) */
+    const uint8_t *targets;      /* where kb reads them */
+    /* host stages of the operands when kb is not the graph's backend */
+    struct rn_tensor st_z, st_dz, st_x, st_dx, st_tx, st_tz, st_tdz;
+};
+
+/* 1. per-sample losses backward, with the input gradient */
+static int losses_backward(struct call *s, float ce_weight, struct rn_ctx *ctx,
+                           struct rn_error *err)
+{
+    struct rn_node *zn = s->zn;
+    if (rn_graph_zero_dy(s->g, s->n, err))
+        return rn_error_prefix(err, "saliency loss");
+    struct rn_tensor *z = operand(s->direct, &zn->y, &s->st_z, 1, err);
+    struct rn_tensor *dz = z ? operand(s->direct, &zn->dy, &s->st_dz, 1, err) : NULL;
+    if (!dz)
+        return -1;
+    if (s->kb->saliency->logits(z->data, s->targets, s->n, s->k, ce_weight, s->probs, dz->data,
+                                &s->scal[0], err))
+        return rn_error_prefix(err, "saliency loss");
+    if (rn_host_commit(&zn->dy, dz, err))
+        return -1;
+    if (rn_graph_backward(s->g, s->n, s->logits_node, 1, ctx, err))
+        return rn_error_prefix(err, "saliency loss");
+    return 0;
+}
+
+/* 2. R and the direction tx = weight * dR/dg / c; in the fused case
+ * g->dx becomes the per-sample input gradient, as in the plain case */
+static int direction(struct call *s, const struct rn_saliency *cfg, float weight, double c,
+                     int fused, struct rn_error *err)
+{
+    struct rn_graph *g = s->g;
+    const int n = s->n, C = g->in_shape.c, HW = g->in_shape.h * g->in_shape.w;
+    if (rn_graph_tangent_input(g, n, err))
+        return -1;
+    struct rn_tensor *x = operand(s->direct, &g->x, &s->st_x, 1, err);
+    struct rn_tensor *dx = x ? operand(s->direct, &g->dx, &s->st_dx, 1, err) : NULL;
+    struct rn_tensor *tx = dx ? operand(s->direct, &g->tx, &s->st_tx, 0, err) : NULL;
+    if (!tx)
+        return -1;
+    const double vscale = (double)weight / ((double)n * c);
+    if (s->kb->saliency->direction(cfg, x->data, dx->data, n, C, HW, fused ? c : 1.0, vscale,
+                                   tx->data, s->r, &s->scal[1], err))
+        return rn_error_prefix(err, "saliency loss");
+    if ((fused && rn_host_commit(&g->dx, dx, err)) || rn_host_commit(&g->tx, tx, err))
+        return -1;
+    return 0;
+}
+
+/* 3. tangent passes */
+static int tangent_passes(struct call *s, double c, struct rn_ctx *ctx, struct rn_error *err)
+{
+    struct rn_node *zn = s->zn;
+    if (rn_graph_tangent_forward(s->g, s->n, s->logits_node, ctx, err))
+        return rn_error_prefix(err, "saliency loss");
+    struct rn_tensor *tz = operand(s->direct, &zn->ty, &s->st_tz, 1, err);
+    struct rn_tensor *tdz = tz ? operand(s->direct, &zn->tdy, &s->st_tdz, 0, err) : NULL;
+    if (!tdz)
+        return -1;
+    if (s->kb->saliency->tangent_logits(s->probs, tz->data, s->n, s->k, c, tdz->data, err))
+        return rn_error_prefix(err, "saliency loss");
+    if (rn_host_commit(&zn->tdy, tdz, err))
+        return -1;
+    if (rn_graph_tangent_backward(s->g, s->n, s->logits_node, ctx, err))
+        return rn_error_prefix(err, "saliency loss");
+    return 0;
+}
+
+int rn_saliency_loss_ce(struct rn_graph *g, int n, int logits_node, const uint8_t *targets,
+                        const struct rn_saliency *cfg, float weight, float ce_weight,
+                        struct rn_ctx *ctx, double *value, double *ce_value, struct rn_error *err)
+{
+    *value = 0;
+    if (ce_value)
+        *ce_value = 0;
+    if (check_call(g, n, logits_node, targets, cfg, err))
+        return -1;
+
+    struct rn_node *zn = &g->nodes[logits_node];
+    const int k = (int)rn_tensor_sample(&zn->y);
     const size_t np = rn_graph_n_trainable(g);
     const struct rn_backend *be = rn_backend_of(g->device);
     /* The per-sample arithmetic runs through a backend's saliency table:
@@ -89,9 +177,15 @@ int rn_saliency_loss_ce(struct rn_graph *g, int n, int logits_node, const uint8_
      * writes (the views). On the CPU both are the graph's own tensors. The
      * passes always run on the graph's device. */
     const int direct = be->saliency != NULL;
-    const struct rn_backend *kb = direct ? be : rn_backend_of(RN_DEVICE_CPU);
-    struct rn_tensor st_z = {0}, st_dz = {0}, st_x = {0}, st_dx = {0}, st_tx = {0}, st_tz = {0},
-                     st_tdz = {0};
+    struct call s = {.g = g,
+                     .zn = zn,
+                     .n = n,
+                     .k = k,
+                     .logits_node = logits_node,
+                     .direct = direct,
+                     .kb = direct ? be : rn_backend_of(RN_DEVICE_CPU),
+                     .targets = targets};
+    const struct rn_backend *kb = s.kb;
     /* kb's working memory: the CE mean and sum r_i (zeroed here), r_i per
      * sample, the softmax and, off the host, the targets; it and the saved
      * gradients are the graph's scratch, kept from step to step */
@@ -102,14 +196,14 @@ int rn_saliency_loss_ce(struct rn_graph *g, int n, int logits_node, const uint8_
     void *work = saved_mem ? rn_graph_scratch(g, 1, kb->device, off_t + (size_t)n, err) : NULL;
     if (!work || kb->zero(work, off_r, err))
         goto out;
-    double *scal = work, *r = (double *)((char *)work + off_r);
-    float *probs = (float *)((char *)work + off_p);
-    const uint8_t *tk = targets;
+    s.scal = work;
+    s.r = (double *)((char *)work + off_r);
+    s.probs = (float *)((char *)work + off_p);
     if (kb->device != RN_DEVICE_CPU) {
         uint8_t *td = (uint8_t *)work + off_t;
         if (kb->upload(td, targets, (size_t)n, err))
             goto out;
-        tk = td;
+        s.targets = td;
     }
     float *saved = saved_mem;
     /* Kept until the end so that a failure anywhere leaves the gradients as
@@ -118,75 +212,22 @@ int rn_saliency_loss_ce(struct rn_graph *g, int n, int logits_node, const uint8_
         goto out;
     have_saved = 1;
 
-    /* 1. per-sample losses backward, with the input gradient */
     const int fused = ce_weight != 0;
     const double c = fused ? (double)ce_weight / n : 1.0;
-    if (rn_graph_zero_dy(g, n, err)) {
-        rn_error_prefix(err, "saliency loss");
+    if (losses_backward(&s, ce_weight, ctx, err))
         goto fail;
-    }
-    struct rn_tensor *z = operand(direct, &zn->y, &st_z, 1, err);
-    struct rn_tensor *dz = z ? operand(direct, &zn->dy, &st_dz, 1, err) : NULL;
-    if (!dz)
-        goto fail;
-    if (kb->saliency->logits(z->data, tk, n, k, ce_weight, probs, dz->data, &scal[0], err)) {
-        rn_error_prefix(err, "saliency loss");
-        goto fail;
-    }
-    if (rn_host_commit(&zn->dy, dz, err))
-        goto fail;
-    if (rn_graph_backward(g, n, logits_node, 1, ctx, err)) {
-        rn_error_prefix(err, "saliency loss");
-        goto fail;
-    }
     if (!fused && grads_copy(g, saved, 0, err)) /* the per-sample losses' own parameter
                                                      gradient is not wanted */
         goto fail;
-
-    /* 2. R and the direction tx = weight * dR/dg / c; in the fused case
-     * g->dx becomes the per-sample input gradient, as in the plain case */
-    if (rn_graph_tangent_input(g, n, err))
+    if (direction(&s, cfg, weight, c, fused, err) || tangent_passes(&s, c, ctx, err))
         goto fail;
-    struct rn_tensor *x = operand(direct, &g->x, &st_x, 1, err);
-    struct rn_tensor *dx = x ? operand(direct, &g->dx, &st_dx, 1, err) : NULL;
-    struct rn_tensor *tx = dx ? operand(direct, &g->tx, &st_tx, 0, err) : NULL;
-    if (!tx)
-        goto fail;
-    const double vscale = (double)weight / ((double)n * c);
-    if (kb->saliency->direction(cfg, x->data, dx->data, n, C, HW, fused ? c : 1.0, vscale, tx->data,
-                                r, &scal[1], err)) {
-        rn_error_prefix(err, "saliency loss");
-        goto fail;
-    }
-    if ((fused && rn_host_commit(&g->dx, dx, err)) || rn_host_commit(&g->tx, tx, err))
-        goto fail;
-
-    /* 3. tangent passes */
-    if (rn_graph_tangent_forward(g, n, logits_node, ctx, err)) {
-        rn_error_prefix(err, "saliency loss");
-        goto fail;
-    }
-    struct rn_tensor *tz = operand(direct, &zn->ty, &st_tz, 1, err);
-    struct rn_tensor *tdz = tz ? operand(direct, &zn->tdy, &st_tdz, 0, err) : NULL;
-    if (!tdz)
-        goto fail;
-    if (kb->saliency->tangent_logits(probs, tz->data, n, k, c, tdz->data, err)) {
-        rn_error_prefix(err, "saliency loss");
-        goto fail;
-    }
-    if (rn_host_commit(&zn->tdy, tdz, err))
-        goto fail;
-    if (rn_graph_tangent_backward(g, n, logits_node, ctx, err)) {
-        rn_error_prefix(err, "saliency loss");
-        goto fail;
-    }
 
     /* The one read-back of the step on a device (two doubles): the caller
      * (runner/program.c) adds *value to the step's loss at once. Made after
      * every pass is queued, so the device has the whole step to work on
      * while the host waits. */
     double host[2];
-    if (kb->download(host, scal, sizeof host, err))
+    if (kb->download(host, s.scal, sizeof host, err))
         goto fail;
     *value = (double)weight * host[1] / n;
     if (ce_value)
@@ -200,13 +241,13 @@ fail:
     }
     *value = 0;
 out:
-    rn_tensor_free(&st_z);
-    rn_tensor_free(&st_dz);
-    rn_tensor_free(&st_x);
-    rn_tensor_free(&st_dx);
-    rn_tensor_free(&st_tx);
-    rn_tensor_free(&st_tz);
-    rn_tensor_free(&st_tdz);
+    rn_tensor_free(&s.st_z);
+    rn_tensor_free(&s.st_dz);
+    rn_tensor_free(&s.st_x);
+    rn_tensor_free(&s.st_dx);
+    rn_tensor_free(&s.st_tx);
+    rn_tensor_free(&s.st_tz);
+    rn_tensor_free(&s.st_tdz);
     return rc;
 }
 

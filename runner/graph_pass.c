@@ -1,0 +1,380 @@
+/* graph_pass.c - the passes over the layer graph (graph.h): forward,
+ * backward, the tangent passes, and the partial passes of step programs.
+ * Building the graph, its memory and its devices are graph.c.
+ */
+#include "graph.h"
+
+#include "backend.h"
+
+#include <string.h>
+
+/* ---- full passes ------------------------------------------------------- */
+
+static void set_n(struct rn_tensor *t, int n)
+{
+    t->n = n;
+}
+
+static const struct rn_tensor *input_of(struct rn_graph *g, int idx, int tangent)
+{
+    if (idx < 0)
+        return tangent ? &g->tx : &g->x;
+    return tangent ? &g->nodes[idx].ty : &g->nodes[idx].y;
+}
+
+/* A node's kernels: the layer type's own on the CPU, the backend's on a device. */
+static int node_forward(struct rn_node *node, const struct rn_tensor *const *xs,
+                        struct rn_ctx *ctx, struct rn_error *err)
+{
+    int rc = node->k ? node->k->forward(&node->layer, xs, &node->y, ctx, err)
+                     : node->layer.type->forward(&node->layer, xs, &node->y, ctx, err);
+    return rc ? rn_error_prefix(err, "layer '%s' (%s) forward", node->layer.name,
+                                node->layer.type->name)
+              : 0;
+}
+
+static int node_backward(struct rn_node *node, const struct rn_tensor *const *xs,
+                         struct rn_tensor *const *dxs, struct rn_ctx *ctx, struct rn_error *err)
+{
+    int rc = node->k ? node->k->backward(&node->layer, xs, &node->y, &node->dy, dxs, ctx, err)
+                     : node->layer.type->backward(&node->layer, xs, &node->y, &node->dy, dxs, ctx,
+                                                  err);
+    return rc ? rn_error_prefix(err, "layer '%s' (%s) backward", node->layer.name,
+                                node->layer.type->name)
+              : 0;
+}
+
+/* The host's part of a device graph's loss gradients goes to dy first. */
+static int flush_grad_host(struct rn_graph *g, struct rn_error *err)
+{
+    for (int i = 0; i < g->n_nodes; i++) {
+        struct rn_node *node = &g->nodes[i];
+        if (!node->dyh_dirty)
+            continue;
+        node->dyh_dirty = 0;
+        node->dyh.n = node->dy.n;
+        if (rn_tensor_copy(&node->dy, &node->dyh, err))
+            return rn_error_prefix(err, "gradient of '%s' to the device", node->layer.name);
+    }
+    return 0;
+}
+
+int rn_graph_forward(struct rn_graph *g, int n, int last, struct rn_ctx *ctx, struct rn_error *err)
+{
+    if (n < 1 || n > g->max_n)
+        return rn_errorf(err, "batch of %d samples does not fit the graph (max %d)", n, g->max_n);
+    if (last < 0 || last >= g->n_nodes)
+        last = g->n_nodes - 1;
+    set_n(&g->x, n);
+    for (int i = 0; i <= last; i++) {
+        struct rn_node *node = &g->nodes[i];
+        const struct rn_tensor *xs[RN_MAX_INPUTS];
+        for (int j = 0; j < node->n_in; j++)
+            xs[j] = input_of(g, node->in[j], 0);
+        set_n(&node->y, n);
+        ctx->node = i;
+        if (node_forward(node, xs, ctx, err))
+            return -1;
+    }
+    return 0;
+}
+
+/* Marks the nodes from which loss_node can be reached. */
+static void mark_path(struct rn_graph *g, int loss_node)
+{
+    for (int i = 0; i < g->n_nodes; i++)
+        g->nodes[i].on_path = i == loss_node;
+    for (int i = loss_node; i >= 0; i--) {
+        if (!g->nodes[i].on_path)
+            continue;
+        for (int j = 0; j < g->nodes[i].n_in; j++)
+            if (g->nodes[i].in[j] >= 0)
+                g->nodes[g->nodes[i].in[j]].on_path = 1;
+    }
+}
+
+/* Zeroing every activation gradient each step is a few tens of MB: split it
+ * over the threads in page-sized blocks. */
+static void zero_parallel(float *p, long n);
+
+/* Zeroes a node's dy for n samples, and the host part of it. */
+static int zero_node_dy(struct rn_node *node, int n, struct rn_error *err)
+{
+    set_n(&node->dy, n);
+    if (node->dy.device == RN_DEVICE_CPU)
+        zero_parallel(node->dy.data, (long)rn_tensor_numel(&node->dy));
+    else if (rn_tensor_zero(&node->dy, err))
+        return rn_error_prefix(err, "zeroing the gradient of '%s'", node->layer.name);
+    if (node->dyh.data && node->dyh.cap < node->dy.cap)
+        rn_tensor_free(&node->dyh); /* dy grew: rn_graph_grad_host makes it again */
+    if (node->dyh.data) {
+        set_n(&node->dyh, n);
+        if (rn_tensor_zero(&node->dyh, err))
+            return -1;
+    }
+    node->dyh_dirty = 0;
+    return 0;
+}
+
+static void zero_parallel(float *p, long n)
+{
+    const long block = 4096;
+#pragma omp parallel for if (n > (1L << 16)) schedule(static)
+    for (long b = 0; b < n; b += block)
+        memset(p + b, 0, (size_t)(n - b < block ? n - b : block) * sizeof(float));
+}
+
+int rn_graph_reserve_grad(struct rn_graph *g, int n, struct rn_error *err)
+{
+    for (int i = 0; i < g->n_nodes; i++) {
+        struct rn_node *node = &g->nodes[i];
+        struct rn_shape o = node->layer.out;
+        if (node->dy.data && node->dy.cap == (size_t)n * o.c * o.h * o.w)
+            continue;
+        rn_tensor_free(&node->dy);
+        if (rn_tensor_init_on(&node->dy, g->device, n, o.c, o.h, o.w, err))
+            return -1;
+    }
+    g->grad_n = n;
+    return 0;
+}
+
+int rn_graph_zero_dy(struct rn_graph *g, int n, struct rn_error *err)
+{
+    if (n > g->grad_n && rn_graph_reserve_grad(g, n, err))
+        return rn_error_prefix(err, "gradients of %d samples", n);
+    for (int i = 0; i < g->n_nodes; i++)
+        if (zero_node_dy(&g->nodes[i], n, err))
+            return -1;
+    return 0;
+}
+
+static int ensure(struct rn_tensor *t, const struct rn_tensor *like, struct rn_error *err)
+{
+    if (t->data)
+        return 0;
+    return rn_tensor_init_on(t, like->device, (int)(like->cap / rn_tensor_sample(like)), like->c,
+                             like->h, like->w, err);
+}
+
+int rn_graph_backward(struct rn_graph *g, int n, int loss_node, int want_dx, struct rn_ctx *ctx,
+                      struct rn_error *err)
+{
+    if (n > g->grad_n)
+        return rn_errorf(err, "backward of %d samples: gradient buffers hold %d; call rn_graph_zero_dy first",
+                         n, g->grad_n);
+    mark_path(g, loss_node);
+    if (flush_grad_host(g, err))
+        return -1;
+    if (want_dx) {
+        if (ensure(&g->dx, &g->x, err))
+            return -1;
+        set_n(&g->dx, n);
+        if (rn_tensor_zero(&g->dx, err))
+            return rn_error_prefix(err, "zeroing the input gradient");
+    }
+    for (int i = loss_node; i >= 0; i--) {
+        struct rn_node *node = &g->nodes[i];
+        if (!node->on_path)
+            continue;
+        const struct rn_tensor *xs[RN_MAX_INPUTS];
+        struct rn_tensor *dxs[RN_MAX_INPUTS];
+        for (int j = 0; j < node->n_in; j++) {
+            int src = node->in[j];
+            xs[j] = input_of(g, src, 0);
+            dxs[j] = src >= 0 ? &g->nodes[src].dy : want_dx ? &g->dx : NULL;
+        }
+        ctx->node = i;
+        if (node_backward(node, xs, dxs, ctx, err))
+            return -1;
+    }
+    return 0;
+}
+
+/* ---- tangent passes ---------------------------------------------------- */
+
+int rn_graph_tangent_input(struct rn_graph *g, int n, struct rn_error *err)
+{
+    if (n < 1 || n > g->max_n)
+        return rn_errorf(err, "batch of %d samples does not fit the graph (max %d)", n, g->max_n);
+    if (ensure(&g->tx, &g->x, err))
+        return -1;
+    set_n(&g->tx, n);
+    return 0;
+}
+
+int rn_graph_tangent_forward(struct rn_graph *g, int n, int last, struct rn_ctx *ctx,
+                             struct rn_error *err)
+{
+    if (last < 0 || last >= g->n_nodes)
+        last = g->n_nodes - 1;
+    if (ensure(&g->tx, &g->x, err))
+        return -1;
+    set_n(&g->tx, n);
+    for (int i = 0; i <= last; i++) {
+        struct rn_node *node = &g->nodes[i];
+        const struct rn_layer_type *t = node->layer.type;
+        if (node->k ? !node->k->tangent_forward : !t->tangent_forward)
+            return rn_errorf(err, "layer '%s' (%s) has no tangent mode%s", node->layer.name,
+                             t->name, node->k ? " on this device" : "");
+        if (ensure(&node->ty, &node->y, err) || ensure(&node->tdy, &node->y, err))
+            return -1;
+        const struct rn_tensor *xs[RN_MAX_INPUTS], *txs[RN_MAX_INPUTS];
+        for (int j = 0; j < node->n_in; j++) {
+            xs[j] = input_of(g, node->in[j], 0);
+            txs[j] = input_of(g, node->in[j], 1);
+        }
+        set_n(&node->ty, n);
+        set_n(&node->tdy, n);
+        if (rn_tensor_zero(&node->tdy, err))
+            return rn_error_prefix(err, "zeroing the tangent gradient of '%s'", node->layer.name);
+        ctx->node = i;
+        if (node->k ? node->k->tangent_forward(&node->layer, xs, txs, &node->ty, ctx, err)
+                    : t->tangent_forward(&node->layer, xs, txs, &node->ty, ctx, err))
+            return rn_error_prefix(err, "layer '%s' (%s) tangent forward", node->layer.name,
+                                   t->name);
+    }
+    return 0;
+}
+
+int rn_graph_tangent_backward(struct rn_graph *g, int n, int loss_node, struct rn_ctx *ctx,
+                              struct rn_error *err)
+{
+    mark_path(g, loss_node);
+    if (flush_grad_host(g, err))
+        return -1;
+    if (ensure(&g->tdx, &g->x, err))
+        return -1;
+    set_n(&g->tdx, n);
+    if (rn_tensor_zero(&g->tdx, err))
+        return rn_error_prefix(err, "zeroing the input's tangent gradient");
+    for (int i = loss_node; i >= 0; i--) {
+        struct rn_node *node = &g->nodes[i];
+        if (!node->on_path)
+            continue;
+        const struct rn_layer_type *t = node->layer.type;
+        if (node->k ? !node->k->tangent_backward : !t->tangent_backward)
+            return rn_errorf(err, "layer '%s' (%s) has no tangent mode%s", node->layer.name,
+                             t->name, node->k ? " on this device" : "");
+        const struct rn_tensor *xs[RN_MAX_INPUTS], *txs[RN_MAX_INPUTS];
+        struct rn_tensor *tdxs[RN_MAX_INPUTS];
+        for (int j = 0; j < node->n_in; j++) {
+            int src = node->in[j];
+            xs[j] = input_of(g, src, 0);
+            txs[j] = input_of(g, src, 1);
+            tdxs[j] = src >= 0 ? &g->nodes[src].tdy : &g->tdx;
+        }
+        ctx->node = i;
+        if (node->k ? node->k->tangent_backward(&node->layer, xs, txs, &node->dy, &node->tdy,
+                                                tdxs, ctx, err)
+                    : t->tangent_backward(&node->layer, xs, txs, &node->dy, &node->tdy, tdxs, ctx,
+                                          err))
+            return rn_error_prefix(err, "layer '%s' (%s) tangent backward", node->layer.name,
+                                   t->name);
+    }
+    return 0;
+}
+
+int rn_graph_zero_grad(struct rn_graph *g, struct rn_error *err)
+{
+    for (int i = 0; i < g->n_nodes; i++)
+        for (int j = 0; j < g->nodes[i].layer.n_params; j++) {
+            struct rn_param *p = &g->nodes[i].layer.params[j];
+            if (p->trainable && rn_tensor_zero(&p->grad, err))
+                return rn_error_prefix(err, "zeroing the gradient of '%s.%s'",
+                                       g->nodes[i].layer.name, p->name);
+        }
+    return 0;
+}
+
+/* ---- partial passes ---------------------------------------------------- */
+
+void rn_graph_mark_downstream(const struct rn_graph *g, const unsigned char *from,
+                              unsigned char *out)
+{
+    /* declaration order is topological: one forward sweep suffices */
+    for (int i = 0; i < g->n_nodes; i++) {
+        out[i] = from[i] != 0;
+        for (int j = 0; j < g->nodes[i].n_in && !out[i]; j++)
+            if (g->nodes[i].in[j] >= 0 && out[g->nodes[i].in[j]])
+                out[i] = 1;
+    }
+}
+
+void rn_graph_mark_upstream(const struct rn_graph *g, const unsigned char *to, unsigned char *out)
+{
+    for (int i = 0; i < g->n_nodes; i++)
+        out[i] = to[i] != 0;
+    for (int i = g->n_nodes - 1; i >= 0; i--) {
+        if (!out[i])
+            continue;
+        for (int j = 0; j < g->nodes[i].n_in; j++)
+            if (g->nodes[i].in[j] >= 0)
+                out[g->nodes[i].in[j]] = 1;
+    }
+}
+
+int rn_graph_forward_nodes(struct rn_graph *g, int n, const unsigned char *run, struct rn_ctx *ctx,
+                           struct rn_error *err)
+{
+    if (n < 1 || n > g->max_n)
+        return rn_errorf(err, "batch of %d samples does not fit the graph (max %d)", n, g->max_n);
+    set_n(&g->x, n);
+    for (int i = 0; i < g->n_nodes; i++) {
+        if (!run[i])
+            continue;
+        struct rn_node *node = &g->nodes[i];
+        const struct rn_tensor *xs[RN_MAX_INPUTS];
+        for (int j = 0; j < node->n_in; j++)
+            xs[j] = input_of(g, node->in[j], 0);
+        set_n(&node->y, n);
+        ctx->node = i;
+        if (node_forward(node, xs, ctx, err))
+            return -1;
+    }
+    return 0;
+}
+
+int rn_graph_zero_dy_nodes(struct rn_graph *g, int n, const unsigned char *nodes,
+                           struct rn_error *err)
+{
+    if (n > g->grad_n && rn_graph_reserve_grad(g, n, err))
+        return rn_error_prefix(err, "gradients of %d samples", n);
+    for (int i = 0; i < g->n_nodes; i++)
+        if (nodes[i] && zero_node_dy(&g->nodes[i], n, err))
+            return -1;
+    return 0;
+}
+
+int rn_graph_backward_nodes(struct rn_graph *g, int n, const unsigned char *run, int want_dx,
+                            struct rn_ctx *ctx, struct rn_error *err)
+{
+    if (n > g->grad_n)
+        return rn_errorf(err, "backward of %d samples: gradient buffers hold %d; call "
+                              "rn_graph_zero_dy_nodes first", n, g->grad_n);
+    if (flush_grad_host(g, err))
+        return -1;
+    if (want_dx) {
+        if (ensure(&g->dx, &g->x, err))
+            return -1;
+        set_n(&g->dx, n);
+        if (rn_tensor_zero(&g->dx, err))
+            return rn_error_prefix(err, "zeroing the input gradient");
+    }
+    for (int i = g->n_nodes - 1; i >= 0; i--) {
+        struct rn_node *node = &g->nodes[i];
+        if (!run[i])
+            continue;
+        const struct rn_tensor *xs[RN_MAX_INPUTS];
+        struct rn_tensor *dxs[RN_MAX_INPUTS];
+        for (int j = 0; j < node->n_in; j++) {
+            int src = node->in[j];
+            xs[j] = input_of(g, src, 0);
+            dxs[j] = src >= 0 ? (run[src] ? &g->nodes[src].dy : NULL) : want_dx ? &g->dx : NULL;
+        }
+        ctx->node = i;
+        if (node_backward(node, xs, dxs, ctx, err))
+            return -1;
+    }
+    return 0;
+}
