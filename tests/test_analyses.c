@@ -20,6 +20,7 @@
 #include "runner/analysis.h"
 #include "runner/graph.h"
 #include "runner/spec.h"
+#include "sh.h"
 
 static char dir[64];
 
@@ -227,24 +228,6 @@ Test(check, every_node_key_is_checked)
 }
 
 /* ---- the command line ------------------------------------------------------- */
-
-/* Runs a shell command, returns its exit status; its output into out. */
-static int sh(char *out, size_t cap, const char *fmt, ...)
-{
-    char cmd[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    FILE *p = popen(cmd, "r");
-    cr_assert_not_null(p);
-    size_t n = 0, k;
-    while (n + 1 < cap && (k = fread(out + n, 1, cap - 1 - n, p)) > 0)
-        n += k;
-    out[n] = '\0';
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
 
 Test(cli, misspelt_gradcam_node_fails_validate_and_the_run_before_training)
 {

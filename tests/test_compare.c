@@ -12,6 +12,7 @@
 #include <sys/wait.h>
 
 #include "runner/results.h"
+#include "sh.h"
 
 #define SRC RN_SOURCE_DIR
 #define FIXTURE_DATA "data.dir=" RN_FIXTURES "/mnist"
@@ -22,22 +23,6 @@
     "train/images_per_second, train_eval/accuracy, train_eval/loss, val/accuracy, val/loss"
 
 static char tmp[64];
-
-/* Runs a shell command; its exit status, stdout and stderr into out. */
-static int sh(char *out, size_t cap, const char *fmt, ...)
-{
-    char cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    FILE *p = popen(cmd, "r");
-    cr_assert_not_null(p);
-    size_t n = fread(out, 1, cap - 1, p);
-    out[n] = 0;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
 
 /* Two runs: a (3 epochs) and b (2 epochs, another seed), no analyses. */
 static void two_runs(void)

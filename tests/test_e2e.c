@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "runner/results.h"
+#include "sh.h"
 
 #define SRC RN_SOURCE_DIR
 #define FIXTURE_DATA "data.dir=" RN_FIXTURES "/mnist"
@@ -24,29 +25,6 @@ static void make_tmp(void)
 {
     snprintf(tmp, sizeof tmp, "/tmp/rn_e2e_XXXXXX");
     cr_assert_not_null(mkdtemp(tmp));
-}
-
-/* Runs a shell command, returns its exit status; output into out (may be NULL). */
-static int sh(char *out, size_t cap, const char *fmt, ...)
-{
-    char cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    FILE *p = popen(cmd, "r");
-    cr_assert_not_null(p);
-    size_t n = 0;
-    char buf[512];
-    while (fgets(buf, sizeof buf, p))
-        if (out && n + strlen(buf) < cap) {
-            memcpy(out + n, buf, strlen(buf));
-            n += strlen(buf);
-        }
-    if (out)
-        out[n] = 0;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
 static int train_fixture(const char *dir, const char *extra)

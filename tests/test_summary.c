@@ -14,26 +14,11 @@
 #include "runner/graph.h"
 #include "runner/spec.h"
 #include "runner/summary.h"
+#include "sh.h"
 
 #define SRC RN_SOURCE_DIR
 
 /* ---- helpers -------------------------------------------------------------- */
-
-/* Runs a shell command; its exit status, stdout and stderr into out. */
-static int sh(char *out, size_t cap, const char *fmt, ...)
-{
-    char cmd[2048];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    FILE *p = popen(cmd, "r");
-    cr_assert_not_null(p);
-    size_t n = fread(out, 1, cap - 1, p);
-    out[n] = 0;
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-}
 
 /* Loads a spec file (calloc'd) and builds its model for (3,28,28) images. */
 static struct rn_spec *load_and_build(const char *path, struct rn_graph *g)
