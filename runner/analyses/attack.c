@@ -1,0 +1,641 @@
+/* attack.c - adversarial attacks (SPEC.md "Adversarial (Task 5)"): targeted
+ * or untargeted PGD, L-inf or L2, on the analysis' inputs at a list of
+ * epsilons, batched over epsilons and images (attack.h).
+ *
+ * Each step: gradient step, projection onto the epsilon-ball around the
+ * source, clamp to [0, 1], in that order. FGSM is steps: 1, step_rel: 1.
+ */
+#include "attack.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common.h"
+#include "loss.h"
+
+/* ---- the attack ------------------------------------------------------------ */
+
+static float clamp01(float v)
+{
+    return v < 0 ? 0 : v > 1 ? 1 : v;
+}
+
+/* Projection of x onto the ball of radius eps around s, then [0, 1]. */
+static void project(int l2, float eps, const float *s, float *x, size_t per)
+{
+    if (l2) {
+        double nn = 0;
+        for (size_t k = 0; k < per; k++)
+            nn += (double)(x[k] - s[k]) * (x[k] - s[k]);
+        double norm = sqrt(nn);
+        if (norm > eps) {
+            float f = norm > 0 ? (float)(eps / norm) : 0.0f;
+            for (size_t k = 0; k < per; k++)
+                x[k] = s[k] + (x[k] - s[k]) * f;
+        }
+    } else {
+        for (size_t k = 0; k < per; k++) {
+            float lo = s[k] - eps, hi = s[k] + eps;
+            x[k] = x[k] < lo ? lo : x[k] > hi ? hi : x[k];
+        }
+    }
+    for (size_t k = 0; k < per; k++)
+        x[k] = clamp01(x[k]);
+}
+
+/* Random start: L-inf uniform in the box; L2 uniform in the ball (a normal
+ * direction, radius eps * u^(1/d)); then [0, 1]. */
+static void random_start(int l2, float eps, const float *s, float *x, size_t per, struct rn_rng *r)
+{
+    if (!l2) {
+        for (size_t k = 0; k < per; k++)
+            x[k] = clamp01(s[k] + eps * (2 * rn_rng_uniform(r) - 1));
+        return;
+    }
+    double nn = 0;
+    for (size_t k = 0; k < per; k++) {
+        x[k] = rn_rng_normal(r);
+        nn += (double)x[k] * x[k];
+    }
+    double rad = eps * pow((double)rn_rng_uniform(r), 1.0 / (double)per);
+    float f = nn > 0 ? (float)(rad / sqrt(nn)) : 0.0f;
+    for (size_t k = 0; k < per; k++)
+        x[k] = clamp01(s[k] + x[k] * f);
+}
+
+/* One forward (and, with grad, backward) pass over jobs [j0, j0 + m) of x:
+ * the probabilities into probs, and each job's ascent direction (the
+ * gradient of the loss the attack increases) into dir. */
+static int pass(struct rn_graph *g, int logits_node, const float *x, int j0, int m, size_t per,
+                const uint8_t *loss_class, const int *targeted, float *probs, float *dir,
+                struct rn_error *err)
+{
+    struct rn_ctx ctx = {.train = 0};
+    struct rn_tensor *xt = rn_graph_input_host(g, m, err);
+    if (!xt)
+        return -1;
+    memcpy(xt->data, x + (size_t)j0 * per, sizeof(float) * (size_t)m * per);
+    if (rn_graph_input_commit(g, err) || rn_graph_forward(g, m, logits_node, &ctx, err))
+        return -1;
+    const struct rn_tensor *z = rn_graph_output_host(g, logits_node, err);
+    if (!z)
+        return -1;
+    const int k = (int)rn_tensor_sample(z);
+    if (!dir) {
+        rn_cross_entropy(z, loss_class + j0, 0.0f, NULL, NULL, probs + (size_t)j0 * k);
+        return 0;
+    }
+    if (rn_graph_zero_dy(g, m, err))
+        return rn_error_prefix(err, "attack");
+    struct rn_tensor *dz = rn_graph_grad_host(g, logits_node, err);
+    if (!dz)
+        return -1;
+    /* weight m: each sample gets the gradient of its own loss */
+    rn_cross_entropy(z, loss_class + j0, (float)m, dz, NULL, probs + (size_t)j0 * k);
+    if (rn_graph_backward(g, m, logits_node, 1, &ctx, err))
+        return -1;
+    struct rn_tensor stage = {0};
+    const struct rn_tensor *dx = rn_host_view(&g->dx, &stage, 1, err);
+    if (!dx)
+        return -1;
+    for (int j = 0; j < m; j++) {
+        float sgn = targeted[j0 + j] ? -1.0f : 1.0f;
+        const float *d = dx->data + (size_t)j * per;
+        float *o = dir + (size_t)(j0 + j) * per;
+        for (size_t q = 0; q < per; q++)
+            o[q] = sgn * d[q];
+    }
+    rn_tensor_free(&stage);
+    return 0;
+}
+
+/* The step along dir for job j: L-inf sign, L2 normalised. */
+static void step_job(int l2, float step, const float *d, float *x, size_t per)
+{
+    if (l2) {
+        double nn = 0;
+        for (size_t q = 0; q < per; q++)
+            nn += (double)d[q] * d[q];
+        if (nn <= 0)
+            return;
+        float f = (float)(step / sqrt(nn));
+        for (size_t q = 0; q < per; q++)
+            x[q] += f * d[q];
+    } else {
+        for (size_t q = 0; q < per; q++)
+            x[q] += d[q] > 0 ? step : d[q] < 0 ? -step : 0.0f;
+    }
+}
+
+int rn_attack_pgd(struct rn_graph *g, int logits_node, const struct rn_attack_cfg *cfg,
+                  const float *eps, int n_eps, const float *src, int n, const int *labels,
+                  const int *targets, float *adv, float *probs, struct rn_error *err)
+{
+    const size_t per = (size_t)g->in_shape.c * g->in_shape.h * g->in_shape.w;
+    const int B = n_eps * n, k = g->nodes[logits_node].layer.out.c;
+    const int bs = g->max_n, restarts = cfg->restarts < 1 ? 1 : cfg->restarts;
+    int rc = -1;
+    float *x = rn_malloc(sizeof(float) * (size_t)B * per, err);
+    float *dir = x ? rn_malloc(sizeof(float) * (size_t)B * per, err) : NULL;
+    float *p = dir ? rn_malloc(sizeof(float) * (size_t)B * k, err) : NULL;
+    uint8_t *cls = p ? rn_malloc((size_t)B, err) : NULL;
+    int *tgt = cls ? rn_malloc(sizeof(int) * (size_t)B, err) : NULL;
+    if (!tgt)
+        goto done;
+    for (int j = 0; j < B; j++) {
+        int i = j % n;
+        tgt[j] = targets[i] >= 0;
+        cls[j] = (uint8_t)(tgt[j] ? targets[i] : labels[i]);
+    }
+    for (int r = 0; r < restarts; r++) {
+        for (int j = 0; j < B; j++) {
+            const float *s = src + (size_t)(j % n) * per;
+            float *xj = x + (size_t)j * per;
+            if (cfg->random_start) {
+                struct rn_rng rng;
+                rn_rng_init(&rng, cfg->seed, RN_STREAM_ANALYSIS, (uint64_t)r * B + (uint64_t)j);
+                random_start(cfg->l2, eps[j / n], s, xj, per, &rng);
+            } else {
+                memcpy(xj, s, sizeof(float) * per);
+            }
+        }
+        for (int t = 0; t < cfg->steps; t++) {
+            for (int j0 = 0; j0 < B; j0 += bs)
+                if (pass(g, logits_node, x, j0, B - j0 < bs ? B - j0 : bs, per, cls, tgt, p, dir,
+                         err))
+                    goto done;
+            for (int j = 0; j < B; j++) {
+                float e = eps[j / n], step = cfg->step > 0 ? cfg->step : cfg->step_rel * e;
+                float *xj = x + (size_t)j * per;
+                step_job(cfg->l2, step, dir + (size_t)j * per, xj, per);
+                project(cfg->l2, e, src + (size_t)(j % n) * per, xj, per);
+            }
+        }
+        for (int j0 = 0; j0 < B; j0 += bs)
+            if (pass(g, logits_node, x, j0, B - j0 < bs ? B - j0 : bs, per, cls, tgt, p, NULL, err))
+                goto done;
+        /* keep the best: targeted the highest target probability, untargeted
+         * the lowest true-class probability */
+        for (int j = 0; j < B; j++) {
+            const float *pj = p + (size_t)j * k, *bj = probs + (size_t)j * k;
+            if (r > 0 && (tgt[j] ? pj[cls[j]] <= bj[cls[j]] : pj[cls[j]] >= bj[cls[j]]))
+                continue;
+            memcpy(adv + (size_t)j * per, x + (size_t)j * per, sizeof(float) * per);
+            memcpy(probs + (size_t)j * k, pj, sizeof(float) * (size_t)k);
+        }
+    }
+    rc = 0;
+done:
+    free(x);
+    free(dir);
+    free(p);
+    free(cls);
+    free(tgt);
+    return rc;
+}
+
+double rn_attack_max_violation(int l2, const float *eps, int n_eps, const float *src,
+                               const float *adv, int n, size_t per)
+{
+    double worst = 0;
+    for (int e = 0; e < n_eps; e++)
+        for (int i = 0; i < n; i++) {
+            const float *s = src + (size_t)i * per, *a = adv + ((size_t)e * n + i) * per;
+            double nn = 0;
+            for (size_t q = 0; q < per; q++) {
+                double out = a[q] < 0 ? -a[q] : a[q] > 1 ? a[q] - 1 : 0;
+                double d = fabs((double)a[q] - s[q]);
+                worst = out > worst ? out : worst;
+                if (!l2 && d - eps[e] - 1e-6 > worst)
+                    worst = d - eps[e] - 1e-6;
+                nn += d * d;
+            }
+            double over = sqrt(nn) - eps[e] * (1 + 1e-5);
+            if (l2 && over > worst)
+                worst = over;
+        }
+    return worst;
+}
+
+/* ---- the analysis ----------------------------------------------------------- */
+
+#define ATTACK_MAX_EPS 32
+
+enum {
+    ATTACK_NORM,
+    ATTACK_EPS,
+    ATTACK_STEPS,
+    ATTACK_STEP,
+    ATTACK_STEP_REL,
+    ATTACK_TARGET,
+    ATTACK_RANDOM_START,
+    ATTACK_RESTARTS,
+    ATTACK_SEED,
+    ATTACK_CASES,
+    ATTACK_SPLIT,
+    ATTACK_N,
+    ATTACK_N_KEYS
+};
+static const struct rn_key attack_keys[] = {
+    [ATTACK_NORM] = {"norm", RN_KIND_CHOICE, 0, 0, "linf", 1, 0, "linf|l2",
+                     "the ball: linf (sign steps) or l2 (normalised gradient steps)"},
+    [ATTACK_EPS] = {"eps", RN_KIND_STRING, 0, 0, "0, 0.01, 0.03, 0.05, 0.1", 1, 0, NULL,
+                    "radii of the ball, comma-separated (at most 32; L-inf at most 1), e.g. \"0, "
+                    "0.01, 0.05\""},
+    [ATTACK_STEPS] = {"steps", RN_KIND_INT, 0, 200, NULL, 1, 100000, NULL,
+                      "iterations (FGSM: 1 with step_rel 1)"},
+    [ATTACK_STEP] = {"step", RN_KIND_FLOAT, 0, 0, NULL, 0, 1, NULL,
+                     "absolute step size; 0 = step_rel * eps"},
+    [ATTACK_STEP_REL] = {"step_rel", RN_KIND_FLOAT, 0, 0.1, NULL, 0, 10, NULL,
+                         "step size relative to eps when step is 0"},
+    [ATTACK_TARGET] = {"target", RN_KIND_STRING, 0, 0, "none", 1, 0, NULL,
+                       "a class index, least_likely, random, or none (untargeted)"},
+    [ATTACK_RANDOM_START] = {"random_start", RN_KIND_BOOL, 0, 0, NULL, 1, 0, NULL,
+                             "start uniformly in the ball (L-inf: the box; L2: the ball)"},
+    [ATTACK_RESTARTS] = {"restarts", RN_KIND_INT, 0, 1, NULL, 1, 100, NULL,
+                         "attacks per image; the best is kept"},
+    [ATTACK_SEED] = {"seed", RN_KIND_INT, 0, 0, NULL, 0, 2147483647, NULL,
+                     "seed of the random starts and random targets"},
+    [ATTACK_CASES] = {"cases", RN_KIND_STRING, 0, 0, "", 1, 0, NULL, RN_CASES_DOC},
+    [ATTACK_SPLIT] = {"split", RN_KIND_STRING, 0, 0, "test", 1, 0, NULL,
+                      "split of the inputs when there are no cases"},
+    [ATTACK_N] = {"n", RN_KIND_INT, 0, 4, NULL, 1, RN_ANALYSIS_MAX_INPUTS, NULL,
+                  "inputs taken from split when there are no cases"},
+};
+_Static_assert(RN_N_KEYS(attack_keys) == ATTACK_N_KEYS, "one schema row per ATTACK_ key");
+static const struct rn_input_keys input_keys = {ATTACK_CASES, ATTACK_SPLIT, ATTACK_N};
+
+static int check_attack(const struct rn_spec *, const struct rn_spec_analysis *,
+                        const struct rn_graph *, int, struct rn_error *);
+static int run_attack(struct rn_run *, const struct rn_spec_analysis *, struct rn_error *);
+static int plot_attack(struct rn_plotter *, const char *, const char *, char *const *, int,
+                       struct rn_error *);
+const struct rn_analysis_type rn_analysis_attack = {
+    .name = "attack",
+    .doc = "adversarial examples by PGD (L-inf or L2, targeted or not) at a list of epsilons; "
+           "each step: gradient step, projection onto the ball, clamp to [0, 1]",
+    .keys = attack_keys,
+    .n_keys = ATTACK_N_KEYS,
+    .check = check_attack,
+    .run = run_attack,
+    .plot = plot_attack,
+};
+
+/* ---- check ------------------------------------------------------------------ */
+
+/* The eps list: comma- or space-separated numbers >= 0. Returns the count. */
+static int parse_eps(const struct rn_spec_analysis *a, float *eps, struct rn_error *err)
+{
+    const char *s = a->v.str[ATTACK_EPS];
+    int n = 0;
+    while (*s) {
+        while (*s == ' ' || *s == ',')
+            s++;
+        if (!*s)
+            break;
+        char *end;
+        double v = strtod(s, &end);
+        if (end == s || !(v >= 0) || (*end && *end != ',' && *end != ' '))
+            return rn_analysis_errorf(err, a, ATTACK_EPS,
+                                      "eps: expected numbers >= 0 separated by commas, got '%s'",
+                                      a->v.str[ATTACK_EPS]);
+        if (v > 1 && strcmp(a->v.str[ATTACK_NORM], "linf") == 0)
+            return rn_analysis_errorf(err, a, ATTACK_EPS,
+                                      "eps %g: an L-inf ball wider than 1 is the whole [0, 1] box",
+                                      v);
+        if (n == ATTACK_MAX_EPS)
+            return rn_analysis_errorf(err, a, ATTACK_EPS, "eps: at most %d values", ATTACK_MAX_EPS);
+        eps[n++] = (float)v;
+        s = end;
+    }
+    if (n == 0)
+        return rn_analysis_errorf(err, a, ATTACK_EPS, "eps: no value");
+    return n;
+}
+
+enum { TARGET_NONE = -1, TARGET_LEAST_LIKELY = -2, TARGET_RANDOM = -3 };
+
+/* target: a class below k (k <= 0: any class >= 0), least_likely, random or none. */
+static int parse_target(const struct rn_spec_analysis *a, int k, int *out, struct rn_error *err)
+{
+    const char *s = a->v.str[ATTACK_TARGET];
+    char *end;
+    long c = strtol(s, &end, 10);
+    if (strcmp(s, "none") == 0)
+        *out = TARGET_NONE;
+    else if (strcmp(s, "least_likely") == 0)
+        *out = TARGET_LEAST_LIKELY;
+    else if (strcmp(s, "random") == 0)
+        *out = TARGET_RANDOM;
+    else if (*s && !*end && c >= 0 && (k <= 0 || c < k))
+        *out = (int)c;
+    else if (k > 0)
+        return rn_analysis_errorf(
+            err, a, ATTACK_TARGET,
+            "target: expected a class 0-%d, least_likely, random or none, got '%s'", k - 1, s);
+    else
+        return rn_analysis_errorf(
+            err, a, ATTACK_TARGET,
+            "target: expected a class index, least_likely, random or none, got '%s'", s);
+    return 0;
+}
+
+static int check_attack(const struct rn_spec *spec, const struct rn_spec_analysis *a,
+                        const struct rn_graph *g, int logits, struct rn_error *err)
+{
+    (void)spec;
+    float eps[ATTACK_MAX_EPS];
+    int target;
+    if (rn_analysis_need_graph(a, g != NULL, err) || parse_eps(a, eps, err) < 0 ||
+        parse_target(a, g ? g->nodes[logits].layer.out.c : 0, &target, err))
+        return -1;
+    /* cases (canonical "digit colour split index; ..."): their labels are known now */
+    const char *p = a->v.str[ATTACK_CASES];
+    for (int i = 1; target >= 0 && *p; i++) {
+        size_t span = strcspn(p, ";");
+        int digit;
+        if (sscanf(p, "%d", &digit) == 1 && digit == target)
+            return rn_analysis_errorf(err, a, ATTACK_TARGET,
+                                      "target %d is the true label of case %d ('%.*s'): a "
+                                      "targeted attack needs another class",
+                                      target, i, (int)span, p);
+        p += span + (p[span] == ';');
+        while (*p == ' ')
+            p++;
+    }
+    return 0;
+}
+
+/* ---- run -------------------------------------------------------------------- */
+
+static int write_f32(struct rn_run *run, const char *group, const char *name, const float *v,
+                     int nd, const int *dims, struct rn_error *err)
+{
+    char path[320];
+    snprintf(path, sizeof path, "%s/%s", group, name);
+    return rn_results_write(run->results, path, RN_DTYPE_F32, v, nd, dims, err);
+}
+
+static int write_attrs(struct rn_run *run, const char *group, const struct rn_spec_analysis *a,
+                       const struct rn_attack_cfg *cfg, struct rn_error *err)
+{
+    char buf[64];
+    struct rn_results *r = run->results;
+    if (rn_results_set_attr_str(r, group, "kind", "attack", err) ||
+        rn_results_set_attr_str(r, group, "norm", a->v.str[ATTACK_NORM], err) ||
+        rn_results_set_attr_str(r, group, "eps_list", a->v.str[ATTACK_EPS], err) ||
+        rn_results_set_attr_str(r, group, "target", a->v.str[ATTACK_TARGET], err) ||
+        rn_results_set_attr_str(r, group, "loss", "cross-entropy", err) ||
+        rn_results_set_attr_str(r, group, "adversarial_layout",
+                                "(n_eps * n, c, h, w): epsilon-major, image e * n + i", err) ||
+        rn_results_set_attr_str(r, group, "order",
+                                "gradient step, projection onto the ball, clamp to [0, 1]", err))
+        return -1;
+    snprintf(buf, sizeof buf, "%d", cfg->steps);
+    if (rn_results_set_attr_str(r, group, "steps", buf, err))
+        return -1;
+    snprintf(buf, sizeof buf, "%.9g", cfg->step);
+    if (rn_results_set_attr_str(r, group, "step", buf, err))
+        return -1;
+    snprintf(buf, sizeof buf, "%.9g", cfg->step_rel);
+    if (rn_results_set_attr_str(r, group, "step_rel", buf, err))
+        return -1;
+    snprintf(buf, sizeof buf, "%d", cfg->random_start);
+    if (rn_results_set_attr_str(r, group, "random_start", buf, err))
+        return -1;
+    snprintf(buf, sizeof buf, "%d", cfg->restarts);
+    if (rn_results_set_attr_str(r, group, "restarts", buf, err))
+        return -1;
+    return rn_results_set_attr_u64(r, group, "seed", cfg->seed, err);
+}
+
+/* Per input the attacked class: the declared one, the least likely of the
+ * clean probabilities, a random other class, or -1 (untargeted). */
+static void choose_targets(int target, const float *clean, const struct rn_inputs *in, int k,
+                           uint64_t seed, int *targets)
+{
+    for (int i = 0; i < in->n; i++) {
+        const float *p = clean + (size_t)i * k;
+        targets[i] = target;
+        if (target == TARGET_NONE) {
+            targets[i] = -1;
+        } else if (target == TARGET_LEAST_LIKELY) {
+            targets[i] = 0;
+            for (int j = 1; j < k; j++)
+                if (p[j] < p[targets[i]])
+                    targets[i] = j;
+        } else if (target == TARGET_RANDOM) {
+            struct rn_rng r;
+            rn_rng_init(&r, seed, RN_STREAM_ANALYSIS, 1000000 + (uint64_t)i);
+            int c = (int)(rn_rng_uniform(&r) * (float)(k - 1));
+            c = c >= k - 1 ? k - 2 : c;
+            targets[i] = c >= in->labels[i] ? c + 1 : c;
+        }
+    }
+}
+
+static int run_attack(struct rn_run *run, const struct rn_spec_analysis *a, struct rn_error *err)
+{
+    struct rn_graph *g = &run->graph;
+    struct rn_inputs in;
+    memset(&in, 0, sizeof in);
+    float eps[ATTACK_MAX_EPS], *src = NULL, *adv = NULL, *probs = NULL, *clean = NULL,
+                               *dmean = NULL;
+    int32_t *success = NULL;
+    int n_eps, target, rc = -1;
+    const int k = g->nodes[run->logits_node].layer.out.c;
+    struct rn_attack_cfg cfg = {
+        .l2 = strcmp(a->v.str[ATTACK_NORM], "l2") == 0,
+        .steps = (int)a->v.num[ATTACK_STEPS],
+        .step = (float)a->v.num[ATTACK_STEP],
+        .step_rel = (float)a->v.num[ATTACK_STEP_REL],
+        .random_start = a->v.num[ATTACK_RANDOM_START] != 0,
+        .restarts = (int)a->v.num[ATTACK_RESTARTS],
+        .seed = (uint64_t)a->v.num[ATTACK_SEED],
+    };
+    if ((n_eps = parse_eps(a, eps, err)) < 0 || parse_target(a, k, &target, err) ||
+        rn_inputs_build(run, a, input_keys, &in, err))
+        goto done;
+    const int n = in.n;
+    const size_t per = (size_t)in.c * in.h * in.w;
+    if (!(src = rn_malloc(sizeof(float) * (size_t)n * per, err)) ||
+        !(adv = rn_malloc(sizeof(float) * (size_t)n_eps * n * per, err)) ||
+        !(probs = rn_malloc(sizeof(float) * (size_t)n_eps * n * k, err)) ||
+        !(clean = rn_malloc(sizeof(float) * (size_t)n * k, err)) ||
+        !(dmean = rn_malloc(sizeof(float) * (size_t)n_eps * n * in.c, err)) ||
+        !(success = rn_malloc(sizeof(int32_t) * (size_t)n_eps * n, err)))
+        goto done;
+    for (size_t q = 0; q < (size_t)n * per; q++)
+        src[q] = in.images[q] * (1.0f / 255.0f);
+    int labels[RN_ANALYSIS_MAX_INPUTS], targets[RN_ANALYSIS_MAX_INPUTS];
+    for (int i = 0; i < n; i++)
+        labels[i] = in.labels[i];
+    /* the clean probabilities: no step at epsilon 0 */
+    const float zero = 0;
+    struct rn_attack_cfg none = {.steps = 0, .restarts = 1};
+    memset(targets, 0xff, sizeof targets);
+    float *scratch = adv; /* n * per fits in n_eps * n * per */
+    if (rn_attack_pgd(g, run->logits_node, &none, &zero, 1, src, n, labels, targets, scratch, clean,
+                      err))
+        goto done;
+    choose_targets(target, clean, &in, k, cfg.seed, targets);
+    for (int i = 0; i < n; i++)
+        if (targets[i] == labels[i]) {
+            rn_analysis_errorf(err, a, ATTACK_TARGET,
+                               "target %d is the true label of input %d: a targeted attack "
+                               "needs another class",
+                               targets[i], i + 1);
+            goto done;
+        }
+    if (rn_attack_pgd(g, run->logits_node, &cfg, eps, n_eps, src, n, labels, targets, adv, probs,
+                      err))
+        goto done;
+    const size_t hw = (size_t)in.h * in.w;
+    for (int j = 0; j < n_eps * n; j++) {
+        const float *pj = probs + (size_t)j * k;
+        int i = j % n, top = rn_argmax(pj, k);
+        success[j] = targets[i] >= 0 ? top == targets[i] : top != labels[i];
+        for (int c = 0; c < in.c; c++) {
+            double s = 0;
+            for (size_t q = 0; q < hw; q++)
+                s += fabsf(adv[(size_t)j * per + c * hw + q] - src[(size_t)i * per + c * hw + q]);
+            dmean[(size_t)j * in.c + c] = (float)(s / (double)hw);
+        }
+    }
+    float viol = (float)rn_attack_max_violation(cfg.l2, eps, n_eps, src, adv, n, per);
+    char group[256];
+    snprintf(group, sizeof group, "/analyses/%s", a->name);
+    int d1[1] = {n_eps}, dadv[4] = {n_eps * n, in.c, in.h, in.w}, dp[3] = {n_eps, n, k},
+        dc[2] = {n, k}, dd[3] = {n_eps, n, in.c}, dt[1] = {n}, ds[2] = {n_eps, n};
+    char path[320];
+    snprintf(path, sizeof path, "%s/targets", group);
+    int32_t t32[RN_ANALYSIS_MAX_INPUTS];
+    for (int i = 0; i < n; i++)
+        t32[i] = targets[i];
+    if (rn_inputs_write(run, group, &in, err) || write_f32(run, group, "eps", eps, 1, d1, err) ||
+        write_f32(run, group, "adversarial", adv, 4, dadv, err) ||
+        write_f32(run, group, "probs", probs, 3, dp, err) ||
+        write_f32(run, group, "clean_probs", clean, 2, dc, err) ||
+        write_f32(run, group, "delta_abs_mean", dmean, 3, dd, err) ||
+        write_f32(run, group, "max_violation", &viol, 0, NULL, err) ||
+        rn_results_write(run->results, path, RN_DTYPE_I32, t32, 1, dt, err))
+        goto done;
+    snprintf(path, sizeof path, "%s/success", group);
+    if (rn_results_write(run->results, path, RN_DTYPE_I32, success, 2, ds, err) ||
+        write_attrs(run, group, a, &cfg, err))
+        goto done;
+    if (!run->opt.quiet)
+        for (int i = 0; i < n; i++) {
+            int c = targets[i] >= 0 ? targets[i] : labels[i];
+            fprintf(run->opt.log, "attack %s: input %d (label %d) P(%d) clean %.4f;", a->name,
+                    i + 1, labels[i], c, clean[(size_t)i * k + c]);
+            for (int e = 0; e < n_eps; e++)
+                fprintf(run->opt.log, " eps %g: %.4f", eps[e], probs[((size_t)e * n + i) * k + c]);
+            fprintf(run->opt.log, "; largest violation %g\n", viol);
+        }
+    rc = 0;
+done:
+    rn_inputs_free(&in);
+    free(src);
+    free(adv);
+    free(probs);
+    free(clean);
+    free(dmean);
+    free(success);
+    return rc;
+}
+
+/* ---- figure: the attacked class' probability against epsilon ------------------- */
+
+static int plot_attack(struct rn_plotter *p, const char *group, const char *name,
+                       char *const *datasets, int n_datasets, struct rn_error *err)
+{
+    (void)datasets;
+    (void)n_datasets;
+    char path[RN_PLOT_PATH_MAX], dpath[RN_PLOT_PATH_MAX], file[RN_PLOT_PATH_MAX];
+    char figure[128], sname[64], key[32];
+    snprintf(path, sizeof path, "%s/probs", group);
+    if (!rn_results_exists(p->r, path))
+        return 0;
+    struct rn_plot_inputs in;
+    float *eps = NULL, *probs = NULL, *clean = NULL;
+    int32_t *targets = NULL;
+    int de[4], dp[4], dc[4], rc = -1;
+    struct rn_sbuf defs = {0};
+    char *norm = rn_plot_attr_or(p, group, "norm", "linf");
+    char *steps = rn_plot_attr_or(p, group, "steps", "?");
+    FILE *f = NULL;
+    if (rn_plot_inputs_read(p, group, &in, err))
+        goto done;
+    snprintf(path, sizeof path, "%s/eps", group);
+    if (rn_plot_read_f32(p, path, 1, &eps, de, err))
+        goto done;
+    snprintf(path, sizeof path, "%s/probs", group);
+    if (rn_plot_read_f32(p, path, 3, &probs, dp, err))
+        goto done;
+    snprintf(path, sizeof path, "%s/clean_probs", group);
+    if (rn_plot_read_f32(p, path, 2, &clean, dc, err))
+        goto done;
+    snprintf(path, sizeof path, "%s/targets", group);
+    if (rn_plot_read_vector(p, path, in.n, 1, &targets, err))
+        goto done;
+    const int n_eps = de[0], n = in.n, k = dp[2];
+    if (dp[0] != n_eps || dp[1] != n || dc[0] != n || dc[1] != k) {
+        rn_errorf(err, "%s: %s/probs (%d,%d,%d) does not match %d epsilons x %d inputs", p->run_dir,
+                  group, dp[0], dp[1], dp[2], n_eps, n);
+        goto done;
+    }
+    rn_plot_safe_name(sname, sizeof sname, name);
+    snprintf(figure, sizeof figure, "%s", sname);
+    snprintf(file, sizeof file, "%s_probs.dat", figure);
+    if (!(f = rn_plot_data_open(p, file, dpath, err)))
+        goto done;
+    fprintf(f, "# epsilon, then per input the probability of its attacked class "
+               "(the target, or the true label when untargeted)\n");
+    for (int e = 0; e < n_eps; e++) {
+        fprintf(f, "%.6g", eps[e]);
+        for (int i = 0; i < n; i++) {
+            int c = targets[i] >= 0 ? targets[i] : in.labels[i];
+            fprintf(f, " %.6g", probs[((size_t)e * n + i) * k + c]);
+        }
+        fputc('\n', f);
+    }
+    rc = rn_plot_data_close(f, dpath, err);
+    f = NULL;
+    if (rc)
+        goto done;
+    rc = -1;
+    for (int i = 0; i < n; i++) {
+        char cap[160], t[220];
+        rn_plot_inputs_caption(&in, i, cap, sizeof cap);
+        int c = targets[i] >= 0 ? targets[i] : in.labels[i];
+        snprintf(t, sizeof t, "%s: P(%d), clean %.3f", cap, c, clean[(size_t)i * k + c]);
+        snprintf(key, sizeof key, "cap%d", i);
+        rn_sbuf_def_str(&defs, key, t);
+    }
+    char title[400], stem[RN_PLOT_PATH_MAX];
+    int untargeted = targets[0] < 0;
+    snprintf(title, sizeof title,
+             "%s · %s PGD, %s steps, %s\neach step: gradient step, "
+             "projection onto the ball, clamp to [0, 1]; dashed: 0.9",
+             name, strcmp(norm, "l2") == 0 ? "L2" : "L-inf", steps,
+             untargeted ? "untargeted (true-class probability)" : "targeted (target probability)");
+    snprintf(stem, sizeof stem, "%s/%s", p->data_dir, figure);
+    rn_sbuf_def_str(&defs, "stem", stem);
+    rn_sbuf_def_str(&defs, "title", title);
+    rn_sbuf_printf(&defs, "n=%d; ", n);
+    rc = rn_plot_draw(p, "attack.gp", figure, 900, 560, &defs, err);
+done:
+    if (f)
+        fclose(f);
+    rn_plot_inputs_free(&in);
+    free(defs.s);
+    free(eps);
+    free(probs);
+    free(clean);
+    free(targets);
+    free(norm);
+    free(steps);
+    return rc;
+}

@@ -1,0 +1,384 @@
+/* The attack analysis (runner/analyses/attack.c, analyses/attack.h):
+ *  - one L-inf PGD step on a linear model of a 3x2x2 input against a hand
+ *    computation of the sign, the step, the projection and the clamp; the
+ *    same for an L2 step;
+ *  - epsilon 0 leaves the input unchanged and the probabilities are the
+ *    clean ones (eval mode: the model has dropout);
+ *  - every adversarial lies in [0, 1] and within epsilon of its source
+ *    (L-inf and L2, random starts, restarts) on a random small CNN;
+ *  - validate refuses a target that is the true label of a case, at the key;
+ *  - end to end through the runner with the interpretability fixture's
+ *    model: the datasets, the sanity checks and the figure.
+ */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "runner/analyses/attack.h"
+#include "runner/analysis.h"
+#include "runner/graph.h"
+#include "runner/results.h"
+#include "runner/spec.h"
+#include "sh.h"
+
+static char dir[64];
+
+static void make_dir(void)
+{
+    snprintf(dir, sizeof dir, "/tmp/rn_attack_XXXXXX");
+    cr_assert_not_null(mkdtemp(dir));
+}
+
+static void remove_dir(void)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    cr_expect_eq(system(cmd), 0);
+}
+
+TestSuite(attack, .init = make_dir, .fini = remove_dir, .timeout = 180);
+
+/* A graph of the model of a spec given as text, for inputs of shape in. */
+static void graph_from_text(struct rn_graph *g, const char *model, struct rn_shape in, int max_n)
+{
+    char text[2048], errs[2048] = "";
+    snprintf(text, sizeof text, "name: t\ntrain: {epochs: 1}\nmodel:\n%s", model);
+    struct rn_spec *s = calloc(1, sizeof *s);
+    cr_assert_not_null(s);
+    struct rn_error err = {0};
+    int n = 0;
+    FILE *ef = fmemopen(errs, sizeof errs, "w");
+    int rc = rn_spec_load_text(s, text, "t.yaml", NULL, NULL, ef, &n, &err);
+    fclose(ef);
+    cr_assert_eq(rc, 0, "%s%s", errs, err.msg);
+    cr_assert_eq(rn_graph_build(g, &s->model, in, max_n, &err), 0, "%s", err.msg);
+    rn_spec_free(s);
+    free(s);
+}
+
+static const char *linear_model = "  name: lin\n"
+                                  "  layers:\n"
+                                  "    - {type: flatten, name: flat}\n"
+                                  "    - {type: linear, name: fc, units: 2}\n";
+
+/* fc: z0 = w . x, z1 = 0 (bias 0). */
+static void set_linear(struct rn_graph *g, const float *w)
+{
+    struct rn_layer *fc = &g->nodes[g->n_nodes - 1].layer;
+    memset(fc->params[0].value.data, 0, sizeof(float) * 24);
+    memcpy(fc->params[0].value.data, w, sizeof(float) * 12);
+    if (fc->n_params > 1)
+        memset(fc->params[1].value.data, 0, sizeof(float) * 2);
+}
+
+static const float w_lin[12] = {1, -2, 0.5f, -1, 3, 0, -0.5f, 2, -3, 1, 0.25f, -0.25f};
+static const float x_lin[12] = {0.5f,  0.02f, 0.98f, 0.97f, 0.99f, 0.4f,
+                                0.01f, 0.7f,  0.6f,  0.5f,  0.2f,  0.95f};
+
+static float clampf(float v, float lo, float hi)
+{
+    return v < lo ? lo : v > hi ? hi : v;
+}
+
+Test(attack, one_linf_step_matches_the_hand_computation)
+{
+    struct rn_graph g;
+    struct rn_shape in = {3, 2, 2};
+    graph_from_text(&g, linear_model, in, 4);
+    set_linear(&g, w_lin);
+    struct rn_error err = {0};
+    /* targeted at class 1: minimise CE(1) = log(1 + e^(z0 - z1)); its
+     * gradient is p0 * w, so the step goes along -sign(w). Untargeted with
+     * label 0: maximise CE(0), gradient -(1 - p0) w: also -sign(w). */
+    const float eps[2] = {0.05f, 0.3f};
+    const int labels[2] = {0, 0}, targets[2] = {1, -1};
+    float src[24], adv[2 * 2 * 12], probs[2 * 2 * 2];
+    memcpy(src, x_lin, sizeof x_lin);
+    memcpy(src + 12, x_lin, sizeof x_lin);
+    struct rn_attack_cfg cfg = {.steps = 1, .step = 0.1f, .restarts = 1};
+    cr_assert_eq(
+        rn_attack_pgd(&g, g.n_nodes - 1, &cfg, eps, 2, src, 2, labels, targets, adv, probs, &err),
+        0, "%s", err.msg);
+    for (int e = 0; e < 2; e++)
+        for (int i = 0; i < 2; i++) {
+            double z0 = 0;
+            for (int q = 0; q < 12; q++) {
+                float s = w_lin[q] > 0 ? -1.0f : w_lin[q] < 0 ? 1.0f : 0.0f;
+                float want = x_lin[q] + 0.1f * s;                          /* step */
+                want = clampf(want, x_lin[q] - eps[e], x_lin[q] + eps[e]); /* projection */
+                want = clampf(want, 0, 1);                                 /* clamp */
+                float got = adv[(e * 2 + i) * 12 + q];
+                cr_expect(fabsf(got - want) < 1e-7f, "eps %g input %d pixel %d: %g, want %g",
+                          eps[e], i, q, got, want);
+                z0 += (double)w_lin[q] * got;
+            }
+            double p0 = 1 / (1 + exp(-z0));
+            cr_expect(fabs(probs[(e * 2 + i) * 2] - p0) < 1e-6, "p0 %g want %g",
+                      probs[(e * 2 + i) * 2], p0);
+        }
+    /* pixel 1 (w < 0, 0.02) goes up: the projection binds at eps 0.05, the
+     * step at 0.3; pixel 3 (w < 0, 0.97) goes up: the clamp binds at both */
+    cr_expect_float_eq(adv[1], 0.02f + 0.05f, 1e-6);
+    cr_expect_float_eq(adv[2 * 12 + 1], 0.02f + 0.1f, 1e-6);
+    cr_expect_eq(adv[3], 1.0f);
+    cr_expect_eq(adv[2 * 12 + 3], 1.0f);
+    rn_graph_free(&g);
+}
+
+Test(attack, one_l2_step_matches_the_hand_computation)
+{
+    struct rn_graph g;
+    struct rn_shape in = {3, 2, 2};
+    graph_from_text(&g, linear_model, in, 4);
+    set_linear(&g, w_lin);
+    struct rn_error err = {0};
+    const float eps[1] = {0.2f};
+    const int labels[1] = {0}, targets[1] = {1};
+    float adv[12], probs[2];
+    struct rn_attack_cfg cfg = {.l2 = 1, .steps = 1, .step = 0.5f, .restarts = 1};
+    cr_assert_eq(
+        rn_attack_pgd(&g, g.n_nodes - 1, &cfg, eps, 1, x_lin, 1, labels, targets, adv, probs, &err),
+        0, "%s", err.msg);
+    double nw = 0;
+    for (int q = 0; q < 12; q++)
+        nw += (double)w_lin[q] * w_lin[q];
+    nw = sqrt(nw);
+    /* step 0.5 along -w/|w|, scaled back to radius 0.2, then clamped */
+    for (int q = 0; q < 12; q++) {
+        float want = clampf(x_lin[q] - 0.2f * (float)(w_lin[q] / nw), 0, 1);
+        cr_expect(fabsf(adv[q] - want) < 1e-6f, "pixel %d: %g, want %g", q, adv[q], want);
+    }
+    rn_graph_free(&g);
+}
+
+static const char *cnn_model =
+    "  name: small\n"
+    "  layers:\n"
+    "    - {type: conv2d, name: conv1, filters: 4, kernel: 3, padding: 1}\n"
+    "    - {type: relu, name: relu1}\n"
+    "    - {type: maxpool2d, name: pool1, kernel: 2}\n"
+    "    - {type: global_avg_pool, name: features}\n"
+    "    - {type: dropout, name: dropout, p: 0.5}\n"
+    "    - {type: linear, name: fc, units: 10}\n";
+
+static void random_images(float *x, size_t n, unsigned seed)
+{
+    srand(seed);
+    for (size_t q = 0; q < n; q++)
+        x[q] = (float)rand() / (float)RAND_MAX;
+}
+
+Test(attack, eps_zero_leaves_the_input_and_the_clean_probabilities)
+{
+    struct rn_graph g;
+    struct rn_shape in = {3, 8, 8};
+    graph_from_text(&g, cnn_model, in, 4);
+    rn_graph_init_params(&g, 7);
+    enum { N = 5, PER = 3 * 8 * 8 };
+    float src[N * PER], adv[2 * N * PER], probs[2 * N * 10], clean[N * 10], scratch[N * PER];
+    random_images(src, N * PER, 3);
+    const int labels[N] = {0, 1, 2, 3, 4}, none[N] = {-1, -1, -1, -1, -1}, tg[N] = {5, 6, 7, 8, 9};
+    struct rn_error err = {0};
+    const float zero = 0;
+    struct rn_attack_cfg clean_cfg = {.steps = 0, .restarts = 1};
+    cr_assert_eq(rn_attack_pgd(&g, g.n_nodes - 1, &clean_cfg, &zero, 1, src, N, labels, none,
+                               scratch, clean, &err),
+                 0, "%s", err.msg);
+    /* an absolute step, a random start and restarts: still nothing moves */
+    for (int l2 = 0; l2 < 2; l2++) {
+        struct rn_attack_cfg cfg = {
+            .l2 = l2, .steps = 3, .step = 0.1f, .random_start = 1, .restarts = 2, .seed = 5};
+        const float eps[2] = {0, 0};
+        cr_assert_eq(rn_attack_pgd(&g, g.n_nodes - 1, &cfg, eps, 2, src, N, labels, l2 ? tg : none,
+                                   adv, probs, &err),
+                     0, "%s", err.msg);
+        for (int e = 0; e < 2; e++) {
+            cr_expect(memcmp(adv + e * N * PER, src, sizeof src) == 0, "eps 0 moved the input");
+            cr_expect(memcmp(probs + e * N * 10, clean, sizeof clean) == 0,
+                      "eps 0 changed the probabilities (dropout on?)");
+        }
+    }
+    rn_graph_free(&g);
+}
+
+Test(attack, every_adversarial_lies_in_the_box_and_the_ball)
+{
+    struct rn_graph g;
+    struct rn_shape in = {3, 8, 8};
+    graph_from_text(&g, cnn_model, in, 3); /* 3: several chunks per step */
+    rn_graph_init_params(&g, 11);
+    enum { N = 4, PER = 3 * 8 * 8, NE = 4 };
+    static float src[N * PER], adv[NE * N * PER], probs[NE * N * 10];
+    random_images(src, N * PER, 9);
+    for (int q = 0; q < PER; q++) /* saturated pixels: the clamp must bind */
+        src[q] = q % 2 ? 1.0f : 0.0f;
+    const int labels[N] = {1, 2, 3, 4}, targets[N] = {0, -1, 7, -1};
+    const float eps[NE] = {0, 0.03f, 0.3f, 2.0f};
+    struct rn_error err = {0};
+    for (int l2 = 0; l2 < 2; l2++) {
+        struct rn_attack_cfg cfg = {
+            .l2 = l2, .steps = 7, .step_rel = 0.4f, .random_start = 1, .restarts = 2, .seed = 1};
+        cr_assert_eq(rn_attack_pgd(&g, g.n_nodes - 1, &cfg, eps, NE, src, N, labels, targets, adv,
+                                   probs, &err),
+                     0, "%s", err.msg);
+        cr_expect_eq(rn_attack_max_violation(l2, eps, NE, src, adv, N, PER), 0.0);
+        double moved = 0;
+        for (int e = 0; e < NE; e++)
+            for (int i = 0; i < N; i++) {
+                double nn = 0, mx = 0;
+                for (int q = 0; q < PER; q++) {
+                    float a = adv[(e * N + i) * PER + q];
+                    double d = fabs((double)a - src[i * PER + q]);
+                    cr_assert(a >= 0 && a <= 1, "pixel %g outside [0, 1]", a);
+                    nn += d * d;
+                    mx = d > mx ? d : mx;
+                }
+                if (l2)
+                    cr_expect(sqrt(nn) <= eps[e] * (1 + 1e-5), "L2 %g > eps %g", sqrt(nn), eps[e]);
+                else
+                    cr_expect(mx <= eps[e] + 1e-6, "L-inf %g > eps %g", mx, eps[e]);
+                moved += nn;
+            }
+        cr_expect_gt(moved, 0.0);
+        /* the checker sees a violation */
+        adv[PER + 5] = src[PER + 5] + 0.5f > 1 ? src[PER + 5] - 0.5f : src[PER + 5] + 0.5f;
+        cr_expect_gt(rn_attack_max_violation(l2, eps, NE, src, adv, N, PER), 0.4);
+    }
+    rn_graph_free(&g);
+}
+
+/* ---- validate and run through the runner ------------------------------------ */
+
+static void put(const char *name, const char *text, char *path, size_t cap)
+{
+    snprintf(path, cap, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    cr_assert_not_null(f, "%s", path);
+    fputs(text, f);
+    fclose(f);
+}
+
+#define HEAD                                                                                       \
+    "name: x\n"                                                                                    \
+    "data: {dir: " RN_FIXTURES "/mnist, colouring: background}\n"                                  \
+    "model: {include: " RN_FIXTURES "/interp_model.yaml}\n"                                        \
+    "load: {run: " RN_FIXTURES "/interp_ref.h5}\n"                                                 \
+    "analyses:\n"
+
+Test(attack, a_target_equal_to_a_case_label_is_refused_at_validate)
+{
+    char path[256], out[4096], want[1024];
+    put("x.yaml", HEAD "  - {type: attack, cases: \"1 red; 3 yellow test\", target: 3}\n", path,
+        sizeof path);
+    snprintf(want, sizeof want,
+             "%s:6:59: error: analysis 'attack' (attack): target 3 is the true label of case 2 "
+             "('3 yellow test -1'): a targeted attack needs another class\n",
+             path);
+    int rc = sh(out, sizeof out, "%s validate %s 2>&1", RN_RUNNER_BIN, path);
+    cr_expect_eq(rc, 1, "%s", out);
+    cr_expect_str_eq(out, want);
+    put("y.yaml", HEAD "  - {type: attack, eps: \"0, 0.1, x\"}\n", path, sizeof path);
+    snprintf(want, sizeof want,
+             "%s:6:25: error: analysis 'attack' (attack): eps: expected numbers >= 0 "
+             "separated by commas, got '0, 0.1, x'\n",
+             path);
+    rc = sh(out, sizeof out, "%s validate %s 2>&1", RN_RUNNER_BIN, path);
+    cr_expect_eq(rc, 1, "%s", out);
+    cr_expect_str_eq(out, want);
+    put("z.yaml", HEAD "  - {type: attack, target: 10}\n", path, sizeof path);
+    snprintf(want, sizeof want,
+             "%s:6:28: error: analysis 'attack' (attack): target: expected a class 0-9, "
+             "least_likely, random or none, got '10'\n",
+             path);
+    rc = sh(out, sizeof out, "%s validate %s 2>&1", RN_RUNNER_BIN, path);
+    cr_expect_eq(rc, 1, "%s", out);
+    cr_expect_str_eq(out, want);
+}
+
+static float *read_f32(struct rn_results *r, const char *path, int *nd, int dims[4])
+{
+    struct rn_error err = {0};
+    float *v = NULL;
+    cr_assert_eq(rn_results_read(r, path, RN_DTYPE_F32, (void **)&v, nd, dims, &err), 0, "%s",
+                 err.msg);
+    return v;
+}
+
+Test(attack, end_to_end_with_the_fixture_model)
+{
+    char path[256], out[8192], run_dir[320], h5[400];
+    put("run.yaml",
+        HEAD "  - {type: attack, name: untargeted, n: 3, eps: \"0, 0.02, 0.1\", steps: 5}\n"
+             "  - {type: attack, name: to3, cases: \"7 yellow test\", target: 3, norm: l2,\n"
+             "     eps: \"0, 0.5, 2\", steps: 4, random_start: true, restarts: 2}\n",
+        path, sizeof path);
+    snprintf(run_dir, sizeof run_dir, "%s/run", dir);
+    int rc = sh(out, sizeof out, "%s %s --out %s --quiet --threads 2 2>&1", RN_RUNNER_BIN, path,
+                run_dir);
+    cr_assert_eq(rc, 0, "%s", out);
+    snprintf(h5, sizeof h5, "%s/run.h5", run_dir);
+    struct rn_results *r = NULL;
+    struct rn_error err = {0};
+    cr_assert_eq(rn_results_open(&r, h5, &err), 0, "%s", err.msg);
+    const char *groups[2] = {"/analyses/untargeted", "/analyses/to3"};
+    const int n_in[2] = {3, 1};
+    for (int gi = 0; gi < 2; gi++) {
+        char p[320];
+        int nd, d[4];
+        const int n = n_in[gi];
+        snprintf(p, sizeof p, "%s/eps", groups[gi]);
+        float *eps = read_f32(r, p, &nd, d);
+        cr_expect(nd == 1 && d[0] == 3);
+        snprintf(p, sizeof p, "%s/adversarial", groups[gi]);
+        float *adv = read_f32(r, p, &nd, d);
+        cr_expect(nd == 4 && d[0] == 3 * n && d[1] == 3 && d[2] == 28 && d[3] == 28);
+        snprintf(p, sizeof p, "%s/probs", groups[gi]);
+        float *probs = read_f32(r, p, &nd, d);
+        cr_expect(nd == 3 && d[0] == 3 && d[1] == n && d[2] == 10);
+        snprintf(p, sizeof p, "%s/clean_probs", groups[gi]);
+        float *clean = read_f32(r, p, &nd, d);
+        snprintf(p, sizeof p, "%s/delta_abs_mean", groups[gi]);
+        float *dm = read_f32(r, p, &nd, d);
+        cr_expect(nd == 3 && d[0] == 3 && d[1] == n && d[2] == 3);
+        snprintf(p, sizeof p, "%s/max_violation", groups[gi]);
+        float *viol = read_f32(r, p, &nd, d);
+        cr_expect(nd == 0 && viol[0] == 0.0f, "largest violation %g", viol[0]);
+        uint8_t *img = NULL;
+        snprintf(p, sizeof p, "%s/images", groups[gi]);
+        cr_assert_eq(rn_results_read(r, p, RN_DTYPE_U8, (void **)&img, &nd, d, &err), 0, "%s",
+                     err.msg);
+        int32_t *succ = NULL;
+        snprintf(p, sizeof p, "%s/success", groups[gi]);
+        cr_assert_eq(rn_results_read(r, p, RN_DTYPE_I32, (void **)&succ, &nd, d, &err), 0, "%s",
+                     err.msg);
+        cr_expect(nd == 2 && d[0] == 3 && d[1] == n);
+        /* epsilon 0: the sources themselves, the clean probabilities, no delta */
+        for (int q = 0; q < n * 3 * 784; q++)
+            cr_expect(adv[q] == img[q] * (1.0f / 255.0f), "eps 0 moved pixel %d", q);
+        /* the same images in batches of another size: equal to float rounding */
+        for (int q = 0; q < n * 10; q++)
+            cr_expect(fabsf(probs[q] - clean[q]) < 1e-6f, "eps 0: p %g, clean %g", probs[q],
+                      clean[q]);
+        for (int q = 0; q < n * 3; q++)
+            cr_expect_eq(dm[q], 0.0f);
+        cr_expect_gt(dm[2 * n * 3], 0.0f, "the largest epsilon moved nothing");
+        free(eps);
+        free(adv);
+        free(probs);
+        free(clean);
+        free(dm);
+        free(viol);
+        free(img);
+        free(succ);
+    }
+    rn_results_close(r);
+    snprintf(path, sizeof path, "%s/plots/untargeted.png", run_dir);
+    struct stat st;
+    cr_expect_eq(stat(path, &st), 0, "no figure %s", path);
+    snprintf(path, sizeof path, "%s/plots/to3.png", run_dir);
+    cr_expect_eq(stat(path, &st), 0, "no figure %s", path);
+}
