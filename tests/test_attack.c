@@ -381,4 +381,6 @@ Test(attack, end_to_end_with_the_fixture_model)
     cr_expect_eq(stat(path, &st), 0, "no figure %s", path);
     snprintf(path, sizeof path, "%s/plots/to3.png", run_dir);
     cr_expect_eq(stat(path, &st), 0, "no figure %s", path);
+    snprintf(path, sizeof path, "%s/plots/to3_images.png", run_dir);
+    cr_expect_eq(stat(path, &st), 0, "no figure %s", path);
 }

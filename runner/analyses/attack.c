@@ -1,6 +1,8 @@
 /* attack.c - adversarial attacks (SPEC.md "Adversarial (Task 5)"): targeted
  * or untargeted PGD, L-inf or L2, on the analysis' inputs at a list of
- * epsilons, batched over epsilons and images (attack.h).
+ * epsilons, batched over epsilons and images (attack.h). Figures: the
+ * attacked class' probability against epsilon (plots/attack.gp), and source |
+ * perturbation | adversarial at the largest epsilon (plots/attack_images.gp).
  *
  * Each step: gradient step, projection onto the epsilon-ball around the
  * source, clamp to [0, 1], in that order. FGSM is steps: 1, step_rel: 1.
@@ -546,6 +548,102 @@ done:
     return rc;
 }
 
+/* ---- figures ------------------------------------------------------------------ */
+
+/* A float (c, hw) image in [0, 1] as uint8, for rn_plot_write_image. */
+static void to_u8(const float *x, size_t per, float offset, float scale, uint8_t *out)
+{
+    for (size_t q = 0; q < per; q++) {
+        float v = clamp01(offset + scale * x[q]);
+        out[q] = (uint8_t)lrintf(v * 255.0f);
+    }
+}
+
+/* Per input one row: the source | the perturbation at the largest epsilon
+ * (0.5 grey + delta scaled to its largest |delta|, per channel) | the
+ * adversarial image. */
+static int plot_images(struct rn_plotter *p, const char *group, const char *figure,
+                       const struct rn_plot_inputs *in, const float *eps, int n_eps,
+                       const float *probs, int k, struct rn_error *err)
+{
+    char path[RN_PLOT_PATH_MAX], dpath[RN_PLOT_PATH_MAX], file[RN_PLOT_PATH_MAX];
+    char stem[RN_PLOT_PATH_MAX], key[32], fig[160];
+    snprintf(path, sizeof path, "%s/adversarial", group);
+    if (!rn_results_exists(p->r, path))
+        return 0;
+    float *adv = NULL;
+    int d[4], rc = -1;
+    struct rn_sbuf defs = {0};
+    const int n = in->n, e = n_eps - 1;
+    const size_t per = (size_t)in->c * in->h * in->w;
+    uint8_t *u8 = malloc(per);
+    float *delta = malloc(sizeof(float) * per);
+    if (!u8 || !delta) {
+        rn_errorf(err, "attack figure: out of memory");
+        goto done;
+    }
+    if (rn_plot_read_f32(p, path, 4, &adv, d, err))
+        goto done;
+    if (d[0] != n_eps * n || (size_t)d[1] * d[2] * d[3] != per) {
+        rn_errorf(err, "%s: %s (%d,%d,%d,%d) does not match %d epsilons x %d inputs", p->run_dir,
+                  path, d[0], d[1], d[2], d[3], n_eps, n);
+        goto done;
+    }
+    snprintf(fig, sizeof fig, "%s_images", figure);
+    snprintf(stem, sizeof stem, "%s/%s", p->data_dir, fig);
+    for (int i = 0; i < n; i++) {
+        const float *a = adv + ((size_t)e * n + i) * per;
+        const uint8_t *s = in->img + (size_t)i * per;
+        float mx = 0;
+        for (size_t q = 0; q < per; q++) {
+            delta[q] = a[q] - s[q] * (1.0f / 255.0f);
+            mx = fabsf(delta[q]) > mx ? fabsf(delta[q]) : mx;
+        }
+        const char *what[3] = {"source", "delta", "adv"};
+        for (int col = 0; col < 3; col++) {
+            FILE *f;
+            snprintf(file, sizeof file, "%s_%d_%s.dat", fig, i, what[col]);
+            if (!(f = rn_plot_data_open(p, file, dpath, err)))
+                goto done;
+            if (col == 0)
+                memcpy(u8, s, per);
+            else if (col == 1)
+                to_u8(delta, per, 0.5f, mx > 0 ? 0.5f / mx : 0.0f, u8);
+            else
+                to_u8(a, per, 0.0f, 1.0f, u8);
+            rn_plot_write_image(f, u8, in->c, in->h, in->w, 0, 0);
+            if (rn_plot_data_close(f, dpath, err))
+                goto done;
+        }
+        char cap[160], t[200];
+        rn_plot_inputs_caption(in, i, cap, sizeof cap);
+        snprintf(key, sizeof key, "cap%d", i);
+        rn_sbuf_def_str(&defs, key, cap);
+        snprintf(t, sizeof t, "delta x %.3g (max |delta| %.3g)", mx > 0 ? 0.5 / mx : 0.0, mx);
+        snprintf(key, sizeof key, "dcap%d", i);
+        rn_sbuf_def_str(&defs, key, t);
+        const float *pi = probs + ((size_t)e * n + i) * k;
+        int top = rn_argmax(pi, k);
+        snprintf(t, sizeof t, "adversarial: predicted %d (p %.3f)", top, pi[top]);
+        snprintf(key, sizeof key, "acap%d", i);
+        rn_sbuf_def_str(&defs, key, t);
+    }
+    char title[200];
+    snprintf(title, sizeof title,
+             "source | perturbation (0.5 grey + delta, amplified) | adversarial at epsilon %g",
+             eps[e]);
+    rn_sbuf_def_str(&defs, "stem", stem);
+    rn_sbuf_def_str(&defs, "title", title);
+    rn_sbuf_printf(&defs, "n=%d; iw=%d; ih=%d; ", n, in->w, in->h);
+    rc = rn_plot_draw(p, "attack_images.gp", fig, 780, 90 + 250 * n, &defs, err);
+done:
+    free(adv);
+    free(u8);
+    free(delta);
+    free(defs.s);
+    return rc;
+}
+
 /* ---- figure: the attacked class' probability against epsilon ------------------- */
 
 static int plot_attack(struct rn_plotter *p, const char *group, const char *name,
@@ -625,7 +723,8 @@ static int plot_attack(struct rn_plotter *p, const char *group, const char *name
     rn_sbuf_def_str(&defs, "stem", stem);
     rn_sbuf_def_str(&defs, "title", title);
     rn_sbuf_printf(&defs, "n=%d; ", n);
-    rc = rn_plot_draw(p, "attack.gp", figure, 900, 560, &defs, err);
+    if ((rc = rn_plot_draw(p, "attack.gp", figure, 900, 560, &defs, err)) == 0)
+        rc = plot_images(p, group, figure, &in, eps, n_eps, probs, k, err);
 done:
     if (f)
         fclose(f);
