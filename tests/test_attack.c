@@ -6,6 +6,7 @@
  *    clean ones (eval mode: the model has dropout);
  *  - every adversarial lies in [0, 1] and within epsilon of its source
  *    (L-inf and L2, random starts, restarts) on a random small CNN;
+ *  - restarts keep the best result per (epsilon, image);
  *  - validate refuses a target that is the true label of a case, at the key;
  *  - end to end through the runner with the interpretability fixture's
  *    model: the datasets, the sanity checks and the figure.
@@ -248,6 +249,43 @@ Test(attack, every_adversarial_lies_in_the_box_and_the_ball)
         adv[PER + 5] = src[PER + 5] + 0.5f > 1 ? src[PER + 5] - 0.5f : src[PER + 5] + 0.5f;
         cr_expect_gt(rn_attack_max_violation(l2, eps, NE, src, adv, N, PER), 0.4);
     }
+    rn_graph_free(&g);
+}
+
+Test(attack, restarts_keep_the_best)
+{
+    struct rn_graph g;
+    struct rn_shape in = {3, 8, 8};
+    graph_from_text(&g, cnn_model, in, 8);
+    rn_graph_init_params(&g, 4);
+    enum { N = 4, PER = 3 * 8 * 8, NE = 2 };
+    static float src[N * PER], adv1[NE * N * PER], adv3[NE * N * PER];
+    float p1[NE * N * 10], p3[NE * N * 10];
+    random_images(src, N * PER, 21);
+    const int labels[N] = {1, 2, 3, 4}, targets[N] = {0, -1, 7, -1};
+    const float eps[NE] = {0.05f, 0.2f};
+    struct rn_error err = {0};
+    /* restart 0 is the same attack in both runs; the others can only improve it */
+    struct rn_attack_cfg cfg = {
+        .steps = 3, .step_rel = 0.3f, .random_start = 1, .restarts = 1, .seed = 2};
+    cr_assert_eq(
+        rn_attack_pgd(&g, g.n_nodes - 1, &cfg, eps, NE, src, N, labels, targets, adv1, p1, &err), 0,
+        "%s", err.msg);
+    cfg.restarts = 3;
+    cr_assert_eq(
+        rn_attack_pgd(&g, g.n_nodes - 1, &cfg, eps, NE, src, N, labels, targets, adv3, p3, &err), 0,
+        "%s", err.msg);
+    int better = 0;
+    for (int j = 0; j < NE * N; j++) {
+        int i = j % N, c = targets[i] >= 0 ? targets[i] : labels[i];
+        float a = p1[j * 10 + c], b = p3[j * 10 + c];
+        if (targets[i] >= 0)
+            cr_expect_geq(b, a, "job %d: target probability %g < %g of one restart", j, b, a);
+        else
+            cr_expect_leq(b, a, "job %d: true-class probability %g > %g of one restart", j, b, a);
+        better += a != b;
+    }
+    cr_expect_gt(better, 0, "no restart ever did better: the restarts are not random");
     rn_graph_free(&g);
 }
 
