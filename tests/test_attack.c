@@ -1,4 +1,4 @@
-/* The attack analysis (runner/analyses/attack.c, analyses/attack.h):
+/* The attack analysis (runner/analyses/attack.c, runner/pgd.h):
  *  - one L-inf PGD step on a linear model of a 3x2x2 input against a hand
  *    computation of the sign, the step, the projection and the clamp; the
  *    same for an L2 step;
@@ -19,7 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "runner/analyses/attack.h"
+#include "runner/pgd.h"
 #include "runner/analysis.h"
 #include "runner/graph.h"
 #include "runner/results.h"

@@ -1,9 +1,9 @@
-/* attack.h - the arithmetic of the attack analysis (attack.c): projected
- * gradient descent (PGD) on the input, L-inf or L2, targeted or not, over a
- * batch of (epsilon, image) pairs; exposed for its tests.
+/* pgd.h - projected gradient descent (PGD) on a model's input, L-inf or L2,
+ * targeted or not, over a batch of (epsilon, image) pairs (pgd.c): the
+ * arithmetic of the attack analysis (analyses/attack.c).
  */
-#ifndef RN_ATTACK_H
-#define RN_ATTACK_H
+#ifndef RN_PGD_H
+#define RN_PGD_H
 
 #include <stdint.h>
 
