@@ -371,20 +371,36 @@ Test(attack, end_to_end_with_the_fixture_model)
         snprintf(p, sizeof p, "%s/eps", groups[gi]);
         float *eps = read_f32(r, p, &nd, d);
         cr_expect(nd == 1 && d[0] == 3);
+        /* one model (this run's): a leading axis of 1 */
         snprintf(p, sizeof p, "%s/adversarial", groups[gi]);
         float *adv = read_f32(r, p, &nd, d);
         cr_expect(nd == 4 && d[0] == 3 * n && d[1] == 3 && d[2] == 28 && d[3] == 28);
+        snprintf(p, sizeof p, "%s/perturbation", groups[gi]);
+        float *pert = read_f32(r, p, &nd, d);
+        cr_expect(nd == 4 && d[0] == 3 * n && d[1] == 3 && d[2] == 28 && d[3] == 28);
         snprintf(p, sizeof p, "%s/probs", groups[gi]);
         float *probs = read_f32(r, p, &nd, d);
-        cr_expect(nd == 3 && d[0] == 3 && d[1] == n && d[2] == 10);
+        cr_expect(nd == 4 && d[0] == 1 && d[1] == 3 && d[2] == n && d[3] == 10);
         snprintf(p, sizeof p, "%s/clean_probs", groups[gi]);
         float *clean = read_f32(r, p, &nd, d);
+        cr_expect(nd == 3 && d[0] == 1 && d[1] == n && d[2] == 10);
         snprintf(p, sizeof p, "%s/delta_abs_mean", groups[gi]);
         float *dm = read_f32(r, p, &nd, d);
-        cr_expect(nd == 3 && d[0] == 3 && d[1] == n && d[2] == 3);
+        cr_expect(nd == 4 && d[0] == 1 && d[1] == 3 && d[2] == n && d[3] == 3);
         snprintf(p, sizeof p, "%s/max_violation", groups[gi]);
         float *viol = read_f32(r, p, &nd, d);
-        cr_expect(nd == 0 && viol[0] == 0.0f, "largest violation %g", viol[0]);
+        cr_expect(nd == 1 && d[0] == 1 && viol[0] == 0.0f, "largest violation %g", viol[0]);
+        snprintf(p, sizeof p, "%s/robust_accuracy", groups[gi]);
+        float *robust = read_f32(r, p, &nd, d);
+        cr_expect(nd == 2 && d[0] == 1 && d[1] == 3);
+        snprintf(p, sizeof p, "%s/clean_accuracy", groups[gi]);
+        float *clean_acc = read_f32(r, p, &nd, d);
+        /* the sanity check the issue asks for: at epsilon 0 the robust
+         * accuracy is the clean accuracy */
+        cr_expect_eq(robust[0], clean_acc[0]);
+        snprintf(p, sizeof p, "%s/min_eps", groups[gi]);
+        float *min_eps = read_f32(r, p, &nd, d);
+        cr_expect(nd == 2 && d[0] == 1 && d[1] == n);
         uint8_t *img = NULL;
         snprintf(p, sizeof p, "%s/images", groups[gi]);
         cr_assert_eq(rn_results_read(r, p, RN_DTYPE_U8, (void **)&img, &nd, d, &err), 0, "%s",
@@ -393,7 +409,10 @@ Test(attack, end_to_end_with_the_fixture_model)
         snprintf(p, sizeof p, "%s/success", groups[gi]);
         cr_assert_eq(rn_results_read(r, p, RN_DTYPE_I32, (void **)&succ, &nd, d, &err), 0, "%s",
                      err.msg);
-        cr_expect(nd == 2 && d[0] == 3 && d[1] == n);
+        cr_expect(nd == 3 && d[0] == 1 && d[1] == 3 && d[2] == n);
+        for (int q = 0; q < 3 * n * 3 * 784; q++)
+            cr_expect(fabsf(pert[q] - (adv[q] - img[q % (n * 3 * 784)] / 255.0f)) < 1e-6f,
+                      "perturbation %d is not adversarial - source", q);
         /* epsilon 0: the sources themselves, the clean probabilities, no delta */
         for (int q = 0; q < n * 3 * 784; q++)
             cr_expect(adv[q] == img[q] * (1.0f / 255.0f), "eps 0 moved pixel %d", q);
@@ -412,6 +431,10 @@ Test(attack, end_to_end_with_the_fixture_model)
         free(viol);
         free(img);
         free(succ);
+        free(pert);
+        free(robust);
+        free(clean_acc);
+        free(min_eps);
     }
     rn_results_close(r);
     snprintf(path, sizeof path, "%s/plots/untargeted.png", run_dir);
@@ -419,6 +442,10 @@ Test(attack, end_to_end_with_the_fixture_model)
     cr_expect_eq(stat(path, &st), 0, "no figure %s", path);
     snprintf(path, sizeof path, "%s/plots/to3.png", run_dir);
     cr_expect_eq(stat(path, &st), 0, "no figure %s", path);
-    snprintf(path, sizeof path, "%s/plots/to3_images.png", run_dir);
-    cr_expect_eq(stat(path, &st), 0, "no figure %s", path);
+    const char *figs[] = {"to3_images", "to3_robust", "to3_channels", "to3_min_eps",
+                          "untargeted_images", "untargeted_robust"};
+    for (size_t i = 0; i < sizeof figs / sizeof figs[0]; i++) {
+        snprintf(path, sizeof path, "%s/plots/%s.png", run_dir, figs[i]);
+        cr_expect_eq(stat(path, &st), 0, "no figure %s", path);
+    }
 }
