@@ -52,7 +52,8 @@ static const struct rn_key attack_keys[] = {
     [ATTACK_STEP_REL] = {"step_rel", RN_KIND_FLOAT, 0, 0.1, NULL, 0, 10, NULL,
                          "step size relative to eps when step is 0"},
     [ATTACK_TARGET] = {"target", RN_KIND_STRING, 0, 0, "none", 1, 0, NULL,
-                       "a class index, least_likely, random, or none (untargeted)"},
+                       "a class index, least_likely (of the other classes), random (another class), or none "
+                       "(untargeted)"},
     [ATTACK_LOSS] = {"loss", RN_KIND_CHOICE, 0, 0, "ce", 1, 0, "ce|margin|dlr",
                      "the objective: ce (cross-entropy), margin (logit margin), dlr (Croce & "
                      "Hein's difference of logits ratio; targeted needs 4 classes)"},
@@ -239,8 +240,9 @@ struct problem {
     const struct rn_inputs *in;
 };
 
-/* Per input the attacked class: the declared one, the least likely of the
- * clean probabilities, a random other class, or -1 (untargeted). */
+/* Per input the attacked class: the declared one, the least likely other
+ * class by the clean probabilities, a random other class, or -1
+ * (untargeted). */
 static void choose_targets(const struct problem *P, const float *clean, int *targets)
 {
     const int k = P->k;
@@ -250,9 +252,10 @@ static void choose_targets(const struct problem *P, const float *clean, int *tar
         if (P->target == TARGET_NONE) {
             targets[i] = -1;
         } else if (P->target == TARGET_LEAST_LIKELY) {
-            targets[i] = 0;
-            for (int j = 1; j < k; j++)
-                if (p[j] < p[targets[i]])
+            /* of the classes other than the true one */
+            targets[i] = P->labels[i] == 0 ? 1 : 0;
+            for (int j = 0; j < k; j++)
+                if (j != P->labels[i] && p[j] < p[targets[i]])
                     targets[i] = j;
         } else if (P->target == TARGET_RANDOM) {
             struct rn_rng r;
