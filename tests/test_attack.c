@@ -19,9 +19,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "runner/pgd.h"
 #include "runner/analysis.h"
 #include "runner/graph.h"
+#include "runner/pgd.h"
 #include "runner/results.h"
 #include "runner/spec.h"
 #include "sh.h"
@@ -346,8 +346,8 @@ Test(attack, min_eps_by_bisection_matches_the_closed_form_on_a_linear_model)
     }
     /* nothing to refine: hi <= lo (the clean image reaches it) or never reached */
     const float lo2[2] = {0, 0}, hi2[2] = {0, INFINITY};
-    cr_assert_eq(rn_attack_min_eps(&g, g.n_nodes - 1, &cfg, src, 2, labels, targets, 0.9f, lo2,
-                                   hi2, rounds, min_eps, &err),
+    cr_assert_eq(rn_attack_min_eps(&g, g.n_nodes - 1, &cfg, src, 2, labels, targets, 0.9f, lo2, hi2,
+                                   rounds, min_eps, &err),
                  0, "%s", err.msg);
     cr_expect_eq(min_eps[0], 0.0f);
     cr_expect(isinf(min_eps[1]));
@@ -409,16 +409,16 @@ Test(attack, the_trace_holds_the_start_and_the_kept_result)
     const float eps[NE] = {0.02f, 0.2f}, zero = 0;
     struct rn_error err = {0};
     struct rn_attack_cfg c0 = {.steps = 0, .restarts = 1};
-    cr_assert_eq(rn_attack_pgd(&g, g.n_nodes - 1, &c0, &zero, 1, src, N, labels, none, scratch,
-                               clean, &err),
-                 0, "%s", err.msg);
+    cr_assert_eq(
+        rn_attack_pgd(&g, g.n_nodes - 1, &c0, &zero, 1, src, N, labels, none, scratch, clean, &err),
+        0, "%s", err.msg);
     /* steps 6, stride 2: rows after steps 0 (the start), 2, 4 and 6 (the end) */
     float trace[4 * NE * N * K];
     struct rn_attack_cfg cfg = {
         .steps = 6, .step_rel = 0.3f, .restarts = 1, .trace_stride = 2, .trace = trace};
-    cr_assert_eq(rn_attack_pgd(&g, g.n_nodes - 1, &cfg, eps, NE, src, N, labels, targets, adv,
-                               probs, &err),
-                 0, "%s", err.msg);
+    cr_assert_eq(
+        rn_attack_pgd(&g, g.n_nodes - 1, &cfg, eps, NE, src, N, labels, targets, adv, probs, &err),
+        0, "%s", err.msg);
     for (int e = 0; e < NE; e++)
         for (int i = 0; i < N; i++)
             for (int c = 0; c < K; c++) {
@@ -538,8 +538,8 @@ Test(attack, end_to_end_with_the_fixture_model)
         cr_expect(nd == 3 && d[0] == 1 && d[1] == 3 && d[2] == n);
         int32_t *reached = NULL;
         snprintf(p, sizeof p, "%s/reached", groups[gi]);
-        cr_assert_eq(rn_results_read(r, p, RN_DTYPE_I32, (void **)&reached, &nd, d, &err), 0,
-                     "%s", err.msg);
+        cr_assert_eq(rn_results_read(r, p, RN_DTYPE_I32, (void **)&reached, &nd, d, &err), 0, "%s",
+                     err.msg);
         /* each minimum epsilon lies in the sweep's bracket: after the last
          * epsilon that failed, at most the first that succeeded */
         for (int i = 0; i < n; i++) {
@@ -588,8 +588,8 @@ Test(attack, end_to_end_with_the_fixture_model)
     cr_expect_eq(stat(path, &st), 0, "no figure %s", path);
     snprintf(path, sizeof path, "%s/plots/to3.png", run_dir);
     cr_expect_eq(stat(path, &st), 0, "no figure %s", path);
-    const char *figs[] = {"to3_images", "to3_robust", "to3_channels", "to3_min_eps",
-                          "untargeted_images", "untargeted_robust"};
+    const char *figs[] = {"to3_images",  "to3_robust",        "to3_channels",
+                          "to3_min_eps", "untargeted_images", "untargeted_robust"};
     for (size_t i = 0; i < sizeof figs / sizeof figs[0]; i++) {
         snprintf(path, sizeof path, "%s/plots/%s.png", run_dir, figs[i]);
         cr_expect_eq(stat(path, &st), 0, "no figure %s", path);
