@@ -668,3 +668,42 @@ Test(attack, epsilons_must_increase)
     cr_expect_eq(rc, 1, "%s", out);
     cr_expect_str_eq(out, want);
 }
+
+/* models[].if_missing: an experiment that makes the missing run, run first. */
+Test(attack, a_missing_model_run_is_made_by_its_if_missing_experiment)
+{
+    char path[256], out[16384];
+    put("maker.yaml",
+        "name: maker\n"
+        "data: {dir: " RN_FIXTURES "/mnist, colouring: background}\n"
+        "model: {include: " RN_FIXTURES "/interp_model.yaml}\n"
+        "train: {epochs: 1}\n",
+        path, sizeof path);
+    put("user.yaml",
+        HEAD "  - {type: attack, name: two, eps: \"0, 0.05\", steps: 2, n: 2,\n"
+             "     models: [{name: own, run: self},\n"
+             "              {name: made, run: results/maker/latest, if_missing: maker.yaml}]}\n",
+        path, sizeof path);
+    int rc = sh(out, sizeof out, "cd %s && %s user.yaml --out u1 2>&1", dir, RN_RUNNER_BIN);
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_expect(strstr(out, "model 'made' of analysis 'two': results/maker/latest does not exist: "
+                          "running maker.yaml first (if_missing)") != NULL,
+              "%s", out);
+    char h5[400];
+    snprintf(h5, sizeof h5, "%s/results/maker/latest/run.h5", dir);
+    cr_expect_eq(access(h5, R_OK), 0, "the maker's run was not made");
+    /* a second run finds it and makes nothing */
+    rc = sh(out, sizeof out, "cd %s && %s user.yaml --out u2 --quiet 2>&1", dir, RN_RUNNER_BIN);
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_expect_str_eq(out, "");
+    /* an experiment that cannot be read is an error at the analysis */
+    put("bad.yaml",
+        HEAD "  - {type: attack, name: two, eps: \"0, 0.05\", steps: 2, n: 2,\n"
+             "     models: [{name: made, run: results/none/latest, if_missing: nope.yaml}]}\n",
+        path, sizeof path);
+    rc = sh(out, sizeof out, "cd %s && %s bad.yaml --out u3 --quiet 2>&1", dir, RN_RUNNER_BIN);
+    cr_expect_eq(rc, 1, "%s", out);
+    cr_expect_str_eq(out, "bad.yaml:6:5: error: analysis 'two': model 'made': results/none/latest "
+                          "does not exist and its if_missing experiment nope.yaml cannot be "
+                          "read\n");
+}
