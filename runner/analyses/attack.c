@@ -51,9 +51,10 @@ static const struct rn_key attack_keys[] = {
                      "absolute step size; 0 = step_rel * eps"},
     [ATTACK_STEP_REL] = {"step_rel", RN_KIND_FLOAT, 0, 0.1, NULL, 0, 10, NULL,
                          "step size relative to eps when step is 0"},
-    [ATTACK_TARGET] = {"target", RN_KIND_STRING, 0, 0, "none", 1, 0, NULL,
-                       "a class index, least_likely (of the other classes), random (another class), or none "
-                       "(untargeted)"},
+    [ATTACK_TARGET] =
+        {"target", RN_KIND_STRING, 0, 0, "none", 1, 0, NULL,
+         "a class index, least_likely (of the other classes), random (another class), or none "
+         "(untargeted)"},
     [ATTACK_LOSS] = {"loss", RN_KIND_CHOICE, 0, 0, "ce", 1, 0, "ce|margin|dlr",
                      "the objective: ce (cross-entropy), margin (logit margin), dlr (Croce & "
                      "Hein's difference of logits ratio; targeted needs 4 classes)"},
@@ -447,6 +448,7 @@ static int write_attrs(struct rn_run *run, const char *group, const struct probl
         {"adversarial_layout", "(models * n_eps * n, c, h, w): model-major, then epsilon; "
                                "image (m * n_eps + e) * n + i"},
         {"order", "gradient step, projection onto the ball, clamp to [0, 1]"},
+        {"mode", "evaluation: dropout off, batchnorm running statistics"},
     };
     for (size_t i = 0; i < sizeof str / sizeof str[0]; i++)
         if (rn_results_set_attr_str(r, group, str[i][0], str[i][1], err))
@@ -532,6 +534,17 @@ static void log_outcomes(struct rn_run *run, const struct problem *P, const stru
         for (int e = 0; e < P->n_eps; e++)
             fprintf(f, " %g: %.4f", P->eps[e], o.rate[e]);
         fprintf(f, "; largest violation %g\n", *o.viol);
+        /* the sanity checks, said rather than hidden */
+        if (P->eps[0] == 0 && !P->cfg.random_start && o.robust[0] != *o.clean_acc)
+            fprintf(f,
+                    "warning: attack %s: %s robust accuracy at epsilon 0 (%.4f) differs "
+                    "from the clean accuracy (%.4f)\n",
+                    P->a->name, models[m].name, o.robust[0], *o.clean_acc);
+        if (*o.viol > 0)
+            fprintf(f,
+                    "warning: attack %s: %s an adversarial image lies %g outside [0, 1] or "
+                    "its ball\n",
+                    P->a->name, models[m].name, *o.viol);
     }
 }
 
