@@ -166,7 +166,8 @@ static int pass(struct rn_graph *g, int logits_node, const struct rn_attack_cfg 
                 struct rn_error *err)
 {
     const size_t per = J->per;
-    struct rn_ctx ctx = {.train = 0};
+    /* evaluation mode; the attack needs the input's gradient, not the weights' */
+    struct rn_ctx ctx = {.train = 0, .input_grad_only = 1};
     struct rn_tensor *xt = rn_graph_input_host(g, m, err);
     if (!xt)
         return -1;

@@ -433,6 +433,50 @@ Test(attack, the_trace_holds_the_start_and_the_kept_result)
     rn_graph_free(&g);
 }
 
+/* ctx.input_grad_only (what the attack passes): the same input gradient,
+ * bit for bit, and the parameter gradients of conv and linear untouched. */
+Test(attack, input_gradient_only_skips_the_parameter_gradients)
+{
+    struct rn_graph g;
+    struct rn_shape in = {3, 8, 8};
+    graph_from_text(&g, cnn_model, in, 4);
+    rn_graph_init_params(&g, 9);
+    enum { N = 4, PER = 3 * 64 };
+    float src[N * PER], dx[2][N * PER];
+    random_images(src, N * PER, 12);
+    struct rn_error err = {0};
+    for (int only = 0; only < 2; only++) {
+        struct rn_ctx ctx = {.train = 0, .input_grad_only = only};
+        struct rn_tensor *x = rn_graph_input_host(&g, N, &err);
+        cr_assert_not_null(x, "%s", err.msg);
+        memcpy(x->data, src, sizeof src);
+        int last = g.n_nodes - 1;
+        cr_assert_eq(rn_graph_input_commit(&g, &err), 0, "%s", err.msg);
+        cr_assert_eq(rn_graph_forward(&g, N, last, &ctx, &err), 0, "%s", err.msg);
+        cr_assert_eq(rn_graph_zero_grad(&g, &err), 0, "%s", err.msg);
+        cr_assert_eq(rn_graph_zero_dy(&g, N, &err), 0, "%s", err.msg);
+        struct rn_tensor *dz = rn_graph_grad_host(&g, last, &err);
+        cr_assert_not_null(dz, "%s", err.msg);
+        for (int q = 0; q < N * 10; q++)
+            dz->data[q] = (float)(q % 7) - 3.0f;
+        cr_assert_eq(rn_graph_backward(&g, N, last, 1, &ctx, &err), 0, "%s", err.msg);
+        memcpy(dx[only], g.dx.data, sizeof dx[only]);
+        double sum = 0;
+        for (int i = 0; i < g.n_nodes; i++)
+            for (int p = 0; p < g.nodes[i].layer.n_params; p++) {
+                const struct rn_tensor *t = &g.nodes[i].layer.params[p].grad;
+                for (size_t q = 0; q < rn_tensor_numel(t); q++)
+                    sum += fabs(t->data[q]);
+            }
+        if (only)
+            cr_expect_eq(sum, 0.0, "a parameter gradient moved (%g)", sum);
+        else
+            cr_expect_gt(sum, 0.0);
+    }
+    cr_expect(memcmp(dx[0], dx[1], sizeof dx[0]) == 0, "the input gradient changed");
+    rn_graph_free(&g);
+}
+
 Test(attack, a_target_equal_to_a_case_label_is_refused_at_validate)
 {
     char path[256], out[4096], want[1024];
