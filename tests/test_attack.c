@@ -7,6 +7,12 @@
  *  - every adversarial lies in [0, 1] and within epsilon of its source
  *    (L-inf and L2, random starts, restarts) on a random small CNN;
  *  - restarts keep the best result per (epsilon, image);
+ *  - against PyTorch (tests/reference/make_attack_fixture.py ->
+ *    tests/fixtures/attack_ref.h5): x after 1, 2, 5, 10, 20, 35 and 50
+ *    targeted and untargeted L-inf and targeted L2 iterations on a fixed
+ *    image, and the final probabilities, to 1e-5 (measured: ~1e-7); the
+ *    objectives (CE, margin, DLR) and their gradients on random logits with
+ *    ties, against autograd;
  *  - validate refuses a target that is the true label of a case, at the key;
  *  - end to end through the runner with the interpretability fixture's
  *    model: the datasets, the sanity checks and the figure.
@@ -19,9 +25,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "runner/pgd.h"
 #include "runner/analysis.h"
 #include "runner/graph.h"
+#include "runner/pgd.h"
 #include "runner/results.h"
 #include "runner/spec.h"
 #include "sh.h"
@@ -287,6 +293,173 @@ Test(attack, restarts_keep_the_best)
     }
     cr_expect_gt(better, 0, "no restart ever did better: the restarts are not random");
     rn_graph_free(&g);
+}
+
+/* ---- against PyTorch (tests/reference/make_attack_fixture.py) -------------- */
+
+static void *read_ds(struct rn_results *f, const char *path, enum rn_dtype t, size_t want)
+{
+    struct rn_error err = {0};
+    void *data = NULL;
+    int nd, dims[4];
+    cr_assert_eq(rn_results_read(f, path, t, &data, &nd, dims, &err), 0, "%s", err.msg);
+    size_t numel = 1;
+    for (int i = 0; i < nd; i++)
+        numel *= (size_t)dims[i];
+    cr_assert_eq(numel, want, "%s: %zu values, expected %zu", path, numel, want);
+    return data;
+}
+
+/* cnn_model on 3x8x8 inputs with the fixture's weights (a state_dict). */
+static void fixture_graph(struct rn_graph *g, struct rn_results *f)
+{
+    struct rn_shape in = {3, 8, 8};
+    graph_from_text(g, cnn_model, in, 4);
+    char path[128];
+    for (int i = 0; i < g->n_nodes; i++)
+        for (int j = 0; j < g->nodes[i].layer.n_params; j++) {
+            struct rn_param *p = &g->nodes[i].layer.params[j];
+            size_t m = rn_tensor_numel(&p->value);
+            snprintf(path, sizeof path, "/weights/%s.%s", g->nodes[i].layer.name, p->name);
+            float *v = read_ds(f, path, RN_DTYPE_F32, m);
+            memcpy(p->value.data, v, sizeof(float) * m);
+            free(v);
+        }
+}
+
+/* The largest |a - b| over m values. */
+static double max_abs_diff(const float *a, const double *b, size_t m, size_t *at)
+{
+    double worst = 0;
+    for (size_t q = 0; q < m; q++)
+        if (fabs(a[q] - b[q]) > worst) {
+            worst = fabs(a[q] - b[q]);
+            *at = q;
+        }
+    return worst;
+}
+
+/* The fixture's case: rn_attack_pgd with its settings, stopped after each
+ * stored iteration (no random start, so a shorter run is a prefix of the
+ * longer one) and after all of them; x to 1e-5 and the final probabilities
+ * to 1e-5, absolute. The first iteration that departs is named. */
+static void pgd_case(const char *name)
+{
+    enum { PER = 3 * 8 * 8, K = 10 };
+    struct rn_results *f = NULL;
+    struct rn_error err = {0};
+    cr_assert_eq(rn_results_open(&f, RN_FIXTURES "/attack_ref.h5", &err), 0, "%s", err.msg);
+    struct rn_graph g;
+    fixture_graph(&g, f);
+    char path[128];
+#define CASE_DS(var, ds, type, n)                                                                  \
+    snprintf(path, sizeof path, "/cases/%s/" ds, name);                                            \
+    var = read_ds(f, path, type, n)
+    float *src = read_ds(f, "/x", RN_DTYPE_F32, PER), *eps, *step;
+    int32_t *label = read_ds(f, "/label", RN_DTYPE_I32, 1), *steps, *l2, *target, *iters;
+    double *x_adv, *probs, *x_iter;
+    CASE_DS(eps, "eps", RN_DTYPE_F32, 1);
+    CASE_DS(step, "step", RN_DTYPE_F32, 1);
+    CASE_DS(steps, "steps", RN_DTYPE_I32, 1);
+    CASE_DS(l2, "l2", RN_DTYPE_I32, 1);
+    CASE_DS(target, "target", RN_DTYPE_I32, 1);
+    CASE_DS(iters, "iters", RN_DTYPE_I32, 6);
+    CASE_DS(x_iter, "x_iter", RN_DTYPE_F64, 6 * PER);
+    CASE_DS(x_adv, "x_adv", RN_DTYPE_F64, PER);
+    CASE_DS(probs, "probs", RN_DTYPE_F64, K);
+#undef CASE_DS
+    const int lab = label[0], tgt = target[0];
+    float adv[PER], p[K];
+    for (int c = 0; c <= 6; c++) {
+        struct rn_attack_cfg cfg = {
+            .l2 = l2[0], .steps = c < 6 ? iters[c] : steps[0], .step = step[0], .restarts = 1};
+        cr_assert_eq(
+            rn_attack_pgd(&g, g.n_nodes - 1, &cfg, eps, 1, src, 1, &lab, &tgt, adv, p, &err), 0,
+            "%s", err.msg);
+        size_t at = 0;
+        double d = max_abs_diff(adv, c < 6 ? x_iter + (size_t)c * PER : x_adv, PER, &at);
+        cr_assert(d <= 1e-5, "%s: x after %d iterations differs from PyTorch by %.3g at %zu", name,
+                  cfg.steps, d, at);
+    }
+    size_t at = 0;
+    double d = max_abs_diff(p, probs, K, &at);
+    cr_expect(d <= 1e-5, "%s: p[%zu] %.8g, PyTorch %.8g", name, at, p[at], probs[at]);
+    /* the attack did something: every pixel moved, toward the target */
+    double moved = 0;
+    for (int q = 0; q < PER; q++)
+        moved = fmax(moved, fabs(adv[q] - src[q]));
+    cr_expect_gt(moved, 0.5 * eps[0] * (l2[0] ? 0.2 : 1), "%s: largest move %g", name, moved);
+    free(src);
+    free(label);
+    free(eps);
+    free(step);
+    free(steps);
+    free(l2);
+    free(target);
+    free(iters);
+    free(x_iter);
+    free(x_adv);
+    free(probs);
+    rn_graph_free(&g);
+    rn_results_close(f);
+}
+
+Test(attack_reference, linf_targeted_50_steps_match_pytorch_to_1e_5)
+{
+    pgd_case("linf_targeted");
+}
+
+Test(attack_reference, linf_untargeted_50_steps_match_pytorch_to_1e_5)
+{
+    pgd_case("linf_untargeted");
+}
+
+Test(attack_reference, l2_targeted_50_steps_match_pytorch_to_1e_5)
+{
+    pgd_case("l2_targeted");
+}
+
+/* rn_pgd_objective's value and dz against torch autograd, every row of the
+ * fixture (CE, margin, DLR; targeted and not; four rows with exact ties,
+ * which go to the lowest class index): |a - b| <= 1e-5 max(1, |b|). */
+Test(attack_reference, objective_values_and_gradients_match_autograd_to_1e_5)
+{
+    enum { R = 22, K = 10 };
+    struct rn_results *f = NULL;
+    struct rn_error err = {0};
+    cr_assert_eq(rn_results_open(&f, RN_FIXTURES "/attack_ref.h5", &err), 0, "%s", err.msg);
+    float *z = read_ds(f, "/objective/logits", RN_DTYPE_F32, R * K);
+    int32_t *label = read_ds(f, "/objective/label", RN_DTYPE_I32, R);
+    int32_t *target = read_ds(f, "/objective/target", RN_DTYPE_I32, R);
+    int32_t *loss = read_ds(f, "/objective/loss", RN_DTYPE_I32, R);
+    double *value = read_ds(f, "/objective/value", RN_DTYPE_F64, R);
+    double *dz = read_ds(f, "/objective/dz", RN_DTYPE_F64, R * K);
+    int seen[3][2] = {{0}};
+    for (int r = 0; r < R; r++) {
+        cr_assert(loss[r] >= RN_PGD_CE && loss[r] <= RN_PGD_DLR);
+        seen[loss[r]][target[r] >= 0]++;
+        float g[K];
+        float v = rn_pgd_objective((enum rn_pgd_loss)loss[r], z + r * K, K, label[r], target[r], g);
+        cr_expect(fabs(v - value[r]) <= 1e-5 * fmax(1, fabs(value[r])),
+                  "row %d (loss %d, label %d, target %d): value %.8g, autograd %.8g", r, loss[r],
+                  label[r], target[r], v, value[r]);
+        for (int j = 0; j < K; j++) {
+            double want = dz[r * K + j];
+            cr_expect(fabs(g[j] - want) <= 1e-5 * fmax(1, fabs(want)),
+                      "row %d (loss %d, label %d, target %d): dz[%d] %.8g, autograd %.8g", r,
+                      loss[r], label[r], target[r], j, g[j], want);
+        }
+    }
+    for (int l = 0; l < 3; l++)
+        cr_expect(seen[l][0] >= 3 && seen[l][1] >= 3, "loss %d: %d untargeted, %d targeted rows", l,
+                  seen[l][0], seen[l][1]);
+    free(z);
+    free(label);
+    free(target);
+    free(loss);
+    free(value);
+    free(dz);
+    rn_results_close(f);
 }
 
 /* ---- validate and run through the runner ------------------------------------ */
