@@ -13,6 +13,9 @@
  *    image, and the final probabilities, to 1e-5 (measured: ~1e-7); the
  *    objectives (CE, margin, DLR) and their gradients on random logits with
  *    ties, against autograd;
+ *  - the random start (steps 0): L2 uniform in the ball ((r / eps)^d
+ *    uniform by Kolmogorov-Smirnov, mean direction near 0; a uniform radius
+ *    fails), L-inf every coordinate uniform in (-eps, eps);
  *  - validate refuses a target that is the true label of a case, at the key;
  *  - end to end through the runner with the interpretability fixture's
  *    model: the datasets, the sanity checks and the figure.
@@ -29,6 +32,7 @@
 #include "runner/graph.h"
 #include "runner/pgd.h"
 #include "runner/results.h"
+#include "runner/rng.h"
 #include "runner/spec.h"
 #include "sh.h"
 
@@ -293,6 +297,153 @@ Test(attack, restarts_keep_the_best)
     }
     cr_expect_gt(better, 0, "no restart ever did better: the restarts are not random");
     rn_graph_free(&g);
+}
+
+/* ---- the random start, statistically ----------------------------------------- */
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The Kolmogorov-Smirnov statistic of u (n values, sorted in place)
+ * against Uniform(0, 1). */
+static double ks_uniform(double *u, size_t n)
+{
+    qsort(u, n, sizeof *u, cmp_double);
+    double d = 0;
+    for (size_t i = 0; i < n; i++) {
+        double f = u[i] < 0 ? 0 : u[i] > 1 ? 1 : u[i];
+        d = fmax(d, fmax((double)(i + 1) / n - f, f - (double)i / n));
+    }
+    return d;
+}
+
+/* The KS critical value at level 1e-3 (asymptotic: sqrt(ln(2 / 1e-3) / 2)
+ * / sqrt(n)). */
+static double ks_critical(size_t n)
+{
+    return sqrt(0.5 * log(2 / 1e-3)) / sqrt((double)n);
+}
+
+enum { NS = 2000, PER_S = 3 * 8 * 8 };
+
+/* The random starts (steps 0, one restart) of NS sources at 0.5: each job
+ * has its own rng stream, so NS images give NS independent starts. delta
+ * (NS, PER_S) gets adv - 0.5. */
+static void random_starts(int l2, float eps, double *delta)
+{
+    struct rn_graph g;
+    struct rn_shape in = {3, 8, 8};
+    graph_from_text(&g, cnn_model, in, 256);
+    rn_graph_init_params(&g, 5);
+    float *src = malloc(sizeof(float) * NS * PER_S), *adv = malloc(sizeof(float) * NS * PER_S);
+    float *probs = malloc(sizeof(float) * NS * 10);
+    int *labels = malloc(sizeof(int) * NS), *targets = malloc(sizeof(int) * NS);
+    cr_assert(src && adv && probs && labels && targets);
+    for (size_t q = 0; q < (size_t)NS * PER_S; q++)
+        src[q] = 0.5f;
+    for (int i = 0; i < NS; i++) {
+        labels[i] = i % 10;
+        targets[i] = -1;
+    }
+    struct rn_attack_cfg cfg = {.l2 = l2, .steps = 0, .random_start = 1, .restarts = 1, .seed = 31};
+    struct rn_error err = {0};
+    cr_assert_eq(
+        rn_attack_pgd(&g, g.n_nodes - 1, &cfg, &eps, 1, src, NS, labels, targets, adv, probs, &err),
+        0, "%s", err.msg);
+    for (size_t q = 0; q < (size_t)NS * PER_S; q++)
+        delta[q] = (double)adv[q] - 0.5;
+    free(src);
+    free(adv);
+    free(probs);
+    free(labels);
+    free(targets);
+    rn_graph_free(&g);
+}
+
+/* Uniform in the L2 ball of radius eps in d = 192 dimensions: the radius r
+ * has P(r <= s) = (s / eps)^d, so (r / eps)^d ~ Uniform(0, 1); the direction
+ * is uniform on the sphere, so the mean unit vector of n starts has
+ * n |m|^2 ~ chi2_d / d (expected length 1 / sqrt(n)). eps 0.4 keeps every
+ * coordinate within 0.4 of 0.5: the clamp never acts. */
+Test(attack, l2_random_start_is_uniform_in_the_ball)
+{
+    const float eps = 0.4f;
+    const size_t d = PER_S;
+    double *delta = malloc(sizeof(double) * NS * PER_S), *u = malloc(sizeof(double) * NS);
+    double *naive = malloc(sizeof(double) * NS), mean[PER_S] = {0};
+    cr_assert(delta && u && naive);
+    random_starts(1, eps, delta);
+    for (int i = 0; i < NS; i++) {
+        double nn = 0;
+        for (size_t q = 0; q < d; q++)
+            nn += delta[i * d + q] * delta[i * d + q];
+        double r = sqrt(nn);
+        cr_assert(r > 0 && r <= eps * (1 + 1e-5), "start %d: radius %g, eps %g", i, r, eps);
+        u[i] = pow(r / eps, (double)d);
+        naive[i] = r / eps;
+        for (size_t q = 0; q < d; q++)
+            mean[q] += delta[i * d + q] / r / NS;
+    }
+    double ks = ks_uniform(u, NS), crit = ks_critical(NS);
+    cr_expect_lt(ks, crit, "(r / eps)^d: KS %.4f >= the 1e-3 critical value %.4f", ks, crit);
+    /* P(chi2_192 / 192 > 1.3^2) = 7e-9 (measured: |m| sqrt(n) = 1.002); a
+     * bias b of the direction fails once b > ~0.83 / sqrt(n) (|m|^2 ~ 1 / n
+     * + b^2). KS measured 0.0145 against the critical 0.0436. */
+    double m = 0;
+    for (size_t q = 0; q < d; q++)
+        m += mean[q] * mean[q];
+    m = sqrt(m);
+    cr_expect_lt(m, 1.3 / sqrt(NS), "mean unit direction of length %.4f, 1 / sqrt(n) = %.4f", m,
+                 1 / sqrt(NS));
+    /* The test tells a uniform radius from a uniform ball: r / eps of these
+     * very samples against Uniform(0, 1), what a uniform-radius sampler
+     * would pass, measured KS 0.968; and a uniform-radius sampler's r = eps u
+     * gives (r / eps)^d = u^192 a KS of 0.968 too (u^192 < 0.01 for 97.6%
+     * of u), 22 times the critical value. */
+    double ks_naive = ks_uniform(naive, NS);
+    cr_expect_gt(ks_naive, 0.9, "r / eps against Uniform(0, 1): KS %.4f", ks_naive);
+    struct rn_rng rng;
+    rn_rng_init(&rng, 31, RN_STREAM_ANALYSIS, 0);
+    for (int i = 0; i < NS; i++)
+        naive[i] = pow(rn_rng_uniform(&rng), (double)d);
+    ks_naive = ks_uniform(naive, NS);
+    cr_expect_gt(ks_naive, 0.9, "a uniform radius: (r / eps)^d KS %.4f", ks_naive);
+    free(delta);
+    free(u);
+    free(naive);
+}
+
+/* Uniform in the L-inf box: every coordinate of delta ~ Uniform(-eps, eps),
+ * pooled (384,000 values) and coordinate by coordinate (2,000 each, at the
+ * Bonferroni level 1e-3 / 192). eps 0.25: the clamp never acts. */
+Test(attack, linf_random_start_is_uniform_in_the_box)
+{
+    const float eps = 0.25f;
+    const size_t n = (size_t)NS * PER_S;
+    double *delta = malloc(sizeof(double) * n), *v = malloc(sizeof(double) * n);
+    cr_assert(delta && v);
+    random_starts(0, eps, delta);
+    for (size_t q = 0; q < n; q++) {
+        cr_assert(fabs(delta[q]) <= eps, "coordinate %zu: |delta| %g > eps", q, fabs(delta[q]));
+        v[q] = (delta[q] / eps + 1) / 2;
+    }
+    double ks = ks_uniform(v, n), crit = ks_critical(n);
+    /* measured: pooled KS 0.00078 (critical 0.00315), worst coordinate
+     * 0.0425 (critical 0.0567) */
+    cr_expect_lt(ks, crit, "pooled: KS %.5f >= the 1e-3 critical value %.5f", ks, crit);
+    const double crit1 = sqrt(0.5 * log(2 * PER_S / 1e-3)) / sqrt((double)NS);
+    double worst = 0;
+    for (size_t c = 0; c < PER_S; c++) {
+        for (int i = 0; i < NS; i++)
+            v[i] = (delta[i * PER_S + c] / eps + 1) / 2;
+        worst = fmax(worst, ks_uniform(v, NS));
+    }
+    cr_expect_lt(worst, crit1, "worst coordinate: KS %.4f >= %.4f", worst, crit1);
+    free(delta);
+    free(v);
 }
 
 /* ---- against PyTorch (tests/reference/make_attack_fixture.py) -------------- */
