@@ -9,8 +9,9 @@
  *  - restarts keep the best result per (epsilon, image);
  *  - against PyTorch (tests/reference/make_attack_fixture.py ->
  *    tests/fixtures/attack_ref.h5): x after 1, 2, 5, 10, 20, 35 and 50
- *    targeted and untargeted L-inf and targeted L2 iterations on a fixed
- *    image, and the final probabilities, to 1e-5 (measured: ~1e-7); the
+ *    targeted and untargeted L-inf, targeted L2, targeted L-inf DLR and
+ *    untargeted masked L2 margin iterations on a fixed image, the final
+ *    probabilities and the trace, to 1e-5 (measured: ~1e-7); the
  *    objectives (CE, margin, DLR) and their gradients on random logits with
  *    ties, against autograd;
  *  - the random start (steps 0): L2 uniform in the ball ((r / eps)^d
@@ -490,67 +491,105 @@ static double max_abs_diff(const float *a, const double *b, size_t m, size_t *at
     return worst;
 }
 
-/* The fixture's case: rn_attack_pgd with its settings, stopped after each
- * stored iteration (no random start, so a shorter run is a prefix of the
- * longer one) and after all of them; x to 1e-5 and the final probabilities
- * to 1e-5, absolute. The first iteration that departs is named. */
+/* One case of the fixture (make_attack_fixture.py's /cases/<name>). */
+struct ref_case {
+    float *eps, *step;
+    int32_t *steps, *l2, *target, *loss, *iters;
+    uint8_t *mask; /* (8, 8) or NULL */
+    double *x_iter, *x_adv, *probs, *trace;
+};
+
+enum { REF_PER = 3 * 8 * 8, REF_K = 10, REF_T = 6, REF_STEPS = 50 };
+
+static void *case_ds(struct rn_results *f, const char *name, const char *ds, enum rn_dtype t,
+                     size_t want)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/cases/%s/%s", name, ds);
+    return rn_results_exists(f, path) ? read_ds(f, path, t, want) : NULL;
+}
+
+static void ref_case_read(struct ref_case *c, struct rn_results *f, const char *name)
+{
+    c->eps = case_ds(f, name, "eps", RN_DTYPE_F32, 1);
+    c->step = case_ds(f, name, "step", RN_DTYPE_F32, 1);
+    c->steps = case_ds(f, name, "steps", RN_DTYPE_I32, 1);
+    c->l2 = case_ds(f, name, "l2", RN_DTYPE_I32, 1);
+    c->target = case_ds(f, name, "target", RN_DTYPE_I32, 1);
+    c->loss = case_ds(f, name, "loss", RN_DTYPE_I32, 1);
+    c->iters = case_ds(f, name, "iters", RN_DTYPE_I32, REF_T);
+    c->mask = case_ds(f, name, "mask", RN_DTYPE_U8, 64);
+    c->x_iter = case_ds(f, name, "x_iter", RN_DTYPE_F64, REF_T * REF_PER);
+    c->x_adv = case_ds(f, name, "x_adv", RN_DTYPE_F64, REF_PER);
+    c->probs = case_ds(f, name, "probs", RN_DTYPE_F64, REF_K);
+    c->trace = case_ds(f, name, "trace", RN_DTYPE_F64, (REF_STEPS + 1) * REF_K);
+    cr_assert(c->eps && c->step && c->steps && c->l2 && c->target && c->loss && c->iters &&
+                  c->x_iter && c->x_adv && c->probs && c->trace,
+              "%s: a dataset is missing", name);
+    cr_assert_eq(c->steps[0], REF_STEPS);
+}
+
+static void ref_case_free(struct ref_case *c)
+{
+    void *all[] = {c->eps,   c->step, c->steps,  c->l2,    c->target, c->loss,
+                   c->iters, c->mask, c->x_iter, c->x_adv, c->probs,  c->trace};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+        free(all[i]);
+}
+
+/* The fixture's case: rn_attack_pgd with its settings (loss, mask),
+ * stopped after each stored iteration (no random start, so a shorter run is
+ * a prefix of the longer one) and after all 50; x to 1e-5 and the final
+ * probabilities and the trace (stride 1) to 1e-5, absolute. The first
+ * stored iteration that departs is named. */
 static void pgd_case(const char *name)
 {
-    enum { PER = 3 * 8 * 8, K = 10 };
     struct rn_results *f = NULL;
     struct rn_error err = {0};
     cr_assert_eq(rn_results_open(&f, RN_FIXTURES "/attack_ref.h5", &err), 0, "%s", err.msg);
     struct rn_graph g;
     fixture_graph(&g, f);
-    char path[128];
-#define CASE_DS(var, ds, type, n)                                                                  \
-    snprintf(path, sizeof path, "/cases/%s/" ds, name);                                            \
-    var = read_ds(f, path, type, n)
-    float *src = read_ds(f, "/x", RN_DTYPE_F32, PER), *eps, *step;
-    int32_t *label = read_ds(f, "/label", RN_DTYPE_I32, 1), *steps, *l2, *target, *iters;
-    double *x_adv, *probs, *x_iter;
-    CASE_DS(eps, "eps", RN_DTYPE_F32, 1);
-    CASE_DS(step, "step", RN_DTYPE_F32, 1);
-    CASE_DS(steps, "steps", RN_DTYPE_I32, 1);
-    CASE_DS(l2, "l2", RN_DTYPE_I32, 1);
-    CASE_DS(target, "target", RN_DTYPE_I32, 1);
-    CASE_DS(iters, "iters", RN_DTYPE_I32, 6);
-    CASE_DS(x_iter, "x_iter", RN_DTYPE_F64, 6 * PER);
-    CASE_DS(x_adv, "x_adv", RN_DTYPE_F64, PER);
-    CASE_DS(probs, "probs", RN_DTYPE_F64, K);
-#undef CASE_DS
-    const int lab = label[0], tgt = target[0];
-    float adv[PER], p[K];
-    for (int c = 0; c <= 6; c++) {
-        struct rn_attack_cfg cfg = {
-            .l2 = l2[0], .steps = c < 6 ? iters[c] : steps[0], .step = step[0], .restarts = 1};
+    float *src = read_ds(f, "/x", RN_DTYPE_F32, REF_PER);
+    int32_t *label = read_ds(f, "/label", RN_DTYPE_I32, 1);
+    struct ref_case c;
+    ref_case_read(&c, f, name);
+    const int lab = label[0], tgt = c.target[0];
+    float adv[REF_PER], p[REF_K], trace[(REF_STEPS + 1) * REF_K];
+    for (int t = 0; t <= REF_T; t++) {
+        struct rn_attack_cfg cfg = {.l2 = c.l2[0],
+                                    .steps = t < REF_T ? c.iters[t] : REF_STEPS,
+                                    .step = c.step[0],
+                                    .restarts = 1,
+                                    .loss = (enum rn_pgd_loss)c.loss[0],
+                                    .mask = c.mask,
+                                    .trace_stride = t < REF_T ? 0 : 1,
+                                    .trace = t < REF_T ? NULL : trace};
         cr_assert_eq(
-            rn_attack_pgd(&g, g.n_nodes - 1, &cfg, eps, 1, src, 1, &lab, &tgt, adv, p, &err), 0,
+            rn_attack_pgd(&g, g.n_nodes - 1, &cfg, c.eps, 1, src, 1, &lab, &tgt, adv, p, &err), 0,
             "%s", err.msg);
         size_t at = 0;
-        double d = max_abs_diff(adv, c < 6 ? x_iter + (size_t)c * PER : x_adv, PER, &at);
+        double d =
+            max_abs_diff(adv, t < REF_T ? c.x_iter + (size_t)t * REF_PER : c.x_adv, REF_PER, &at);
         cr_assert(d <= 1e-5, "%s: x after %d iterations differs from PyTorch by %.3g at %zu", name,
                   cfg.steps, d, at);
     }
     size_t at = 0;
-    double d = max_abs_diff(p, probs, K, &at);
-    cr_expect(d <= 1e-5, "%s: p[%zu] %.8g, PyTorch %.8g", name, at, p[at], probs[at]);
-    /* the attack did something: every pixel moved, toward the target */
+    double d = max_abs_diff(p, c.probs, REF_K, &at);
+    cr_expect(d <= 1e-5, "%s: p[%zu] %.8g, PyTorch %.8g", name, at, p[at], c.probs[at]);
+    d = max_abs_diff(trace, c.trace, (REF_STEPS + 1) * REF_K, &at);
+    cr_expect(d <= 1e-5, "%s: trace row %zu p[%zu] %.8g, PyTorch %.8g", name, at / REF_K,
+              at % REF_K, trace[at], c.trace[at]);
+    /* the attack did something, and nothing outside the mask moved */
     double moved = 0;
-    for (int q = 0; q < PER; q++)
+    for (int q = 0; q < REF_PER; q++) {
         moved = fmax(moved, fabs(adv[q] - src[q]));
-    cr_expect_gt(moved, 0.5 * eps[0] * (l2[0] ? 0.2 : 1), "%s: largest move %g", name, moved);
+        if (c.mask && !c.mask[q % 64])
+            cr_expect_eq(adv[q], src[q], "%s: masked pixel %d moved", name, q);
+    }
+    cr_expect_gt(moved, 0.5 * c.eps[0] * (c.l2[0] ? 0.2 : 1), "%s: largest move %g", name, moved);
     free(src);
     free(label);
-    free(eps);
-    free(step);
-    free(steps);
-    free(l2);
-    free(target);
-    free(iters);
-    free(x_iter);
-    free(x_adv);
-    free(probs);
+    ref_case_free(&c);
     rn_graph_free(&g);
     rn_results_close(f);
 }
@@ -568,6 +607,16 @@ Test(attack_reference, linf_untargeted_50_steps_match_pytorch_to_1e_5)
 Test(attack_reference, l2_targeted_50_steps_match_pytorch_to_1e_5)
 {
     pgd_case("l2_targeted");
+}
+
+Test(attack_reference, linf_targeted_dlr_50_steps_match_pytorch_to_1e_5)
+{
+    pgd_case("linf_targeted_dlr");
+}
+
+Test(attack_reference, l2_untargeted_margin_masked_50_steps_match_pytorch_to_1e_5)
+{
+    pgd_case("l2_untargeted_margin_masked");
 }
 
 /* rn_pgd_objective's value and dz against torch autograd, every row of the
