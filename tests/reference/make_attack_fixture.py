@@ -196,12 +196,12 @@ def pgd(model, src, y, t, l2, eps, step, steps, loss=0, mask=None, record=(), ch
         obj, gap = objective_value(loss, z[0], y, t)
         g, = torch.autograd.grad(obj, x)
         x = x.detach()
+        if mask is not None:
+            g = g * mask  # before the step and so before the projection
         if check:
             sign, relu, pool = margins(model, x, g)
             m = (1.0 if l2 else sign, relu, pool, gap)  # L2 does not take the sign
             worst = [min(a, b) for a, b in zip(worst, m)]
-        if mask is not None:
-            g = g * mask  # before the step and so before the projection
         if l2:
             x = x + step * g / g.norm()
             d = x - src
