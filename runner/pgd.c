@@ -367,8 +367,8 @@ int rn_attack_pgd(struct rn_graph *g, int logits_node, const struct rn_attack_cf
         eps_of[j] = eps[j / n];
     }
     if (jobs_init(&J, g, logits_node, B, eps_of, src_of, src, labels, targets, err) == 0)
-        rc = run_jobs(g, logits_node, cfg, &J, adv, probs, cfg->trace_stride > 0 ? cfg->trace : NULL,
-                      err);
+        rc = run_jobs(g, logits_node, cfg, &J, adv, probs,
+                      cfg->trace_stride > 0 ? cfg->trace : NULL, err);
 done:
     free(src_of);
     free(eps_of);
@@ -388,8 +388,8 @@ int rn_attack_reached(const float *p, int k, int label, int target, float thresh
 
 int rn_attack_min_eps(struct rn_graph *g, int logits_node, const struct rn_attack_cfg *cfg,
                       const float *src, int n, const int *labels, const int *targets,
-                      float threshold, const float *lo, const float *hi, int rounds,
-                      float *min_eps, struct rn_error *err)
+                      float threshold, const float *lo, const float *hi, int rounds, float *min_eps,
+                      struct rn_error *err)
 {
     const size_t per = (size_t)g->in_shape.c * g->in_shape.h * g->in_shape.w;
     const int k = g->nodes[logits_node].layer.out.c;

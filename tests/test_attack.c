@@ -680,6 +680,132 @@ static void put(const char *name, const char *text, char *path, size_t cap)
     "load: {run: " RN_FIXTURES "/interp_ref.h5}\n"                                                 \
     "analyses:\n"
 
+/* On the 2-class linear model with every source pixel at 0.5, a targeted
+ * attack at class 1 (z1 - z0 = -w . x) ends, once the steps add up to eps,
+ * at x = 0.5 - eps sign(w): P(1) = sigmoid(eps |w|_1 - 0.5 sum(w)) reaches
+ * 0.9 at eps* = (ln 9 + 0.5 sum(w)) / |w|_1. Untargeted away from label 0,
+ * the top class turns at eps* = 0.5 sum(w) / |w|_1. */
+Test(attack, min_eps_by_bisection_matches_the_closed_form_on_a_linear_model)
+{
+    struct rn_graph g;
+    struct rn_shape in = {3, 2, 2};
+    graph_from_text(&g, linear_model, in, 4);
+    set_linear(&g, w_lin);
+    double sum = 0, l1 = 0;
+    for (int q = 0; q < 12; q++) {
+        sum += w_lin[q];
+        l1 += fabs(w_lin[q]);
+    }
+    float src[24];
+    for (int q = 0; q < 24; q++)
+        src[q] = 0.5f;
+    const int labels[2] = {0, 0}, targets[2] = {1, -1};
+    const double want[2] = {(log(9.0) + 0.5 * sum) / l1, 0.5 * sum / l1};
+    /* the sweep's bracket: fails at lo, succeeds at hi */
+    const float lo[2] = {0.1f, 0.0f}, hi[2] = {0.2f, 0.1f};
+    cr_assert(want[0] > lo[0] && want[0] < hi[0] && want[1] > lo[1] && want[1] < hi[1]);
+    struct rn_attack_cfg cfg = {.steps = 20, .step_rel = 0.1f, .restarts = 1};
+    struct rn_error err = {0};
+    float min_eps[2];
+    const int rounds = 14;
+    cr_assert_eq(rn_attack_min_eps(&g, g.n_nodes - 1, &cfg, src, 2, labels, targets, 0.9f, lo, hi,
+                                   rounds, min_eps, &err),
+                 0, "%s", err.msg);
+    for (int i = 0; i < 2; i++) {
+        double width = (hi[i] - lo[i]) / (double)(1 << rounds);
+        cr_expect(min_eps[i] >= want[i] - 1e-6 && min_eps[i] <= want[i] + width + 1e-6,
+                  "input %d: minimum epsilon %.7f, want %.7f (+ %.2g)", i, min_eps[i], want[i],
+                  width);
+    }
+    /* nothing to refine: hi <= lo (the clean image reaches it) or never reached */
+    const float lo2[2] = {0, 0}, hi2[2] = {0, INFINITY};
+    cr_assert_eq(rn_attack_min_eps(&g, g.n_nodes - 1, &cfg, src, 2, labels, targets, 0.9f, lo2, hi2,
+                                   rounds, min_eps, &err),
+                 0, "%s", err.msg);
+    cr_expect_eq(min_eps[0], 0.0f);
+    cr_expect(isinf(min_eps[1]));
+    rn_graph_free(&g);
+}
+
+Test(attack, the_mask_keeps_masked_pixels_at_the_source)
+{
+    struct rn_graph g;
+    struct rn_shape in = {3, 8, 8};
+    graph_from_text(&g, cnn_model, in, 8);
+    rn_graph_init_params(&g, 5);
+    enum { N = 3, HW = 64, PER = 3 * HW, NE = 2 };
+    float src[N * PER], adv[NE * N * PER], probs[NE * N * 10];
+    uint8_t mask[N * HW];
+    random_images(src, N * PER, 21);
+    for (int q = 0; q < N * HW; q++)
+        mask[q] = (q * 7 + q / 5) % 3 != 0;
+    const int labels[N] = {1, 2, 3}, targets[N] = {4, -1, 0};
+    const float eps[NE] = {0.05f, 0.3f};
+    struct rn_error err = {0};
+    for (int l2 = 0; l2 < 2; l2++) {
+        struct rn_attack_cfg cfg = {.l2 = l2,
+                                    .steps = 4,
+                                    .step_rel = 0.5f,
+                                    .random_start = 1,
+                                    .restarts = 2,
+                                    .seed = 3,
+                                    .mask = mask};
+        cr_assert_eq(rn_attack_pgd(&g, g.n_nodes - 1, &cfg, eps, NE, src, N, labels, targets, adv,
+                                   probs, &err),
+                     0, "%s", err.msg);
+        int moved = 0;
+        for (int j = 0; j < NE * N; j++)
+            for (int q = 0; q < PER; q++) {
+                int i = j % N;
+                float a = adv[j * PER + q], s = src[i * PER + q];
+                if (!mask[i * HW + q % HW])
+                    cr_expect_eq(a, s, "job %d pixel %d is masked but moved", j, q);
+                else
+                    moved += a != s;
+            }
+        cr_expect_gt(moved, NE * N * PER / 2 / 2, "the unmasked pixels hardly moved (%d)", moved);
+        cr_expect_eq(rn_attack_max_violation(l2, eps, NE, src, adv, N, PER), 0.0);
+    }
+    rn_graph_free(&g);
+}
+
+Test(attack, the_trace_holds_the_start_and_the_kept_result)
+{
+    struct rn_graph g;
+    struct rn_shape in = {3, 8, 8};
+    graph_from_text(&g, cnn_model, in, 8);
+    rn_graph_init_params(&g, 6);
+    enum { N = 2, PER = 3 * 64, NE = 2, K = 10 };
+    float src[N * PER], adv[NE * N * PER], probs[NE * N * K], clean[N * K], scratch[N * PER];
+    random_images(src, N * PER, 4);
+    const int labels[N] = {1, 2}, targets[N] = {4, -1}, none[N] = {-1, -1};
+    const float eps[NE] = {0.02f, 0.2f}, zero = 0;
+    struct rn_error err = {0};
+    struct rn_attack_cfg c0 = {.steps = 0, .restarts = 1};
+    cr_assert_eq(
+        rn_attack_pgd(&g, g.n_nodes - 1, &c0, &zero, 1, src, N, labels, none, scratch, clean, &err),
+        0, "%s", err.msg);
+    /* steps 6, stride 2: rows after steps 0 (the start), 2, 4 and 6 (the end) */
+    float trace[4 * NE * N * K];
+    struct rn_attack_cfg cfg = {
+        .steps = 6, .step_rel = 0.3f, .restarts = 1, .trace_stride = 2, .trace = trace};
+    cr_assert_eq(
+        rn_attack_pgd(&g, g.n_nodes - 1, &cfg, eps, NE, src, N, labels, targets, adv, probs, &err),
+        0, "%s", err.msg);
+    for (int e = 0; e < NE; e++)
+        for (int i = 0; i < N; i++)
+            for (int c = 0; c < K; c++) {
+                cr_expect(fabsf(trace[((e * N) + i) * K + c] - clean[i * K + c]) < 1e-6f,
+                          "row 0 is not the start");
+                cr_expect_eq(trace[((3 * NE + e) * N + i) * K + c], probs[(e * N + i) * K + c],
+                             "the last row is not the result");
+            }
+    /* the attacked class moves the way the attack pushes it over the rows */
+    int c = targets[0];
+    cr_expect_gt(trace[((3 * NE + 1) * N + 0) * K + c], trace[((0 * NE + 1) * N + 0) * K + c]);
+    rn_graph_free(&g);
+}
+
 Test(attack, a_target_equal_to_a_case_label_is_refused_at_validate)
 {
     char path[256], out[4096], want[1024];
@@ -744,20 +870,36 @@ Test(attack, end_to_end_with_the_fixture_model)
         snprintf(p, sizeof p, "%s/eps", groups[gi]);
         float *eps = read_f32(r, p, &nd, d);
         cr_expect(nd == 1 && d[0] == 3);
+        /* one model (this run's): a leading axis of 1 */
         snprintf(p, sizeof p, "%s/adversarial", groups[gi]);
         float *adv = read_f32(r, p, &nd, d);
         cr_expect(nd == 4 && d[0] == 3 * n && d[1] == 3 && d[2] == 28 && d[3] == 28);
+        snprintf(p, sizeof p, "%s/perturbation", groups[gi]);
+        float *pert = read_f32(r, p, &nd, d);
+        cr_expect(nd == 4 && d[0] == 3 * n && d[1] == 3 && d[2] == 28 && d[3] == 28);
         snprintf(p, sizeof p, "%s/probs", groups[gi]);
         float *probs = read_f32(r, p, &nd, d);
-        cr_expect(nd == 3 && d[0] == 3 && d[1] == n && d[2] == 10);
+        cr_expect(nd == 4 && d[0] == 1 && d[1] == 3 && d[2] == n && d[3] == 10);
         snprintf(p, sizeof p, "%s/clean_probs", groups[gi]);
         float *clean = read_f32(r, p, &nd, d);
+        cr_expect(nd == 3 && d[0] == 1 && d[1] == n && d[2] == 10);
         snprintf(p, sizeof p, "%s/delta_abs_mean", groups[gi]);
         float *dm = read_f32(r, p, &nd, d);
-        cr_expect(nd == 3 && d[0] == 3 && d[1] == n && d[2] == 3);
+        cr_expect(nd == 4 && d[0] == 1 && d[1] == 3 && d[2] == n && d[3] == 3);
         snprintf(p, sizeof p, "%s/max_violation", groups[gi]);
         float *viol = read_f32(r, p, &nd, d);
-        cr_expect(nd == 0 && viol[0] == 0.0f, "largest violation %g", viol[0]);
+        cr_expect(nd == 1 && d[0] == 1 && viol[0] == 0.0f, "largest violation %g", viol[0]);
+        snprintf(p, sizeof p, "%s/robust_accuracy", groups[gi]);
+        float *robust = read_f32(r, p, &nd, d);
+        cr_expect(nd == 2 && d[0] == 1 && d[1] == 3);
+        snprintf(p, sizeof p, "%s/clean_accuracy", groups[gi]);
+        float *clean_acc = read_f32(r, p, &nd, d);
+        /* the sanity check the issue asks for: at epsilon 0 the robust
+         * accuracy is the clean accuracy */
+        cr_expect_eq(robust[0], clean_acc[0]);
+        snprintf(p, sizeof p, "%s/min_eps", groups[gi]);
+        float *min_eps = read_f32(r, p, &nd, d);
+        cr_expect(nd == 2 && d[0] == 1 && d[1] == n);
         uint8_t *img = NULL;
         snprintf(p, sizeof p, "%s/images", groups[gi]);
         cr_assert_eq(rn_results_read(r, p, RN_DTYPE_U8, (void **)&img, &nd, d, &err), 0, "%s",
@@ -766,7 +908,30 @@ Test(attack, end_to_end_with_the_fixture_model)
         snprintf(p, sizeof p, "%s/success", groups[gi]);
         cr_assert_eq(rn_results_read(r, p, RN_DTYPE_I32, (void **)&succ, &nd, d, &err), 0, "%s",
                      err.msg);
-        cr_expect(nd == 2 && d[0] == 3 && d[1] == n);
+        cr_expect(nd == 3 && d[0] == 1 && d[1] == 3 && d[2] == n);
+        int32_t *reached = NULL;
+        snprintf(p, sizeof p, "%s/reached", groups[gi]);
+        cr_assert_eq(rn_results_read(r, p, RN_DTYPE_I32, (void **)&reached, &nd, d, &err), 0, "%s",
+                     err.msg);
+        /* each minimum epsilon lies in the sweep's bracket: after the last
+         * epsilon that failed, at most the first that succeeded */
+        for (int i = 0; i < n; i++) {
+            int first = -1;
+            for (int e = 0; e < 3 && first < 0; e++)
+                first = reached[e * n + i] ? e : -1;
+            if (first < 0)
+                cr_expect(isinf(min_eps[i]), "input %d never reached, min eps %g", i, min_eps[i]);
+            else if (first == 0)
+                cr_expect_eq(min_eps[i], 0.0f);
+            else
+                cr_expect(min_eps[i] > eps[first - 1] && min_eps[i] <= eps[first],
+                          "input %d: min eps %g outside (%g, %g]", i, min_eps[i], eps[first - 1],
+                          eps[first]);
+        }
+        free(reached);
+        for (int q = 0; q < 3 * n * 3 * 784; q++)
+            cr_expect(fabsf(pert[q] - (adv[q] - img[q % (n * 3 * 784)] / 255.0f)) < 1e-6f,
+                      "perturbation %d is not adversarial - source", q);
         /* epsilon 0: the sources themselves, the clean probabilities, no delta */
         for (int q = 0; q < n * 3 * 784; q++)
             cr_expect(adv[q] == img[q] * (1.0f / 255.0f), "eps 0 moved pixel %d", q);
@@ -785,6 +950,10 @@ Test(attack, end_to_end_with_the_fixture_model)
         free(viol);
         free(img);
         free(succ);
+        free(pert);
+        free(robust);
+        free(clean_acc);
+        free(min_eps);
     }
     rn_results_close(r);
     snprintf(path, sizeof path, "%s/plots/untargeted.png", run_dir);
@@ -792,6 +961,122 @@ Test(attack, end_to_end_with_the_fixture_model)
     cr_expect_eq(stat(path, &st), 0, "no figure %s", path);
     snprintf(path, sizeof path, "%s/plots/to3.png", run_dir);
     cr_expect_eq(stat(path, &st), 0, "no figure %s", path);
-    snprintf(path, sizeof path, "%s/plots/to3_images.png", run_dir);
-    cr_expect_eq(stat(path, &st), 0, "no figure %s", path);
+    const char *figs[] = {"to3_images",  "to3_robust",        "to3_channels",
+                          "to3_min_eps", "untargeted_images", "untargeted_robust"};
+    for (size_t i = 0; i < sizeof figs / sizeof figs[0]; i++) {
+        snprintf(path, sizeof path, "%s/plots/%s.png", run_dir, figs[i]);
+        cr_expect_eq(stat(path, &st), 0, "no figure %s", path);
+    }
+}
+
+/* A model loaded from another run gives, in its slot of a side-by-side
+ * attack, exactly what that run's own attack gave. */
+Test(attack, models_side_by_side_match_their_own_runs)
+{
+    char path[256], out[8192], ra[320], rb[320], h5[400];
+#define ATTACK_ONE "eps: \"0, 0.05, 0.2\", steps: 4, n: 3, target: least_likely, bisect: 3"
+    put("a.yaml",
+        "name: a\n"
+        "data: {dir: " RN_FIXTURES "/mnist, colouring: background}\n"
+        "model: {include: " RN_FIXTURES "/interp_model.yaml}\n"
+        "train: {epochs: 1}\n"
+        "analyses:\n"
+        "  - {type: attack, name: one, " ATTACK_ONE "}\n",
+        path, sizeof path);
+    snprintf(ra, sizeof ra, "%s/ra", dir);
+    int rc = sh(out, sizeof out, "%s %s --out %s --quiet 2>&1", RN_RUNNER_BIN, path, ra);
+    cr_assert_eq(rc, 0, "%s", out);
+    char text[1024];
+    snprintf(text, sizeof text,
+             HEAD "  - {type: attack, name: two, " ATTACK_ONE ",\n"
+                  "     models: [{name: own, run: self}, {name: other, run: %s}]}\n",
+             ra);
+    put("b.yaml", text, path, sizeof path);
+    snprintf(rb, sizeof rb, "%s/rb", dir);
+    rc = sh(out, sizeof out, "%s %s --out %s --quiet 2>&1", RN_RUNNER_BIN, path, rb);
+    cr_assert_eq(rc, 0, "%s", out);
+    struct rn_results *r = NULL, *q = NULL;
+    struct rn_error err = {0};
+    snprintf(h5, sizeof h5, "%s/run.h5", ra);
+    cr_assert_eq(rn_results_open(&r, h5, &err), 0, "%s", err.msg);
+    snprintf(h5, sizeof h5, "%s/run.h5", rb);
+    cr_assert_eq(rn_results_open(&q, h5, &err), 0, "%s", err.msg);
+    const char *names[] = {"probs", "clean_probs", "min_eps", "robust_accuracy", "adversarial"};
+    for (size_t k = 0; k < sizeof names / sizeof names[0]; k++) {
+        char p1[128], p2[128];
+        int nd1, nd2, d1[4], d2[4];
+        snprintf(p1, sizeof p1, "/analyses/one/%s", names[k]);
+        snprintf(p2, sizeof p2, "/analyses/two/%s", names[k]);
+        float *one = read_f32(r, p1, &nd1, d1), *two = read_f32(q, p2, &nd2, d2);
+        size_t size = 1;
+        for (int j = 0; j < nd1; j++)
+            size *= (size_t)d1[j];
+        cr_expect(nd1 == nd2 && d2[0] == 2 * d1[0], "%s: not two models' worth", names[k]);
+        if (strcmp(names[k], "adversarial") != 0)
+            cr_expect(d1[0] == 1 && d2[0] == 2);
+        cr_expect(memcmp(two + size, one, size * sizeof(float)) == 0,
+                  "%s: the other run's slot differs from its own attack", names[k]);
+        free(one);
+        free(two);
+    }
+    char *models = NULL;
+    cr_assert_eq(rn_results_get_attr_str(q, "/analyses/two", "models", &models, &err), 0, "%s",
+                 err.msg);
+    cr_expect_str_eq(models, "own;other");
+    free(models);
+    rn_results_close(r);
+    rn_results_close(q);
+#undef ATTACK_ONE
+}
+
+Test(attack, epsilons_must_increase)
+{
+    char path[256], out[4096], want[1024];
+    put("e.yaml", HEAD "  - {type: attack, eps: \"0, 0.1, 0.05\"}\n", path, sizeof path);
+    snprintf(want, sizeof want,
+             "%s:6:25: error: analysis 'attack' (attack): eps: expected increasing values, got "
+             "0.05 after 0.1\n",
+             path);
+    int rc = sh(out, sizeof out, "%s validate %s 2>&1", RN_RUNNER_BIN, path);
+    cr_expect_eq(rc, 1, "%s", out);
+    cr_expect_str_eq(out, want);
+}
+
+/* models[].if_missing: an experiment that makes the missing run, run first. */
+Test(attack, a_missing_model_run_is_made_by_its_if_missing_experiment)
+{
+    char path[256], out[16384];
+    put("maker.yaml",
+        "name: maker\n"
+        "data: {dir: " RN_FIXTURES "/mnist, colouring: background}\n"
+        "model: {include: " RN_FIXTURES "/interp_model.yaml}\n"
+        "train: {epochs: 1}\n",
+        path, sizeof path);
+    put("user.yaml",
+        HEAD "  - {type: attack, name: two, eps: \"0, 0.05\", steps: 2, n: 2,\n"
+             "     models: [{name: own, run: self},\n"
+             "              {name: made, run: results/maker/latest, if_missing: maker.yaml}]}\n",
+        path, sizeof path);
+    int rc = sh(out, sizeof out, "cd %s && %s user.yaml --out u1 2>&1", dir, RN_RUNNER_BIN);
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_expect(strstr(out, "model 'made' of analysis 'two': results/maker/latest does not exist: "
+                          "running maker.yaml first (if_missing)") != NULL,
+              "%s", out);
+    char h5[400];
+    snprintf(h5, sizeof h5, "%s/results/maker/latest/run.h5", dir);
+    cr_expect_eq(access(h5, R_OK), 0, "the maker's run was not made");
+    /* a second run finds it and makes nothing */
+    rc = sh(out, sizeof out, "cd %s && %s user.yaml --out u2 --quiet 2>&1", dir, RN_RUNNER_BIN);
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_expect_str_eq(out, "");
+    /* an experiment that cannot be read is an error at the analysis */
+    put("bad.yaml",
+        HEAD "  - {type: attack, name: two, eps: \"0, 0.05\", steps: 2, n: 2,\n"
+             "     models: [{name: made, run: results/none/latest, if_missing: nope.yaml}]}\n",
+        path, sizeof path);
+    rc = sh(out, sizeof out, "cd %s && %s bad.yaml --out u3 --quiet 2>&1", dir, RN_RUNNER_BIN);
+    cr_expect_eq(rc, 1, "%s", out);
+    cr_expect_str_eq(out, "bad.yaml:6:5: error: analysis 'two': model 'made': results/none/latest "
+                          "does not exist and its if_missing experiment nope.yaml cannot be "
+                          "read\n");
 }
