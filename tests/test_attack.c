@@ -7,6 +7,16 @@
  *  - every adversarial lies in [0, 1] and within epsilon of its source
  *    (L-inf and L2, random starts, restarts) on a random small CNN;
  *  - restarts keep the best result per (epsilon, image);
+ *  - against PyTorch (tests/reference/make_attack_fixture.py ->
+ *    tests/fixtures/attack_ref.h5): x after 1, 2, 5, 10, 20, 35 and 50
+ *    targeted and untargeted L-inf, targeted L2, targeted L-inf DLR and
+ *    untargeted masked L2 margin iterations on a fixed image, the final
+ *    probabilities and the trace, to 1e-5 (measured: ~1e-7); the
+ *    objectives (CE, margin, DLR) and their gradients on random logits with
+ *    ties, against autograd;
+ *  - the random start (steps 0): L2 uniform in the ball ((r / eps)^d
+ *    uniform by Kolmogorov-Smirnov, mean direction near 0; a uniform radius
+ *    fails), L-inf every coordinate uniform in (-eps, eps);
  *  - validate refuses a target that is the true label of a case, at the key;
  *  - end to end through the runner with the interpretability fixture's
  *    model: the datasets, the sanity checks and the figure.
@@ -23,6 +33,7 @@
 #include "runner/graph.h"
 #include "runner/pgd.h"
 #include "runner/results.h"
+#include "runner/rng.h"
 #include "runner/spec.h"
 #include "sh.h"
 
@@ -287,6 +298,368 @@ Test(attack, restarts_keep_the_best)
     }
     cr_expect_gt(better, 0, "no restart ever did better: the restarts are not random");
     rn_graph_free(&g);
+}
+
+/* ---- the random start, statistically ----------------------------------------- */
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The Kolmogorov-Smirnov statistic of u (n values, sorted in place)
+ * against Uniform(0, 1). */
+static double ks_uniform(double *u, size_t n)
+{
+    qsort(u, n, sizeof *u, cmp_double);
+    double d = 0;
+    for (size_t i = 0; i < n; i++) {
+        double f = u[i] < 0 ? 0 : u[i] > 1 ? 1 : u[i];
+        d = fmax(d, fmax((double)(i + 1) / n - f, f - (double)i / n));
+    }
+    return d;
+}
+
+/* The KS critical value at level 1e-3 (asymptotic: sqrt(ln(2 / 1e-3) / 2)
+ * / sqrt(n)). */
+static double ks_critical(size_t n)
+{
+    return sqrt(0.5 * log(2 / 1e-3)) / sqrt((double)n);
+}
+
+enum { NS = 2000, PER_S = 3 * 8 * 8 };
+
+/* The random starts (steps 0, one restart) of NS sources at 0.5: each job
+ * has its own rng stream, so NS images give NS independent starts. delta
+ * (NS, PER_S) gets adv - 0.5. */
+static void random_starts(int l2, float eps, double *delta)
+{
+    struct rn_graph g;
+    struct rn_shape in = {3, 8, 8};
+    graph_from_text(&g, cnn_model, in, 256);
+    rn_graph_init_params(&g, 5);
+    float *src = malloc(sizeof(float) * NS * PER_S), *adv = malloc(sizeof(float) * NS * PER_S);
+    float *probs = malloc(sizeof(float) * NS * 10);
+    int *labels = malloc(sizeof(int) * NS), *targets = malloc(sizeof(int) * NS);
+    cr_assert(src && adv && probs && labels && targets);
+    for (size_t q = 0; q < (size_t)NS * PER_S; q++)
+        src[q] = 0.5f;
+    for (int i = 0; i < NS; i++) {
+        labels[i] = i % 10;
+        targets[i] = -1;
+    }
+    struct rn_attack_cfg cfg = {.l2 = l2, .steps = 0, .random_start = 1, .restarts = 1, .seed = 31};
+    struct rn_error err = {0};
+    cr_assert_eq(
+        rn_attack_pgd(&g, g.n_nodes - 1, &cfg, &eps, 1, src, NS, labels, targets, adv, probs, &err),
+        0, "%s", err.msg);
+    for (size_t q = 0; q < (size_t)NS * PER_S; q++)
+        delta[q] = (double)adv[q] - 0.5;
+    free(src);
+    free(adv);
+    free(probs);
+    free(labels);
+    free(targets);
+    rn_graph_free(&g);
+}
+
+/* Uniform in the L2 ball of radius eps in d = 192 dimensions: the radius r
+ * has P(r <= s) = (s / eps)^d, so (r / eps)^d ~ Uniform(0, 1); the direction
+ * is uniform on the sphere, so the mean unit vector of n starts has
+ * n |m|^2 ~ chi2_d / d (expected length 1 / sqrt(n)). eps 0.4 keeps every
+ * coordinate within 0.4 of 0.5: the clamp never acts. */
+Test(attack, l2_random_start_is_uniform_in_the_ball)
+{
+    const float eps = 0.4f;
+    const size_t d = PER_S;
+    double *delta = malloc(sizeof(double) * NS * PER_S), *u = malloc(sizeof(double) * NS);
+    double *naive = malloc(sizeof(double) * NS), mean[PER_S] = {0};
+    cr_assert(delta && u && naive);
+    random_starts(1, eps, delta);
+    for (int i = 0; i < NS; i++) {
+        double nn = 0;
+        for (size_t q = 0; q < d; q++)
+            nn += delta[i * d + q] * delta[i * d + q];
+        double r = sqrt(nn);
+        cr_assert(r > 0 && r <= eps * (1 + 1e-5), "start %d: radius %g, eps %g", i, r, eps);
+        u[i] = pow(r / eps, (double)d);
+        naive[i] = r / eps;
+        for (size_t q = 0; q < d; q++)
+            mean[q] += delta[i * d + q] / r / NS;
+    }
+    double ks = ks_uniform(u, NS), crit = ks_critical(NS);
+    cr_expect_lt(ks, crit, "(r / eps)^d: KS %.4f >= the 1e-3 critical value %.4f", ks, crit);
+    /* P(chi2_192 / 192 > 1.3^2) = 7e-9 (measured: |m| sqrt(n) = 1.002); a
+     * bias b of the direction fails once b > ~0.83 / sqrt(n) (|m|^2 ~ 1 / n
+     * + b^2). KS measured 0.0145 against the critical 0.0436. */
+    double m = 0;
+    for (size_t q = 0; q < d; q++)
+        m += mean[q] * mean[q];
+    m = sqrt(m);
+    cr_expect_lt(m, 1.3 / sqrt(NS), "mean unit direction of length %.4f, 1 / sqrt(n) = %.4f", m,
+                 1 / sqrt(NS));
+    /* The test tells a uniform radius from a uniform ball: r / eps of these
+     * very samples against Uniform(0, 1), what a uniform-radius sampler
+     * would pass, measured KS 0.968; and a uniform-radius sampler's r = eps u
+     * gives (r / eps)^d = u^192 a KS of 0.968 too (u^192 < 0.01 for 97.6%
+     * of u), 22 times the critical value. */
+    double ks_naive = ks_uniform(naive, NS);
+    cr_expect_gt(ks_naive, 0.9, "r / eps against Uniform(0, 1): KS %.4f", ks_naive);
+    struct rn_rng rng;
+    rn_rng_init(&rng, 31, RN_STREAM_ANALYSIS, 0);
+    for (int i = 0; i < NS; i++)
+        naive[i] = pow(rn_rng_uniform(&rng), (double)d);
+    ks_naive = ks_uniform(naive, NS);
+    cr_expect_gt(ks_naive, 0.9, "a uniform radius: (r / eps)^d KS %.4f", ks_naive);
+    free(delta);
+    free(u);
+    free(naive);
+}
+
+/* Uniform in the L-inf box: every coordinate of delta ~ Uniform(-eps, eps),
+ * pooled (384,000 values) and coordinate by coordinate (2,000 each, at the
+ * Bonferroni level 1e-3 / 192). eps 0.25: the clamp never acts. */
+Test(attack, linf_random_start_is_uniform_in_the_box)
+{
+    const float eps = 0.25f;
+    const size_t n = (size_t)NS * PER_S;
+    double *delta = malloc(sizeof(double) * n), *v = malloc(sizeof(double) * n);
+    cr_assert(delta && v);
+    random_starts(0, eps, delta);
+    for (size_t q = 0; q < n; q++) {
+        cr_assert(fabs(delta[q]) <= eps, "coordinate %zu: |delta| %g > eps", q, fabs(delta[q]));
+        v[q] = (delta[q] / eps + 1) / 2;
+    }
+    double ks = ks_uniform(v, n), crit = ks_critical(n);
+    /* measured: pooled KS 0.00078 (critical 0.00315), worst coordinate
+     * 0.0425 (critical 0.0567) */
+    cr_expect_lt(ks, crit, "pooled: KS %.5f >= the 1e-3 critical value %.5f", ks, crit);
+    const double crit1 = sqrt(0.5 * log(2 * PER_S / 1e-3)) / sqrt((double)NS);
+    double worst = 0;
+    for (size_t c = 0; c < PER_S; c++) {
+        for (int i = 0; i < NS; i++)
+            v[i] = (delta[i * PER_S + c] / eps + 1) / 2;
+        worst = fmax(worst, ks_uniform(v, NS));
+    }
+    cr_expect_lt(worst, crit1, "worst coordinate: KS %.4f >= %.4f", worst, crit1);
+    free(delta);
+    free(v);
+}
+
+/* ---- against PyTorch (tests/reference/make_attack_fixture.py) -------------- */
+
+static void *read_ds(struct rn_results *f, const char *path, enum rn_dtype t, size_t want)
+{
+    struct rn_error err = {0};
+    void *data = NULL;
+    int nd, dims[4];
+    cr_assert_eq(rn_results_read(f, path, t, &data, &nd, dims, &err), 0, "%s", err.msg);
+    size_t numel = 1;
+    for (int i = 0; i < nd; i++)
+        numel *= (size_t)dims[i];
+    cr_assert_eq(numel, want, "%s: %zu values, expected %zu", path, numel, want);
+    return data;
+}
+
+/* cnn_model on 3x8x8 inputs with the fixture's weights (a state_dict). */
+static void fixture_graph(struct rn_graph *g, struct rn_results *f)
+{
+    struct rn_shape in = {3, 8, 8};
+    graph_from_text(g, cnn_model, in, 4);
+    char path[128];
+    for (int i = 0; i < g->n_nodes; i++)
+        for (int j = 0; j < g->nodes[i].layer.n_params; j++) {
+            struct rn_param *p = &g->nodes[i].layer.params[j];
+            size_t m = rn_tensor_numel(&p->value);
+            snprintf(path, sizeof path, "/weights/%s.%s", g->nodes[i].layer.name, p->name);
+            float *v = read_ds(f, path, RN_DTYPE_F32, m);
+            memcpy(p->value.data, v, sizeof(float) * m);
+            free(v);
+        }
+}
+
+/* The largest |a - b| over m values. */
+static double max_abs_diff(const float *a, const double *b, size_t m, size_t *at)
+{
+    double worst = 0;
+    for (size_t q = 0; q < m; q++)
+        if (fabs(a[q] - b[q]) > worst) {
+            worst = fabs(a[q] - b[q]);
+            *at = q;
+        }
+    return worst;
+}
+
+/* One case of the fixture (make_attack_fixture.py's /cases/<name>). */
+struct ref_case {
+    float *eps, *step;
+    int32_t *steps, *l2, *target, *loss, *iters;
+    uint8_t *mask; /* (8, 8) or NULL */
+    double *x_iter, *x_adv, *probs, *trace;
+};
+
+enum { REF_PER = 3 * 8 * 8, REF_K = 10, REF_T = 6, REF_STEPS = 50 };
+
+static void *case_ds(struct rn_results *f, const char *name, const char *ds, enum rn_dtype t,
+                     size_t want)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/cases/%s/%s", name, ds);
+    return rn_results_exists(f, path) ? read_ds(f, path, t, want) : NULL;
+}
+
+static void ref_case_read(struct ref_case *c, struct rn_results *f, const char *name)
+{
+    c->eps = case_ds(f, name, "eps", RN_DTYPE_F32, 1);
+    c->step = case_ds(f, name, "step", RN_DTYPE_F32, 1);
+    c->steps = case_ds(f, name, "steps", RN_DTYPE_I32, 1);
+    c->l2 = case_ds(f, name, "l2", RN_DTYPE_I32, 1);
+    c->target = case_ds(f, name, "target", RN_DTYPE_I32, 1);
+    c->loss = case_ds(f, name, "loss", RN_DTYPE_I32, 1);
+    c->iters = case_ds(f, name, "iters", RN_DTYPE_I32, REF_T);
+    c->mask = case_ds(f, name, "mask", RN_DTYPE_U8, 64);
+    c->x_iter = case_ds(f, name, "x_iter", RN_DTYPE_F64, REF_T * REF_PER);
+    c->x_adv = case_ds(f, name, "x_adv", RN_DTYPE_F64, REF_PER);
+    c->probs = case_ds(f, name, "probs", RN_DTYPE_F64, REF_K);
+    c->trace = case_ds(f, name, "trace", RN_DTYPE_F64, (REF_STEPS + 1) * REF_K);
+    cr_assert(c->eps && c->step && c->steps && c->l2 && c->target && c->loss && c->iters &&
+                  c->x_iter && c->x_adv && c->probs && c->trace,
+              "%s: a dataset is missing", name);
+    cr_assert_eq(c->steps[0], REF_STEPS);
+}
+
+static void ref_case_free(struct ref_case *c)
+{
+    void *all[] = {c->eps,   c->step, c->steps,  c->l2,    c->target, c->loss,
+                   c->iters, c->mask, c->x_iter, c->x_adv, c->probs,  c->trace};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++)
+        free(all[i]);
+}
+
+/* The fixture's case: rn_attack_pgd with its settings (loss, mask),
+ * stopped after each stored iteration (no random start, so a shorter run is
+ * a prefix of the longer one) and after all 50; x to 1e-5 and the final
+ * probabilities and the trace (stride 1) to 1e-5, absolute. The first
+ * stored iteration that departs is named. */
+static void pgd_case(const char *name)
+{
+    struct rn_results *f = NULL;
+    struct rn_error err = {0};
+    cr_assert_eq(rn_results_open(&f, RN_FIXTURES "/attack_ref.h5", &err), 0, "%s", err.msg);
+    struct rn_graph g;
+    fixture_graph(&g, f);
+    float *src = read_ds(f, "/x", RN_DTYPE_F32, REF_PER);
+    int32_t *label = read_ds(f, "/label", RN_DTYPE_I32, 1);
+    struct ref_case c;
+    ref_case_read(&c, f, name);
+    const int lab = label[0], tgt = c.target[0];
+    float adv[REF_PER], p[REF_K], trace[(REF_STEPS + 1) * REF_K];
+    for (int t = 0; t <= REF_T; t++) {
+        struct rn_attack_cfg cfg = {.l2 = c.l2[0],
+                                    .steps = t < REF_T ? c.iters[t] : REF_STEPS,
+                                    .step = c.step[0],
+                                    .restarts = 1,
+                                    .loss = (enum rn_pgd_loss)c.loss[0],
+                                    .mask = c.mask,
+                                    .trace_stride = t < REF_T ? 0 : 1,
+                                    .trace = t < REF_T ? NULL : trace};
+        cr_assert_eq(
+            rn_attack_pgd(&g, g.n_nodes - 1, &cfg, c.eps, 1, src, 1, &lab, &tgt, adv, p, &err), 0,
+            "%s", err.msg);
+        size_t at = 0;
+        double d =
+            max_abs_diff(adv, t < REF_T ? c.x_iter + (size_t)t * REF_PER : c.x_adv, REF_PER, &at);
+        cr_assert(d <= 1e-5, "%s: x after %d iterations differs from PyTorch by %.3g at %zu", name,
+                  cfg.steps, d, at);
+    }
+    size_t at = 0;
+    double d = max_abs_diff(p, c.probs, REF_K, &at);
+    cr_expect(d <= 1e-5, "%s: p[%zu] %.8g, PyTorch %.8g", name, at, p[at], c.probs[at]);
+    d = max_abs_diff(trace, c.trace, (REF_STEPS + 1) * REF_K, &at);
+    cr_expect(d <= 1e-5, "%s: trace row %zu p[%zu] %.8g, PyTorch %.8g", name, at / REF_K,
+              at % REF_K, trace[at], c.trace[at]);
+    /* the attack did something, and nothing outside the mask moved */
+    double moved = 0;
+    for (int q = 0; q < REF_PER; q++) {
+        moved = fmax(moved, fabs(adv[q] - src[q]));
+        if (c.mask && !c.mask[q % 64])
+            cr_expect_eq(adv[q], src[q], "%s: masked pixel %d moved", name, q);
+    }
+    cr_expect_gt(moved, 0.5 * c.eps[0] * (c.l2[0] ? 0.2 : 1), "%s: largest move %g", name, moved);
+    free(src);
+    free(label);
+    ref_case_free(&c);
+    rn_graph_free(&g);
+    rn_results_close(f);
+}
+
+Test(attack_reference, linf_targeted_50_steps_match_pytorch_to_1e_5)
+{
+    pgd_case("linf_targeted");
+}
+
+Test(attack_reference, linf_untargeted_50_steps_match_pytorch_to_1e_5)
+{
+    pgd_case("linf_untargeted");
+}
+
+Test(attack_reference, l2_targeted_50_steps_match_pytorch_to_1e_5)
+{
+    pgd_case("l2_targeted");
+}
+
+Test(attack_reference, linf_targeted_dlr_50_steps_match_pytorch_to_1e_5)
+{
+    pgd_case("linf_targeted_dlr");
+}
+
+Test(attack_reference, l2_untargeted_margin_masked_50_steps_match_pytorch_to_1e_5)
+{
+    pgd_case("l2_untargeted_margin_masked");
+}
+
+/* rn_pgd_objective's value and dz against torch autograd, every row of the
+ * fixture (CE, margin, DLR; targeted and not; four rows with exact ties,
+ * which go to the lowest class index): |a - b| <= 1e-5 max(1, |b|). */
+Test(attack_reference, objective_values_and_gradients_match_autograd_to_1e_5)
+{
+    enum { R = 22, K = 10 };
+    struct rn_results *f = NULL;
+    struct rn_error err = {0};
+    cr_assert_eq(rn_results_open(&f, RN_FIXTURES "/attack_ref.h5", &err), 0, "%s", err.msg);
+    float *z = read_ds(f, "/objective/logits", RN_DTYPE_F32, R * K);
+    int32_t *label = read_ds(f, "/objective/label", RN_DTYPE_I32, R);
+    int32_t *target = read_ds(f, "/objective/target", RN_DTYPE_I32, R);
+    int32_t *loss = read_ds(f, "/objective/loss", RN_DTYPE_I32, R);
+    double *value = read_ds(f, "/objective/value", RN_DTYPE_F64, R);
+    double *dz = read_ds(f, "/objective/dz", RN_DTYPE_F64, R * K);
+    int seen[3][2] = {{0}};
+    for (int r = 0; r < R; r++) {
+        cr_assert(loss[r] >= RN_PGD_CE && loss[r] <= RN_PGD_DLR);
+        seen[loss[r]][target[r] >= 0]++;
+        float g[K];
+        float v = rn_pgd_objective((enum rn_pgd_loss)loss[r], z + r * K, K, label[r], target[r], g);
+        cr_expect(fabs(v - value[r]) <= 1e-5 * fmax(1, fabs(value[r])),
+                  "row %d (loss %d, label %d, target %d): value %.8g, autograd %.8g", r, loss[r],
+                  label[r], target[r], v, value[r]);
+        for (int j = 0; j < K; j++) {
+            double want = dz[r * K + j];
+            cr_expect(fabs(g[j] - want) <= 1e-5 * fmax(1, fabs(want)),
+                      "row %d (loss %d, label %d, target %d): dz[%d] %.8g, autograd %.8g", r,
+                      loss[r], label[r], target[r], j, g[j], want);
+        }
+    }
+    for (int l = 0; l < 3; l++)
+        cr_expect(seen[l][0] >= 3 && seen[l][1] >= 3, "loss %d: %d untargeted, %d targeted rows", l,
+                  seen[l][0], seen[l][1]);
+    free(z);
+    free(label);
+    free(target);
+    free(loss);
+    free(value);
+    free(dz);
+    rn_results_close(f);
 }
 
 /* ---- validate and run through the runner ------------------------------------ */
