@@ -53,7 +53,7 @@
 
 /* experiments/task5_pgd.yaml's eps list */
 static const float study_eps[N_EPS] = {0,     0.005f, 0.01f, 0.015f, 0.02f, 0.025f, 0.03f, 0.04f,
-                                       0.05f, 0.075f,  0.1f,  0.15f,  0.2f,  0.3f,   0.5f};
+                                       0.05f, 0.075f, 0.1f,  0.15f,  0.2f,  0.3f,   0.5f};
 
 struct bench_model {
     const char *name;   /* "lazy", "m4": the group in --out */
@@ -136,16 +136,16 @@ done:
 
 /* ---- one model -------------------------------------------------------------- */
 
-static int write_f32(struct rn_results *out, const char *model, const char *name,
-                     const float *v, int nd, const int *dims, struct rn_error *err)
+static int write_f32(struct rn_results *out, const char *model, const char *name, const float *v,
+                     int nd, const int *dims, struct rn_error *err)
 {
     char path[128];
     snprintf(path, sizeof path, "/%s/%s", model, name);
     return rn_results_write(out, path, RN_DTYPE_F32, v, nd, dims, err);
 }
 
-static int set_attr(struct rn_results *out, const char *model, const char *name,
-                    const char *value, struct rn_error *err)
+static int set_attr(struct rn_results *out, const char *model, const char *name, const char *value,
+                    struct rn_error *err)
 {
     char path[128];
     snprintf(path, sizeof path, "/%s", model);
@@ -200,10 +200,9 @@ static int bench_model(const struct bench_model *m, const float *src, int steps,
     const float zero = 0;
     /* the clean pass, and a warm-up of both shapes (buffers, thread team) */
     if (rn_attack_pgd(&g, logits, &none, &zero, 1, src, 1, &label, &target, adv, clean, err) ||
-        rn_attack_pgd(&g, logits, &warm, study_eps, N_EPS, src, 1, &label, &target, adv, pb,
-                      err) ||
-        rn_attack_pgd(&g, logits, &warm, study_eps + N_EPS - 1, 1, src, 1, &label, &target, adv,
-                      pe, err))
+        rn_attack_pgd(&g, logits, &warm, study_eps, N_EPS, src, 1, &label, &target, adv, pb, err) ||
+        rn_attack_pgd(&g, logits, &warm, study_eps + N_EPS - 1, 1, src, 1, &label, &target, adv, pe,
+                      err))
         goto done;
 
     double t0 = now_s();
@@ -276,8 +275,8 @@ int main(int argc, char **argv)
     struct bench_model models[2] = {
         {"lazy", RN_SOURCE_DIR "/experiments/task5_pgd.yaml",
          RN_SOURCE_DIR "/results/task1_lazy/latest", "fc"},
-        {"m4", RN_SOURCE_DIR "/experiments/task4_m4.yaml",
-         RN_SOURCE_DIR "/results/task4_m4/latest", "fc"},
+        {"m4", RN_SOURCE_DIR "/experiments/task4_m4.yaml", RN_SOURCE_DIR "/results/task4_m4/latest",
+         "fc"},
     };
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc)
