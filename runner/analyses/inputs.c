@@ -5,7 +5,10 @@
  * A case is a digit of a split re-coloured with a chosen palette colour
  * exactly as the probe analysis does (stroke mask recovered from the image,
  * then rn_colourise with the data config), so "red 1" is six characters of
- * YAML.
+ * YAML. Split inputs are the split's own images, filtered by digit, stored
+ * colour and a condition on the model's prediction, so "a hard-test 7 on
+ * yellow" is one line too. Predictions come from the run's model in eval
+ * mode, a batch of candidates at a time, and only when a condition asks.
  */
 #include "common.h"
 
