@@ -47,6 +47,15 @@ void rn_stroke_mask(const uint8_t *img, int c, int hw, const struct rn_data_conf
 
 enum { PRED_ANY = -1, PRED_CORRECT = -2, PRED_WRONG = -3, PRED_FOLLOWS_COLOUR = -4 };
 
+/* The most images predicted in one pass. */
+#define PREDICT_BATCH 64
+
+static int predict_batch(const struct rn_run *run)
+{
+    int bs = run->has_graph ? rn_inputs_batch(&run->graph) : 1;
+    return bs < PREDICT_BATCH ? bs : PREDICT_BATCH;
+}
+
 /* `predicted` as the loader checked it: a class >= 0 or a PRED_ value. */
 static int pred_parse(const char *s)
 {
@@ -110,7 +119,7 @@ static int predict(struct rn_run *run, const struct rn_spec_analysis *a, int key
                                   "predicted: needs this run's model to predict with; add a "
                                   "model with train or load");
     const int k = run->data.n_classes;
-    float probs[RN_ANALYSIS_MAX_INPUTS * k];
+    float probs[PREDICT_BATCH * k];
     if (rn_inputs_load(&run->graph, images, start, m, err) || rn_run_predict(run, m, probs, err))
         return -1;
     for (int i = 0; i < m; i++)
@@ -146,8 +155,8 @@ static int find_case(struct rn_run *run, const struct rn_spec_analysis *a, int k
                      const struct rn_split *s, int digit, int colour, int cond,
                      struct rn_error *err)
 {
-    const int hw = s->h * s->w, bs = run->has_graph ? rn_inputs_batch(&run->graph) : 1;
-    int cand[RN_ANALYSIS_MAX_INPUTS], preds[RN_ANALYSIS_MAX_INPUTS], m = 0, found = s->n;
+    const int hw = s->h * s->w, bs = predict_batch(run);
+    int cand[PREDICT_BATCH], preds[PREDICT_BATCH], m = 0, found = s->n;
     uint8_t mask[hw], *imgs = rn_malloc((size_t)bs * 3 * hw, err);
     if (!imgs)
         return -1;
@@ -308,7 +317,7 @@ static int take(struct rn_run *run, const struct rn_spec_analysis *a, int key,
                 uint8_t *scratch, int want, struct rn_inputs *in, struct rn_error *err)
 {
     const size_t per = (size_t)s->c * s->h * s->w, hw = (size_t)s->h * s->w;
-    int preds[RN_ANALYSIS_MAX_INPUTS];
+    int preds[PREDICT_BATCH];
     if (f->cond != PRED_ANY) {
         for (int j = 0; j < m; j++)
             memcpy(scratch + j * per, s->images + (size_t)cand[j] * per, per);
@@ -353,7 +362,7 @@ static int build_split(struct rn_run *run, const struct rn_spec_analysis *a, str
                                   s->name, s->n);
     const int want = (int)a->v.num[k.n];
     const size_t per = (size_t)s->c * s->h * s->w;
-    const int bs = f.cond == PRED_ANY ? 1 : run->has_graph ? rn_inputs_batch(&run->graph) : 1;
+    const int bs = f.cond == PRED_ANY ? 1 : predict_batch(run);
     in->c = s->c;
     snprintf(in->split, sizeof in->split, "%s", s->name);
     uint8_t *scratch = NULL;
@@ -361,7 +370,7 @@ static int build_split(struct rn_run *run, const struct rn_spec_analysis *a, str
         !(in->masks = rn_calloc((size_t)want * in->h * in->w, 1, err)) ||
         (f.cond != PRED_ANY && !(scratch = rn_malloc((size_t)bs * per, err))))
         return -1;
-    int cand[RN_ANALYSIS_MAX_INPUTS], m = 0, rc = 0;
+    int cand[PREDICT_BATCH], m = 0, rc = 0;
     for (int i = f.first; i < s->n && in->n < want && rc == 0; i++) {
         if ((f.digit >= 0 && s->labels[i] != f.digit) ||
             (f.colour >= 0 && s->colours[i] != f.colour))
