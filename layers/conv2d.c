@@ -125,9 +125,10 @@ static int conv_backward(struct rn_layer *l, const struct rn_tensor *const *x,
     struct conv_priv *p = l->priv;
     if (conv_check(l, x[0], "input", err))
         return -1;
+    int params = !ctx || !ctx->input_grad_only;
     rn_conv2d_backward_cpu(&p->g, x[0]->data, p->weight->value.data, dy->data,
-                           dx && dx[0] ? dx[0]->data : NULL, p->weight->grad.data,
-                           p->bias ? p->bias->grad.data : NULL, &p->ws);
+                           dx && dx[0] ? dx[0]->data : NULL, params ? p->weight->grad.data : NULL,
+                           params && p->bias ? p->bias->grad.data : NULL, &p->ws);
     return 0;
 }
 

@@ -123,8 +123,9 @@ static int linear_backward(struct rn_layer *l, const struct rn_tensor *const *x,
     if (linear_check(l, x[0], "input", err))
         return -1;
     struct rn_param *b = bias_of(l);
-    linear_grad(l, x[0], dy->data, dx && dx[0] ? dx[0]->data : NULL, l->params[0].grad.data,
-                b ? b->grad.data : NULL);
+    int params = !ctx || !ctx->input_grad_only;
+    linear_grad(l, x[0], dy->data, dx && dx[0] ? dx[0]->data : NULL,
+                params ? l->params[0].grad.data : NULL, params && b ? b->grad.data : NULL);
     return 0;
 }
 

@@ -60,6 +60,8 @@ struct rn_ctx {
     uint64_t seed;          /* run seed */
     uint64_t step;          /* global step: dropout masks use stream (seed, DROPOUT, step*1024 + node) */
     int node;               /* index of the node being run */
+    int input_grad_only;    /* 1: backward needs only input gradients; a layer may skip its
+                               parameter gradients (which are then left as they were) */
 };
 
 struct rn_layer;

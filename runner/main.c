@@ -2,23 +2,27 @@
 #include <cblas.h>
 #include <omp.h>
 #include <signal.h>
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "analysis.h"
+#include "backend.h"
 #include "compare.h"
 #include "graph.h"
 #include "plot.h"
+#include "rn_git.h"
 #include "spec.h"
 #include "summary.h"
-#include "backend.h"
 #include "train.h"
-#include "rn_git.h"
 
 #define MAX_OVERRIDES 64
+
+extern char **environ;
 
 static const char usage[] =
     "usage: runner EXPERIMENT.yaml [key.path=value ...] [--device auto|cpu|cuda] [--seed N]\n"
@@ -81,7 +85,7 @@ struct cli {
     int n_overrides;
     const char *out, *format;
     int quiet;
-    int summary; /* --summary: validate prints the model table */
+    int summary;       /* --summary: validate prints the model table */
     char owned[4][64]; /* storage for overrides made from flags */
     int n_owned;
 };
@@ -129,7 +133,8 @@ static int parse_args(struct cli *c, int argc, char **argv, int first)
         } else if (strcmp(a, "--summary") == 0) {
             if (strcmp(argv[1], "validate") != 0 && strcmp(argv[1], "summary") != 0)
                 return usage_error("%s goes with validate: runner validate --summary "
-                                   "EXPERIMENT.yaml", a);
+                                   "EXPERIMENT.yaml",
+                                   a);
             c->summary = 1;
         } else if (strcmp(a, "--deterministic") == 0) {
             if (add_flag_override(c, "deterministic", "true"))
@@ -208,6 +213,85 @@ static void resolve_load(struct rn_spec *sp, int quiet)
     }
 }
 
+/* models[].if_missing: EXPERIMENT.yaml — runs the experiment that makes a
+ * model another run's analysis compares, before this run, when its run does
+ * not exist yet: the runner itself, as a child, with this run's threads,
+ * device and quietness. */
+static int make_missing_models(const struct rn_spec *sp, int quiet)
+{
+    for (int i = 0; i < sp->n_analyses; i++) {
+        const struct rn_spec_analysis *a = &sp->analyses[i];
+        int key = -1;
+        for (int k = 0; k < a->type->n_keys; k++)
+            key = strcmp(a->type->keys[k].key, "models") == 0 ? k : key;
+        for (const char *p = key >= 0 ? a->v.str[key] : ""; *p;) {
+            char name[RN_NAME_MAX], path[RN_PATH_MAX], model[RN_NAME_MAX], exp[RN_PATH_MAX];
+            char item[RN_STR_MAX], file[RN_PATH_MAX + 16];
+            size_t span = strcspn(p, ";");
+            snprintf(item, sizeof item, "%.*s", (int)span, p);
+            p += span + (p[span] == ';');
+            if (sscanf(item, "%95s %511s %95s %511s", name, path, model, exp) != 4 ||
+                strcmp(exp, "skip") == 0 || strcmp(path, "self") == 0)
+                continue;
+            struct stat st;
+            if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+                snprintf(file, sizeof file, "%s/run.h5", path);
+            else
+                snprintf(file, sizeof file, "%s", path);
+            if (access(file, R_OK) == 0)
+                continue;
+            if (access(exp, R_OK) != 0) {
+                fprintf(stderr,
+                        "%s:%d:%d: error: analysis '%s': model '%s': %s does not exist "
+                        "and its if_missing experiment %s cannot be read\n",
+                        a->file, a->line, a->col, a->name, name, path, exp);
+                return 1;
+            }
+            if (!quiet)
+                fprintf(stderr,
+                        "%s: model '%s' of analysis '%s': %s does not exist: running %s "
+                        "first (if_missing)\n",
+                        sp->name, name, a->name, path, exp);
+            char self[RN_PATH_MAX], threads[32];
+            ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+            if (len <= 0)
+                return fail("cannot find the runner's own executable (/proc/self/exe)");
+            self[len] = '\0';
+            snprintf(threads, sizeof threads, "%d", sp->threads);
+            char *args[10] = {self, exp, "--device", (char *)sp->device};
+            int na = 4;
+            if (sp->threads > 0) {
+                args[na++] = "--threads";
+                args[na++] = threads;
+            }
+            if (quiet)
+                args[na++] = "--quiet";
+            args[na] = NULL;
+            pid_t pid;
+            int status = 0;
+            fflush(stderr);
+            if (posix_spawn(&pid, self, NULL, NULL, args, environ) != 0 ||
+                waitpid(pid, &status, 0) != pid) {
+                fprintf(stderr, "runner: cannot run %s %s\n", self, exp);
+                return 1;
+            }
+            if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+                fprintf(stderr, "runner: %s (making model '%s' of analysis '%s') failed\n", exp,
+                        name, a->name);
+                return WIFEXITED(status) && WEXITSTATUS(status) == 130 ? 130 : 1;
+            }
+            if (access(file, R_OK) != 0) {
+                fprintf(stderr,
+                        "%s:%d:%d: error: analysis '%s': model '%s': %s ran but %s still "
+                        "does not exist; name its run (results/<name>/latest) in run:\n",
+                        a->file, a->line, a->col, a->name, name, exp, path);
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
 static int cmd_validate(int argc, char **argv)
 {
     struct cli c = {0};
@@ -241,8 +325,7 @@ static int cmd_validate(int argc, char **argv)
         }
         /* the train section's node names (groups, losses, bind, set) need the graph */
         struct rn_program prog;
-        if (sp->has_train &&
-            rn_program_init(&prog, &sp->train, &g, RN_N_COLOURS, 1, &err) != 0) {
+        if (sp->has_train && rn_program_init(&prog, &sp->train, &g, RN_N_COLOURS, 1, &err) != 0) {
             fprintf(stderr, "%s\n", err.msg);
             rn_graph_free(&g);
             rn_spec_free(sp);
@@ -373,8 +456,7 @@ static int cmd_compare(int argc, char **argv)
     free(runs);
     if (rc)
         return fail(err.msg);
-    printf("%s: compare_epochs.%s, compare_summary.%s, compare.txt\n", out, opt.format,
-           opt.format);
+    printf("%s: compare_epochs.%s, compare_summary.%s, compare.txt\n", out, opt.format, opt.format);
     return 0;
 }
 
@@ -398,14 +480,19 @@ static int cmd_run(int argc, char **argv)
         free(sp);
         return 1;
     }
-    struct rn_run_options opt = {.out_dir = c.out, .quiet = c.quiet, .log = stderr,
-                                 .check = rn_analyses_check};
+    struct rn_run_options opt = {
+        .out_dir = c.out, .quiet = c.quiet, .log = stderr, .check = rn_analyses_check};
     if (check_device(sp, c.quiet, &opt)) {
         rn_spec_free(sp);
         free(sp);
         return 1;
     }
     resolve_load(sp, c.quiet);
+    if ((rc = make_missing_models(sp, c.quiet)) != 0) {
+        rn_spec_free(sp);
+        free(sp);
+        return rc;
+    }
     int threads = set_threads(sp);
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);

@@ -363,7 +363,7 @@ Test(conv_layer, forward_backward_tangent)
     const float *w = l.params[0].value.data, *b = l.params[1].value.data;
     double *ry = calloc(ny, 8), *rdx = calloc(nx, 8), *rdw = calloc(nw, 8), *rdb = calloc(4, 8);
     double *sy = calloc(ny, 8), *sdx = calloc(nx, 8), *sdw = calloc(nw, 8), *sdb = calloc(4, 8);
-    struct rn_ctx ctx = {1, 1, 0, 0};
+    struct rn_ctx ctx = {.train = 1, .seed = 1};
     const struct rn_tensor *xin[] = {&x}, *txin[] = {&tx};
     struct rn_tensor *dxo[] = {&dx}, *tdxo[] = {&tdx}, *none[] = {NULL};
 
@@ -474,7 +474,7 @@ static void check_linear(int n, int c, int units, int bias)
             rdw2[(size_t)u * c + k] = g2;
         }
 
-    struct rn_ctx ctx = {1, 1, 0, 0};
+    struct rn_ctx ctx = {.train = 1, .seed = 1};
     const struct rn_tensor *xin[] = {&x}, *txin[] = {&tx};
     struct rn_tensor *dxo[] = {&dx}, *tdxo[] = {&tdx};
     cr_assert_eq(rn_layer_linear.forward(&l, xin, &y, &ctx, &err), 0, "%s", err.msg);

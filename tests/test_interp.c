@@ -516,14 +516,14 @@ Test(interp, cases_and_models_lists_in_specs)
     cr_assert_str_eq(analysis_str(&s->analyses[0], "cases"), "0 red test -1; 2 3 val 17");
     cr_assert_str_eq(analysis_str(&s->analyses[1], "cases"), "1 red test -1; 2 yellow test 5");
     cr_assert_str_eq(analysis_str(&s->analyses[1], "models"),
-                     "lazy results/task1_lazy/latest main; me self best");
+                     "lazy results/task1_lazy/latest main skip; me self best skip");
     /* The resolved spec stores the canonical text and loads back to it. */
     char *resolved = strdup(s->resolved);
     rn_spec_free(s);
     cr_assert_eq(load_spec_text(s, resolved, errs, sizeof errs), 0, "%s", errs);
     cr_assert_str_eq(analysis_str(&s->analyses[0], "cases"), "0 red test -1; 2 3 val 17");
     cr_assert_str_eq(analysis_str(&s->analyses[1], "models"),
-                     "lazy results/task1_lazy/latest main; me self best");
+                     "lazy results/task1_lazy/latest main skip; me self best skip");
     free(resolved);
     rn_spec_free(s);
 

@@ -609,7 +609,7 @@ Test(errors, batchnorm_batch_of_one_in_training)
     cr_assert_eq(rn_tensor_init(&x, 1, 4, 1, 1, &err), 0);
     cr_assert_eq(rn_tensor_init(&y, 2, 4, 1, 1, &err), 0);
     const struct rn_tensor *xs[1] = {&x};
-    struct rn_ctx ctx = {1, 0, 0, 0};
+    struct rn_ctx ctx = {.train = 1};
     cr_expect_eq(l.type->forward(&l, xs, &y, &ctx, &err), -1);
     cr_expect_str_eq(err.msg, "batchnorm 't' in training mode needs more than one value per "
                               "channel (batch of 1)");
@@ -634,7 +634,7 @@ Test(errors, batchnorm_tangent_in_training)
         x.data[i] = (float)(i % 7);
     const struct rn_tensor *xs[1] = {&x}, *ts[1] = {&x};
     struct rn_tensor *tds[1] = {&t};
-    struct rn_ctx ctx = {1, 0, 0, 0};
+    struct rn_ctx ctx = {.train = 1};
     cr_assert_eq(l.type->forward(&l, xs, &y, &ctx, &err), 0, "%s", err.msg);
     const char *want = "batchnorm 't': tangent mode in training mode is not supported (use eval "
                        "mode or remove batchnorm for saliency losses)";

@@ -19,7 +19,7 @@ static const struct rn_key activations_keys[] = {
     [ACTIVATIONS_CASES] = {"cases", RN_KIND_STRING, 0, 0, "", 1, 0, NULL, RN_CASES_DOC},
     [ACTIVATIONS_SPLIT] = {"split", RN_KIND_STRING, 0, 0, "test", 1, 0, NULL,
                            "split of the inputs when there are no cases"},
-    [ACTIVATIONS_N] = {"n", RN_KIND_INT, 0, 1, NULL, 1, RN_ANALYSIS_MAX_INPUTS, NULL,
+    [ACTIVATIONS_N] = {"n", RN_KIND_INT, 0, 1, NULL, 1, RN_ANALYSIS_MAX_SHOWN, NULL,
                        "inputs taken from split when there are no cases"},
     [ACTIVATIONS_MAX_MAPS] = {"max_maps", RN_KIND_INT, 0, 32, NULL, 1, 256, NULL,
                               "channels drawn (the first ones)"},

@@ -8,6 +8,7 @@
  *   models.c  the models of a `models` key: this run's and others'
  *   interp.c  the arithmetic: Grad-CAM, saliency maps (interp.h)
  *   gradcam.c also the Grad-CAM keys attention_mass shares (method, class)
+ *   attack_plot.c  the figures of the attack analysis (attack.c)
  *
  * Keys are read through the constants of each type's schema: an analysis
  * helper that reads a key takes its index (e.g. GRADCAM_NODE).
@@ -25,7 +26,10 @@
 #include "spec.h"
 #include "train.h"
 
-#define RN_ANALYSIS_MAX_INPUTS 64
+/* Inputs of one analysis; those that draw one figure row per input take at
+ * most RN_ANALYSIS_MAX_SHOWN. */
+#define RN_ANALYSIS_MAX_INPUTS 1024
+#define RN_ANALYSIS_MAX_SHOWN 64
 #define RN_ANALYSIS_MAX_MODELS 8
 
 /* The number of entries of a key schema, for its static assertion. */
@@ -167,6 +171,12 @@ int rn_models_write_names(struct rn_run *run, const char *group, const struct rn
 int rn_models_use_own(const char *list);
 /* Splits a "models" attribute in place into at most max names. */
 int rn_models_split_names(char *s, char **out, int max);
+
+/* ---- the attack's figures (attack_plot.c) ------------------------------------ */
+
+/* The figures of an attack group (rn_analysis_type.plot of attack.c). */
+int rn_attack_plot(struct rn_plotter *p, const char *group, const char *name,
+                   char *const *datasets, int n_datasets, struct rn_error *err);
 
 /* ---- Grad-CAM keys (gradcam.c) --------------------------------------------- */
 

@@ -32,7 +32,7 @@ static const struct rn_key gradcam_keys[] = {
     [GRADCAM_CASES] = {"cases", RN_KIND_STRING, 0, 0, "", 1, 0, NULL, RN_CASES_DOC},
     [GRADCAM_SPLIT] = {"split", RN_KIND_STRING, 0, 0, "test", 1, 0, NULL,
                        "split of the inputs when there are no cases"},
-    [GRADCAM_N] = {"n", RN_KIND_INT, 0, 6, NULL, 1, RN_ANALYSIS_MAX_INPUTS, NULL,
+    [GRADCAM_N] = {"n", RN_KIND_INT, 0, 6, NULL, 1, RN_ANALYSIS_MAX_SHOWN, NULL,
                    "inputs taken from split when there are no cases"},
     [GRADCAM_DIGIT] = RN_INPUT_DIGIT_KEY,
     [GRADCAM_COLOUR] = RN_INPUT_COLOUR_KEY,

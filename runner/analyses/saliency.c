@@ -21,7 +21,7 @@ static const struct rn_key saliency_keys[] = {
     [SALIENCY_CASES] = {"cases", RN_KIND_STRING, 0, 0, "", 1, 0, NULL, RN_CASES_DOC},
     [SALIENCY_SPLIT] = {"split", RN_KIND_STRING, 0, 0, "test", 1, 0, NULL,
                         "split of the inputs when there are no cases"},
-    [SALIENCY_N] = {"n", RN_KIND_INT, 0, 6, NULL, 1, RN_ANALYSIS_MAX_INPUTS, NULL,
+    [SALIENCY_N] = {"n", RN_KIND_INT, 0, 6, NULL, 1, RN_ANALYSIS_MAX_SHOWN, NULL,
                     "inputs taken from split when there are no cases"},
     [SALIENCY_DIGIT] = RN_INPUT_DIGIT_KEY,
     [SALIENCY_COLOUR] = RN_INPUT_COLOUR_KEY,

@@ -31,6 +31,9 @@ static const struct rn_key model_item_keys[] = {
     {"run", RN_KIND_STRING, 1, 0, NULL, 1, 0, NULL,
      "run directory or run.h5 to load the model from; 'self' = this run's model"},
     {"model", RN_KIND_STRING, 0, 0, "main", 1, 0, NULL, "model name inside the run's /models"},
+    {"if_missing", RN_KIND_STRING, 0, 0, "skip", 1, 0, NULL,
+     "when the run does not exist: skip (with a warning), or an experiment yaml that makes it, "
+     "run first with this run's threads and device"},
 };
 const struct list_key analysis_lists[] = {
     {"cases", case_item_keys, COUNT(case_item_keys), "{digit: 1, colour: red}"},
