@@ -538,7 +538,7 @@ Test(interp, cases_and_models_lists_in_specs)
                       "      - {digit: 1, color: red}\n"
                       "      - 3\n"
                       "  - {type: saliency, models: [{name: x}]}\n"
-                      "  - {type: saliency, name: s2, cases: \"1 red test 3 9\"}\n"
+                      "  - {type: saliency, name: s2, cases: \"1 red test 3 9 x\"}\n"
                       "  - {type: filters, cases: \"1 red\"}\n";
     int n = load_spec_text(s, bad, errs, sizeof errs);
     cr_expect_eq(n, 8, "%s", errs);
@@ -547,7 +547,7 @@ Test(interp, cases_and_models_lists_in_specs)
     cr_expect(strstr(errs, ":8:20: error: analysis #1 (gradcam): cases #3: unknown key 'color' (did you mean 'colour'?)"), "%s", errs);
     cr_expect(strstr(errs, ":9:9: error: analysis #1 (gradcam): cases #4: expected a mapping such as {digit: 1, colour: red}, got '3'"), "%s", errs);
     cr_expect(strstr(errs, ":10:31: error: analysis #2 (saliency): models #1: missing required key 'run'"), "%s", errs);
-    cr_expect(strstr(errs, ":11:39: error: analysis 's2' (saliency): cases #1: '9': more than 4 fields"), "%s", errs);
+    cr_expect(strstr(errs, ":11:39: error: analysis 's2' (saliency): cases #1: 'x': more than 5 fields"), "%s", errs);
     cr_expect(strstr(errs, ":12:21: error: analysis #4 (filters): unknown key 'cases'"), "%s", errs);
     rn_spec_free(s);
     free(s);

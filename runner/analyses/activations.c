@@ -26,8 +26,8 @@ static const struct rn_key activations_keys[] = {
 };
 _Static_assert(RN_N_KEYS(activations_keys) == ACTIVATIONS_N_KEYS,
                "one schema row per ACTIVATIONS_ key");
-static const struct rn_input_keys input_keys = {ACTIVATIONS_CASES, ACTIVATIONS_SPLIT,
-                                                ACTIVATIONS_N};
+static const struct rn_input_keys input_keys = {
+    ACTIVATIONS_CASES, ACTIVATIONS_SPLIT, ACTIVATIONS_N, -1, -1, -1, -1};
 
 static int check_activations(const struct rn_spec *, const struct rn_spec_analysis *,
                              const struct rn_graph *, int, struct rn_error *);

@@ -37,6 +37,10 @@ enum {
     ATTACK_CASES,
     ATTACK_SPLIT,
     ATTACK_N,
+    ATTACK_DIGIT,
+    ATTACK_COLOUR,
+    ATTACK_PREDICTED,
+    ATTACK_INDEX,
     ATTACK_N_KEYS
 };
 static const struct rn_key attack_keys[] = {
@@ -87,9 +91,15 @@ static const struct rn_key attack_keys[] = {
                       "split of the inputs when there are no cases"},
     [ATTACK_N] = {"n", RN_KIND_INT, 0, 4, NULL, 1, RN_ANALYSIS_MAX_INPUTS, NULL,
                   "inputs taken from split when there are no cases"},
+    [ATTACK_DIGIT] = RN_INPUT_DIGIT_KEY,
+    [ATTACK_COLOUR] = RN_INPUT_COLOUR_KEY,
+    [ATTACK_PREDICTED] = RN_INPUT_PREDICTED_KEY,
+    [ATTACK_INDEX] = RN_INPUT_INDEX_KEY,
 };
 _Static_assert(RN_N_KEYS(attack_keys) == ATTACK_N_KEYS, "one schema row per ATTACK_ key");
-static const struct rn_input_keys input_keys = {ATTACK_CASES, ATTACK_SPLIT, ATTACK_N};
+static const struct rn_input_keys input_keys = {ATTACK_CASES, ATTACK_SPLIT,  ATTACK_N,
+                                                ATTACK_DIGIT, ATTACK_COLOUR, ATTACK_PREDICTED,
+                                                ATTACK_INDEX};
 
 static int check_attack(const struct rn_spec *, const struct rn_spec_analysis *,
                         const struct rn_graph *, int, struct rn_error *);

@@ -36,8 +36,35 @@
 #define RN_N_KEYS(keys) ((int)(sizeof(keys) / sizeof((keys)[0])))
 
 #define RN_CASES_DOC                                                                               \
-    "constructed inputs: a list of {digit, colour, split, index} (see 'List-valued analysis "      \
-    "keys'); empty = the first n images of split"
+    "constructed inputs: a list of {digit, colour, split, index, predicted} (see 'List-valued "    \
+    "analysis keys'); empty = the first n images of split that pass its filters"
+/* The filters of split inputs (no cases), one schema row each; an analysis
+ * takes them by adding the rows and their indices in its rn_input_keys.
+ * The spec loader checks their values (check_analyses.c). */
+#define RN_INPUT_DIGIT_KEY                                                                         \
+    {                                                                                              \
+        "digit", RN_KIND_STRING, 0, 0, "any", 1, 0, NULL,                                          \
+            "split inputs: only images of this digit (0-9), or any"                                \
+    }
+#define RN_INPUT_COLOUR_KEY                                                                        \
+    {                                                                                              \
+        "colour", RN_KIND_STRING, 0, 0, "any", 1, 0, NULL,                                         \
+            "split inputs: only images of this colour as the split stores it (a palette name or "  \
+            "0-9), "                                                                               \
+            "or any"                                                                               \
+    }
+#define RN_INPUT_PREDICTED_KEY                                                                     \
+    {                                                                                              \
+        "predicted", RN_KIND_STRING, 0, 0, "any", 1, 0, NULL,                                      \
+            "split inputs: only images this run's model (eval mode) predicts so: any, correct, "   \
+            "wrong, "                                                                              \
+            "a class 0-9, or follows_colour (the class whose training colour the image has)"       \
+    }
+#define RN_INPUT_INDEX_KEY                                                                         \
+    {                                                                                              \
+        "index", RN_KIND_INT, 0, 0, NULL, 0, 1e9, NULL,                                            \
+            "split inputs: the first index of split looked at"                                     \
+    }
 #define RN_MODELS_DOC                                                                              \
     "models to compare: a list of {name, run, model} (see 'List-valued analysis keys'); a run "    \
     "not found is skipped with a warning; empty = this run's model"
@@ -75,13 +102,19 @@ struct rn_inputs {
     int constructed; /* 1: cases */
 };
 
-/* Schema indices of the keys that choose an analysis' inputs. */
+/* Schema indices of the keys that choose an analysis' inputs; -1 for a
+ * filter the analysis does not take (then: any, from index 0). */
 struct rn_input_keys {
     int cases, split, n;
+    int digit, colour, predicted, index; /* filters of split inputs */
 };
 
-/* The inputs of a: its cases, else the first n images of split. On failure
- * *in is still freeable. */
+/* The inputs of a: its cases, else the first n images of split, from
+ * index, that pass the filters digit, colour (the colour the split stores)
+ * and predicted; fewer than n is an error naming the filters and counts. A
+ * `predicted` condition (of the filter or of a case) is decided by the
+ * run's own model, run->graph in eval mode. On failure *in is still
+ * freeable. */
 int rn_inputs_build(struct rn_run *run, const struct rn_spec_analysis *a, struct rn_input_keys k,
                     struct rn_inputs *in, struct rn_error *err);
 void rn_inputs_free(struct rn_inputs *in);

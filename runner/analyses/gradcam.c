@@ -14,6 +14,10 @@ enum {
     GRADCAM_CASES,
     GRADCAM_SPLIT,
     GRADCAM_N,
+    GRADCAM_DIGIT,
+    GRADCAM_COLOUR,
+    GRADCAM_PREDICTED,
+    GRADCAM_INDEX,
     GRADCAM_N_KEYS
 };
 static const struct rn_key gradcam_keys[] = {
@@ -30,9 +34,15 @@ static const struct rn_key gradcam_keys[] = {
                        "split of the inputs when there are no cases"},
     [GRADCAM_N] = {"n", RN_KIND_INT, 0, 6, NULL, 1, RN_ANALYSIS_MAX_SHOWN, NULL,
                    "inputs taken from split when there are no cases"},
+    [GRADCAM_DIGIT] = RN_INPUT_DIGIT_KEY,
+    [GRADCAM_COLOUR] = RN_INPUT_COLOUR_KEY,
+    [GRADCAM_PREDICTED] = RN_INPUT_PREDICTED_KEY,
+    [GRADCAM_INDEX] = RN_INPUT_INDEX_KEY,
 };
 _Static_assert(RN_N_KEYS(gradcam_keys) == GRADCAM_N_KEYS, "one schema row per GRADCAM_ key");
-static const struct rn_input_keys input_keys = {GRADCAM_CASES, GRADCAM_SPLIT, GRADCAM_N};
+static const struct rn_input_keys input_keys = {GRADCAM_CASES, GRADCAM_SPLIT,  GRADCAM_N,
+                                                GRADCAM_DIGIT, GRADCAM_COLOUR, GRADCAM_PREDICTED,
+                                                GRADCAM_INDEX};
 
 static int check_gradcam(const struct rn_spec *, const struct rn_spec_analysis *,
                          const struct rn_graph *, int, struct rn_error *);

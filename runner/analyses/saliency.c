@@ -5,7 +5,17 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { SALIENCY_MODELS, SALIENCY_CASES, SALIENCY_SPLIT, SALIENCY_N, SALIENCY_N_KEYS };
+enum {
+    SALIENCY_MODELS,
+    SALIENCY_CASES,
+    SALIENCY_SPLIT,
+    SALIENCY_N,
+    SALIENCY_DIGIT,
+    SALIENCY_COLOUR,
+    SALIENCY_PREDICTED,
+    SALIENCY_INDEX,
+    SALIENCY_N_KEYS
+};
 static const struct rn_key saliency_keys[] = {
     [SALIENCY_MODELS] = {"models", RN_KIND_STRING, 0, 0, "", 1, 0, NULL, RN_MODELS_DOC},
     [SALIENCY_CASES] = {"cases", RN_KIND_STRING, 0, 0, "", 1, 0, NULL, RN_CASES_DOC},
@@ -13,9 +23,15 @@ static const struct rn_key saliency_keys[] = {
                         "split of the inputs when there are no cases"},
     [SALIENCY_N] = {"n", RN_KIND_INT, 0, 6, NULL, 1, RN_ANALYSIS_MAX_SHOWN, NULL,
                     "inputs taken from split when there are no cases"},
+    [SALIENCY_DIGIT] = RN_INPUT_DIGIT_KEY,
+    [SALIENCY_COLOUR] = RN_INPUT_COLOUR_KEY,
+    [SALIENCY_PREDICTED] = RN_INPUT_PREDICTED_KEY,
+    [SALIENCY_INDEX] = RN_INPUT_INDEX_KEY,
 };
 _Static_assert(RN_N_KEYS(saliency_keys) == SALIENCY_N_KEYS, "one schema row per SALIENCY_ key");
-static const struct rn_input_keys input_keys = {SALIENCY_CASES, SALIENCY_SPLIT, SALIENCY_N};
+static const struct rn_input_keys input_keys = {SALIENCY_CASES, SALIENCY_SPLIT,  SALIENCY_N,
+                                                SALIENCY_DIGIT, SALIENCY_COLOUR, SALIENCY_PREDICTED,
+                                                SALIENCY_INDEX};
 
 static int check_saliency(const struct rn_spec *, const struct rn_spec_analysis *,
                           const struct rn_graph *, int, struct rn_error *);

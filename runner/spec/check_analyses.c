@@ -20,7 +20,11 @@ static const struct rn_key case_item_keys[] = {
      "palette colour name or 0-9 to paint the background (or stroke) with"},
     {"split", RN_KIND_STRING, 0, 0, "test", 1, 0, NULL, "split the digit comes from"},
     {"index", RN_KIND_INT, 0, -1, NULL, -1, UNBOUNDED, NULL,
-     "index in the split; -1 = the first image of that digit"},
+     "index in the split; -1 = the first image of that digit (that passes predicted)"},
+    {"predicted", RN_KIND_STRING, 0, 0, "any", 1, 0, NULL,
+     "only an image this run's model (eval mode) predicts, re-coloured, so: any, correct, wrong, "
+     "a class 0-9, or follows_colour (the class whose training colour it has: colour k is "
+     "digit k's); with an explicit index, checked; written in the compact text only when not any"},
 };
 static const struct rn_key model_item_keys[] = {
     {"name", RN_KIND_STRING, 1, 0, NULL, 1, 0, NULL, "label in results and figures"},
@@ -47,11 +51,103 @@ static const struct list_key *list_key_find(const struct rn_key *k)
     return NULL;
 }
 
+/* ---- the choice of inputs: cases' fields and the filters of split inputs ---- */
+
+/* 1 when t is a class (digit) 0-9. */
+static int is_digit_word(const char *t)
+{
+    char *end;
+    long c = strtol(t, &end, 10);
+    return *t && !*end && c >= 0 && c <= 9;
+}
+
+/* A palette colour (name or 0-9; or any when any_ok) at `at`; -1 reported. */
+static int check_colour(struct loader *L, const struct node *at, const char *label, const char *t,
+                        int any_ok)
+{
+    const char *names[RN_N_COLOURS + 1];
+    int ok = is_digit_word(t) || (any_ok && !strcmp(t, "any"));
+    for (int q = 0; q < RN_N_COLOURS; q++) {
+        names[q] = rn_palette_study.names[q];
+        ok |= !strcmp(names[q], t);
+    }
+    names[RN_N_COLOURS] = "any";
+    if (ok)
+        return 0;
+    char sug[300];
+    report(L, at, label, "colour: unknown colour '%s'%s; expected a palette name (red, green, "
+           "blue, ...)%s", t, suggest(sug, sizeof sug, t, names, RN_N_COLOURS + any_ok),
+           any_ok ? ", 0-9 or any" : " or 0-9");
+    return -1;
+}
+
+/* A `predicted` condition (of a case or a filter) at `at`: its words, and
+ * the run's own model that decides it; -1 reported. */
+static int check_predicted(struct loader *L, const struct node *at, const char *label,
+                           const char *t, const struct rn_spec *s)
+{
+    static const char *const words[] = {"any", "correct", "wrong", "follows_colour"};
+    int ok = is_digit_word(t);
+    for (int q = 0; q < COUNT(words); q++)
+        ok |= !strcmp(t, words[q]);
+    char sug[300];
+    if (!ok)
+        report(L, at, label, "predicted: expected any, correct, wrong, follows_colour or a class "
+               "0-9, got '%s'%s", t, suggest(sug, sizeof sug, t, words, COUNT(words)));
+    else if (strcmp(t, "any") && !s->has_model)
+        report(L, at, label, "predicted: '%s' is decided by this run's model, and this spec has "
+               "none (a models list is not used for it); add a model with train or load", t);
+    else if (!strcmp(t, "follows_colour") && s->data.colouring == RN_COLOURING_NONE)
+        report(L, at, label, "predicted: follows_colour needs coloured data (data.colouring: "
+               "background or stroke)");
+    else
+        return 0;
+    return -1;
+}
+
+/* The filters of split inputs (analyses/common.h: RN_INPUT_*_KEY) of an
+ * analysis whose type takes `cases`: their values, and none but defaults
+ * beside cases. */
+static void check_input_filters(struct loader *L, const struct node *item, const char *label,
+                                const struct rn_spec_analysis *a, const struct rn_spec *s)
+{
+    int cases = -1;
+    for (int j = 0; j < a->type->n_keys && cases < 0; j++)
+        if (!strcmp(a->type->keys[j].key, "cases"))
+            cases = j;
+    if (cases < 0)
+        return;
+    for (int j = 0; j < a->type->n_keys && j < RN_MAX_KEYS; j++) {
+        const char *key = a->type->keys[j].key, *t = a->v.str[j];
+        const struct node *at = map_get(item, key, NULL);
+        int digit = !strcmp(key, "digit"), colour = !strcmp(key, "colour");
+        int predicted = !strcmp(key, "predicted");
+        if (!at || !(digit || colour || predicted || !strcmp(key, "index")))
+            continue;
+        /* at its default (as a resolved spec writes it), a filter is no filter */
+        int set = strcmp(key, "index") ? strcmp(t, "any") != 0 : a->v.num[j] != 0;
+        if (a->v.str[cases][0] && set) {
+            report(L, at, label, "%s: filters the images of split, and this analysis has "
+                   "cases (a case has its own digit, colour, index and predicted)", key);
+            continue;
+        }
+        if (digit && strcmp(t, "any") && !is_digit_word(t))
+            report(L, at, label, "digit: expected a digit 0-9 or any, got '%s'", t);
+        if (colour && check_colour(L, at, label, t, 1) == 0 && strcmp(t, "any") &&
+            s->data.colouring == RN_COLOURING_NONE)
+            report(L, at, label, "colour: the data is not coloured (data.colouring: none); "
+                   "a colour filter needs background or stroke");
+        if (predicted)
+            check_predicted(L, at, label, t, s);
+    }
+}
+
 /* Appends one checked item to the canonical text; -1 if a field cannot be
- * written as one word. */
+ * written as one word. A case's `predicted` is written only when it is not
+ * any, so the text of a case without it is what it always was. */
 static int put_list_item(struct loader *L, const struct node *at, const char *label,
-                         const struct list_key *lk, const struct rn_values *iv, char *out,
-                         size_t *len, int first)
+                         const struct list_key *lk, const struct rn_values *iv,
+                         const struct rn_spec *s, char *out, size_t *len, int first)
 {
     char buf[RN_STR_MAX + 8];
     size_t k = 0;
@@ -64,22 +160,13 @@ static int put_list_item(struct loader *L, const struct node *at, const char *la
                        key->key, t);
                 return -1;
             }
-            if (!strcmp(key->key, "colour")) {
-                const char *names[RN_N_COLOURS];
-                char *end;
-                long c = strtol(t, &end, 10);
-                int ok = !*end && c >= 0 && c < RN_N_COLOURS;
-                for (int q = 0; q < RN_N_COLOURS; q++) {
-                    names[q] = rn_palette_study.names[q];
-                    ok |= !strcmp(names[q], t);
-                }
-                if (!ok) {
-                    char sug[300];
-                    report(L, at, label, "colour: unknown colour '%s'%s; expected a palette "
-                           "name (red, green, blue, ...) or 0-9", t,
-                           suggest(sug, sizeof sug, t, names, RN_N_COLOURS));
+            if (!strcmp(key->key, "colour") && check_colour(L, at, label, t, 0))
+                return -1;
+            if (!strcmp(key->key, "predicted")) {
+                if (check_predicted(L, at, label, t, s))
                     return -1;
-                }
+                if (!strcmp(t, "any"))
+                    continue;
             }
             k += (size_t)snprintf(buf + k, sizeof buf - k, "%s%s", j ? " " : "", t);
         } else {
@@ -96,7 +183,7 @@ static int put_list_item(struct loader *L, const struct node *at, const char *la
 /* Checks a list-valued key (a list of mappings or its compact text) and
  * writes the canonical text into out (RN_STR_MAX bytes). */
 static void check_list_key(struct loader *L, const struct node *n, const char *where,
-                           const struct list_key *lk, char *out)
+                           const struct list_key *lk, const struct rn_spec *s, char *out)
 {
     char label[600], gbuf[300];
     size_t len = 0;
@@ -122,7 +209,7 @@ static void check_list_key(struct loader *L, const struct node *n, const char *w
             int before = L->n_errors;
             check_map(L, item, ilabel, 0, lk->items, lk->n_items, NULL, 0, &iv);
             if (L->n_errors == before &&
-                put_list_item(L, item, ilabel, lk, &iv, out, &len, count == 0) == 0)
+                put_list_item(L, item, ilabel, lk, &iv, s, out, &len, count == 0) == 0)
                 count++;
         }
     } else if (!n->is_null) {
@@ -168,7 +255,7 @@ static void check_list_key(struct loader *L, const struct node *n, const char *w
             if (!bad)
                 check_map(L, map, ilabel, 0, lk->items, lk->n_items, NULL, 0, &iv);
             if (!bad && L->n_errors == before &&
-                put_list_item(L, n, ilabel, lk, &iv, out, &len, count == 0) == 0)
+                put_list_item(L, n, ilabel, lk, &iv, s, out, &len, count == 0) == 0)
                 count++;
             node_free(map);
         }
@@ -243,8 +330,9 @@ void check_analyses(struct loader *L, const struct node *n, struct rn_spec *s)
             a->v.given[j] = 1;
             a->v.line[j] = ln->line;
             a->v.col[j] = ln->col;
-            check_list_key(L, ln, full, lk, a->v.str[j]);
+            check_list_key(L, ln, full, lk, s, a->v.str[j]);
         }
+        check_input_filters(L, item, full, a, s);
         int named = a->name[0] != '\0';
         if (!named)
             snprintf(a->name, sizeof a->name, "%s", a->type->name);
