@@ -286,9 +286,17 @@ Test(attack, models_side_by_side_match_their_own_runs)
 #undef ATTACK_ONE
 }
 
-Test(attack, epsilons_must_increase)
+Test(attack, epsilons_must_increase_and_a_target_is_not_the_filtered_digit)
 {
     char path[256], out[4096], want[1024];
+    put("d.yaml", HEAD "  - {type: attack, split: test, digit: 3, target: 3}\n", path, sizeof path);
+    snprintf(want, sizeof want,
+             "%s:6:51: error: analysis 'attack' (attack): target 3 is the digit its inputs are "
+             "filtered on (digit: 3): a targeted attack needs another class\n",
+             path);
+    int rc0 = sh(out, sizeof out, "%s validate %s 2>&1", RN_RUNNER_BIN, path);
+    cr_expect_eq(rc0, 1, "%s", out);
+    cr_expect_str_eq(out, want);
     put("e.yaml", HEAD "  - {type: attack, eps: \"0, 0.1, 0.05\"}\n", path, sizeof path);
     snprintf(want, sizeof want,
              "%s:6:25: error: analysis 'attack' (attack): eps: expected increasing values, got "

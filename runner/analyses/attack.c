@@ -204,6 +204,13 @@ static int check_attack(const struct rn_spec *spec, const struct rn_spec_analysi
         return rn_analysis_errorf(err, a, ATTACK_LOSS,
                                   "loss dlr: needs at least %d classes, the model has %d",
                                   target == TARGET_NONE ? 3 : 4, k);
+    const char *digit = a->v.str[ATTACK_DIGIT];
+    if (target >= 0 && !a->v.str[ATTACK_CASES][0] && strcmp(digit, "any") != 0 &&
+        atoi(digit) == target)
+        return rn_analysis_errorf(err, a, ATTACK_TARGET,
+                                  "target %d is the digit its inputs are filtered on (digit: %s): "
+                                  "a targeted attack needs another class",
+                                  target, digit);
     /* cases (canonical "digit colour split index; ..."): their labels are known now */
     const char *p = a->v.str[ATTACK_CASES];
     for (int i = 1; target >= 0 && *p; i++) {
