@@ -1,28 +1,15 @@
 /* main.c - the runner's command line. The only place that exits. */
-#include <cblas.h>
-#include <omp.h>
-#include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
-#include "analysis.h"
-#include "backend.h"
+#include "cli.h"
 #include "compare.h"
-#include "graph.h"
 #include "plot.h"
 #include "rn_git.h"
 #include "spec.h"
-#include "summary.h"
-#include "train.h"
 
 #define MAX_OVERRIDES 64
-
-extern char **environ;
 
 static const char usage[] =
     "usage: runner EXPERIMENT.yaml [key.path=value ...] [--device auto|cpu|cuda] [--seed N]\n"
@@ -58,12 +45,6 @@ static const char usage[] =
     "                   parameters, forward MFLOP per image; `runner summary` is the same\n"
     "\n"
     "Exit status: 0 success, 1 error (one line on stderr), 2 bad command line, 130 interrupted.\n";
-
-static void on_signal(int sig)
-{
-    (void)sig;
-    rn_interrupted = 1;
-}
 
 static int fail(const char *msg)
 {
@@ -155,143 +136,6 @@ static int parse_args(struct cli *c, int argc, char **argv, int first)
     return 0;
 }
 
-static int set_threads(const struct rn_spec *s)
-{
-    int n = s->threads > 0 ? s->threads : omp_get_num_procs();
-    omp_set_num_threads(n);
-    openblas_set_num_threads(n);
-    return n;
-}
-
-/* Resolves spec `device`: cuda must work or it is an error; auto takes the
- * GPU when this build has the CUDA backend and a device answers, and says
- * so when it falls back to the CPU. */
-static int check_device(const struct rn_spec *s, int quiet, struct rn_run_options *opt)
-{
-    opt->device = RN_DEVICE_CPU;
-    opt->device_desc[0] = '\0';
-    if (strcmp(s->device, "cpu") == 0)
-        return 0;
-    struct rn_error err = {{0}};
-    char desc[sizeof opt->device_desc];
-    if (rn_cuda_probe(desc, sizeof desc, &err) == 0) {
-        opt->device = RN_DEVICE_CUDA;
-        snprintf(opt->device_desc, sizeof opt->device_desc, "%s", desc);
-        rn_cuda_set_deterministic(s->deterministic);
-        return 0;
-    }
-    if (strcmp(s->device, "cuda") == 0) {
-        fprintf(stderr, "runner: --device cuda: %s; use --device cpu or auto\n", err.msg);
-        return 1;
-    }
-    if (!quiet && rn_backend_cuda())
-        fprintf(stderr, "runner: no usable GPU (%s); running on the CPU\n", err.msg);
-    return 0;
-}
-
-/* load.if_missing: train — load the named run when it exists, otherwise
- * train with the spec's train section. Decided here, once, and said. */
-static void resolve_load(struct rn_spec *sp, int quiet)
-{
-    if (!sp->load.run[0] || !sp->has_train || !sp->load.train_if_missing)
-        return;
-    char file[RN_PATH_MAX + 16];
-    struct stat st;
-    if (stat(sp->load.run, &st) == 0 && S_ISDIR(st.st_mode))
-        snprintf(file, sizeof file, "%s/run.h5", sp->load.run);
-    else
-        snprintf(file, sizeof file, "%s", sp->load.run);
-    if (access(file, R_OK) == 0) {
-        sp->has_train = 0;
-        if (!quiet)
-            fprintf(stderr, "%s: loading the model of %s\n", sp->name, file);
-    } else {
-        if (!quiet)
-            fprintf(stderr, "%s: %s does not exist: training instead (load.if_missing: train)\n",
-                    sp->name, file);
-        sp->load.run[0] = 0;
-    }
-}
-
-/* models[].if_missing: EXPERIMENT.yaml — runs the experiment that makes a
- * model another run's analysis compares, before this run, when its run does
- * not exist yet: the runner itself, as a child, with this run's threads,
- * device and quietness. */
-static int make_missing_models(const struct rn_spec *sp, int quiet)
-{
-    for (int i = 0; i < sp->n_analyses; i++) {
-        const struct rn_spec_analysis *a = &sp->analyses[i];
-        int key = -1;
-        for (int k = 0; k < a->type->n_keys; k++)
-            key = strcmp(a->type->keys[k].key, "models") == 0 ? k : key;
-        for (const char *p = key >= 0 ? a->v.str[key] : ""; *p;) {
-            char name[RN_NAME_MAX], path[RN_PATH_MAX], model[RN_NAME_MAX], exp[RN_PATH_MAX];
-            char item[RN_STR_MAX], file[RN_PATH_MAX + 16];
-            size_t span = strcspn(p, ";");
-            snprintf(item, sizeof item, "%.*s", (int)span, p);
-            p += span + (p[span] == ';');
-            if (sscanf(item, "%95s %511s %95s %511s", name, path, model, exp) != 4 ||
-                strcmp(exp, "skip") == 0 || strcmp(path, "self") == 0)
-                continue;
-            struct stat st;
-            if (stat(path, &st) == 0 && S_ISDIR(st.st_mode))
-                snprintf(file, sizeof file, "%s/run.h5", path);
-            else
-                snprintf(file, sizeof file, "%s", path);
-            if (access(file, R_OK) == 0)
-                continue;
-            if (access(exp, R_OK) != 0) {
-                fprintf(stderr,
-                        "%s:%d:%d: error: analysis '%s': model '%s': %s does not exist "
-                        "and its if_missing experiment %s cannot be read\n",
-                        a->file, a->line, a->col, a->name, name, path, exp);
-                return 1;
-            }
-            if (!quiet)
-                fprintf(stderr,
-                        "%s: model '%s' of analysis '%s': %s does not exist: running %s "
-                        "first (if_missing)\n",
-                        sp->name, name, a->name, path, exp);
-            char self[RN_PATH_MAX], threads[32];
-            ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
-            if (len <= 0)
-                return fail("cannot find the runner's own executable (/proc/self/exe)");
-            self[len] = '\0';
-            snprintf(threads, sizeof threads, "%d", sp->threads);
-            char *args[10] = {self, exp, "--device", (char *)sp->device};
-            int na = 4;
-            if (sp->threads > 0) {
-                args[na++] = "--threads";
-                args[na++] = threads;
-            }
-            if (quiet)
-                args[na++] = "--quiet";
-            args[na] = NULL;
-            pid_t pid;
-            int status = 0;
-            fflush(stderr);
-            if (posix_spawn(&pid, self, NULL, NULL, args, environ) != 0 ||
-                waitpid(pid, &status, 0) != pid) {
-                fprintf(stderr, "runner: cannot run %s %s\n", self, exp);
-                return 1;
-            }
-            if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-                fprintf(stderr, "runner: %s (making model '%s' of analysis '%s') failed\n", exp,
-                        name, a->name);
-                return WIFEXITED(status) && WEXITSTATUS(status) == 130 ? 130 : 1;
-            }
-            if (access(file, R_OK) != 0) {
-                fprintf(stderr,
-                        "%s:%d:%d: error: analysis '%s': model '%s': %s ran but %s still "
-                        "does not exist; name its run (results/<name>/latest) in run:\n",
-                        a->file, a->line, a->col, a->name, name, exp, path);
-                return 1;
-            }
-        }
-    }
-    return 0;
-}
-
 static int cmd_validate(int argc, char **argv)
 {
     struct cli c = {0};
@@ -314,50 +158,27 @@ static int cmd_validate(int argc, char **argv)
         free(sp);
         return 1;
     }
-    if (sp->has_model) {
-        struct rn_graph g;
-        struct rn_shape in = {sp->data.colouring == RN_COLOURING_NONE ? 1 : 3, 28, 28};
-        if (rn_graph_build(&g, &sp->model, in, 1, &err)) {
-            fprintf(stderr, "%s\n", err.msg);
-            rn_spec_free(sp);
-            free(sp);
-            return 1;
-        }
-        /* the train section's node names (groups, losses, bind, set) need the graph */
-        struct rn_program prog;
-        if (sp->has_train && rn_program_init(&prog, &sp->train, &g, RN_N_COLOURS, 1, &err) != 0) {
-            fprintf(stderr, "%s\n", err.msg);
-            rn_graph_free(&g);
-            rn_spec_free(sp);
-            free(sp);
-            return 1;
-        }
-        int logits = sp->has_train ? prog.heads[prog.primary].node : g.n_nodes - 1;
-        if (sp->has_train)
-            rn_program_free(&prog);
-        if (rn_analyses_check(sp, &g, logits, &err)) { /* the nodes analyses name */
-            fprintf(stderr, "%s\n", err.msg);
-            rn_graph_free(&g);
-            rn_spec_free(sp);
-            free(sp);
-            return 1;
-        }
-        printf("%s: ok: model '%s', %d nodes, %zu trainable parameters, output (%d,%d,%d)\n",
-               c.spec, sp->model.name, g.n_nodes, rn_graph_n_trainable(&g),
-               g.nodes[g.n_nodes - 1].layer.out.c, g.nodes[g.n_nodes - 1].layer.out.h,
-               g.nodes[g.n_nodes - 1].layer.out.w);
-        if (c.summary)
-            rn_summary_print(stdout, &g, sp->model.name);
-        rn_graph_free(&g);
-    } else if (rn_analyses_check(sp, NULL, -1, &err)) { /* analyses that need a model */
+    struct rn_cli_model_info info;
+    char *table = NULL; /* the summary table, printed after the ok line */
+    size_t table_len = 0;
+    FILE *tf = c.summary ? open_memstream(&table, &table_len) : NULL;
+    if (rn_cli_check_model(sp, tf, &info, &err)) {
         fprintf(stderr, "%s\n", err.msg);
-        rn_spec_free(sp);
-        free(sp);
-        return 1;
+        rc = 1;
+    } else if (info.has_model) {
+        printf("%s: ok: model '%s', %d nodes, %zu trainable parameters, output (%d,%d,%d)\n",
+               c.spec, sp->model.name, info.n_nodes, info.n_trainable, info.out_c, info.out_h,
+               info.out_w);
     } else {
         printf("%s: ok: data only, %d analyses\n", c.spec, sp->n_analyses);
         if (c.summary)
             rc = fail("--summary: the spec has no model to summarise");
+    }
+    if (tf) {
+        fclose(tf);
+        if (!rc && table)
+            fputs(table, stdout);
+        free(table);
     }
     rn_spec_free(sp);
     free(sp);
@@ -480,95 +301,8 @@ static int cmd_run(int argc, char **argv)
         free(sp);
         return 1;
     }
-    struct rn_run_options opt = {
-        .out_dir = c.out, .quiet = c.quiet, .log = stderr, .check = rn_analyses_check};
-    if (check_device(sp, c.quiet, &opt)) {
-        rn_spec_free(sp);
-        free(sp);
-        return 1;
-    }
-    resolve_load(sp, c.quiet);
-    if ((rc = make_missing_models(sp, c.quiet)) != 0) {
-        rn_spec_free(sp);
-        free(sp);
-        return rc;
-    }
-    int threads = set_threads(sp);
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-
-    struct rn_run run;
-    if (!c.quiet)
-        fprintf(stderr, "%s: %s%s, seed %llu, %s, %d threads\n", sp->name,
-                sp->has_model ? sp->model.name : "data only",
-                sp->has_model && sp->has_train ? ""
-                : sp->has_model                ? " (loaded)"
-                                               : "",
-                (unsigned long long)sp->seed, opt.device ? opt.device_desc : "cpu", threads);
-    if (rn_run_open(&run, sp, &opt, &err)) {
-        fprintf(stderr, "runner: %s\n", err.msg);
-        rn_run_close(&run, "failed");
-        rn_spec_free(sp);
-        free(sp);
-        return 1;
-    }
-    const char *status = "completed";
-    rc = 0;
-    if (rn_run_train(&run, &err)) {
-        status = "failed";
-        rc = 1;
-    } else if (rn_interrupted) {
-        status = "interrupted";
-        rc = 130;
-    } else if (sp->has_model && !sp->has_train) {
-        /* a loaded model: evaluate it once on the held-out splits (the 54k
-         * train images would dominate an analysis run's time) */
-        const char *names[] = {"val", "test"};
-        for (int i = 0; i < 2 && !rc; i++) {
-            struct rn_split *s = rn_data_split(&run.data, names[i]);
-            if (!s || !s->n)
-                continue;
-            struct rn_split_result *res = &run.last[run.n_last++];
-            if (rn_run_evaluate(&run, s, res, &err)) {
-                status = "failed";
-                rc = 1;
-            }
-        }
-    }
-    if (!rc && rn_run_analyses(&run, &err)) {
-        status = "failed";
-        rc = 1;
-    }
-    if (rc == 1)
-        fprintf(stderr, "runner: %s\n", err.msg);
-    char dir[RN_PATH_MAX];
-    snprintf(dir, sizeof dir, "%s", run.dir);
-    if (!c.quiet && run.n_last > 0) {
-        fprintf(stderr, "%s:", sp->name);
-        for (int i = 0; i < run.n_last; i++) {
-            const char *kind = strcmp(run.last[i].split, "test") == 0
-                                   ? (sp->data.colouring != RN_COLOURING_NONE &&
-                                              sp->data.test_rule == RN_RULE_CONFLICTING
-                                          ? " (hard)"
-                                          : "")
-                                   : (sp->data.colouring != RN_COLOURING_NONE ? " (easy)" : "");
-            fprintf(stderr, "  %s%s %.2f%%", run.last[i].split, kind, 100 * run.last[i].accuracy);
-        }
-        fputc('\n', stderr);
-    }
-    rn_run_close(&run, status);
-    if (rc != 1 && dir[0]) {
-        int n = 0;
-        if (rn_plot_run(dir, c.format ? c.format : "png", &n, &err)) {
-            fprintf(stderr, "runner: figures: %s\n", err.msg);
-            rc = rc ? rc : 1;
-        } else if (!c.quiet) {
-            fprintf(stderr, "results: %s/run.h5\nfigures: %s/plots/ (%d)\n", dir, dir, n);
-        }
-    }
+    struct rn_cli_run_options o = {c.out, c.format, c.quiet};
+    rc = rn_cli_run_spec(sp, &o, NULL, 0);
     rn_spec_free(sp);
     free(sp);
     return rc;

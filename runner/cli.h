@@ -1,0 +1,47 @@
+/* cli.h - what the command-line commands share (main.c, sweep_cli.c): running
+ * one experiment as `runner EXPERIMENT.yaml` does, and checking a spec
+ * against the model it builds as `runner validate` does.
+ *
+ * These print progress and results to stderr like the command line; they
+ * never exit. Their return value is the exit status the command line uses:
+ * 0 success, 1 error (one line on stderr), 130 interrupted.
+ */
+#ifndef RN_CLI_H
+#define RN_CLI_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "error.h"
+#include "spec.h"
+
+struct rn_cli_run_options {
+    const char *out;    /* exact run directory, or NULL: <out>/<name>/<time>-s<seed> */
+    const char *format; /* figures: png (NULL), pdf or svg */
+    int quiet;
+};
+
+/* Trains (or loads) sp's model, evaluates it, runs its analyses, closes
+ * run.h5 with its status and draws the figures. SIGINT and SIGTERM stop
+ * training after the current step (status "interrupted", 130). dir (may be
+ * NULL) gets the run directory, "" when none was made. sp may be changed
+ * (load.if_missing decides between loading and training). */
+int rn_cli_run_spec(struct rn_spec *sp, const struct rn_cli_run_options *o, char *dir,
+                    size_t dir_size);
+
+/* What rn_cli_check_model found. */
+struct rn_cli_model_info {
+    int has_model;
+    int n_nodes;
+    size_t n_trainable;
+    int out_c, out_h, out_w; /* the last node's output */
+};
+
+/* Builds sp's graph (every shape), its train section's program (node names)
+ * and checks what its analyses name, as `validate` does; with summary not
+ * NULL prints the model table there. A spec without a model only has its
+ * analyses checked. -1 with err set on the first problem. */
+int rn_cli_check_model(const struct rn_spec *sp, FILE *summary, struct rn_cli_model_info *info,
+                       struct rn_error *err);
+
+#endif
