@@ -44,4 +44,14 @@ struct rn_cli_model_info {
 int rn_cli_check_model(const struct rn_spec *sp, FILE *summary, struct rn_cli_model_info *info,
                        struct rn_error *err);
 
+/* The commands of many runs (sweep_cli.c): `runner sweep`, `runner cell`,
+ * `runner table`, given main's argv (argv[1] is the command). */
+int rn_cli_sweep(int argc, char **argv);
+int rn_cli_cell(int argc, char **argv);
+int rn_cli_table(int argc, char **argv);
+/* 1 when path looks like a sweep file (a top-level experiment(s): key). */
+int rn_cli_is_sweep_file(const char *path);
+/* `runner validate SWEEP.yaml`: the file and every cell checked, nothing written. */
+int rn_cli_validate_sweep(const char *path);
+
 #endif

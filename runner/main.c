@@ -20,6 +20,10 @@ static const char usage[] =
     "       runner plot RUN_DIR [--format png|pdf|svg]\n"
     "       runner compare RUN_DIR... --out DIR [--epoch N] [--format png|pdf|svg]\n"
     "                      [--metric NAME[=CAPTION]]... [--bar NAME[=CAPTION]]... [--control RUN]\n"
+    "       runner sweep SWEEP.yaml [--launcher local|slurm] [-j N] [--threads T] [--dry-run]\n"
+    "                    [--retry-failed] [--fail-fast] [--slurm-opt OPT]... [--wait]\n"
+    "       runner cell SWEEP_DIR INDEX [--threads T]\n"
+    "       runner table SWEEP_OR_RESULTS_DIR [--metric M]... [--md] [--csv] [--plot] [--out DIR]\n"
     "       runner --help | --version | --help-spec\n"
     "\n"
     "Runs a declarative experiment: trains (or loads) the model of the spec, evaluates it,\n"
@@ -43,6 +47,17 @@ static const char usage[] =
     "  --control RUN    (compare) the run drawn dark grey and dashed (a RUN_DIR or its label)\n"
     "  --summary        (validate) also print the model as a table: node, type, output shape,\n"
     "                   parameters, forward MFLOP per image; `runner summary` is the same\n"
+    "\n"
+    "sweep: every cell of SWEEP.yaml (experiments x list x grid of overrides) checked, then\n"
+    "run, each into <out>/<name>/cells/<hash>/; done cells are skipped, failed and\n"
+    "interrupted ones rerun. local: -j cells at once (default cores / threads), --threads\n"
+    "each (default 1); slurm: one job array (-j: its %% throttle), --slurm-opt passed to\n"
+    "sbatch, --wait follows it. --dry-run prints the cells and their state; --retry-failed\n"
+    "runs only failed and interrupted cells; --fail-fast stops at the first failure.\n"
+    "cell: runs one cell of a planned sweep (what a Slurm array task runs).\n"
+    "table: per group of runs (everything but the seed) n, mean, sd and 95%% Student-t\n"
+    "interval of each metric (NAME, NAME@EPOCH or /analyses/...[i,j]; default val/accuracy\n"
+    "and test/accuracy); --plot draws them with error bars.\n"
     "\n"
     "Exit status: 0 success, 1 error (one line on stderr), 2 bad command line, 130 interrupted.\n";
 
@@ -326,8 +341,16 @@ int main(int argc, char **argv)
         rn_spec_write_reference(stdout);
         return 0;
     }
+    if (strcmp(argv[1], "validate") == 0 && argc == 3 && rn_cli_is_sweep_file(argv[2]))
+        return rn_cli_validate_sweep(argv[2]);
     if (strcmp(argv[1], "validate") == 0 || strcmp(argv[1], "summary") == 0)
         return cmd_validate(argc, argv);
+    if (strcmp(argv[1], "sweep") == 0)
+        return rn_cli_sweep(argc, argv);
+    if (strcmp(argv[1], "cell") == 0)
+        return rn_cli_cell(argc, argv);
+    if (strcmp(argv[1], "table") == 0)
+        return rn_cli_table(argc, argv);
     if (strcmp(argv[1], "plot") == 0)
         return cmd_plot(argc, argv);
     if (strcmp(argv[1], "compare") == 0)
