@@ -563,3 +563,16 @@ Test(sweep_file, bad_files_give_one_line_errors_with_positions, .timeout = 60)
     rc = sh(out, sizeof out, "cd %s && %s validate e.yaml 2>&1", tmp, RN_RUNNER_BIN);
     cr_assert_eq(rc, 1, "%s", out);
 }
+
+Test(sweep_file, every_committed_sweep_validates, .timeout = 120)
+{
+    char out[16384];
+    int rc = sh(out, sizeof out,
+                "cd %s && for f in experiments/sweeps/*.yaml; do %s validate $f || echo FAILED "
+                "$f; done 2>&1",
+                SRC, RN_RUNNER_BIN);
+    cr_assert_eq(rc, 0);
+    cr_assert_null(strstr(out, "FAILED"), "%s", out);
+    cr_assert(strstr(out, "experiments/sweeps/task1_lazy.yaml: ok: 5 cells"), "%s", out);
+    cr_assert(strstr(out, "experiments/sweeps/task4.yaml: ok: 25 cells"), "%s", out);
+}
