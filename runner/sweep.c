@@ -345,6 +345,13 @@ static int check_cell(const struct rn_sweep_file *sw, const struct draft *d, int
         report_cell(errors, d, k, c->label, e1.msg);
     free(msgs);
     if (!bad) {
+        /* named by the spec's name (the folder's prefix), which `name:` may set */
+        size_t old = strcspn(base, ".");
+        char rest[sizeof c->label];
+        snprintf(rest, sizeof rest, "%s", c->label + old);
+        snprintf(c->label, sizeof c->label, "%s%s", sp->name, rest);
+        snprintf(rest, sizeof rest, "%s", c->group + old);
+        snprintf(c->group, sizeof c->group, "%s%s", sp->name, rest);
         snprintf(c->name, sizeof c->name, "%s", sp->name);
         char h[17];
         rn_sweep_spec_hash(sp->resolved, NULL, c->id);
