@@ -279,23 +279,101 @@ static int wait_jobs(struct rn_sweep_plan *plan, const struct rn_sweep_run_optio
     return bad ? 1 : 0;
 }
 
+/* slurm/jobs.tsv: a line per array submitted, "job id TAB its .cells file". */
+static void record_job(const char *slurm_dir, const char *id, const char *script)
+{
+    char p[RN_PATH_MAX + 32];
+    snprintf(p, sizeof p, "%s/jobs.tsv", slurm_dir);
+    FILE *f = fopen(p, "a");
+    if (!f)
+        return;
+    size_t n = strlen(script);
+    fprintf(f, "%s\t%.*s.cells\n", id, (int)(n > 3 ? n - 3 : n), script);
+    fclose(f);
+}
+
+/* Marks queued[i] for the cells an array submitted earlier still has
+ * pending or running in Slurm (squeue), so they are not submitted twice. */
+static int mark_queued(const struct rn_sweep_plan *plan, const char *slurm_dir, char *queued)
+{
+    char p[RN_PATH_MAX + 32], line[RN_PATH_MAX + 96];
+    snprintf(p, sizeof p, "%s/jobs.tsv", slurm_dir);
+    FILE *f = fopen(p, "r");
+    if (!f)
+        return 0;
+    static char ids[1 << 14];
+    ids[0] = '\0';
+    while (fgets(line, sizeof line, f))
+        if (strlen(ids) + 66 < sizeof ids)
+            snprintf(ids + strlen(ids), sizeof ids - strlen(ids), "%s%.*s", ids[0] ? "," : "",
+                     (int)strcspn(line, "\t"), line);
+    static char tasks[1 << 16];
+    char *argv[] = {"squeue", "-h", "-r", "-j", ids, "-o", "%i", NULL};
+    if (!ids[0] || capture(argv, tasks, sizeof tasks) != 0) {
+        fclose(f);
+        return 0;
+    }
+    int n = 0;
+    rewind(f);
+    while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\n")] = '\0';
+        char *tab = strchr(line, '\t');
+        if (!tab)
+            continue;
+        *tab = '\0';
+        FILE *cf = fopen(tab + 1, "r");
+        if (!cf)
+            continue;
+        int cells[4096], nc = 0;
+        while (nc < 4096 && fscanf(cf, "%d", &cells[nc]) == 1)
+            nc++;
+        fclose(cf);
+        /* squeue -r prints one task a line: "<job>_<task>" */
+        for (const char *t = tasks; *t;) {
+            size_t len = strcspn(t, "\n"), jl = strlen(line);
+            if (len > jl + 1 && !strncmp(t, line, jl) && t[jl] == '_') {
+                int task = atoi(t + jl + 1);
+                for (int i = 0; task >= 0 && task < nc && i < plan->n_cells; i++)
+                    if (plan->cells[i].index == cells[task] && !queued[i]) {
+                        queued[i] = 1;
+                        n++;
+                    }
+            }
+            t += len + (t[len] == '\n');
+        }
+    }
+    fclose(f);
+    return n;
+}
+
 int rn_sweep_run_slurm(struct rn_sweep_plan *plan, const struct rn_sweep_run_options *o, FILE *out,
                        struct rn_error *err)
 {
     int *todo = calloc((size_t)plan->n_cells + 1, sizeof *todo);
     if (!todo)
         return rn_errorf(err, "out of memory");
-    int n_todo = 0;
+    char slurm_dir[RN_PATH_MAX + 16];
+    snprintf(slurm_dir, sizeof slurm_dir, "%s/slurm", plan->dir);
+    char *queued = calloc((size_t)plan->n_cells + 1, 1);
+    if (!queued) {
+        free(todo);
+        return rn_errorf(err, "out of memory");
+    }
+    int n_queued = mark_queued(plan, slurm_dir, queued), n_todo = 0;
     for (int i = 0; i < plan->n_cells; i++)
-        if (rn_sweep_cell_wanted(&plan->cells[i], o))
+        if (rn_sweep_cell_wanted(&plan->cells[i], o) && !queued[i])
             todo[n_todo++] = i;
+    free(queued);
+    if (n_queued)
+        fprintf(out,
+                "sweep %s: %d cell%s still queued or running from an earlier submission: "
+                "not submitted again\n",
+                plan->name, n_queued, n_queued == 1 ? "" : "s");
     if (n_todo == 0) {
-        fprintf(out, "sweep %s: nothing to submit (every cell is done or running)\n", plan->name);
+        fprintf(out, "sweep %s: nothing to submit (every cell is done or queued)\n", plan->name);
         free(todo);
         return 0;
     }
-    char slurm_dir[RN_PATH_MAX + 16];
-    snprintf(slurm_dir, sizeof slurm_dir, "%s/slurm", plan->dir);
     if (rn_make_dirs(slurm_dir, err)) {
         free(todo);
         return -1;
@@ -328,6 +406,7 @@ int rn_sweep_run_slurm(struct rn_sweep_plan *plan, const struct rn_sweep_run_opt
         n_jobs++;
         fprintf(out, "sweep %s: submitted job array %s: %d cell%s (%s)\n", plan->name, j->id, n,
                 n == 1 ? "" : "s", script);
+        record_job(slurm_dir, j->id, script);
     }
     free(todo);
     if (!rc && o->wait)

@@ -13,6 +13,8 @@
 #   3. breaks one cell (its done marker removed and the data it reads taken away), runs the
 #      sweep again: only that cell is submitted, Slurm records it FAILED with exit code 1 and
 #      the sweep reports it with its log; puts the data back, runs again: it is rerun and done;
+#   4. submits two cells held, runs the sweep again: they are recognised as queued and not
+#      submitted twice; releases them and checks they finish;
 # and stops the daemons by their PIDs. About 20-40 s. RUNNER: the runner binary (default
 # build/runner). Exit 0 when every check passed.
 set -euo pipefail
@@ -180,6 +182,26 @@ out=$(sweep 2>&1) || fail "the repaired sweep failed: $out"
 echo "$out"
 grep -q 'submitted job array [0-9]*: 1 cell ' <<<"$out" || fail "the failed cell was not rerun"
 [ -f "$broken/done" ] || fail "the rerun cell is not done"
+
+# 4. cells still queued from an earlier submission are not submitted twice: two cells
+#    submitted held (no --wait), the sweep run again, then released and followed
+for d in $(ls -d "$DIR"/cells/*/ | sed -n 3,4p); do rm "$d/done"; done
+out=$(cd "$ROOT" && "$RUNNER" sweep "$T/sweep.yaml" --launcher slurm --threads 1 \
+    --slurm-opt=--hold 2>&1) || fail "the held submission failed: $out"
+echo "$out"
+held=$(sed -n 's/.*submitted job array \([0-9]*\): 2 cells .*/\1/p' <<<"$out")
+[ -n "$held" ] || fail "the two cells were not submitted as one array"
+out=$(sweep 2>&1) || fail "the sweep with queued cells failed: $out"
+echo "$out"
+grep -q '2 cells still queued or running from an earlier submission' <<<"$out" ||
+    fail "the queued cells were not recognised"
+grep -q 'nothing to submit' <<<"$out" || fail "queued cells were submitted again"
+scontrol release "$held"
+for i in $(seq 150); do
+    [ -z "$(squeue -h -j "$held" 2>/dev/null)" ] && break
+    sleep 0.2
+done
+[ "$(ls "$DIR"/cells/*/done | wc -l)" -eq 4 ] || fail "the released cells did not finish"
 
 stop
 trap - EXIT
