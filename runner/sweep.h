@@ -160,6 +160,9 @@ void rn_sweep_cell_dir(const struct rn_sweep_plan *plan, const struct rn_sweep_c
  * run's numbers; with code (may be NULL) appended. 16 hex digits + NUL. */
 void rn_sweep_spec_hash(const char *resolved, const char *code, char out[17]);
 
+/* Writes text to path through path.tmp and a rename (sweep*.c). */
+int rn_sweep_write_file(const char *path, const char *text, struct rn_error *err);
+
 /* ---- running cells -------------------------------------------------------- */
 
 struct rn_sweep_run_options {
