@@ -576,3 +576,63 @@ Test(sweep_file, every_committed_sweep_validates, .timeout = 120)
     cr_assert(strstr(out, "experiments/sweeps/task1_lazy.yaml: ok: 5 cells"), "%s", out);
     cr_assert(strstr(out, "experiments/sweeps/task4.yaml: ok: 25 cells"), "%s", out);
 }
+
+Test(sweep, sigterm_stops_the_cells_as_interrupted, .timeout = 300)
+{
+    make_tmp();
+    char path[512], dir[512], log[600];
+    write_tmp(path, "s.yaml",
+              "name: stop\nout: %s/out\nexperiment: %s\n"
+              "set: {data.dir: %s/mnist, train.epochs: 1000, analyses: []}\n",
+              tmp, FIXTURE, RN_FIXTURES);
+    snprintf(dir, sizeof dir, "%s/out/stop", tmp);
+    snprintf(log, sizeof log, "%s/log1", tmp);
+    pid_t pid = fork();
+    cr_assert_neq(pid, -1);
+    if (pid == 0) {
+        if (!freopen(log, "w", stdout) || dup2(fileno(stdout), 2) < 0)
+            _exit(97);
+        execl(RN_RUNNER_BIN, RN_RUNNER_BIN, "sweep", path, "--threads", "1", (char *)NULL);
+        _exit(98);
+    }
+    int planned = 0;
+    for (int i = 0; i < 3000 && !planned; i++) {
+        usleep(20000);
+        planned = exists("%s/cells.tsv", dir);
+    }
+    cr_assert(planned, "the sweep wrote no manifest");
+    char dirs[1][1024];
+    cell_dirs(dir, dirs, 1);
+    int training = 0;
+    for (int i = 0; i < 3000 && !training; i++) {
+        usleep(20000);
+        training = sh(NULL, 0, "grep -q 'epoch 2/' %s/log.txt 2>/dev/null", dirs[0]) == 0;
+    }
+    cr_assert(training, "the cell never reached its second epoch");
+    kill(pid, SIGTERM); /* the launcher only: it stops its cells */
+    int st;
+    waitpid(pid, &st, 0);
+    cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 130, "exit %d", WEXITSTATUS(st));
+    char out[8192];
+    cr_assert_eq(sh(out, sizeof out, "cat %s/exit_code", dirs[0]), 0);
+    cr_assert_str_eq(out, "130\n");
+    cr_assert(!exists("%s/done", dirs[0]));
+    cr_assert_eq(sh(out, sizeof out, "cat %s", log), 0);
+    cr_assert(strstr(out, "cell 0 (e2e_lazy): interrupted (exit 130)"), "%s", out);
+    cr_assert(strstr(out, "0 done, 0 failed, 1 interrupted"), "%s", out);
+    /* the file keeps its finished epochs and says it was interrupted */
+    char h5[1100];
+    snprintf(h5, sizeof h5, "%s/run.h5", dirs[0]);
+    struct rn_results *r;
+    struct rn_error err;
+    cr_assert_eq(rn_results_open(&r, h5, &err), 0, "%s", err.msg);
+    char *status = NULL;
+    cr_assert_eq(rn_results_get_attr_str(r, "/", "status", &status, &err), 0, "%s", err.msg);
+    cr_assert_str_eq(status, "interrupted");
+    free(status);
+    rn_results_close(r);
+    cr_assert_eq(
+        sh(out, sizeof out, "cd %s && %s sweep %s --dry-run 2>&1", SRC, RN_RUNNER_BIN, path), 0);
+    cr_assert(strstr(out, "0 done, 0 pending, 0 failed, 1 interrupted, 0 running; 1 to run"), "%s",
+              out);
+}
