@@ -636,3 +636,71 @@ Test(sweep, sigterm_stops_the_cells_as_interrupted, .timeout = 300)
     cr_assert(strstr(out, "0 done, 0 pending, 0 failed, 1 interrupted, 0 running; 1 to run"), "%s",
               out);
 }
+
+/* Plans path and writes the manifest; the plan stays for the caller to free. */
+static void plan_write(const char *path, struct rn_sweep_plan *plan)
+{
+    struct rn_sweep_file sw;
+    struct rn_error err;
+    char msgs[4096] = "";
+    FILE *f = fmemopen(msgs, sizeof msgs, "w");
+    cr_assert_eq(rn_sweep_file_load(&sw, path, f, NULL, &err), 0, "%s", err.msg);
+    int rc = rn_sweep_plan(plan, &sw, f, 1, &err);
+    fclose(f);
+    cr_assert_eq(rc, 0, "%s: %s", err.msg, msgs);
+    rn_sweep_file_free(&sw);
+}
+
+/* The index of the active or inactive cell whose label is label, or -1. */
+static int index_of(const struct rn_sweep_plan *plan, const char *label, int *active)
+{
+    for (int i = 0; i < plan->n_cells; i++)
+        if (!strcmp(plan->cells[i].label, label)) {
+            *active = plan->cells[i].active;
+            return plan->cells[i].index;
+        }
+    return -1;
+}
+
+Test(sweep, cells_are_never_renumbered)
+{
+    make_tmp();
+    char path[512];
+    struct rn_sweep_plan plan;
+    int active;
+    write_tmp(path, "s.yaml", "name: keep\nout: %s/out\nexperiment: %s\ngrid: {seed: [0, 1]}\n",
+              tmp, FIXTURE);
+    plan_write(path, &plan);
+    cr_assert_eq(index_of(&plan, "e2e_lazy seed=1", &active), 1);
+    rn_sweep_plan_free(&plan);
+    /* a seed added in front, one dropped: known cells keep their index, the new one
+     * is appended, the dropped one stays in the manifest as inactive */
+    write_tmp(path, "s.yaml", "name: keep\nout: %s/out\nexperiment: %s\ngrid: {seed: [5, 0]}\n",
+              tmp, FIXTURE);
+    plan_write(path, &plan);
+    cr_assert_eq(plan.n_cells, 3);
+    cr_assert_eq(index_of(&plan, "e2e_lazy seed=0", &active), 0);
+    cr_assert(active);
+    cr_assert_eq(index_of(&plan, "e2e_lazy seed=1", &active), 1);
+    cr_assert(!active);
+    cr_assert_eq(index_of(&plan, "e2e_lazy seed=5", &active), 2);
+    cr_assert(active);
+    rn_sweep_plan_free(&plan);
+    /* read back from the folder the same way */
+    char dir[600];
+    struct rn_error err;
+    snprintf(dir, sizeof dir, "%s/out/keep", tmp);
+    cr_assert_eq(rn_sweep_plan_read(&plan, dir, &err), 0, "%s", err.msg);
+    cr_assert_eq(index_of(&plan, "e2e_lazy seed=5", &active), 2);
+    cr_assert_eq(index_of(&plan, "e2e_lazy seed=1", &active), 1);
+    cr_assert(!active);
+    rn_sweep_plan_free(&plan);
+    /* the seed back: the same index again */
+    write_tmp(path, "s.yaml", "name: keep\nout: %s/out\nexperiment: %s\ngrid: {seed: [1, 5, 0]}\n",
+              tmp, FIXTURE);
+    plan_write(path, &plan);
+    cr_assert_eq(plan.n_cells, 3);
+    cr_assert_eq(index_of(&plan, "e2e_lazy seed=1", &active), 1);
+    cr_assert(active);
+    rn_sweep_plan_free(&plan);
+}
