@@ -365,15 +365,17 @@ void rn_sae_ws_row_stats(const struct rn_sae *s, struct rn_sae_ws *w, int rows, 
         for (int j = 0; j < m; j++)
             w->wnorm[j] = 1.0f;
     }
+    const float *restrict wn = w->wnorm;
+    /* float sums of at most m terms per row (vectorised), totals in double */
 #pragma omp parallel for schedule(static)
     for (int b = 0; b < rows; b++) {
-        const float *r = w->r + (size_t)b * d, *c = w->codes + (size_t)b * m;
-        double e = 0, l1 = 0;
+        const float *restrict r = w->r + (size_t)b * d, *restrict c = w->codes + (size_t)b * m;
+        float e = 0, l1 = 0;
         int nnz = 0;
         for (int i = 0; i < d; i++)
-            e += (double)r[i] * r[i];
+            e += r[i] * r[i];
         for (int j = 0; j < m; j++) {
-            l1 += (double)w->wnorm[j] * c[j]; /* c >= 0 */
+            l1 += wn[j] * c[j]; /* c >= 0 */
             nnz += c[j] > 0;
         }
         w->row_err[b] = e;
@@ -405,12 +407,15 @@ void rn_sae_ws_backward(const struct rn_sae *s, struct rn_sae_ws *w, int rows, f
         }
     }
     /* dL/dp: through the ReLU (and the selection) where c > 0 */
+    const float *restrict wn = w->wnorm;
 #pragma omp parallel for schedule(static)
     for (int b = 0; b < rows; b++) {
-        float *dc = w->dc + (size_t)b * m;
-        const float *c = w->codes + (size_t)b * m;
-        for (int j = 0; j < m; j++)
-            dc[j] = c[j] > 0 ? dc[j] + sl * w->wnorm[j] : 0.0f;
+        float *restrict dc = w->dc + (size_t)b * m;
+        const float *restrict c = w->codes + (size_t)b * m;
+        for (int j = 0; j < m; j++) {
+            float v = dc[j] + sl * wn[j];
+            dc[j] = c[j] > 0 ? v : 0.0f;
+        }
     }
     rn_gemm_cpu_par(1, 0, m, d, rows, 1.0f, w->dc, m, w->xin, d, 0.0f, g->w_enc, d);
     col_sums(w->dc, rows, m, w->ones, g->b_enc);
@@ -593,21 +598,25 @@ int rn_sae_gradient(const struct rn_sae *s, const struct rn_sae_config *cfg, con
 
 /* ---- Adam ---------------------------------------------------------------------------- */
 
-void rn_sae_adam_update(float *p, const float *g, float *m, float *v, size_t count, long t,
-                        const struct rn_sae_config *cfg)
+void rn_sae_adam_update(float *restrict p, const float *restrict g, float *restrict m,
+                        float *restrict v, size_t count, long t, const struct rn_sae_config *cfg)
 {
-    float b1 = cfg->beta1, b2 = cfg->beta2, eps = cfg->adam_eps;
-    float a1 = (float)(1.0 - (double)b1), a2 = (float)(1.0 - (double)b2);
+    const float b1 = cfg->beta1, b2 = cfg->beta2, eps = cfg->adam_eps;
+    const float a1 = (float)(1.0 - (double)b1), a2 = (float)(1.0 - (double)b2);
     double bc1 = 1.0 - pow((double)b1, (double)t), bc2 = 1.0 - pow((double)b2, (double)t);
-    float step = (float)(-(double)cfg->lr / bc1), bc2_sqrt = (float)sqrt(bc2);
-    long nn = (long)count;
-#pragma omp parallel for schedule(static) if (nn > 4096)
-    for (long q = 0; q < nn; q++) {
-        float mq = m[q] * b1 + g[q] * a1;
-        float vq = v[q] * b2 + a2 * g[q] * g[q];
-        m[q] = mq;
-        v[q] = vq;
-        p[q] += step * (mq / (sqrtf(vq) / bc2_sqrt + eps));
+    const float step = (float)(-(double)cfg->lr / bc1), bc2_sqrt = (float)sqrt(bc2);
+    /* blocks of 4096 so each thread's share stays whole vectors */
+    long nb = ((long)count + 4095) / 4096;
+#pragma omp parallel for schedule(static) if (nb > 1)
+    for (long k = 0; k < nb; k++) {
+        long lo = k * 4096, hi = lo + 4096 < (long)count ? lo + 4096 : (long)count;
+        for (long q = lo; q < hi; q++) {
+            float mq = m[q] * b1 + g[q] * a1;
+            float vq = v[q] * b2 + a2 * g[q] * g[q];
+            m[q] = mq;
+            v[q] = vq;
+            p[q] += step * (mq / (sqrtf(vq) / bc2_sqrt + eps));
+        }
     }
 }
 

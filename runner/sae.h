@@ -167,8 +167,8 @@ void rn_sae_normalise_decoder(struct rn_sae *s);
  *   m = beta1 m + (1 - beta1) g          v = beta2 v + (1 - beta2) g^2
  *   p -= lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
  * (the bias corrections in double, rounded to float). */
-void rn_sae_adam_update(float *p, const float *g, float *m, float *v, size_t count, long t,
-                        const struct rn_sae_config *cfg);
+void rn_sae_adam_update(float *restrict p, const float *restrict g, float *restrict m,
+                        float *restrict v, size_t count, long t, const struct rn_sae_config *cfg);
 
 /* The geometric median of the n rows of x (n, d) into out (d), by
  * Weiszfeld's iteration from the mean in double (rows at the current

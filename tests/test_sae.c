@@ -1,0 +1,565 @@
+/* The sparse autoencoder's arithmetic (runner/sae.h, sae.c, sae_train.c):
+ *  - the loss gradient w.r.t. W_e, b_e, W_d, b_d against central finite
+ *    differences (relu, relu with decoder-norm weighting, topk), with kinks
+ *    skipped;
+ *  - the decoder projection removes each column's component and nothing
+ *    else; decoder columns are unit-norm after training;
+ *  - one training step is the gradient, the projection, Adam and the
+ *    renormalisation; Adam against a hand computation;
+ *  - rn_fve's identities (the mean: 0, x itself: 1, a hand case, one far
+ *    from the origin); the geometric median's optimality;
+ *  - encode and decode against a direct computation in double; topk keeps
+ *    exactly k, the largest, ties to the lowest index;
+ *  - a synthetic dataset of sparse non-negative combinations of known
+ *    directions: the SAE recovers them;
+ *  - dead features are counted, and resampled as sae.h says;
+ *  - two runs are bit-identical;
+ *  - against PyTorch (tests/reference/make_sae_fixture.py ->
+ *    tests/fixtures/sae_ref.h5): the same initial weights, data and shuffles,
+ *    a few epochs of the recipe; weights and metrics to ~1e-5;
+ *  - bad configurations: exact messages.
+ */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runner/results.h"
+#include "runner/rng.h"
+#include "runner/sae.h"
+
+#define TEST_STREAM 0x7e57 /* not one of the runner's streams */
+
+static void fill_uniform(float *v, size_t n, float lo, float hi, uint64_t seed)
+{
+    struct rn_rng r;
+    rn_rng_init(&r, seed, TEST_STREAM, 0);
+    for (size_t i = 0; i < n; i++)
+        v[i] = lo + (hi - lo) * rn_rng_uniform(&r);
+}
+
+static float *uniform(size_t n, float lo, float hi, uint64_t seed)
+{
+    float *v = malloc(sizeof(float) * n);
+    cr_assert(v);
+    fill_uniform(v, n, lo, hi, seed);
+    return v;
+}
+
+/* A random SAE: weights in [-0.5, 0.5], decoder columns of norms 0.5..1.5
+ * (so the decoder-norm weighting matters), mu nonzero. */
+static void random_sae(struct rn_sae *s, int d, int m, enum rn_sae_act act, int k, uint64_t seed)
+{
+    struct rn_error err = {{0}};
+    cr_assert_eq(rn_sae_alloc(s, d, m, act, k, &err), 0, "%s", err.msg);
+    fill_uniform(s->w_enc, (size_t)d * m, -0.5f, 0.5f, seed);
+    fill_uniform(s->b_enc, (size_t)m, -0.2f, 0.3f, seed + 1);
+    fill_uniform(s->w_dec, (size_t)d * m, -0.5f, 0.5f, seed + 2);
+    fill_uniform(s->b_dec, (size_t)d, -0.3f, 0.3f, seed + 3);
+    fill_uniform(s->mu, (size_t)d, 0.0f, 0.5f, seed + 4);
+}
+
+/* ---- gradients by finite differences ------------------------------------------- */
+
+static double loss_at(const struct rn_sae *s, const struct rn_sae_config *cfg, const float *x,
+                      int n, struct rn_sae *scratch)
+{
+    struct rn_error err = {{0}};
+    double loss;
+    cr_assert_eq(rn_sae_gradient(s, cfg, x, (size_t)n, scratch, &loss, &err), 0, "%s", err.msg);
+    return loss;
+}
+
+/* Every element of the four tensors: the analytic gradient against the
+ * central difference at h/2, skipped when those at h and h/2 disagree (a
+ * kink: a ReLU or the top-k set changes inside the interval). */
+static void gradcheck(enum rn_sae_act act, int decoder_norm, float l1)
+{
+    enum { D = 6, M = 10, N = 7 };
+    struct rn_sae s, grad, scratch;
+    struct rn_error err = {{0}};
+    random_sae(&s, D, M, act, 3, 11);
+    cr_assert_eq(rn_sae_alloc(&grad, D, M, RN_SAE_RELU, 0, &err), 0);
+    cr_assert_eq(rn_sae_alloc(&scratch, D, M, RN_SAE_RELU, 0, &err), 0);
+    float *x = uniform((size_t)N * D, 0.0f, 1.5f, 12);
+    struct rn_sae_config cfg = rn_sae_config_default();
+    cfg.m = M;
+    cfg.act = act;
+    cfg.k = 3;
+    cfg.l1 = l1;
+    cfg.l1_decoder_norm = decoder_norm;
+    double loss;
+    cr_assert_eq(rn_sae_gradient(&s, &cfg, x, N, &grad, &loss, &err), 0, "%s", err.msg);
+    float *p[4] = {s.w_enc, s.b_enc, s.w_dec, s.b_dec};
+    const float *g[4] = {grad.w_enc, grad.b_enc, grad.w_dec, grad.b_dec};
+    const char *name[4] = {"w_enc", "b_enc", "w_dec", "b_dec"};
+    int len[4] = {D * M, M, D * M, D};
+    int checked = 0, skipped = 0, failed = 0;
+    const double h = 1e-2;
+    for (int t = 0; t < 4; t++)
+        for (int q = 0; q < len[t]; q++) {
+            float keep = p[t][q];
+            double fd[2];
+            for (int k = 0; k < 2; k++) {
+                double hk = h / (1 << k);
+                p[t][q] = (float)(keep + hk);
+                double hp = (double)p[t][q] - keep;
+                double lp = loss_at(&s, &cfg, x, N, &scratch);
+                p[t][q] = (float)(keep - hk);
+                double hm = keep - (double)p[t][q];
+                double lm = loss_at(&s, &cfg, x, N, &scratch);
+                fd[k] = (lp - lm) / (hp + hm);
+            }
+            p[t][q] = keep;
+            if (fabs(fd[0] - fd[1]) > 1e-3 * fmax(1, fabs(fd[1]))) {
+                skipped++;
+                continue;
+            }
+            checked++;
+            double a = g[t][q];
+            if (fabs(a - fd[1]) > 2e-3 * fmax(1, fmax(fabs(a), fabs(fd[1])))) {
+                if (failed++ < 8)
+                    fprintf(stderr, "%s[%d]: analytic %.7g, finite difference %.7g\n", name[t], q,
+                            a, fd[1]);
+            }
+        }
+    fprintf(stderr, "gradcheck %s%s: %d elements checked, %d skipped next to kinks\n",
+            act == RN_SAE_TOPK ? "topk" : "relu", decoder_norm ? " decoder-norm" : "", checked,
+            skipped);
+    cr_expect_eq(failed, 0, "%d of %d gradient elements disagree", failed, checked);
+    cr_expect(skipped * 4 < checked, "%d skipped next to kinks, %d checked", skipped, checked);
+    rn_sae_free(&s);
+    rn_sae_free(&grad);
+    rn_sae_free(&scratch);
+    free(x);
+}
+
+Test(sae, gradient_relu_matches_finite_differences)
+{
+    gradcheck(RN_SAE_RELU, 0, 0.3f);
+}
+
+Test(sae, gradient_relu_decoder_norm_weighted_matches_finite_differences)
+{
+    gradcheck(RN_SAE_RELU, 1, 0.3f);
+}
+
+Test(sae, gradient_topk_matches_finite_differences)
+{
+    gradcheck(RN_SAE_TOPK, 0, 0.1f);
+}
+
+/* ---- the decoder -------------------------------------------------------------------- */
+
+Test(sae, projection_removes_the_component_along_each_column_and_nothing_else)
+{
+    enum { D = 9, M = 70 }; /* more than one 64-column block */
+    struct rn_sae s, g;
+    random_sae(&s, D, M, RN_SAE_RELU, 0, 21);
+    random_sae(&g, D, M, RN_SAE_RELU, 0, 22);
+    float *g0 = malloc(sizeof(float) * D * M);
+    memcpy(g0, g.w_dec, sizeof(float) * D * M);
+    rn_sae_project_grad(&s, &g);
+    for (int j = 0; j < M; j++) {
+        double gw = 0, ww = 0, gg = 0, pw = 0;
+        for (int i = 0; i < D; i++) {
+            double w = s.w_dec[i * M + j];
+            gw += g0[i * M + j] * w;
+            ww += w * w;
+        }
+        for (int i = 0; i < D; i++) {
+            double want = g0[i * M + j] - gw / ww * s.w_dec[i * M + j];
+            cr_expect(fabs(g.w_dec[i * M + j] - want) < 1e-6, "column %d row %d: %g, want %g", j, i,
+                      g.w_dec[i * M + j], want);
+            pw += (double)g.w_dec[i * M + j] * s.w_dec[i * M + j];
+            gg += (double)g.w_dec[i * M + j] * g.w_dec[i * M + j];
+        }
+        cr_expect(fabs(pw) < 1e-6 * sqrt(gg * ww) + 1e-7, "column %d: g . w = %g after", j, pw);
+    }
+    /* the other tensors are left alone */
+    struct rn_sae g2;
+    random_sae(&g2, D, M, RN_SAE_RELU, 0, 22);
+    cr_expect_eq(memcmp(g.w_enc, g2.w_enc, sizeof(float) * D * M), 0);
+    cr_expect_eq(memcmp(g.b_dec, g2.b_dec, sizeof(float) * D), 0);
+    free(g0);
+    rn_sae_free(&s);
+    rn_sae_free(&g);
+    rn_sae_free(&g2);
+}
+
+static void expect_unit_columns(const struct rn_sae *s, const char *what)
+{
+    for (int j = 0; j < s->m; j++) {
+        double nn = 0;
+        for (int i = 0; i < s->d; i++)
+            nn += (double)s->w_dec[i * s->m + j] * s->w_dec[i * s->m + j];
+        cr_expect(fabs(sqrt(nn) - 1) < 1e-5, "%s: column %d has norm %.8f", what, j, sqrt(nn));
+    }
+}
+
+Test(sae, decoder_columns_are_unit_norm_after_training)
+{
+    enum { D = 16, N = 300 };
+    float *x = uniform((size_t)N * D, 0.0f, 2.0f, 31);
+    struct rn_sae_config cfg = rn_sae_config_default();
+    cfg.m = 40;
+    cfg.batch = 64;
+    cfg.epochs = 3;
+    cfg.lr = 1e-2f;
+    cfg.l1 = 0.05f;
+    struct rn_sae s;
+    struct rn_error err = {{0}};
+    cr_assert_eq(rn_sae_train(&s, &cfg, x, N, D, NULL, NULL, &err), 0, "%s", err.msg);
+    expect_unit_columns(&s, "relu");
+    rn_sae_free(&s);
+    cfg.act = RN_SAE_TOPK;
+    cfg.k = 4;
+    cfg.l1_decoder_norm = 1;
+    cfg.resample_every = 5;
+    cfg.dead_window = 64;
+    cr_assert_eq(rn_sae_train(&s, &cfg, x, N, D, NULL, NULL, &err), 0, "%s", err.msg);
+    expect_unit_columns(&s, "topk, resampling");
+    rn_sae_free(&s);
+    free(x);
+}
+
+Test(sae, init_draws_unit_columns_tied_encoder_and_the_mean_bias)
+{
+    enum { D = 5, N = 50 };
+    float *x = uniform((size_t)N * D, 1.0f, 3.0f, 41);
+    struct rn_sae_config cfg = rn_sae_config_default();
+    cfg.m = 12;
+    struct rn_sae s;
+    struct rn_error err = {{0}};
+    cr_assert_eq(rn_sae_alloc(&s, D, cfg.m, cfg.act, cfg.k, &err), 0);
+    for (int centre = 0; centre < 2; centre++) {
+        cfg.centre = centre;
+        cr_assert_eq(rn_sae_init(&s, &cfg, x, N, &err), 0, "%s", err.msg);
+        expect_unit_columns(&s, "init");
+        for (int i = 0; i < D; i++) {
+            double mean = 0;
+            for (int b = 0; b < N; b++)
+                mean += x[b * D + i];
+            mean /= N;
+            cr_expect(fabs(s.mu[i] - (centre ? mean : 0)) < 1e-6);
+            cr_expect(fabs(s.b_dec[i] - (centre ? 0 : mean)) < 1e-6);
+            for (int j = 0; j < cfg.m; j++)
+                cr_expect_eq(s.w_enc[j * D + i], s.w_dec[i * cfg.m + j]);
+        }
+        for (int j = 0; j < cfg.m; j++)
+            cr_expect_eq(s.b_enc[j], 0.0f);
+    }
+    rn_sae_free(&s);
+    free(x);
+}
+
+/* ---- one step, Adam ------------------------------------------------------------------ */
+
+Test(sae, adam_matches_a_hand_computation)
+{
+    struct rn_sae_config cfg = rn_sae_config_default();
+    cfg.lr = 0.01f;
+    float p[3] = {1.0f, -2.0f, 0.5f}, m[3] = {0}, v[3] = {0};
+    const float g[3][3] = {{0.5f, -1.0f, 1e-3f}, {0.2f, 3.0f, -2e-3f}, {-0.4f, 0.0f, 5e-3f}};
+    double pd[3] = {1, -2, 0.5}, md[3] = {0}, vd[3] = {0};
+    double b1 = cfg.beta1, b2 = cfg.beta2, eps = cfg.adam_eps, lr = cfg.lr;
+    for (int t = 1; t <= 3; t++) {
+        rn_sae_adam_update(p, g[t - 1], m, v, 3, t, &cfg);
+        for (int q = 0; q < 3; q++) {
+            md[q] = b1 * md[q] + (1 - b1) * g[t - 1][q];
+            vd[q] = b2 * vd[q] + (1 - b2) * g[t - 1][q] * g[t - 1][q];
+            double mh = md[q] / (1 - pow(b1, t)), vh = vd[q] / (1 - pow(b2, t));
+            pd[q] -= lr * mh / (sqrt(vh) + eps);
+            cr_expect(fabs(p[q] - pd[q]) < 1e-6, "step %d, p[%d] = %.8f, by hand %.8f", t, q, p[q],
+                      pd[q]);
+        }
+    }
+}
+
+/* rn_sae_train_from on one full batch is one step: the gradient, its
+ * projection, Adam at t = 1, the renormalisation. */
+Test(sae, one_training_step_is_gradient_projection_adam_renormalisation)
+{
+    enum { D = 8, M = 20, N = 32 };
+    float *x = uniform((size_t)N * D, 0.0f, 2.0f, 51);
+    struct rn_sae_config cfg = rn_sae_config_default();
+    cfg.m = M;
+    cfg.batch = N;
+    cfg.epochs = 1;
+    cfg.l1 = 0.05f;
+    cfg.l1_decoder_norm = 1;
+    struct rn_sae s, want, g;
+    struct rn_error err = {{0}};
+    random_sae(&s, D, M, RN_SAE_RELU, 0, 52);
+    rn_sae_normalise_decoder(&s);
+    random_sae(&want, D, M, RN_SAE_RELU, 0, 52);
+    rn_sae_normalise_decoder(&want);
+    cr_assert_eq(rn_sae_alloc(&g, D, M, RN_SAE_RELU, 0, &err), 0);
+    double loss;
+    cr_assert_eq(rn_sae_gradient(&want, &cfg, x, N, &g, &loss, &err), 0, "%s", err.msg);
+    rn_sae_project_grad(&want, &g);
+    float *p[4] = {want.w_enc, want.b_enc, want.w_dec, want.b_dec};
+    const float *gp[4] = {g.w_enc, g.b_enc, g.w_dec, g.b_dec};
+    size_t len[4] = {D * M, M, D * M, D};
+    for (int t = 0; t < 4; t++) {
+        float *mv = calloc(2 * len[t], sizeof(float));
+        rn_sae_adam_update(p[t], gp[t], mv, mv + len[t], len[t], 1, &cfg);
+        free(mv);
+    }
+    rn_sae_normalise_decoder(&want);
+    struct rn_sae_metrics mt;
+    cr_assert_eq(rn_sae_train_from(&s, &cfg, x, N, D, &mt, NULL, &err), 0, "%s", err.msg);
+    cr_expect(fabs(mt.loss - loss) < 1e-5 * loss, "epoch loss %.8g, the gradient's %.8g", mt.loss,
+              loss);
+    const float *got[4] = {s.w_enc, s.b_enc, s.w_dec, s.b_dec};
+    const char *name[4] = {"w_enc", "b_enc", "w_dec", "b_dec"};
+    for (int t = 0; t < 4; t++) {
+        double worst = 0;
+        for (size_t q = 0; q < len[t]; q++)
+            worst = fmax(worst, fabs(got[t][q] - p[t][q]));
+        cr_expect(worst < 1e-6, "%s: %g from the step by hand", name[t], worst);
+    }
+    rn_sae_free(&s);
+    rn_sae_free(&want);
+    rn_sae_free(&g);
+    free(x);
+}
+
+/* ---- variance explained, geometric median ---------------------------------------- */
+
+Test(sae, fve_is_zero_for_the_mean_one_for_x_and_three_quarters_by_hand)
+{
+    enum { D = 3, N = 40 };
+    float *x = uniform((size_t)N * D, -1.0f, 4.0f, 61);
+    float *mean = calloc((size_t)N * D, sizeof(float));
+    for (int i = 0; i < D; i++) {
+        double s = 0;
+        for (int b = 0; b < N; b++)
+            s += x[b * D + i];
+        for (int b = 0; b < N; b++)
+            mean[b * D + i] = (float)(s / N);
+    }
+    cr_expect(fabs(rn_fve(x, mean, N, D)) < 1e-6, "mean: %g", rn_fve(x, mean, N, D));
+    cr_expect_eq(rn_fve(x, x, N, D), 1.0);
+    /* rows (0,5), (2,5), (4,5) around (2,5): variance 8; (1,5), (2,5), (3,5)
+     * miss by 1, 0, 1: fve 1 - 2/8; the same a thousand away */
+    for (int far = 0; far < 2; far++) {
+        float o = far ? 1000.0f : 0.0f;
+        float h[6] = {o + 0, 5, o + 2, 5, o + 4, 5}, hh[6] = {o + 1, 5, o + 2, 5, o + 3, 5};
+        cr_expect(fabs(rn_fve(h, hh, 3, 2) - 0.75) < 1e-12, "far %d: %.15g", far,
+                  rn_fve(h, hh, 3, 2));
+    }
+    free(x);
+    free(mean);
+}
+
+Test(sae, geometric_median_zeroes_the_sum_of_unit_vectors)
+{
+    enum { D = 4, N = 500 };
+    float *x = uniform((size_t)N * D, 0.0f, 1.0f, 71);
+    for (int b = 0; b < 25; b++) /* outliers pull the mean, barely the median */
+        for (int i = 0; i < D; i++)
+            x[b * D + i] += 50.0f;
+    float med[D];
+    struct rn_error err = {{0}};
+    cr_assert_eq(rn_geometric_median(x, N, D, med, &err), 0, "%s", err.msg);
+    double sum[D] = {0};
+    for (int b = 0; b < N; b++) {
+        double nn = 0;
+        for (int i = 0; i < D; i++)
+            nn += (x[b * D + i] - (double)med[i]) * (x[b * D + i] - (double)med[i]);
+        for (int i = 0; i < D; i++)
+            sum[i] += (x[b * D + i] - (double)med[i]) / sqrt(nn);
+    }
+    for (int i = 0; i < D; i++) {
+        cr_expect(fabs(sum[i]) / N < 1e-4, "dimension %d: mean unit vector %g", i, sum[i] / N);
+        cr_expect(med[i] > 0.3 && med[i] < 0.8, "dimension %d: median %g", i, med[i]);
+    }
+    free(x);
+}
+
+/* ---- encode, decode, topk -------------------------------------------------------------- */
+
+/* codes and x^ by the formulas of sae.h, in double */
+static void reference_forward(const struct rn_sae *s, const float *x, double *codes, double *xhat)
+{
+    int d = s->d, m = s->m;
+    for (int j = 0; j < m; j++) {
+        double p = s->b_enc[j];
+        for (int i = 0; i < d; i++)
+            p += (double)s->w_enc[j * d + i] * ((double)x[i] - s->mu[i] - s->b_dec[i]);
+        codes[j] = p;
+    }
+    if (s->act == RN_SAE_TOPK) {
+        for (int j = 0; j < m; j++) {
+            int above = 0; /* larger, or equal with a lower index */
+            for (int q = 0; q < m; q++)
+                above += codes[q] > codes[j] || (codes[q] == codes[j] && q < j);
+            if (above >= s->k)
+                codes[j] = -1;
+        }
+    }
+    for (int j = 0; j < m; j++)
+        codes[j] = codes[j] > 0 ? codes[j] : 0;
+    for (int i = 0; i < d; i++) {
+        double v = (double)s->b_dec[i] + s->mu[i];
+        for (int j = 0; j < m; j++)
+            v += (double)s->w_dec[i * m + j] * codes[j];
+        xhat[i] = v;
+    }
+}
+
+static void forward_case(enum rn_sae_act act)
+{
+    enum { D = 7, M = 150, N = 33, K = 9 };
+    struct rn_sae s;
+    struct rn_error err = {{0}};
+    random_sae(&s, D, M, act, K, 81);
+    float *x = uniform((size_t)N * D, 0.0f, 2.0f, 82);
+    float *codes = malloc(sizeof(float) * N * M), *xhat = malloc(sizeof(float) * N * D);
+    float *xhat2 = malloc(sizeof(float) * N * D);
+    rn_sae_encode(&s, x, N, codes);
+    rn_sae_decode(&s, codes, N, xhat);
+    cr_assert_eq(rn_sae_reconstruct(&s, x, N, xhat2, &err), 0, "%s", err.msg);
+    double rc[M], rx[D];
+    for (int b = 0; b < N; b++) {
+        reference_forward(&s, x + b * D, rc, rx);
+        int nnz = 0;
+        for (int j = 0; j < M; j++) {
+            nnz += codes[b * M + j] > 0;
+            cr_expect(fabs(codes[b * M + j] - rc[j]) < 1e-5, "row %d feature %d: %g, want %g", b, j,
+                      codes[b * M + j], rc[j]);
+        }
+        if (act == RN_SAE_TOPK)
+            cr_expect(nnz <= K, "row %d: %d nonzero", b, nnz);
+        for (int i = 0; i < D; i++) {
+            cr_expect(fabs(xhat[b * D + i] - rx[i]) < 1e-5, "row %d: x^ %g, want %g", b,
+                      xhat[b * D + i], rx[i]);
+            cr_expect(fabs(xhat2[b * D + i] - rx[i]) < 1e-5, "row %d: reconstruct %g, want %g", b,
+                      xhat2[b * D + i], rx[i]);
+        }
+    }
+    rn_sae_free(&s);
+    free(x);
+    free(codes);
+    free(xhat);
+    free(xhat2);
+}
+
+Test(sae, relu_encode_decode_match_the_formulas)
+{
+    forward_case(RN_SAE_RELU);
+}
+
+Test(sae, topk_encode_decode_match_the_formulas)
+{
+    forward_case(RN_SAE_TOPK);
+}
+
+Test(sae, topk_keeps_exactly_k_the_largest_ties_to_the_lowest_index)
+{
+    enum { D = 4, M = 100, K = 7, N = 20 };
+    struct rn_sae s;
+    struct rn_error err = {{0}};
+    random_sae(&s, D, M, RN_SAE_TOPK, K, 91);
+    for (int j = 0; j < M; j++)
+        s.b_enc[j] = 10.0f; /* every pre-activation positive */
+    float *x = uniform((size_t)N * D, 0.0f, 1.0f, 92);
+    float *codes = malloc(sizeof(float) * N * M);
+    rn_sae_encode(&s, x, N, codes);
+    for (int b = 0; b < N; b++) {
+        int nnz = 0;
+        float smallest_kept = INFINITY;
+        for (int j = 0; j < M; j++)
+            if (codes[b * M + j] > 0) {
+                nnz++;
+                smallest_kept = fminf(smallest_kept, codes[b * M + j]);
+            }
+        cr_expect_eq(nnz, K, "row %d: %d nonzero", b, nnz);
+        /* every dropped pre-activation is below every kept one */
+        double rc[M], rx[D];
+        s.act = RN_SAE_RELU;
+        reference_forward(&s, x + b * D, rc, rx);
+        s.act = RN_SAE_TOPK;
+        for (int j = 0; j < M; j++)
+            if (codes[b * M + j] == 0)
+                cr_expect(rc[j] <= smallest_kept + 1e-5, "row %d: dropped %g > kept %g", b, rc[j],
+                          smallest_kept);
+    }
+    /* all equal: the first k */
+    memset(s.w_enc, 0, sizeof(float) * D * M);
+    rn_sae_encode(&s, x, N, codes);
+    for (int b = 0; b < N; b++)
+        for (int j = 0; j < M; j++)
+            cr_expect_eq(codes[b * M + j], j < K ? 10.0f : 0.0f, "row %d feature %d", b, j);
+    struct rn_sae_config cfg = rn_sae_config_default();
+    cfg.m = M;
+    cfg.act = RN_SAE_TOPK;
+    cfg.k = K;
+    struct rn_sae_metrics mt;
+    cr_assert_eq(rn_sae_eval(&s, &cfg, x, N, &mt, NULL, &err), 0, "%s", err.msg);
+    cr_expect_eq(mt.l0, (double)K);
+    rn_sae_free(&s);
+    free(x);
+    free(codes);
+}
+
+/* ---- learning known directions ---------------------------------------------------------- */
+
+Test(sae, recovers_known_sparse_directions)
+{
+    enum { D = 64, DIRS = 32, N = 8192 };
+    struct rn_rng r;
+    rn_rng_init(&r, 5, TEST_STREAM, 1);
+    float *dirs = malloc(sizeof(float) * DIRS * D), *x = calloc((size_t)N * D, sizeof(float));
+    for (int q = 0; q < DIRS; q++) {
+        double nn = 0;
+        for (int i = 0; i < D; i++) {
+            dirs[q * D + i] = rn_rng_normal(&r);
+            nn += (double)dirs[q * D + i] * dirs[q * D + i];
+        }
+        for (int i = 0; i < D; i++)
+            dirs[q * D + i] /= (float)sqrt(nn);
+    }
+    for (int b = 0; b < N; b++) {
+        int active = 1 + (int)rn_rng_below(&r, 3);
+        for (int a = 0; a < active; a++) {
+            int q = (int)rn_rng_below(&r, DIRS);
+            float coef = 0.5f + rn_rng_uniform(&r);
+            for (int i = 0; i < D; i++)
+                x[b * D + i] += coef * dirs[q * D + i];
+        }
+    }
+    struct rn_sae_config cfg = rn_sae_config_default();
+    cfg.m = 64;
+    cfg.batch = 128;
+    cfg.epochs = 20;
+    cfg.lr = 3e-3f;
+    cfg.l1 = 0.1f;
+    struct rn_sae s;
+    struct rn_sae_metrics per[20];
+    struct rn_error err = {{0}};
+    cr_assert_eq(rn_sae_train(&s, &cfg, x, N, D, per, NULL, &err), 0, "%s", err.msg);
+    int found = 0;
+    double worst = 1;
+    for (int q = 0; q < DIRS; q++) {
+        double best = -1;
+        for (int j = 0; j < cfg.m; j++) {
+            double c = 0;
+            for (int i = 0; i < D; i++)
+                c += (double)dirs[q * D + i] * s.w_dec[i * cfg.m + j];
+            best = fmax(best, c);
+        }
+        found += best > 0.9;
+        worst = fmin(worst, best);
+    }
+    fprintf(stderr,
+            "recovery: %d of %d directions at cosine > 0.9 (worst %.3f); fve %.4f, l0 %.2f\n",
+            found, DIRS, worst, per[19].fve, per[19].l0);
+    cr_expect(found >= 29, "%d of %d directions found (worst cosine %.3f)", found, DIRS, worst);
+    cr_expect(per[19].fve > 0.9, "fve %g", per[19].fve);
+    rn_sae_free(&s);
+    free(dirs);
+    free(x);
+}
