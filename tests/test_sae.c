@@ -563,3 +563,214 @@ Test(sae, recovers_known_sparse_directions)
     free(dirs);
     free(x);
 }
+
+/* ---- dead features and resampling ------------------------------------------------------ */
+
+enum { DZ_D = 8, DZ_M = 16, DZ_N = 256 };
+static const int killed[4] = {1, 4, 7, 10};
+
+/* An initialised SAE with four features that cannot fire (b_e = -100). */
+static void dead_case(struct rn_sae *s, struct rn_sae_config *cfg, const float *x)
+{
+    struct rn_error err = {{0}};
+    *cfg = rn_sae_config_default();
+    cfg->m = DZ_M;
+    cfg->batch = 64; /* 4 steps an epoch */
+    cfg->l1 = 0.01f;
+    cfg->lr = 1e-2f;
+    cr_assert_eq(rn_sae_alloc(s, DZ_D, DZ_M, RN_SAE_RELU, 0, &err), 0);
+    cr_assert_eq(rn_sae_init(s, cfg, x, DZ_N, &err), 0, "%s", err.msg);
+    for (int q = 0; q < 4; q++)
+        s->b_enc[killed[q]] = -100.0f;
+}
+
+Test(sae, dead_features_are_counted_over_the_window)
+{
+    float *x = uniform((size_t)DZ_N * DZ_D, 0.0f, 2.0f, 101);
+    struct rn_sae s;
+    struct rn_sae_config cfg;
+    struct rn_sae_metrics per[2];
+    float density[DZ_M];
+    struct rn_error err = {{0}};
+    dead_case(&s, &cfg, x);
+    cfg.epochs = 2;
+    cr_assert_eq(rn_sae_train_from(&s, &cfg, x, DZ_N, DZ_D, per, density, &err), 0, "%s", err.msg);
+    int silent = 0;
+    for (int j = 0; j < DZ_M; j++)
+        silent += density[j] == 0;
+    for (int q = 0; q < 4; q++)
+        cr_expect_eq(density[killed[q]], 0.0f, "feature %d fired", killed[q]);
+    /* the window is one epoch: dead at its end = silent during it */
+    cr_expect_eq(per[1].dead_frac, (double)silent / DZ_M, "dead %g, silent %d", per[1].dead_frac,
+                 silent);
+    cr_expect(per[0].dead_frac >= 4.0 / DZ_M);
+    cr_expect_eq(per[1].resampled, 0);
+    rn_sae_free(&s);
+    free(x);
+}
+
+Test(sae, dead_features_are_resampled_from_high_loss_inputs)
+{
+    float *x = uniform((size_t)DZ_N * DZ_D, 0.0f, 2.0f, 101);
+    struct rn_sae before, s;
+    struct rn_sae_config cfg;
+    struct rn_sae_metrics per[3];
+    float density[DZ_M];
+    struct rn_error err = {{0}};
+    /* the state just before the resampling at the end of epoch 1 */
+    dead_case(&before, &cfg, x);
+    cfg.epochs = 1;
+    cr_assert_eq(rn_sae_train_from(&before, &cfg, x, DZ_N, DZ_D, per, density, &err), 0, "%s",
+                 err.msg);
+    int dead[DZ_M], nd = 0;
+    for (int j = 0; j < DZ_M; j++)
+        if (density[j] == 0)
+            dead[nd++] = j;
+    cr_assert(nd >= 4);
+    dead_case(&s, &cfg, x);
+    cfg.epochs = 1;
+    cfg.resample_every = 4;
+    cr_assert_eq(rn_sae_train_from(&s, &cfg, x, DZ_N, DZ_D, per, NULL, &err), 0, "%s", err.msg);
+    cr_expect_eq(per[0].resampled, nd, "%ld resampled, %d dead", per[0].resampled, nd);
+    cr_expect_eq(per[0].dead_frac, 0.0, "resampled features start a fresh window");
+    /* alive features untouched by the resampling: their mean encoder norm */
+    double alive_norm = 0;
+    int is_dead[DZ_M] = {0};
+    for (int q = 0; q < nd; q++)
+        is_dead[dead[q]] = 1;
+    for (int j = 0; j < DZ_M; j++) {
+        if (is_dead[j])
+            continue;
+        double nn = 0;
+        for (int i = 0; i < DZ_D; i++) {
+            nn += (double)s.w_enc[j * DZ_D + i] * s.w_enc[j * DZ_D + i];
+            cr_expect_eq(s.w_enc[j * DZ_D + i], before.w_enc[j * DZ_D + i]);
+        }
+        alive_norm += sqrt(nn);
+    }
+    double scale = 0.2 * alive_norm / (DZ_M - nd);
+    float *xhat = malloc(sizeof(float) * DZ_N * DZ_D);
+    cr_assert_eq(rn_sae_reconstruct(&before, x, DZ_N, xhat, &err), 0);
+    for (int q = 0; q < nd; q++) {
+        int j = dead[q];
+        cr_expect_eq(s.b_enc[j], 0.0f);
+        double nn = 0, best = -1;
+        for (int i = 0; i < DZ_D; i++) {
+            nn += (double)s.w_dec[i * DZ_M + j] * s.w_dec[i * DZ_M + j];
+            cr_expect(fabs(s.w_enc[j * DZ_D + i] - scale * s.w_dec[i * DZ_M + j]) < 1e-6,
+                      "feature %d: W_e row is not 0.2 x the alive norm x its W_d column", j);
+        }
+        cr_expect(fabs(nn - 1) < 1e-6);
+        /* its column is the normalised residual of some input */
+        for (int b = 0; b < DZ_N; b++) {
+            double dot = 0, rr = 0;
+            for (int i = 0; i < DZ_D; i++) {
+                double res = (double)x[b * DZ_D + i] - xhat[b * DZ_D + i];
+                dot += res * s.w_dec[i * DZ_M + j];
+                rr += res * res;
+            }
+            best = fmax(best, dot / sqrt(rr));
+        }
+        cr_expect(best > 1 - 1e-5, "feature %d: best cosine with a residual %.8f", j, best);
+    }
+    /* trained on, most of them come alive */
+    rn_sae_free(&s);
+    dead_case(&s, &cfg, x);
+    cfg.epochs = 3;
+    cfg.resample_every = 4;
+    cr_assert_eq(rn_sae_train_from(&s, &cfg, x, DZ_N, DZ_D, per, density, &err), 0, "%s", err.msg);
+    int alive_again = 0;
+    for (int q = 0; q < 4; q++)
+        alive_again += density[killed[q]] > 0;
+    cr_expect(alive_again >= 2, "%d of the 4 killed features fire after resampling", alive_again);
+    rn_sae_free(&s);
+    rn_sae_free(&before);
+    free(xhat);
+    free(x);
+}
+
+/* ---- determinism, errors ---------------------------------------------------------------- */
+
+Test(sae, two_runs_are_bit_identical)
+{
+    enum { D = 12, N = 500, E = 3 };
+    float *x = uniform((size_t)N * D, 0.0f, 2.0f, 111);
+    struct rn_sae_config cfg = rn_sae_config_default();
+    cfg.m = 48;
+    cfg.batch = 96;
+    cfg.epochs = E;
+    cfg.act = RN_SAE_TOPK;
+    cfg.k = 1; /* one feature a sample: most are dead over 20 samples */
+    cfg.l1 = 0.01f;
+    cfg.l1_decoder_norm = 1;
+    cfg.centre = 1;
+    cfg.bias_init = RN_SAE_BIAS_MEDIAN;
+    cfg.resample_every = 3;
+    cfg.dead_window = 20;
+    cfg.seed = 7;
+    struct rn_sae a, b;
+    struct rn_sae_metrics pa[E], pb[E];
+    float da[48], db[48];
+    struct rn_error err = {{0}};
+    cr_assert_eq(rn_sae_train(&a, &cfg, x, N, D, pa, da, &err), 0, "%s", err.msg);
+    cr_assert_eq(rn_sae_train(&b, &cfg, x, N, D, pb, db, &err), 0, "%s", err.msg);
+    cr_expect_eq(memcmp(a.w_enc, b.w_enc, sizeof(float) * D * 48), 0);
+    cr_expect_eq(memcmp(a.w_dec, b.w_dec, sizeof(float) * D * 48), 0);
+    cr_expect_eq(memcmp(a.b_enc, b.b_enc, sizeof(float) * 48), 0);
+    cr_expect_eq(memcmp(a.b_dec, b.b_dec, sizeof(float) * D), 0);
+    cr_expect_eq(memcmp(pa, pb, sizeof pa), 0);
+    cr_expect_eq(memcmp(da, db, sizeof da), 0);
+    long resampled = 0;
+    for (int e = 0; e < E; e++)
+        resampled += pa[e].resampled;
+    cr_expect(resampled > 0, "the case should resample something (dead %g %g %g)", pa[0].dead_frac,
+              pa[1].dead_frac, pa[2].dead_frac);
+    rn_sae_free(&b);
+    /* another seed, another SAE */
+    cfg.seed = 8;
+    cr_assert_eq(rn_sae_train(&b, &cfg, x, N, D, NULL, NULL, &err), 0, "%s", err.msg);
+    cr_expect_neq(memcmp(a.w_dec, b.w_dec, sizeof(float) * D * 48), 0);
+    rn_sae_free(&a);
+    rn_sae_free(&b);
+    free(x);
+}
+
+static void expect_error(const struct rn_sae_config *cfg, size_t n, int d, const char *want)
+{
+    float x[64] = {0};
+    struct rn_sae s;
+    struct rn_error err = {{0}};
+    cr_expect_eq(rn_sae_train(&s, cfg, x, n, d, NULL, NULL, &err), -1);
+    cr_expect_str_eq(err.msg, want);
+    cr_expect_null(s.w_enc, "nothing left allocated");
+}
+
+Test(sae, bad_configurations_are_refused_with_one_line)
+{
+    struct rn_sae_config c = rn_sae_config_default();
+    c.m = 8;
+    c.act = RN_SAE_TOPK;
+    c.k = 9;
+    expect_error(&c, 4, 4, "sae: k is 9, expected 1 to m (8)");
+    c.act = RN_SAE_RELU;
+    c.batch = 0;
+    expect_error(&c, 4, 4, "sae: batch 0, epochs 50, expected batch > 0 and epochs >= 0");
+    c.batch = 2;
+    c.l1 = -1;
+    expect_error(&c, 4, 4, "sae: l1 is -1, expected a finite number >= 0");
+    c.l1 = 0;
+    c.beta2 = 1;
+    expect_error(&c, 4, 4, "sae: Adam betas are 0.9, 1, expected each in [0, 1)");
+    c.beta2 = 0.999f;
+    expect_error(&c, 0, 4,
+                 "sae: the data is 0 x 4, expected at least one row (at most 2^30) and one column");
+    struct rn_sae s;
+    struct rn_error err = {{0}};
+    float x[16] = {0};
+    cr_assert_eq(rn_sae_alloc(&s, 4, 8, RN_SAE_RELU, 0, &err), 0);
+    c.m = 6;
+    cr_expect_eq(rn_sae_train_from(&s, &c, x, 4, 4, NULL, NULL, &err), -1);
+    cr_expect_str_eq(err.msg, "sae train: the SAE has d 4, m 8, relu, k 0; the data d 4 and the "
+                              "config m 6, relu, k 9");
+    rn_sae_free(&s);
+}
