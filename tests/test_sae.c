@@ -774,3 +774,152 @@ Test(sae, bad_configurations_are_refused_with_one_line)
                               "config m 6, relu, k 9");
     rn_sae_free(&s);
 }
+
+/* ---- against PyTorch (tests/reference/make_sae_fixture.py) ----------------------------- */
+
+static void *read_ds(struct rn_results *f, const char *path, enum rn_dtype t, size_t want)
+{
+    struct rn_error err = {{0}};
+    void *data = NULL;
+    int nd, dims[4];
+    cr_assert_eq(rn_results_read(f, path, t, &data, &nd, dims, &err), 0, "%s", err.msg);
+    size_t numel = 1;
+    for (int i = 0; i < nd; i++)
+        numel *= (size_t)dims[i];
+    cr_assert_eq(numel, want, "%s: %zu values, expected %zu", path, numel, want);
+    return data;
+}
+
+static int case_int(struct rn_results *f, const char *name, const char *key)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/cases/%s/%s", name, key);
+    int32_t *v = read_ds(f, path, RN_DTYPE_I32, 1);
+    int r = v[0];
+    free(v);
+    return r;
+}
+
+static float case_float(struct rn_results *f, const char *name, const char *key)
+{
+    char path[128];
+    snprintf(path, sizeof path, "/cases/%s/%s", name, key);
+    float *v = read_ds(f, path, RN_DTYPE_F32, 1);
+    float r = v[0];
+    free(v);
+    return r;
+}
+
+/* The largest |a - b| over n values, reported with where and a tolerance. */
+static void expect_close(const char *what, const float *a, const double *b, size_t n, double tol)
+{
+    double worst = 0;
+    size_t at = 0;
+    for (size_t q = 0; q < n; q++)
+        if (fabs(a[q] - b[q]) > worst) {
+            worst = fabs(a[q] - b[q]);
+            at = q;
+        }
+    if (getenv("SAE_VERBOSE"))
+        fprintf(stderr, "%s: largest |runner - reference| %.3g\n", what, worst);
+    cr_expect(worst <= tol, "%s: |runner - PyTorch| = %.3g at %zu (%.8g vs %.8g), tolerance %g",
+              what, worst, at, a[at], b[at], tol);
+}
+
+enum { FX_N = 100, FX_D = 8 };
+
+static void fixture_case(const char *name)
+{
+    struct rn_results *f;
+    struct rn_error err = {{0}};
+    cr_assert_eq(rn_results_open(&f, RN_FIXTURES "/sae_ref.h5", &err), 0, "%s", err.msg);
+    float *x = read_ds(f, "/x", RN_DTYPE_F32, FX_N * FX_D);
+    struct rn_sae_config cfg = rn_sae_config_default();
+    cfg.m = case_int(f, name, "m");
+    cfg.act = case_int(f, name, "topk") ? RN_SAE_TOPK : RN_SAE_RELU;
+    cfg.k = cfg.act == RN_SAE_TOPK ? case_int(f, name, "k") : 32;
+    cfg.l1 = case_float(f, name, "l1");
+    cfg.lr = case_float(f, name, "lr");
+    cfg.l1_decoder_norm = case_int(f, name, "decoder_norm");
+    cfg.centre = case_int(f, name, "centre");
+    cfg.batch = case_int(f, name, "batch");
+    cfg.epochs = case_int(f, name, "epochs");
+    cfg.seed = (uint64_t)case_int(f, name, "seed");
+    cfg.dead_window = case_int(f, name, "dead_window");
+    int m = cfg.m, E = cfg.epochs;
+    struct rn_sae s;
+    cr_assert_eq(rn_sae_alloc(&s, FX_D, m, cfg.act, cfg.k, &err), 0, "%s", err.msg);
+    const char *tensor[5] = {"w_enc", "b_enc", "w_dec", "b_dec", "mu"};
+    float *field[5] = {s.w_enc, s.b_enc, s.w_dec, s.b_dec, s.mu};
+    size_t len[5] = {FX_D * m, m, FX_D * m, FX_D, FX_D};
+    char path[128];
+    for (int t = 0; t < 5; t++) {
+        snprintf(path, sizeof path, "/cases/%s/init/%s", name, tensor[t]);
+        float *v = read_ds(f, path, RN_DTYPE_F32, len[t]);
+        memcpy(field[t], v, sizeof(float) * len[t]);
+        free(v);
+    }
+    struct rn_sae_metrics *per = calloc((size_t)E, sizeof *per);
+    float *density = malloc(sizeof(float) * m);
+    cr_assert_eq(rn_sae_train_from(&s, &cfg, x, FX_N, FX_D, per, density, &err), 0, "%s", err.msg);
+    for (int t = 0; t < 4; t++) {
+        snprintf(path, sizeof path, "/cases/%s/final/%s", name, tensor[t]);
+        double *want = read_ds(f, path, RN_DTYPE_F64, len[t]);
+        char what[96];
+        snprintf(what, sizeof what, "%s: %s after %d epochs", name, tensor[t], E);
+        expect_close(what, field[t], want, len[t], 1e-5);
+        free(want);
+    }
+    const char *metric[6] = {"loss", "mse", "fve", "l0", "dead", "dense"};
+    for (int k = 0; k < 6; k++) {
+        snprintf(path, sizeof path, "/cases/%s/metrics/%s", name, metric[k]);
+        double *want = read_ds(f, path, RN_DTYPE_F64, (size_t)E);
+        for (int e = 0; e < E; e++) {
+            double got[6] = {per[e].loss, per[e].mse,       per[e].fve,
+                             per[e].l0,   per[e].dead_frac, per[e].dense_frac};
+            cr_expect(fabs(got[k] - want[e]) <= 1e-5 * fmax(1, fabs(want[e])),
+                      "%s: epoch %d %s %.8g, PyTorch %.8g", name, e + 1, metric[k], got[k],
+                      want[e]);
+        }
+        free(want);
+    }
+    snprintf(path, sizeof path, "/cases/%s/density", name);
+    double *want = read_ds(f, path, RN_DTYPE_F64, (size_t)m);
+    expect_close("density", density, want, (size_t)m, 1e-7);
+    free(want);
+    free(per);
+    free(density);
+    free(x);
+    rn_sae_free(&s);
+    rn_results_close(f);
+}
+
+Test(sae, relu_training_matches_pytorch)
+{
+    fixture_case("relu");
+}
+
+Test(sae, relu_decoder_norm_centred_training_matches_pytorch)
+{
+    fixture_case("relu_dn_centre");
+}
+
+Test(sae, topk_training_matches_pytorch)
+{
+    fixture_case("topk");
+}
+
+Test(sae, geometric_median_matches_the_reference)
+{
+    struct rn_results *f;
+    struct rn_error err = {{0}};
+    cr_assert_eq(rn_results_open(&f, RN_FIXTURES "/sae_ref.h5", &err), 0, "%s", err.msg);
+    float *x = read_ds(f, "/x", RN_DTYPE_F32, FX_N * FX_D);
+    double *want = read_ds(f, "/geomedian", RN_DTYPE_F64, FX_D);
+    float med[FX_D];
+    cr_assert_eq(rn_geometric_median(x, FX_N, FX_D, med, &err), 0, "%s", err.msg);
+    expect_close("geometric median", med, want, FX_D, 1e-5);
+    free(x);
+    free(want);
+    rn_results_close(f);
+}
