@@ -18,7 +18,13 @@
  * b_enc, w_dec, b_dec} (rn_sae_init with seed 0), attributes epochs, batch,
  * l1, lr, and /runner/{fve, l0, loss} per epoch.
  *
+ * --openblas-threads: the alternative threading, for comparison: one OpenMP
+ * thread (the element-wise passes serial) and OpenBLAS's own N threads in
+ * each product, instead of single-threaded sgemm calls split over N OpenMP
+ * threads (sae.h).
+ *
  * usage: bench_sae [--threads N] [--epochs E] [--features FILE:DATASET] [--out FILE]
+ *                  [--openblas-threads]
  * Prints each epoch's metrics and seconds, and one line
  *   RESULT side=runner seconds=... per_epoch_s=... fve=... l0=... dead=...
  */
@@ -140,7 +146,7 @@ static int write_out(const char *path, const float *x, size_t n, int d, const st
 
 int main(int argc, char **argv)
 {
-    int threads = 2, epochs = 50;
+    int threads = 2, epochs = 50, blas_threads = 0;
     const char *features = NULL, *out = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--threads") && i + 1 < argc) {
@@ -149,11 +155,13 @@ int main(int argc, char **argv)
             epochs = atoi(argv[++i]);
         } else if (!strcmp(argv[i], "--features") && i + 1 < argc) {
             features = argv[++i];
+        } else if (!strcmp(argv[i], "--openblas-threads")) {
+            blas_threads = 1;
         } else if (!strcmp(argv[i], "--out") && i + 1 < argc) {
             out = argv[++i];
         } else {
             fprintf(stderr, "usage: bench_sae [--threads N] [--epochs E] "
-                            "[--features FILE:DATASET] [--out FILE]\n");
+                            "[--features FILE:DATASET] [--out FILE] [--openblas-threads]\n");
             return 2;
         }
     }
@@ -166,6 +174,10 @@ int main(int argc, char **argv)
     if (!x) {
         fprintf(stderr, "bench_sae: %s\n", err.msg);
         return 1;
+    }
+    if (blas_threads) { /* the training alone, the data made */
+        omp_set_num_threads(1);
+        openblas_set_num_threads(threads);
     }
     struct rn_sae_config cfg = rn_sae_config_default();
     cfg.epochs = epochs;
@@ -182,9 +194,9 @@ int main(int argc, char **argv)
     memcpy(init.b_enc, s.b_enc, sizeof(float) * cfg.m);
     memcpy(init.b_dec, s.b_dec, sizeof(float) * d);
     printf("bench_sae: %zu x %d (%s) -> %d features, relu, l1 %g, Adam %g, batch %d, %d epochs, "
-           "%d threads\n",
+           "%d threads (%s)\n",
            n, d, features ? features : "synthetic", cfg.m, cfg.l1, cfg.lr, cfg.batch, epochs,
-           threads);
+           threads, blas_threads ? "OpenBLAS's" : "OpenMP, single-threaded sgemm");
     double t0 = now_s();
     if (rn_sae_train_from(&s, &cfg, x, n, d, per, NULL, &err)) {
         fprintf(stderr, "bench_sae: %s\n", err.msg);

@@ -598,26 +598,45 @@ int rn_sae_gradient(const struct rn_sae *s, const struct rn_sae_config *cfg, con
 
 /* ---- Adam ---------------------------------------------------------------------------- */
 
+struct rn_sae_adam rn_sae_adam_at(const struct rn_sae_config *cfg, long t)
+{
+    struct rn_sae_adam a;
+    a.b1 = cfg->beta1;
+    a.b2 = cfg->beta2;
+    a.eps = cfg->adam_eps;
+    a.a1 = (float)(1.0 - (double)cfg->beta1);
+    a.a2 = (float)(1.0 - (double)cfg->beta2);
+    double bc1 = 1.0 - pow((double)cfg->beta1, (double)t);
+    double bc2 = 1.0 - pow((double)cfg->beta2, (double)t);
+    a.step = (float)(-(double)cfg->lr / bc1);
+    a.bc2_sqrt = (float)sqrt(bc2);
+    return a;
+}
+
+void rn_sae_adam_block(const struct rn_sae_adam *a, float *restrict p, const float *restrict g,
+                       float *restrict m, float *restrict v, size_t count, long block)
+{
+    size_t lo = (size_t)block * RN_SAE_ADAM_BLOCK;
+    size_t hi = lo + RN_SAE_ADAM_BLOCK < count ? lo + RN_SAE_ADAM_BLOCK : count;
+    const float b1 = a->b1, b2 = a->b2, a1 = a->a1, a2 = a->a2, eps = a->eps;
+    const float step = a->step, bc2_sqrt = a->bc2_sqrt;
+    for (size_t q = lo; q < hi; q++) {
+        float mq = m[q] * b1 + g[q] * a1;
+        float vq = v[q] * b2 + a2 * g[q] * g[q];
+        m[q] = mq;
+        v[q] = vq;
+        p[q] += step * (mq / (sqrtf(vq) / bc2_sqrt + eps));
+    }
+}
+
 void rn_sae_adam_update(float *restrict p, const float *restrict g, float *restrict m,
                         float *restrict v, size_t count, long t, const struct rn_sae_config *cfg)
 {
-    const float b1 = cfg->beta1, b2 = cfg->beta2, eps = cfg->adam_eps;
-    const float a1 = (float)(1.0 - (double)b1), a2 = (float)(1.0 - (double)b2);
-    double bc1 = 1.0 - pow((double)b1, (double)t), bc2 = 1.0 - pow((double)b2, (double)t);
-    const float step = (float)(-(double)cfg->lr / bc1), bc2_sqrt = (float)sqrt(bc2);
-    /* blocks of 4096 so each thread's share stays whole vectors */
-    long nb = ((long)count + 4095) / 4096;
+    struct rn_sae_adam a = rn_sae_adam_at(cfg, t);
+    long nb = (long)((count + RN_SAE_ADAM_BLOCK - 1) / RN_SAE_ADAM_BLOCK);
 #pragma omp parallel for schedule(static) if (nb > 1)
-    for (long k = 0; k < nb; k++) {
-        long lo = k * 4096, hi = lo + 4096 < (long)count ? lo + 4096 : (long)count;
-        for (long q = lo; q < hi; q++) {
-            float mq = m[q] * b1 + g[q] * a1;
-            float vq = v[q] * b2 + a2 * g[q] * g[q];
-            m[q] = mq;
-            v[q] = vq;
-            p[q] += step * (mq / (sqrtf(vq) / bc2_sqrt + eps));
-        }
-    }
+    for (long k = 0; k < nb; k++)
+        rn_sae_adam_block(&a, p, g, m, v, count, k);
 }
 
 /* ---- statistics of the data ---------------------------------------------------------- */

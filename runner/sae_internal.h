@@ -54,6 +54,17 @@ void rn_sae_density_stats(const long *count, int m, double samples, float dense_
 /* Validates cfg for d features in and n rows: one line in err. */
 int rn_sae_check_config(const struct rn_sae_config *cfg, size_t n, int d, struct rn_error *err);
 
+/* Adam's constants at step t (rn_sae_adam_update's arithmetic), and its
+ * update of block `block` (RN_SAE_ADAM_BLOCK values) of count parameters:
+ * the training step runs the four tensors' blocks in one parallel region. */
+#define RN_SAE_ADAM_BLOCK 4096
+struct rn_sae_adam {
+    float b1, b2, a1, a2, eps, step, bc2_sqrt;
+};
+struct rn_sae_adam rn_sae_adam_at(const struct rn_sae_config *cfg, long t);
+void rn_sae_adam_block(const struct rn_sae_adam *a, float *restrict p, const float *restrict g,
+                       float *restrict m, float *restrict v, size_t count, long block);
+
 /* The range [lo, hi) of len this OpenMP thread owns, in multiples of 16. */
 void rn_sae_thread_range(int len, int *lo, int *hi);
 

@@ -6,9 +6,11 @@
 #include "sae.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/cpu/gemm.h"
 #include "rng.h"
 #include "sae_internal.h"
 
@@ -230,9 +232,19 @@ static void train_step(struct trainer *t, const int *idx, int rows, struct epoch
     float *p[4] = {s->w_enc, s->b_enc, s->w_dec, s->b_dec};
     const float *g[4] = {w->grad.w_enc, w->grad.b_enc, w->grad.w_dec, w->grad.b_dec};
     size_t len[4] = {dm, (size_t)m, dm, (size_t)d};
-    for (int k = 0; k < 4; k++)
-        rn_sae_adam_update(p[k], g[k], moment(t, t->adam_m, k), moment(t, t->adam_v, k), len[k],
-                           t->steps, cfg);
+    float *mm[4], *vv[4];
+    for (int k = 0; k < 4; k++) {
+        mm[k] = moment(t, t->adam_m, k);
+        vv[k] = moment(t, t->adam_v, k);
+    }
+    struct rn_sae_adam a = rn_sae_adam_at(cfg, t->steps);
+#pragma omp parallel
+    for (int k = 0; k < 4; k++) {
+        long nb = (long)((len[k] + RN_SAE_ADAM_BLOCK - 1) / RN_SAE_ADAM_BLOCK);
+#pragma omp for schedule(static) nowait
+        for (long b = 0; b < nb; b++)
+            rn_sae_adam_block(&a, p[k], g[k], mm[k], vv[k], len[k], b);
+    }
     rn_sae_normalise_decoder(s);
     if (cfg->resample_every > 0 && t->steps % cfg->resample_every == 0)
         resample(t);
@@ -281,6 +293,10 @@ int rn_sae_train_from(struct rn_sae *s, const struct rn_sae_config *cfg, const f
                          "config m %d, %s, k %d",
                          s->d, s->m, s->act == RN_SAE_TOPK ? "topk" : "relu", s->k, d, cfg->m,
                          cfg->act == RN_SAE_TOPK ? "topk" : "relu", cfg->k);
+    /* split over the OpenMP threads, OpenBLAS runs in the calling thread
+     * (kernels/cpu/gemm.h); with one OpenMP thread OpenBLAS keeps its own */
+    if (omp_get_max_threads() > 1)
+        rn_gemm_cpu_setup();
     struct trainer t;
     if (trainer_init(&t, s, cfg, x, n, err))
         return -1;
