@@ -133,7 +133,8 @@ int rn_sae_ws_init(struct rn_sae_ws *w, int B, int d, int m, int with_grads, str
              (w->ones = rn_malloc((size_t)B * sizeof(float), err));
     if (ok && with_grads)
         ok = (w->dc = rn_malloc(bm * sizeof(float), err)) &&
-             !rn_sae_alloc(&w->grad, d, m, RN_SAE_RELU, 0, err);
+             (w->grad = rn_calloc(1, sizeof *w->grad, err)) &&
+             !rn_sae_alloc(w->grad, d, m, RN_SAE_RELU, 0, err);
     if (!ok) {
         rn_sae_ws_free(w);
         return rn_error_prefix(err, "sae workspace (%d rows)", B);
@@ -154,7 +155,8 @@ void rn_sae_ws_free(struct rn_sae_ws *w)
     free(w->row_l1);
     free(w->row_nnz);
     free(w->ones);
-    rn_sae_free(&w->grad);
+    rn_sae_free(w->grad);
+    free(w->grad);
     memset(w, 0, sizeof *w);
 }
 
@@ -389,7 +391,7 @@ void rn_sae_ws_backward(const struct rn_sae *s, struct rn_sae_ws *w, int rows, f
 {
     int d = s->d, m = s->m;
     float s2 = 2.0f / (float)rows, sl = l1 / (float)rows;
-    struct rn_sae *g = &w->grad;
+    struct rn_sae *g = w->grad;
     /* dW_d = (2/B) e^T c, dL/dc = (2/B) e W_d */
     rn_gemm_cpu_par(1, 0, d, m, rows, s2, w->r, d, w->codes, m, 0.0f, g->w_dec, m);
     rn_gemm_cpu_par(0, 0, rows, m, d, s2, w->r, d, s->w_dec, m, 0.0f, w->dc, m);
@@ -588,10 +590,10 @@ int rn_sae_gradient(const struct rn_sae *s, const struct rn_sae_config *cfg, con
     for (int b = 0; b < rows; b++)
         sum += w.row_err[b] + cfg->l1 * w.row_l1[b];
     *loss = sum / rows;
-    memcpy(grad->w_enc, w.grad.w_enc, sizeof(float) * d * m);
-    memcpy(grad->b_enc, w.grad.b_enc, sizeof(float) * m);
-    memcpy(grad->w_dec, w.grad.w_dec, sizeof(float) * d * m);
-    memcpy(grad->b_dec, w.grad.b_dec, sizeof(float) * d);
+    memcpy(grad->w_enc, w.grad->w_enc, sizeof(float) * d * m);
+    memcpy(grad->b_enc, w.grad->b_enc, sizeof(float) * m);
+    memcpy(grad->w_dec, w.grad->w_dec, sizeof(float) * d * m);
+    memcpy(grad->b_dec, w.grad->b_dec, sizeof(float) * d);
     rn_sae_ws_free(&w);
     return 0;
 }

@@ -5,21 +5,27 @@
 #ifndef RN_SAE_INTERNAL_H
 #define RN_SAE_INTERNAL_H
 
-#include "sae.h"
+#include <stddef.h>
+
+#include "error.h"
+
+/* sae.h (not included: it and sae.c are one node of the include graph) */
+struct rn_sae;
+struct rn_sae_config;
 
 /* Buffers for up to B rows of a (d, m) SAE. */
 struct rn_sae_ws {
     int B, d, m;
-    float *xin;         /* (B, d): x - mu - b_d, the encoder's input */
-    float *codes;       /* (B, m): c */
-    float *r;           /* (B, d): x^ - x */
-    float *dc;          /* (B, m): dL/dp (with grads) */
-    float *wnorm;       /* (m): ||W_d[:, j]|| */
-    double *row_err;    /* (B): ||x - x^||^2 */
-    double *row_l1;     /* (B): sum_j w_j |c_j| (w_j = 1 without decoder-norm weighting) */
-    int *row_nnz;       /* (B): nonzero features */
-    float *ones;        /* (B): 1 (column sums by sgemv) */
-    struct rn_sae grad; /* gradients (with grads), mu unused */
+    float *xin;          /* (B, d): x - mu - b_d, the encoder's input */
+    float *codes;        /* (B, m): c */
+    float *r;            /* (B, d): x^ - x */
+    float *dc;           /* (B, m): dL/dp (with grads) */
+    float *wnorm;        /* (m): ||W_d[:, j]|| */
+    double *row_err;     /* (B): ||x - x^||^2 */
+    double *row_l1;      /* (B): sum_j w_j |c_j| (w_j = 1 without decoder-norm weighting) */
+    int *row_nnz;        /* (B): nonzero features */
+    float *ones;         /* (B): 1 (column sums by sgemv) */
+    struct rn_sae *grad; /* gradients (with grads; owned), mu unused */
 };
 
 int rn_sae_ws_init(struct rn_sae_ws *w, int B, int d, int m, int with_grads, struct rn_error *err);

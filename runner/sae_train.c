@@ -226,11 +226,11 @@ static void train_step(struct trainer *t, const int *idx, int rows, struct epoch
             t->last_fired[j] = t->samples;
     }
     rn_sae_ws_backward(s, w, rows, cfg->l1, cfg->l1_decoder_norm);
-    rn_sae_project_grad(s, &w->grad);
+    rn_sae_project_grad(s, w->grad);
     t->steps++;
     size_t dm = (size_t)d * m;
     float *p[4] = {s->w_enc, s->b_enc, s->w_dec, s->b_dec};
-    const float *g[4] = {w->grad.w_enc, w->grad.b_enc, w->grad.w_dec, w->grad.b_dec};
+    const float *g[4] = {w->grad->w_enc, w->grad->b_enc, w->grad->w_dec, w->grad->b_dec};
     size_t len[4] = {dm, (size_t)m, dm, (size_t)d};
     float *mm[4], *vv[4];
     for (int k = 0; k < 4; k++) {
