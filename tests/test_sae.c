@@ -505,6 +505,69 @@ Test(sae, topk_keeps_exactly_k_the_largest_ties_to_the_lowest_index)
     free(codes);
 }
 
+Test(sae, eval_metrics_match_a_direct_computation)
+{
+    enum { D = 6, M = 40, N = 1500 }; /* more than one block of eval's rows */
+    struct rn_sae s;
+    struct rn_error err = {{0}};
+    random_sae(&s, D, M, RN_SAE_RELU, 0, 131);
+    for (int j = 30; j < M; j++)
+        s.b_enc[j] = -100.0f; /* ten dead */
+    float *x = uniform((size_t)N * D, 0.0f, 2.0f, 132);
+    struct rn_sae_config cfg = rn_sae_config_default();
+    cfg.m = M;
+    cfg.l1 = 0.2f;
+    cfg.l1_decoder_norm = 1;
+    cfg.dense_threshold = 0.3f;
+    double wn[M], mean[D] = {0}, sum_err = 0, sum_l1 = 0, sum_nnz = 0, var = 0;
+    long fired[M] = {0};
+    for (int j = 0; j < M; j++) {
+        wn[j] = 0;
+        for (int i = 0; i < D; i++)
+            wn[j] += (double)s.w_dec[i * M + j] * s.w_dec[i * M + j];
+        wn[j] = sqrt(wn[j]);
+    }
+    for (int b = 0; b < N; b++)
+        for (int i = 0; i < D; i++)
+            mean[i] += x[b * D + i] / (double)N;
+    for (int b = 0; b < N; b++) {
+        double rc[M], rx[D];
+        reference_forward(&s, x + b * D, rc, rx);
+        for (int i = 0; i < D; i++) {
+            sum_err += (x[b * D + i] - rx[i]) * (x[b * D + i] - rx[i]);
+            var += (x[b * D + i] - mean[i]) * (x[b * D + i] - mean[i]);
+        }
+        for (int j = 0; j < M; j++) {
+            sum_l1 += wn[j] * rc[j];
+            sum_nnz += rc[j] > 0;
+            fired[j] += rc[j] > 0;
+        }
+    }
+    int dead = 0, dense = 0;
+    for (int j = 0; j < M; j++) {
+        dead += fired[j] == 0;
+        dense += fired[j] > 0.3 * N;
+    }
+    struct rn_sae_metrics mt;
+    float density[M];
+    cr_assert_eq(rn_sae_eval(&s, &cfg, x, N, &mt, density, &err), 0, "%s", err.msg);
+    double want_loss = (sum_err + 0.2 * sum_l1) / N;
+    cr_expect(fabs(mt.loss - want_loss) < 1e-5 * want_loss, "loss %.8g, want %.8g", mt.loss,
+              want_loss);
+    cr_expect(fabs(mt.mse - sum_err / (N * D)) < 1e-5 * mt.mse, "mse %.8g", mt.mse);
+    cr_expect(fabs(mt.fve - (1 - sum_err / var)) < 1e-5, "fve %.8g, want %.8g", mt.fve,
+              1 - sum_err / var);
+    cr_expect(fabs(mt.l0 - sum_nnz / N) < 1e-9, "l0 %g, want %g", mt.l0, sum_nnz / N);
+    cr_expect_eq(mt.dead_frac, (double)dead / M);
+    cr_expect(dead >= 10);
+    cr_expect_eq(mt.dense_frac, (double)dense / M);
+    cr_expect(dense > 0 && dense < M - 10, "the threshold should split the alive ones (%d)", dense);
+    for (int j = 0; j < M; j++)
+        cr_expect(fabs(density[j] - (double)fired[j] / N) < 1e-7, "density[%d]", j);
+    rn_sae_free(&s);
+    free(x);
+}
+
 /* ---- learning known directions ---------------------------------------------------------- */
 
 Test(sae, recovers_known_sparse_directions)
