@@ -1,6 +1,6 @@
 /* sae.h - sparse autoencoders on hidden states (Task 6): the arithmetic of
  * the sae analyses (analyses/sae*.c), on a (n, d) float matrix of
- * activations, on the CPU (OpenBLAS sgemm; sae.c, sae_train.c).
+ * activations, on the CPU (OpenBLAS sgemm; sae.c, sae_train.c, sae_stats.c).
  *
  *   x~    = x - mu                 (mu: the data mean when centre, else 0)
  *   relu: c = ReLU(W_e (x~ - b_d) + b_e)
