@@ -11,6 +11,7 @@ set xlabel 'epoch'
 set key bottom right font ',9'
 do for [q = 0:5] {
     if (q <= 1) { set logscale y } else { unset logscale y }
+    if (q >= 4) { set yrange [0:1.05] } else { set yrange [*:*] }
     set title word(labels, q + 1) font ',11'
     plot for [j = 0:m - 1] file using 1:(column(2 + 6 * j + q)) with lines lw 2 \
          lc rgb word(colours, j + 1) title value(sprintf('model%d', j))

@@ -37,6 +37,7 @@ enum {
     SAE_DEAD_WINDOW,
     SAE_RESAMPLE_EVERY,
     SAE_EVAL_SPLIT,
+    SAE_TABLES_SPLIT,
     SAE_THRESHOLD,
     SAE_TOP,
     SAE_SHOW,
@@ -77,6 +78,10 @@ static const struct rn_key sae_keys[] = {
                             "steps between resamplings of dead features; 0 = never"},
     [SAE_EVAL_SPLIT] = {"eval_split", RN_KIND_STRING, 0, 0, "val", 1, 0, NULL,
                         "split the spliced-in accuracy and cross-entropy are measured on"},
+    [SAE_TABLES_SPLIT] = {"tables_split", RN_KIND_STRING, 0, 0, "", 1, 0, NULL,
+                          "split (all of it) the feature tables, classes and top images are "
+                          "computed on; empty = split. On the training split colour and digit "
+                          "agree as often as data.bias says; the hard test split separates them"},
     [SAE_THRESHOLD] = {"threshold", RN_KIND_FLOAT, 0, 2.0, NULL, 1, 1e6, NULL,
                        "selective: max class mean / mean over classes above this"},
     [SAE_TOP] = {"top", RN_KIND_INT, 0, 8, NULL, 1, 64, NULL,
@@ -204,13 +209,14 @@ int rn_sae_activations(struct rn_run *run, const struct rn_spec_analysis *a, int
         int nd, dims[4];
         if (rn_results_get_attr_str(run->results, group, "source", &had, err))
             return -1;
-        int same = strcmp(had, want) == 0;
+        char had_copy[RN_PATH_MAX + 64];
+        snprintf(had_copy, sizeof had_copy, "%s", had);
         free(had);
-        if (!same)
+        if (strcmp(had_copy, want) != 0)
             return rn_analysis_errorf(err, a, models_key,
-                                      "model '%s': %s holds activations of another model or "
-                                      "count (%s); give this model another name",
-                                      mo->name, group, want);
+                                      "model '%s': %s holds the activations of '%s', this "
+                                      "analysis needs '%s'; give the model another name",
+                                      mo->name, group, had_copy, want);
         if (rn_results_read(run->results, path, RN_DTYPE_F32, (void **)h, &nd, dims, err))
             return -1;
         if (nd != 2 || dims[0] != (int)n || dims[1] != d) {
@@ -388,7 +394,7 @@ done:
 
 struct problem {
     const struct rn_spec_analysis *a;
-    struct rn_split *split, *eval;
+    struct rn_split *split, *eval, *tables;
     size_t n;
     int k, top;
 };
@@ -399,7 +405,7 @@ static int sae_model(struct rn_run *run, const struct problem *P, const struct r
     const struct rn_spec_analysis *a = P->a;
     struct rn_run *mr = mo->run;
     struct rn_graph *g = &mr->graph;
-    float *h = NULL, *he = NULL, *mean = NULL;
+    float *h = NULL, *he = NULL, *ht = NULL, *mean = NULL;
     int rc = -1;
     int node = rn_sae_node_check(g, a, SAE_NODE, mr->logits_node, err);
     if (node < 0)
@@ -428,13 +434,14 @@ static int sae_model(struct rn_run *run, const struct problem *P, const struct r
             mean[q] += h[i * d + q] / (float)P->n;
     if (rn_sae_splice(g, node, mr->logits_node, &o->sae, he, (size_t)P->eval->n, P->eval->labels,
                       mean, &o->splice, err) ||
-        describe(o, h, P->n, P->split, P->k, a->v.num[SAE_THRESHOLD], P->top,
-                 (int)a->v.num[SAE_SHOW], err))
+        describe(o, ht ? ht : h, ht ? (size_t)P->tables->n : P->n, P->tables, P->k,
+                 a->v.num[SAE_THRESHOLD], P->top, (int)a->v.num[SAE_SHOW], err))
         goto done;
     rc = 0;
 done:
     free(h);
     free(he);
+    free(ht);
     free(mean);
     return rc;
 }
@@ -547,6 +554,7 @@ static int write_attrs(struct rn_run *run, const char *group, const struct probl
         {"node", node},
         {"split", P->split->name},
         {"eval_split", P->eval->name},
+        {"tables_split", P->tables->name},
         {"activation", a->v.str[SAE_ACTIVATION]},
         {"bias_init", a->v.str[SAE_BIAS_INIT]},
         {"mode", "evaluation: dropout off, batchnorm running statistics"},
@@ -619,8 +627,12 @@ static int run_sae(struct rn_run *run, const struct rn_spec_analysis *a, struct 
     if (!(P.eval = rn_data_split(&run->data, en)) || P.eval->n == 0)
         return rn_analysis_errorf(err, a, SAE_EVAL_SPLIT, "eval_split: no split '%s' with images",
                                   en);
-    if (P.split->c != 3 || !P.split->colours || P.split->colours[0] == RN_NO_COLOUR)
-        return rn_analysis_errorf(err, a, SAE_SPLIT, "split '%s' has no colour labels", sn);
+    const char *tn = a->v.str[SAE_TABLES_SPLIT][0] ? a->v.str[SAE_TABLES_SPLIT] : sn;
+    if (!(P.tables = rn_data_split(&run->data, tn)) || P.tables->n == 0)
+        return rn_analysis_errorf(err, a, SAE_TABLES_SPLIT,
+                                  "tables_split: no split '%s' with images", tn);
+    if (P.tables->c != 3 || !P.tables->colours || P.tables->colours[0] == RN_NO_COLOUR)
+        return rn_analysis_errorf(err, a, SAE_TABLES_SPLIT, "split '%s' has no colour labels", tn);
     P.n = a->v.num[SAE_N] > 0 ? (size_t)a->v.num[SAE_N] : (size_t)P.split->n;
     if (P.n > (size_t)P.split->n)
         return rn_analysis_errorf(err, a, SAE_N, "n %zu: split '%s' has %d images", P.n, sn,
@@ -637,9 +649,9 @@ static int run_sae(struct rn_run *run, const struct rn_spec_analysis *a, struct 
         snprintf(node, sizeof node, "%s", models[m].run->graph.nodes[nd].layer.name);
         if (!run->opt.quiet)
             log_model(run, &P, models[m].name, &out[m]);
-        int top = (size_t)P.top < P.n ? P.top : (int)P.n;
+        int top = P.top < P.tables->n ? P.top : P.tables->n;
         if (write_model(run, group, models[m].name, &out[m], (int)a->v.num[SAE_EPOCHS], P.k,
-                        P.split, top, err) ||
+                        P.tables, top, err) ||
             rn_results_flush(run->results, err))
             goto done;
     }

@@ -44,8 +44,8 @@ int rn_sae_check_cut(const struct rn_graph *g, int node, int logits, struct rn_e
             int q = g->nodes[i].in[j];
             if (q != node && (q < 0 || !run[q]))
                 rc = rn_errorf(err,
-                               "node '%s' reads '%s', which comes before '%s': an SAE there "
-                               "would not replace everything the logits see",
+                               "node '%s' reads '%s', which is not computed from '%s': an SAE "
+                               "there would not replace everything the logits see",
                                g->nodes[i].layer.name, q < 0 ? "the input" : g->nodes[q].layer.name,
                                g->nodes[node].layer.name);
         }
