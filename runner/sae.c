@@ -4,7 +4,8 @@
  * geometric median, dead-feature resampling, fast kernels, tests) lands; a
  * merge of i12-core replaces this file whole. Not tuned and not tested on
  * its own: only Adam on the loss of sae.h with the decoder's columns
- * renormalised after each step (no median, no resampling). */
+ * renormalised after each step, centring (no median: the mean; no
+ * resampling). */
 #include "sae.h"
 #include "rng.h"
 #include <cblas.h>
@@ -180,7 +181,7 @@ int rn_sae_train(struct rn_sae *s, const struct rn_sae_config *cfg, const float 
     }
     for (size_t i = 0; i < n; i++)
         for (int q = 0; q < d; q++)
-            s->b_dec[q] += x[i * d + q] / n;
+            (cfg->centre ? s->mu : s->b_dec)[q] += x[i * d + q] / n;
     size_t P = (size_t)m * d * 2 + m + d;
     float *g = calloc(P, 4), *M1 = calloc(P, 4), *M2 = calloc(P, 4);
     int B = cfg->batch;
@@ -230,15 +231,8 @@ int rn_sae_train(struct rn_sae *s, const struct rn_sae_config *cfg, const float 
             for (int i = 0; i < b; i++)
                 for (int q = 0; q < d; q++)
                     gbd[q] += e[i * d + q];
-            float *t1 = calloc(d, 4);
-            for (int i = 0; i < b; i++)
-                for (int j = 0; j < m; j++)
-                    if (dc[i * m + j])
-                        for (int q = 0; q < d; q++)
-                            t1[q] += dc[i * m + j] * s->w_enc[j * d + q];
-            for (int q = 0; q < d; q++)
-                gbd[q] -= t1[q];
-            free(t1);
+            /* sum_i W_e^T dc_i = W_e^T (the column sums of dc, which are gbe) */
+            cblas_sgemv(CblasRowMajor, CblasTrans, m, d, -1, s->w_enc, d, gbe, 1, 1, gbd, 1);
             for (int j = 0; j < m; j++) {
                 double dot = 0;
                 for (int q = 0; q < d; q++)

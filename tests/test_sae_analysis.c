@@ -472,21 +472,50 @@ Test(sae_analysis, end_to_end_with_the_fixture_model)
     free(ra);
 }
 
-Test(sae_analysis, activations_of_another_count_under_one_name_are_refused)
+Test(sae_analysis, activations_are_stored_once_and_another_model_under_a_name_refused)
 {
-    char path[256], out[8192], run_dir[320], want[512];
+    char path[256], out[8192], run_dir[320], want[600];
+    /* 300, then 400 (computed again, replacing), then 200 (the first 200 of those) */
     put("run.yaml",
-        HEAD "  - {type: sae, features: 16, epochs: 1, n: 300}\n"
-             "  - {type: sae, name: more, features: 16, epochs: 1, n: 400}\n",
+        HEAD "  - {type: sae, features: 16, epochs: 1, n: 300, tables_split: val}\n"
+             "  - {type: sae, name: more, features: 16, epochs: 1, n: 400}\n"
+             "  - {type: sae, name: fewer, features: 16, epochs: 1, n: 200}\n",
         path, sizeof path);
     snprintf(run_dir, sizeof run_dir, "%s/run", dir);
     int rc = sh(out, sizeof out, "%s %s --out %s --quiet --threads 2 2>&1", RN_RUNNER_BIN, path,
                 run_dir);
+    cr_assert_eq(rc, 0, "%s", out);
+    char h5[400];
+    snprintf(h5, sizeof h5, "%s/run.h5", run_dir);
+    struct rn_results *r = NULL;
+    struct rn_error err = {0};
+    cr_assert_eq(rn_results_open(&r, h5, &err), 0, "%s", err.msg);
+    int nd, dims[4];
+    float *x = read_any(r, "/activations/x/features/train/x", RN_DTYPE_F32, &nd, dims);
+    cr_expect(nd == 2 && dims[0] == 400 && dims[1] == 8, "(%d, %d)", dims[0], dims[1]);
+    free(x);
+    x = read_any(r, "/activations/x/features/val/x", RN_DTYPE_F32, &nd, dims);
+    cr_expect(nd == 2 && dims[1] == 8);
+    free(x);
+    char *tables = NULL;
+    cr_assert_eq(rn_results_get_attr_str(r, "/analyses/sae", "tables_split", &tables, &err), 0);
+    cr_expect_str_eq(tables, "val");
+    free(tables);
+    rn_results_close(r);
+    /* the same name for the model of another run */
+    put("two.yaml",
+        HEAD "  - {type: sae, features: 16, epochs: 1, n: 100}\n"
+             "  - {type: sae, name: other, features: 16, epochs: 1, n: 100,\n"
+             "     models: \"x " RN_FIXTURES "/interp_ref.h5\"}\n",
+        path, sizeof path);
+    snprintf(run_dir, sizeof run_dir, "%s/two", dir);
+    rc = sh(out, sizeof out, "%s %s --out %s --quiet --threads 2 2>&1", RN_RUNNER_BIN, path,
+            run_dir);
     cr_expect_eq(rc, 1, "%s", out);
     snprintf(want, sizeof want,
-             "%s:7:5: error: analysis 'more' (sae): model 'x': /activations/x/features/train "
-             "holds the activations of 'self n=300', this analysis needs 'self n=400'; give the "
-             "model another name",
+             "%s:8:14: error: analysis 'other' (sae): model 'x': /activations/x/features/train "
+             "holds the activations of the model of 'self', this one comes from '" RN_FIXTURES
+             "/interp_ref.h5'; give it another name",
              path);
     cr_expect(strstr(out, want) != NULL, "%s", out);
 }

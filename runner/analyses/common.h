@@ -192,8 +192,9 @@ int rn_sae_node_check(const struct rn_graph *g, const struct rn_spec_analysis *a
 /* h (n, d, malloc'd): the activations of node of model mo (item mi of a's
  * models key) over the first n images of split s, read from
  * /activations/<model>/<node>/<split> of the run file when an analysis
- * stored them there, else computed (eval mode) and stored with the split's
- * digit and colour labels. */
+ * stored at least n there (the first n of them), else computed (eval mode)
+ * and stored, replacing fewer, with the split's digit and colour labels. A
+ * model of another source stored under the same name is an error. */
 int rn_sae_activations(struct rn_run *run, const struct rn_spec_analysis *a, int models_key,
                        const struct rn_model *mo, int mi, int node, const struct rn_split *s,
                        size_t n, float **h, struct rn_error *err);

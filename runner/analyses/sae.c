@@ -197,34 +197,36 @@ int rn_sae_activations(struct rn_run *run, const struct rn_spec_analysis *a, int
     struct rn_graph *g = &mo->run->graph;
     const struct rn_shape o = g->nodes[node].layer.out;
     const int d = o.c * o.h * o.w;
-    char group[512], path[640], source[RN_PATH_MAX], want[RN_PATH_MAX + 64];
+    char group[512], path[640], source[RN_PATH_MAX];
     snprintf(group, sizeof group, "/activations/%s/%s/%s", mo->name, g->nodes[node].layer.name,
              s->name);
     model_source(a, models_key, mi, source, sizeof source);
-    snprintf(want, sizeof want, "%s n=%zu", source, n);
     snprintf(path, sizeof path, "%s/x", group);
     *h = NULL;
     if (rn_results_exists(run->results, path)) {
-        char *had = NULL;
+        char *had = NULL, had_copy[RN_PATH_MAX];
         int nd, dims[4];
         if (rn_results_get_attr_str(run->results, group, "source", &had, err))
             return -1;
-        char had_copy[RN_PATH_MAX + 64];
         snprintf(had_copy, sizeof had_copy, "%s", had);
         free(had);
-        if (strcmp(had_copy, want) != 0)
+        if (strcmp(had_copy, source) != 0)
             return rn_analysis_errorf(err, a, models_key,
-                                      "model '%s': %s holds the activations of '%s', this "
-                                      "analysis needs '%s'; give the model another name",
-                                      mo->name, group, had_copy, want);
+                                      "model '%s': %s holds the activations of the model of "
+                                      "'%s', this one comes from '%s'; give it another name",
+                                      mo->name, group, had_copy, source);
         if (rn_results_read(run->results, path, RN_DTYPE_F32, (void **)h, &nd, dims, err))
             return -1;
-        if (nd != 2 || dims[0] != (int)n || dims[1] != d) {
+        if (nd != 2 || dims[1] != d) {
             free(*h);
             *h = NULL;
-            return rn_errorf(err, "%s: expected (%zu, %d), got another shape", path, n, d);
+            return rn_errorf(err, "%s: expected (n, %d), got another shape", path, d);
         }
-        return 0;
+        if ((size_t)dims[0] >= n) /* the first n are these n */
+            return 0;
+        /* fewer than asked for: computed again for n, and replaced */
+        free(*h);
+        *h = NULL;
     }
     if (!(*h = rn_malloc(sizeof(float) * n * (size_t)d, err)) ||
         rn_sae_extract(g, node, s->images, n, *h, err))
@@ -237,7 +239,7 @@ int rn_sae_activations(struct rn_run *run, const struct rn_spec_analysis *a, int
         goto fail;
     snprintf(path, sizeof path, "%s/colours", group);
     if (rn_results_write(run->results, path, RN_DTYPE_U8, s->colours, 1, &nn, err) ||
-        rn_results_set_attr_str(run->results, group, "source", want, err) ||
+        rn_results_set_attr_str(run->results, group, "source", source, err) ||
         rn_results_set_attr_str(run->results, group, "mode", "evaluation", err))
         goto fail;
     return 0;
@@ -420,7 +422,10 @@ static int sae_model(struct rn_run *run, const struct problem *P, const struct r
         return rn_analysis_errorf(err, a, SAE_K, "k %d: expected fewer than the %d features", cfg.k,
                                   cfg.m);
     if (rn_sae_activations(run, a, SAE_MODELS, mo, mi, node, P->split, P->n, &h, err) ||
-        rn_sae_activations(run, a, SAE_MODELS, mo, mi, node, P->eval, (size_t)P->eval->n, &he, err))
+        rn_sae_activations(run, a, SAE_MODELS, mo, mi, node, P->eval, (size_t)P->eval->n, &he,
+                           err) ||
+        (P->tables != P->split && rn_sae_activations(run, a, SAE_MODELS, mo, mi, node, P->tables,
+                                                     (size_t)P->tables->n, &ht, err)))
         goto done;
     if (!(o->epochs = rn_calloc((size_t)cfg.epochs, sizeof *o->epochs, err)) ||
         !(o->density = rn_malloc(sizeof(float) * (size_t)cfg.m, err)) ||
@@ -603,9 +608,9 @@ static void log_model(struct rn_run *run, const struct problem *P, const char *n
             "(fvu %.3g), L0 %.1f, dead %.3f, dense %.3f; alive %d\n",
             P->a->name, name, o->sae.d, o->sae.m, P->split->name, P->n, x->loss, x->mse, x->fve,
             1 - x->fve, x->l0, x->dead_frac, x->dense_frac, o->sae.m - o->counts[RN_SAE_DEAD]);
-    fprintf(f, "sae %s: %s: classes colour %d, digit %d, both %d, mixed %d, dead %d\n", P->a->name,
-            name, o->counts[RN_SAE_COLOUR], o->counts[RN_SAE_DIGIT], o->counts[RN_SAE_BOTH],
-            o->counts[RN_SAE_MIXED], o->counts[RN_SAE_DEAD]);
+    fprintf(f, "sae %s: %s: classes (on %s) colour %d, digit %d, both %d, mixed %d, dead %d\n",
+            P->a->name, name, P->tables->name, o->counts[RN_SAE_COLOUR], o->counts[RN_SAE_DIGIT],
+            o->counts[RN_SAE_BOTH], o->counts[RN_SAE_MIXED], o->counts[RN_SAE_DEAD]);
     fprintf(f,
             "sae %s: %s: on %s: accuracy clean %.4f, SAE %.4f, zero %.4f, mean %.4f; CE clean "
             "%.4f, SAE %.4f, zero %.4f, mean %.4f; loss recovered %.4f (zero), %.4f (mean)\n",
