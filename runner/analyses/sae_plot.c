@@ -403,13 +403,19 @@ int rn_sae_plot(struct rn_plotter *p, const char *group, const char *name, char 
          *split = rn_plot_attr_or(p, group, "split", "?"),
          *act = rn_plot_attr_or(p, group, "activation", "relu"),
          *l1 = rn_plot_attr_or(p, group, "l1", "?"), *k = rn_plot_attr_or(p, group, "k", "?"),
-         *feat = rn_plot_attr_or(p, group, "features", "?");
+         *feat = rn_plot_attr_or(p, group, "features", "?"),
+         *tables = rn_plot_attr_or(p, group, "tables_split", "");
     if (strcmp(act, "topk") == 0)
         snprintf(title, sizeof title, "%s · SAE on %s (%s), %s features, TopK k=%s", name, node,
                  split, feat, k);
     else
         snprintf(title, sizeof title, "%s · SAE on %s (%s), %s features, ReLU, L1 %s", name, node,
                  split, feat, l1);
+    if (tables[0] && strcmp(tables, split) != 0) {
+        size_t len = strlen(title);
+        snprintf(title + len, sizeof title - len, " · tables on %s", tables);
+    }
+    free(tables);
     free(node);
     free(split);
     free(act);
@@ -509,7 +515,8 @@ static int iv_bulk(struct rn_plotter *p, const char *group, const char *fig, con
             mean += rnd[t] / rd[0];
         for (int t = 0; t < rd[0]; t++)
             ss += (rnd[t] - mean) * (rnd[t] - mean);
-        fprintf(f, "\"%s\" %.6f %.6f %.6f %.6f %.6f %d\n", N->v[m], acc[0], acc[1], bulk[0], mean,
+        fprintf(f, "\"%s: %d colour, %d random\" %.6f %.6f %.6f %.6f %.6f %d\n", N->v[m], cnt[1],
+                cnt[1] < cnt[2] ? cnt[1] : cnt[2], acc[0], acc[1], bulk[0], mean,
                 rd[0] > 1 ? sqrt(ss / (rd[0] - 1)) : 0, cnt[1]);
         ok = 0;
     model_done:
