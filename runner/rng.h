@@ -27,6 +27,7 @@ enum rn_stream {
     RN_STREAM_DROPOUT = 6,    /* dropout masks (item = step) */
     RN_STREAM_AUGMENT = 7,    /* augmentations (item = step) */
     RN_STREAM_ANALYSIS = 8,   /* analyses */
+    RN_STREAM_SAE = 9,        /* sparse autoencoders (sae.h: init, resampling, shuffles) */
 };
 
 /* Seeds a generator for (seed, stream, item). Distinct triples give
