@@ -306,13 +306,13 @@ static int plot_heatmaps(struct rn_plotter *p, const char *group, const char *fi
     free(defs.s);
     defs = (struct rn_sbuf){0};
     char *thr = rn_plot_attr_or(p, group, "threshold", "2");
-    snprintf(cap, sizeof cap, "%s · features per class (selective: max class mean / mean > %s)",
+    snprintf(cap, sizeof cap, "%s\nfeatures per class (selective: max class mean / mean > %s)",
              title, thr);
     free(thr);
     rn_sbuf_def_str(&defs, "file", dpath);
     rn_sbuf_def_str(&defs, "title", cap);
     def_models(&defs, N);
-    rc = rn_plot_draw(p, "sae_classes.gp", cfig, 800, 480, &defs, err);
+    rc = rn_plot_draw(p, "sae_classes.gp", cfig, 900, 520, &defs, err);
 done:
     free(defs.s);
     return rc;
@@ -605,16 +605,16 @@ int rn_sae_intervene_plot(struct rn_plotter *p, const char *group, const char *n
          *to = rn_plot_attr_or(p, group, "swap_to", "?");
     rn_plot_safe_name(sname, sizeof sname, name);
     snprintf(title, sizeof title,
-             "%s · SAE of %s · %s inputs on %s: %s feature ablated, swapped for the %s one", name,
+             "%s · SAE of %s\n%s inputs on %s: %s feature ablated, swapped for the %s one", name,
              sae, split, colour, colour, to);
     snprintf(fig, sizeof fig, "%s_probs", sname);
     int rc = iv_probs(p, group, fig, title, &N, err);
     snprintf(title, sizeof title,
-             "%s · SAE of %s · accuracy on %s: colour features ablated vs as many random others",
+             "%s · SAE of %s\naccuracy on %s: colour features ablated vs as many random others",
              name, sae, split);
     snprintf(fig, sizeof fig, "%s_bulk", sname);
     rc = rc ? rc : iv_bulk(p, group, fig, title, &N, err);
-    snprintf(title, sizeof title, "%s · SAE of %s · %s inputs on %s: the %s feature scaled", name,
+    snprintf(title, sizeof title, "%s · SAE of %s\n%s inputs on %s: the %s feature scaled", name,
              sae, split, colour, colour);
     snprintf(fig, sizeof fig, "%s_sweep", sname);
     rc = rc ? rc : iv_sweep(p, group, fig, title, &N, err);
