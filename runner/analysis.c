@@ -10,16 +10,17 @@
 
 extern const struct rn_analysis_type rn_analysis_samples, rn_analysis_probe,
     rn_analysis_colour_stats, rn_analysis_filters, rn_analysis_activations, rn_analysis_gradcam,
-    rn_analysis_saliency, rn_analysis_attention_mass, rn_analysis_attack;
+    rn_analysis_saliency, rn_analysis_attention_mass, rn_analysis_attack, rn_analysis_sae,
+    rn_analysis_sae_intervene;
 
 const struct rn_analysis_type *const rn_analysis_types[] = {
-    &rn_analysis_samples,     &rn_analysis_probe,    &rn_analysis_colour_stats,
-    &rn_analysis_filters,     &rn_analysis_activations, &rn_analysis_gradcam,
-    &rn_analysis_saliency,    &rn_analysis_attention_mass, &rn_analysis_attack,
+    &rn_analysis_samples,  &rn_analysis_probe,          &rn_analysis_colour_stats,
+    &rn_analysis_filters,  &rn_analysis_activations,    &rn_analysis_gradcam,
+    &rn_analysis_saliency, &rn_analysis_attention_mass, &rn_analysis_attack,
+    &rn_analysis_sae,      &rn_analysis_sae_intervene,
 };
-const int rn_n_analysis_types =
-    (int)(sizeof rn_analysis_types / sizeof rn_analysis_types[0]);
-_Static_assert(sizeof rn_analysis_types / sizeof rn_analysis_types[0] == 9,
+const int rn_n_analysis_types = (int)(sizeof rn_analysis_types / sizeof rn_analysis_types[0]);
+_Static_assert(sizeof rn_analysis_types / sizeof rn_analysis_types[0] == 11,
                "update the README's analysis list and regenerate docs/spec.md when adding an "
                "analysis type");
 

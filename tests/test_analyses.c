@@ -100,7 +100,7 @@ static void expect_error(const char *head, const char *analyses, const char *wan
 
 Test(registry, every_type_is_whole_and_found_by_name)
 {
-    cr_assert_eq(rn_n_analysis_types, 9);
+    cr_assert_eq(rn_n_analysis_types, 11);
     for (int i = 0; i < rn_n_analysis_types; i++) {
         const struct rn_analysis_type *t = rn_analysis_types[i];
         cr_expect(t->name && t->doc && t->run && t->plot, "type %d is incomplete", i);

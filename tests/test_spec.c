@@ -564,7 +564,7 @@ Test(spec, error_unknown_analysis_type_and_duplicate_names)
              "%1$s/x.yaml:5:25: error: analysis 'more' (probe): name 'more' is already used by "
              "the analysis at line 4\n"
              "%1$s/x.yaml:6:12: error: analysis #5: unknown type 'prob' (did you mean 'probe'?); "
-             "valid types: samples, probe, colour_stats, filters, activations, gradcam, saliency, attention_mass, attack\n");
+             "valid types: samples, probe, colour_stats, filters, activations, gradcam, saliency, attention_mass, attack, sae, sae_intervene\n");
 }
 
 Test(spec, error_duplicate_layer_name)

@@ -9,6 +9,8 @@
  *   interp.c  the arithmetic: Grad-CAM, saliency maps (interp.h)
  *   gradcam.c also the Grad-CAM keys attention_mass shares (method, class)
  *   attack_plot.c  the figures of the attack analysis (attack.c)
+ *   sae_ops.c the arithmetic of the sae analyses (sae_ops.h); sae_plot.c
+ *             their figures
  *
  * Keys are read through the constants of each type's schema: an analysis
  * helper that reads a key takes its index (e.g. GRADCAM_NODE).
@@ -175,8 +177,32 @@ int rn_models_split_names(char *s, char **out, int max);
 /* ---- the attack's figures (attack_plot.c) ------------------------------------ */
 
 /* The figures of an attack group (rn_analysis_type.plot of attack.c). */
-int rn_attack_plot(struct rn_plotter *p, const char *group, const char *name,
-                   char *const *datasets, int n_datasets, struct rn_error *err);
+int rn_attack_plot(struct rn_plotter *p, const char *group, const char *name, char *const *datasets,
+                   int n_datasets, struct rn_error *err);
+
+/* ---- the sae analyses (sae.c, sae_plot.c, sae_intervene.c) ------------------- */
+
+/* The node an sae analysis' key `key` names in g, or the last
+ * global_avg_pool node when it is empty; -1 reported. */
+int rn_sae_node(const struct rn_graph *g, const struct rn_spec_analysis *a, int key,
+                struct rn_error *err);
+/* rn_sae_node, and the node is a cut before logits (sae_ops.h). */
+int rn_sae_node_check(const struct rn_graph *g, const struct rn_spec_analysis *a, int key,
+                      int logits, struct rn_error *err);
+/* h (n, d, malloc'd): the activations of node of model mo (item mi of a's
+ * models key) over the first n images of split s, read from
+ * /activations/<model>/<node>/<split> of the run file when an analysis
+ * stored at least n there (the first n of them), else computed (eval mode)
+ * and stored, replacing fewer, with the split's digit and colour labels. A
+ * model of another source stored under the same name is an error. */
+int rn_sae_activations(struct rn_run *run, const struct rn_spec_analysis *a, int models_key,
+                       const struct rn_model *mo, int mi, int node, const struct rn_split *s,
+                       size_t n, float **h, struct rn_error *err);
+/* The figures of an sae group, and of an sae_intervene group. */
+int rn_sae_plot(struct rn_plotter *p, const char *group, const char *name, char *const *datasets,
+                int n_datasets, struct rn_error *err);
+int rn_sae_intervene_plot(struct rn_plotter *p, const char *group, const char *name,
+                          char *const *datasets, int n_datasets, struct rn_error *err);
 
 /* ---- Grad-CAM keys (gradcam.c) --------------------------------------------- */
 
