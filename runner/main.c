@@ -1,11 +1,17 @@
 /* main.c - the runner's command line. The only place that exits. */
+#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
 
 #include "cli.h"
 #include "compare.h"
 #include "plot.h"
+#include "report.h"
 #include "rn_git.h"
 #include "spec.h"
 
@@ -24,6 +30,7 @@ static const char usage[] =
     "                    [--retry-failed] [--fail-fast] [--slurm-opt OPT]... [--wait]\n"
     "       runner cell SWEEP_DIR INDEX [--threads T]\n"
     "       runner table SWEEP_OR_RESULTS_DIR [--metric M]... [--md] [--csv] [--plot] [--out DIR]\n"
+    "       runner report REPORT.yaml [--out DIR] [--run-missing] [--no-vector] [--threads N]\n"
     "       runner --help | --version | --help-spec\n"
     "\n"
     "Runs a declarative experiment: trains (or loads) the model of the spec, evaluates it,\n"
@@ -45,6 +52,8 @@ static const char usage[] =
     "  --bar M          (compare) a metric for the bars at equal epochs (default: val/accuracy,\n"
     "                   test/accuracy); =CAPTION after M titles its panel or bar\n"
     "  --control RUN    (compare) the run drawn dark grey and dashed (a RUN_DIR or its label)\n"
+    "  --run-missing    (report) run the experiments of the runs that do not exist first\n"
+    "  --no-vector      (report) link only the PNGs (default: PDF and SVG too, drawn if missing)\n"
     "  --summary        (validate) also print the model as a table: node, type, output shape,\n"
     "                   parameters, forward MFLOP per image; `runner summary` is the same\n"
     "\n"
@@ -323,6 +332,107 @@ static int cmd_run(int argc, char **argv)
     return rc;
 }
 
+/* Runs `runner exp --device device [--threads n] [--quiet]` as a child (this
+ * executable) and waits; *status gets its wait status. 1 when it cannot run. */
+static int spawn_runner(const char *exp, const char *device, int threads, int quiet, int *status)
+{
+    char self[RN_PATH_MAX], nthreads[32];
+    ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (len <= 0)
+        return fail("cannot find the runner's own executable (/proc/self/exe)");
+    self[len] = '\0';
+    snprintf(nthreads, sizeof nthreads, "%d", threads);
+    char *args[10] = {self, (char *)exp, "--device", (char *)device};
+    int na = 4;
+    if (threads > 0) {
+        args[na++] = "--threads";
+        args[na++] = nthreads;
+    }
+    if (quiet)
+        args[na++] = "--quiet";
+    args[na] = NULL;
+    pid_t pid;
+    fflush(stderr);
+    if (posix_spawn(&pid, self, NULL, NULL, args, environ) != 0 || waitpid(pid, status, 0) != pid) {
+        fprintf(stderr, "runner: cannot run %s %s\n", self, exp);
+        return 1;
+    }
+    return 0;
+}
+
+/* runner report REPORT.yaml [--out DIR] [--run-missing] [--no-vector]
+ * [--threads N] [--device D] [--quiet] */
+static int cmd_report(int argc, char **argv)
+{
+    const char *file = NULL, *out = "results/report", *device = "auto";
+    int run_missing = 0, vector = 1, threads = 0, quiet = 0;
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i];
+        int takes = !strcmp(a, "--out") || !strcmp(a, "--threads") || !strcmp(a, "--device");
+        if (takes && i + 1 >= argc)
+            return usage_error("report: %s needs a value", a);
+        if (!strcmp(a, "--out"))
+            out = argv[++i];
+        else if (!strcmp(a, "--threads"))
+            threads = atoi(argv[++i]);
+        else if (!strcmp(a, "--device"))
+            device = argv[++i];
+        else if (!strcmp(a, "--run-missing"))
+            run_missing = 1;
+        else if (!strcmp(a, "--no-vector"))
+            vector = 0;
+        else if (!strcmp(a, "--quiet"))
+            quiet = 1;
+        else if (a[0] == '-' || file)
+            return usage_error("report: unexpected argument '%s'", a);
+        else
+            file = a;
+    }
+    if (!file)
+        return usage_error("%s", "report needs a REPORT.yaml");
+    struct rn_report rep;
+    struct rn_error err;
+    int n_errors = 0;
+    if (rn_report_load(&rep, file, stderr, &n_errors, &err)) {
+        if (n_errors > 1)
+            fprintf(stderr, "%d errors\n", n_errors);
+        rn_report_free(&rep);
+        return 1;
+    }
+    const char **runs = NULL;
+    int n = 0, rc = 0;
+    if (rn_report_runs(&rep, &runs, &n, &err)) {
+        rn_report_free(&rep);
+        return fail(err.msg);
+    }
+    for (int i = 0; run_missing && i < n && !rc; i++) {
+        char dir[RN_PATH_MAX], exp[RN_PATH_MAX], h5[RN_PATH_MAX + 16];
+        rn_report_locate(&rep, runs[i], dir, sizeof dir, exp, sizeof exp);
+        snprintf(h5, sizeof h5, "%s/run.h5", dir);
+        if (access(h5, R_OK) == 0 || !exp[0])
+            continue;
+        if (!quiet)
+            fprintf(stderr, "report: %s does not exist: running %s\n", dir, exp);
+        int status = 0;
+        if (spawn_runner(exp, device, threads, quiet, &status))
+            rc = 1;
+        else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+            fprintf(stderr, "report: %s failed; the report lists its run as it stands\n", exp);
+    }
+    free(runs);
+    struct rn_report_options opt = {.vector = vector, .log = quiet ? NULL : stderr};
+    struct rn_report_summary sum;
+    if (!rc && rn_report_build(&rep, out, &opt, &sum, &err))
+        rc = fail(err.msg);
+    if (!rc)
+        printf("%s/index.html: %d figures (%d missing), %d tables, %d runs (%d missing, "
+               "%d flagged); the runs took %.1f min in all\n",
+               out, sum.figures, sum.figures_missing, sum.tables, sum.runs, sum.runs_missing,
+               sum.runs_flagged, sum.run_seconds / 60);
+    rn_report_free(&rep);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -355,5 +465,7 @@ int main(int argc, char **argv)
         return cmd_plot(argc, argv);
     if (strcmp(argv[1], "compare") == 0)
         return cmd_compare(argc, argv);
+    if (strcmp(argv[1], "report") == 0)
+        return cmd_report(argc, argv);
     return cmd_run(argc, argv);
 }
