@@ -1,4 +1,4 @@
-/* report_internal.h - what report.c (gathering) and report_html.c (the
+/* report_internal.h - what report_data.c (gathering) and report_html.c (the
  * page) share; not for other modules. */
 #ifndef RN_REPORT_INTERNAL_H
 #define RN_REPORT_INTERNAL_H

@@ -1,4 +1,4 @@
-/* report.c - what a report shows, gathered from the runs (report.h): each
+/* report_data.c - what a report shows, gathered from the runs (report.h): each
  * run's state, the tables' numbers and the figures' files. report_html.c
  * writes the page from it. */
 #define _GNU_SOURCE /* strptime, tm_gmtoff */
