@@ -88,6 +88,36 @@ static void resolve_load(struct rn_spec *sp, int quiet)
     }
 }
 
+/* Runs `runner exp --device device [--threads n] [--quiet]` as a child (this
+ * executable) and waits; *status gets its wait status. 1 when it cannot run. */
+int rn_cli_spawn_runner(const char *exp, const char *device, int threads, int quiet, int *status)
+{
+    char self[RN_PATH_MAX], nthreads[32];
+    ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (len <= 0) {
+        fprintf(stderr, "runner: cannot find the runner's own executable (/proc/self/exe)\n");
+        return 1;
+    }
+    self[len] = '\0';
+    snprintf(nthreads, sizeof nthreads, "%d", threads);
+    char *args[10] = {self, (char *)exp, "--device", (char *)device};
+    int na = 4;
+    if (threads > 0) {
+        args[na++] = "--threads";
+        args[na++] = nthreads;
+    }
+    if (quiet)
+        args[na++] = "--quiet";
+    args[na] = NULL;
+    pid_t pid;
+    fflush(stderr);
+    if (posix_spawn(&pid, self, NULL, NULL, args, environ) != 0 || waitpid(pid, status, 0) != pid) {
+        fprintf(stderr, "runner: cannot run %s %s\n", self, exp);
+        return 1;
+    }
+    return 0;
+}
+
 /* models[].if_missing: EXPERIMENT.yaml — runs the experiment that makes a
  * model another run's analysis compares, before this run, when its run does
  * not exist yet: the runner itself, as a child, with this run's threads,
@@ -127,32 +157,9 @@ static int make_missing_models(const struct rn_spec *sp, int quiet)
                         "%s: model '%s' of analysis '%s': %s does not exist: running %s "
                         "first (if_missing)\n",
                         sp->name, name, a->name, path, exp);
-            char self[RN_PATH_MAX], threads[32];
-            ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
-            if (len <= 0) {
-                fprintf(stderr,
-                        "runner: cannot find the runner's own executable (/proc/self/exe)\n");
-                return 1;
-            }
-            self[len] = '\0';
-            snprintf(threads, sizeof threads, "%d", sp->threads);
-            char *args[10] = {self, exp, "--device", (char *)sp->device};
-            int na = 4;
-            if (sp->threads > 0) {
-                args[na++] = "--threads";
-                args[na++] = threads;
-            }
-            if (quiet)
-                args[na++] = "--quiet";
-            args[na] = NULL;
-            pid_t pid;
             int status = 0;
-            fflush(stderr);
-            if (posix_spawn(&pid, self, NULL, NULL, args, environ) != 0 ||
-                waitpid(pid, &status, 0) != pid) {
-                fprintf(stderr, "runner: cannot run %s %s\n", self, exp);
+            if (rn_cli_spawn_runner(exp, sp->device, sp->threads, quiet, &status))
                 return 1;
-            }
             if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
                 fprintf(stderr, "runner: %s (making model '%s' of analysis '%s') failed\n", exp,
                         name, a->name);

@@ -1,12 +1,9 @@
 /* main.c - the runner's command line. The only place that exits. */
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
-
-extern char **environ;
 
 #include "cli.h"
 #include "compare.h"
@@ -332,34 +329,6 @@ static int cmd_run(int argc, char **argv)
     return rc;
 }
 
-/* Runs `runner exp --device device [--threads n] [--quiet]` as a child (this
- * executable) and waits; *status gets its wait status. 1 when it cannot run. */
-static int spawn_runner(const char *exp, const char *device, int threads, int quiet, int *status)
-{
-    char self[RN_PATH_MAX], nthreads[32];
-    ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (len <= 0)
-        return fail("cannot find the runner's own executable (/proc/self/exe)");
-    self[len] = '\0';
-    snprintf(nthreads, sizeof nthreads, "%d", threads);
-    char *args[10] = {self, (char *)exp, "--device", (char *)device};
-    int na = 4;
-    if (threads > 0) {
-        args[na++] = "--threads";
-        args[na++] = nthreads;
-    }
-    if (quiet)
-        args[na++] = "--quiet";
-    args[na] = NULL;
-    pid_t pid;
-    fflush(stderr);
-    if (posix_spawn(&pid, self, NULL, NULL, args, environ) != 0 || waitpid(pid, status, 0) != pid) {
-        fprintf(stderr, "runner: cannot run %s %s\n", self, exp);
-        return 1;
-    }
-    return 0;
-}
-
 /* runner report REPORT.yaml [--out DIR] [--run-missing] [--no-vector]
  * [--threads N] [--device D] [--quiet] */
 static int cmd_report(int argc, char **argv)
@@ -414,7 +383,7 @@ static int cmd_report(int argc, char **argv)
         if (!quiet)
             fprintf(stderr, "report: %s does not exist: running %s\n", dir, exp);
         int status = 0;
-        if (spawn_runner(exp, device, threads, quiet, &status))
+        if (rn_cli_spawn_runner(exp, device, threads, quiet, &status))
             rc = 1;
         else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
             fprintf(stderr, "report: %s failed; the report lists its run as it stands\n", exp);

@@ -69,3 +69,12 @@ int rn_analysis_splits(struct rn_run *run, const char *which, struct rn_split **
                          which);
     return n;
 }
+
+int rn_analysis_put(struct rn_run *run, const char *group, const char *name, enum rn_dtype t,
+                    const void *v, int nd, int d0, int d1, struct rn_error *err)
+{
+    char path[640];
+    int dims[2] = {d0, d1};
+    snprintf(path, sizeof path, "%s/%s", group, name);
+    return rn_results_write(run->results, path, t, v, nd, nd ? dims : NULL, err);
+}

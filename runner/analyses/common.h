@@ -87,6 +87,11 @@ int rn_analysis_need_graph(const struct rn_spec_analysis *a, int has_graph, stru
 int rn_analysis_node(const struct rn_graph *g, const struct rn_spec_analysis *a, int key,
                      struct rn_error *err);
 
+/* Writes v as <group>/<name> in the run's file: a scalar (nd 0), (d0) or
+ * (d0, d1). */
+int rn_analysis_put(struct rn_run *run, const char *group, const char *name, enum rn_dtype t,
+                    const void *v, int nd, int d0, int d1, struct rn_error *err);
+
 /* The splits with images a `split` key selects: one name, or every one for
  * "all". Returns their count (>= 1) or -1. */
 int rn_analysis_splits(struct rn_run *run, const char *which, struct rn_split **out,

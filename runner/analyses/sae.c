@@ -453,20 +453,11 @@ done:
 
 /* ---- writing ------------------------------------------------------------------ */
 
-static int put(struct rn_run *run, const char *group, const char *name, enum rn_dtype t,
-               const void *v, int nd, int d0, int d1, struct rn_error *err)
-{
-    char path[640];
-    int dims[2] = {d0, d1};
-    snprintf(path, sizeof path, "%s/%s", group, name);
-    return rn_results_write(run->results, path, t, v, nd, nd ? dims : NULL, err);
-}
-
 static int put_scalar(struct rn_run *run, const char *group, const char *name, double v,
                       struct rn_error *err)
 {
     float f = (float)v;
-    return put(run, group, name, RN_DTYPE_F32, &f, 0, 0, 0, err);
+    return rn_analysis_put(run, group, name, RN_DTYPE_F32, &f, 0, 0, 0, err);
 }
 
 static int write_model(struct rn_run *run, const char *group, const char *name,
@@ -488,7 +479,7 @@ static int write_model(struct rn_run *run, const char *group, const char *name,
                 x->loss, x->mse, x->fve, x->l0, x->dead_frac, x->dense_frac, (double)x->resampled};
             col[e] = (float)v[q];
         }
-        if (put(run, sub, metric[q], RN_DTYPE_F32, col, 1, epochs, 0, err)) {
+        if (rn_analysis_put(run, sub, metric[q], RN_DTYPE_F32, col, 1, epochs, 0, err)) {
             free(col);
             return -1;
         }
@@ -522,24 +513,28 @@ static int write_model(struct rn_run *run, const char *group, const char *name,
     int idims[4] = {nt * top, s->c, s->h, s->w};
     char path[640];
     snprintf(path, sizeof path, "%s/top/images", g);
-    if (put(run, g, "weights/w_enc", RN_DTYPE_F32, o->sae.w_enc, 2, m, d, err) ||
-        put(run, g, "weights/b_enc", RN_DTYPE_F32, o->sae.b_enc, 1, m, 0, err) ||
-        put(run, g, "weights/w_dec", RN_DTYPE_F32, o->sae.w_dec, 2, d, m, err) ||
-        put(run, g, "weights/b_dec", RN_DTYPE_F32, o->sae.b_dec, 1, d, 0, err) ||
-        put(run, g, "weights/mu", RN_DTYPE_F32, o->sae.mu, 1, d, 0, err) ||
-        put(run, g, "density", RN_DTYPE_F32, o->density, 1, m, 0, err) ||
-        put(run, g, "features/digit_means", RN_DTYPE_F32, o->digit, 2, m, k, err) ||
-        put(run, g, "features/colour_means", RN_DTYPE_F32, o->colour, 2, m, k, err) ||
-        put(run, g, "features/colour_firing_means", RN_DTYPE_F32, o->firing, 2, m, k, err) ||
-        put(run, g, "features/selectivity_digit", RN_DTYPE_F32, o->sel_digit, 1, m, 0, err) ||
-        put(run, g, "features/selectivity_colour", RN_DTYPE_F32, o->sel_colour, 1, m, 0, err) ||
-        put(run, g, "features/class", RN_DTYPE_I32, o->cls, 1, m, 0, err) ||
-        put(run, g, "features/order", RN_DTYPE_I32, o->order, 1, m, 0, err) ||
-        put(run, g, "features/counts", RN_DTYPE_I32, o->counts, 1, RN_SAE_N_CLASSES, 0, err) ||
+    if (rn_analysis_put(run, g, "weights/w_enc", RN_DTYPE_F32, o->sae.w_enc, 2, m, d, err) ||
+        rn_analysis_put(run, g, "weights/b_enc", RN_DTYPE_F32, o->sae.b_enc, 1, m, 0, err) ||
+        rn_analysis_put(run, g, "weights/w_dec", RN_DTYPE_F32, o->sae.w_dec, 2, d, m, err) ||
+        rn_analysis_put(run, g, "weights/b_dec", RN_DTYPE_F32, o->sae.b_dec, 1, d, 0, err) ||
+        rn_analysis_put(run, g, "weights/mu", RN_DTYPE_F32, o->sae.mu, 1, d, 0, err) ||
+        rn_analysis_put(run, g, "density", RN_DTYPE_F32, o->density, 1, m, 0, err) ||
+        rn_analysis_put(run, g, "features/digit_means", RN_DTYPE_F32, o->digit, 2, m, k, err) ||
+        rn_analysis_put(run, g, "features/colour_means", RN_DTYPE_F32, o->colour, 2, m, k, err) ||
+        rn_analysis_put(run, g, "features/colour_firing_means", RN_DTYPE_F32, o->firing, 2, m, k,
+                        err) ||
+        rn_analysis_put(run, g, "features/selectivity_digit", RN_DTYPE_F32, o->sel_digit, 1, m, 0,
+                        err) ||
+        rn_analysis_put(run, g, "features/selectivity_colour", RN_DTYPE_F32, o->sel_colour, 1, m, 0,
+                        err) ||
+        rn_analysis_put(run, g, "features/class", RN_DTYPE_I32, o->cls, 1, m, 0, err) ||
+        rn_analysis_put(run, g, "features/order", RN_DTYPE_I32, o->order, 1, m, 0, err) ||
+        rn_analysis_put(run, g, "features/counts", RN_DTYPE_I32, o->counts, 1, RN_SAE_N_CLASSES, 0,
+                        err) ||
         (nt > 0 &&
-         (put(run, g, "top/features", RN_DTYPE_I32, o->top_features, 1, nt, 0, err) ||
-          put(run, g, "top/index", RN_DTYPE_I32, o->top_index, 2, nt, top, err) ||
-          put(run, g, "top/value", RN_DTYPE_F32, o->top_value, 2, nt, top, err) ||
+         (rn_analysis_put(run, g, "top/features", RN_DTYPE_I32, o->top_features, 1, nt, 0, err) ||
+          rn_analysis_put(run, g, "top/index", RN_DTYPE_I32, o->top_index, 2, nt, top, err) ||
+          rn_analysis_put(run, g, "top/value", RN_DTYPE_F32, o->top_value, 2, nt, top, err) ||
           rn_results_write(run->results, path, RN_DTYPE_U8, o->top_images, 4, idims, err))))
         return -1;
     char cls[128];

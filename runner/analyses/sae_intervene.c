@@ -440,15 +440,6 @@ done:
 
 /* ---- writing ------------------------------------------------------------------ */
 
-static int put(struct rn_run *run, const char *group, const char *name, enum rn_dtype t,
-               const void *v, int nd, int d0, int d1, struct rn_error *err)
-{
-    char path[640];
-    int dims[2] = {d0, d1};
-    snprintf(path, sizeof path, "%s/%s", group, name);
-    return rn_results_write(run->results, path, t, v, nd, nd ? dims : NULL, err);
-}
-
 static int write_model(struct rn_run *run, const char *top, const char *name,
                        const struct problem *P, const struct outcome *o, struct rn_error *err)
 {
@@ -462,22 +453,24 @@ static int write_model(struct rn_run *run, const char *top, const char *name,
         share[2 * t] = o->share[t][0];
         share[2 * t + 1] = o->share[t][1];
     }
-    return put(run, g, "features", RN_DTYPE_I32, o->chosen, 1, 2, 0, err) ||
-           put(run, g, "selective", RN_DTYPE_I32, o->selective, 1, 2, 0, err) ||
-           put(run, g, "strength", RN_DTYPE_F32, &o->strength, 0, 0, 0, err) ||
-           put(run, g, "counts", RN_DTYPE_I32, counts, 1, 3, 0, err) ||
-           put(run, g, "subset_probs", RN_DTYPE_F32, probs, 2, 3, k, err) ||
-           put(run, g, "subset_share", RN_DTYPE_F32, share, 2, 3, 2, err) ||
-           put(run, g, "accuracy", RN_DTYPE_F32, o->acc, 1, 4, 0, err) ||
-           put(run, g, "cross_entropy", RN_DTYPE_F32, o->ce, 1, 4, 0, err) ||
-           put(run, g, "bulk/accuracy", RN_DTYPE_F32, o->bulk_acc, 1, 2, 0, err) ||
-           put(run, g, "bulk/cross_entropy", RN_DTYPE_F32, o->bulk_ce, 1, 2, 0, err) ||
-           put(run, g, "bulk/random_accuracy", RN_DTYPE_F32, o->rand_acc, 1, P->draws, 0, err) ||
-           put(run, g, "bulk/random_cross_entropy", RN_DTYPE_F32, o->rand_ce, 1, P->draws, 0,
-               err) ||
-           put(run, g, "sweep/scales", RN_DTYPE_F32, o->scales, 1, P->steps, 0, err) ||
-           put(run, g, "sweep/probs", RN_DTYPE_F32, o->sweep, 2, P->steps, k, err) ||
-           put(run, g, "sweep/probs_first", RN_DTYPE_F32, o->sweep_first, 2, P->steps, k, err);
+    return rn_analysis_put(run, g, "features", RN_DTYPE_I32, o->chosen, 1, 2, 0, err) ||
+           rn_analysis_put(run, g, "selective", RN_DTYPE_I32, o->selective, 1, 2, 0, err) ||
+           rn_analysis_put(run, g, "strength", RN_DTYPE_F32, &o->strength, 0, 0, 0, err) ||
+           rn_analysis_put(run, g, "counts", RN_DTYPE_I32, counts, 1, 3, 0, err) ||
+           rn_analysis_put(run, g, "subset_probs", RN_DTYPE_F32, probs, 2, 3, k, err) ||
+           rn_analysis_put(run, g, "subset_share", RN_DTYPE_F32, share, 2, 3, 2, err) ||
+           rn_analysis_put(run, g, "accuracy", RN_DTYPE_F32, o->acc, 1, 4, 0, err) ||
+           rn_analysis_put(run, g, "cross_entropy", RN_DTYPE_F32, o->ce, 1, 4, 0, err) ||
+           rn_analysis_put(run, g, "bulk/accuracy", RN_DTYPE_F32, o->bulk_acc, 1, 2, 0, err) ||
+           rn_analysis_put(run, g, "bulk/cross_entropy", RN_DTYPE_F32, o->bulk_ce, 1, 2, 0, err) ||
+           rn_analysis_put(run, g, "bulk/random_accuracy", RN_DTYPE_F32, o->rand_acc, 1, P->draws,
+                           0, err) ||
+           rn_analysis_put(run, g, "bulk/random_cross_entropy", RN_DTYPE_F32, o->rand_ce, 1,
+                           P->draws, 0, err) ||
+           rn_analysis_put(run, g, "sweep/scales", RN_DTYPE_F32, o->scales, 1, P->steps, 0, err) ||
+           rn_analysis_put(run, g, "sweep/probs", RN_DTYPE_F32, o->sweep, 2, P->steps, k, err) ||
+           rn_analysis_put(run, g, "sweep/probs_first", RN_DTYPE_F32, o->sweep_first, 2, P->steps,
+                           k, err);
 }
 
 static double spread(const float *v, int n)
