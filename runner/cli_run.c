@@ -187,7 +187,18 @@ static int check_resume(const struct rn_spec *sp, const char *dir, int force)
         fprintf(stderr, "runner: %s\n", err.msg);
         return 1;
     }
-    int n = rn_spec_diff(yaml, sp->resolved ? sp->resolved : "", diff, sizeof diff, &err);
+    /* the recorded spec resolved again by this code, so that keys added
+     * since (with their defaults) do not count as changes */
+    struct rn_spec *rec = calloc(1, sizeof *rec);
+    char name[RN_PATH_MAX + 16];
+    snprintf(name, sizeof name, "%s/run.h5:/config", dir);
+    int n = -1;
+    if (!rec)
+        rn_errorf(&err, "out of memory");
+    else if (rn_spec_load_text(rec, yaml, name, NULL, NULL, NULL, NULL, &err) == 0)
+        n = rn_spec_diff(rec->resolved, sp->resolved ? sp->resolved : "", diff, sizeof diff, &err);
+    rn_spec_free(rec);
+    free(rec);
     free(yaml);
     char who[256];
     if (n < 0) {
@@ -250,6 +261,13 @@ int rn_cli_run_spec(struct rn_spec *sp, const struct rn_cli_run_options *o, char
                                  .log = stderr,
                                  .check = rn_analyses_check,
                                  .resume = c.resume != NULL};
+    /* first: a signal from now on stops the run cleanly (a background job
+     * of a script would otherwise ignore SIGINT until here) */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
     if (check_device(sp, c.quiet, &opt)) {
         return 1;
     }
@@ -257,11 +275,6 @@ int rn_cli_run_spec(struct rn_spec *sp, const struct rn_cli_run_options *o, char
     if ((rc = make_missing_models(sp, c.quiet)) != 0)
         return rc;
     int threads = set_threads(sp);
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
 
     struct rn_run run;
     if (!c.quiet)
