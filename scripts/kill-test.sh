@@ -38,6 +38,9 @@ t0=$(date +%s%N)
 ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 echo "straight run: ${ms} ms; $n kills at random moments in [0, ${ms}) ms"
 
+# job control: a background job of a script would otherwise start with SIGINT ignored, and a
+# SIGINT sent while the runner is still loading (before it installs its handler) would be lost
+set -m
 signals=(INT TERM KILL)
 fail=0; same=0; opened=0; killed9=0; recovered=0; finished=0
 for i in $(seq 1 "$n"); do
@@ -49,7 +52,7 @@ for i in $(seq 1 "$n"); do
   pid=$!
   sleep "$(printf '%d.%03d' $((delay / 1000)) $((delay % 1000)))"
   kill -s "$sig" "$pid" 2>/dev/null || true
-  rc=0; wait "$pid" || rc=$?
+  rc=0; wait "$pid" 2>/dev/null || rc=$?
   note=""
   case "$sig:$rc" in
     INT:130|TERM:143|KILL:137|*:0) ;;

@@ -207,6 +207,8 @@ Test(resume, crashed_after_step_k_resumes_from_the_last_checkpoint, .timeout = 3
         cr_assert_eq(run_part(sp, dir, 0, ks[i], 1, msg, sizeof msg), -1);
         cr_assert(strstr(msg, "without a checkpoint"), "%s", msg);
         expect_status(dir, "running");
+        /* stale: the process that wrote "running" holds no lock any more */
+        cr_assert_eq(rn_run_lock_held(dir, NULL, 0), 0);
         cr_assert_eq(run_part(sp, dir, 1, 0, 0, NULL, 0), 0);
         snprintf(what, sizeof what, "crashed after step %llu", (unsigned long long)ks[i]);
         expect_same(straight, dir, what);
