@@ -282,8 +282,9 @@ Test(resume, sigterm_then_runner_resume, .timeout = 300)
     /* long enough to be caught mid-run: many epochs, then compared on a fresh straight run */
     int rc = sh(out, sizeof out,
                 "cd %s && (%s %s %s threads=1 train.epochs=400 --quiet --out %s/b 2>&1 & "
-                "pid=$!; sleep 2; kill -TERM $pid; wait $pid; echo exit $?)",
-                RN_SOURCE_DIR, RN_RUNNER_BIN, SPEC, DATA, tmp);
+                "pid=$!; for i in $(seq 600); do [ -e %s/b/run.h5 ] && break; sleep 0.05; done; "
+                "sleep 0.5; kill -TERM $pid; wait $pid; echo exit $?)",
+                RN_SOURCE_DIR, RN_RUNNER_BIN, SPEC, DATA, tmp, tmp);
     cr_assert_eq(rc, 0, "%s", out);
     cr_assert(strstr(out, "exit 143"), "%s", out);
     char b[300];
@@ -303,9 +304,10 @@ Test(resume, a_live_run_locks_its_folder, .timeout = 120)
     char out[4096];
     int rc = sh(out, sizeof out,
                 "cd %s && (%s %s %s threads=1 train.epochs=400 --quiet --out %s/a 2>/dev/null & "
-                "pid=$!; sleep 1.5; %s %s %s threads=1 --quiet --out %s/a 2>&1; "
+                "pid=$!; for i in $(seq 600); do [ -e %s/a/run.h5 ] && break; sleep 0.05; done; "
+                "%s %s %s threads=1 --quiet --out %s/a 2>&1; "
                 "%s resume %s/a 2>&1; kill -INT $pid; wait $pid; echo exit $?)",
-                RN_SOURCE_DIR, RN_RUNNER_BIN, SPEC, DATA, tmp, RN_RUNNER_BIN, SPEC, DATA, tmp,
+                RN_SOURCE_DIR, RN_RUNNER_BIN, SPEC, DATA, tmp, tmp, RN_RUNNER_BIN, SPEC, DATA, tmp,
                 RN_RUNNER_BIN, tmp);
     cr_assert_eq(rc, 0, "%s", out);
     cr_assert(strstr(out, "is being written by another runner (pid "), "%s", out);
