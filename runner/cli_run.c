@@ -179,6 +179,47 @@ static int make_missing_models(const struct rn_spec *sp, int quiet)
 /* A resume of dir with spec sp: refused when sp is not the spec the run
  * recorded (unless force); 0 to go on, 2 when the run completed already,
  * else 1 (said). */
+/* The data files the run recorded (/config data_files) against what they
+ * are now: 1 with what (one line) naming the first that changed, else 0
+ * (also for a run recorded before data_files existed). */
+static int data_changed(const struct rn_spec *sp, const char *dir, char *what, size_t size)
+{
+    char path[RN_PATH_MAX + 16], now[4096];
+    snprintf(path, sizeof path, "%s/run.h5", dir);
+    struct rn_results *r;
+    struct rn_error e;
+    char *then = NULL;
+    if (rn_results_open(&r, path, &e))
+        return 0;
+    int got = rn_results_get_attr_str(r, "/config", "data_files", &then, &e) == 0;
+    rn_results_close(r);
+    if (!got)
+        return 0;
+    rn_data_fingerprint(&sp->data, now, sizeof now);
+    int changed = 0;
+    for (char *line = then, *eol; !changed && *line; line = eol + 1) {
+        if (!(eol = strchr(line, '\n')))
+            break;
+        *eol = 0;
+        char *sp_ = strstr(line, " size ");
+        size_t plen = sp_ ? (size_t)(sp_ - line) : strlen(line);
+        const char *cur = now;
+        while (cur && *cur && !(strncmp(cur, line, plen) == 0 && cur[plen] == ' '))
+            cur = (cur = strchr(cur, '\n')) ? cur + 1 : NULL;
+        size_t clen = cur && *cur ? strcspn(cur, "\n") : 0;
+        if (!clen) {
+            snprintf(what, size, "%.*s is gone (it had%s)", (int)plen, line, line + plen);
+            changed = 1;
+        } else if (strlen(line) != clen || strncmp(cur, line, clen) != 0) {
+            snprintf(what, size, "%.*s changed since the run started (it had%s; now%.*s)",
+                     (int)plen, line, line + plen, (int)(clen - plen), cur + plen);
+            changed = 1;
+        }
+    }
+    free(then);
+    return changed;
+}
+
 static int check_resume(const struct rn_spec *sp, const char *dir, int force)
 {
     struct rn_error err;
@@ -200,7 +241,17 @@ static int check_resume(const struct rn_spec *sp, const char *dir, int force)
     rn_spec_free(rec);
     free(rec);
     free(yaml);
-    char who[256];
+    char who[256], what[1024];
+    if (n >= 0 && data_changed(sp, dir, what, sizeof what)) {
+        if (!force) {
+            fprintf(stderr,
+                    "runner: resume: data file %s; the resumed run would not continue "
+                    "the same one: restore the file, or use --force\n",
+                    what);
+            return 1;
+        }
+        fprintf(stderr, "runner: resume: data file %s; resuming anyway (--force)\n", what);
+    }
     if (n < 0) {
         fprintf(stderr, "runner: resume: %s\n", err.msg);
         return 1;
@@ -339,8 +390,12 @@ int rn_cli_run_spec(struct rn_spec *sp, const struct rn_cli_run_options *o, char
     if (rc != 1 && dir[0]) {
         int n = 0;
         if (rn_plot_run(dir, c.format ? c.format : "png", &n, &err)) {
-            fprintf(stderr, "runner: figures: %s\n", err.msg);
-            rc = rc ? rc : 1;
+            /* the results are whole and the run's status says so: the figures
+             * are drawn from run.h5 alone, any time later */
+            fprintf(stderr,
+                    "runner: figures: %s\nrunner: the run itself is %s (%s/run.h5); draw its "
+                    "figures later with `runner plot %s`\n",
+                    err.msg, status, dir, dir);
         } else if (!c.quiet) {
             fprintf(stderr, "results: %s/run.h5\nfigures: %s/plots/ (%d)\n", dir, dir, n);
         }

@@ -20,18 +20,19 @@
 #include <zlib.h>
 
 const struct rn_palette rn_palette_study = {
-    .rgb = {
-        {255, 0, 0},   /* 0 red */
-        {0, 255, 0},   /* 1 green */
-        {0, 0, 255},   /* 2 blue */
-        {255, 255, 0}, /* 3 yellow */
-        {0, 255, 255}, /* 4 cyan */
-        {255, 0, 255}, /* 5 magenta */
-        {255, 128, 0}, /* 6 orange */
-        {0, 0, 0},     /* 7 black */
-        {128, 0, 255}, /* 8 purple */
-        {139, 69, 19}, /* 9 brown */
-    },
+    .rgb =
+        {
+            {255, 0, 0},   /* 0 red */
+            {0, 255, 0},   /* 1 green */
+            {0, 0, 255},   /* 2 blue */
+            {255, 255, 0}, /* 3 yellow */
+            {0, 255, 255}, /* 4 cyan */
+            {255, 0, 255}, /* 5 magenta */
+            {255, 128, 0}, /* 6 orange */
+            {0, 0, 0},     /* 7 black */
+            {128, 0, 255}, /* 8 purple */
+            {139, 69, 19}, /* 9 brown */
+        },
     .names = {"red", "green", "blue", "yellow", "cyan", "magenta", "orange", "black", "purple",
               "brown"},
 };
@@ -41,15 +42,26 @@ const struct rn_palette rn_palette_study = {
 
 /* ---- IDX reader ---------------------------------------------------------- */
 
-/* A file read either directly or through zlib; the choice is made from the
- * first two bytes, since a name ending in .gz proves nothing. */
+/* A file read either directly or through zlib, or a buffer in memory; the
+ * choice between raw and gzip is made from the first two bytes, since a name
+ * ending in .gz proves nothing. size: the raw bytes there are (file or
+ * buffer), or -1 for gzip (not known before it is read). */
 struct idx_source {
     FILE *f;
     gzFile gz;
+    const uint8_t *mem;
+    size_t mem_len, mem_pos;
+    long long size;
 };
 
 static size_t source_read(struct idx_source *s, uint8_t *buf, size_t n)
 {
+    if (s->mem) {
+        size_t k = s->mem_len - s->mem_pos < n ? s->mem_len - s->mem_pos : n;
+        memcpy(buf, s->mem + s->mem_pos, k);
+        s->mem_pos += k;
+        return k;
+    }
     if (s->f)
         return fread(buf, 1, n, s->f);
     size_t got = 0;
@@ -76,8 +88,7 @@ static void source_close(struct idx_source *s)
 
 static int source_open(struct idx_source *s, const char *path, struct rn_error *err)
 {
-    s->f = NULL;
-    s->gz = NULL;
+    memset(s, 0, sizeof *s);
     FILE *f = fopen(path, "rb");
     if (!f)
         return rn_errorf(err, "%s: cannot open: %s", path, strerror(errno));
@@ -86,11 +97,14 @@ static int source_open(struct idx_source *s, const char *path, struct rn_error *
     if (got == 2 && head[0] == 0x1f && head[1] == 0x8b) {
         fclose(f);
         s->gz = gzopen(path, "rb");
+        s->size = -1;
         if (!s->gz)
             return rn_errorf(err, "%s: cannot open: %s", path,
                              errno ? strerror(errno) : "zlib could not open it");
         return 0;
     }
+    struct stat st;
+    s->size = fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode) ? (long long)st.st_size : -1;
     rewind(f);
     s->f = f;
     return 0;
@@ -109,61 +123,74 @@ void rn_idx_free(struct rn_idx *idx)
     idx->data = NULL;
 }
 
-int rn_idx_read(const char *path, struct rn_idx *out, struct rn_error *err)
+/* Reads the header; checks the dimensions against RN_IDX_MAX_DIM and, when the
+ * size is known, the data they announce against it. *total: data bytes. */
+static int idx_header(struct idx_source *s, const char *path, struct rn_idx *out, size_t *total,
+                      struct rn_error *err)
 {
-    memset(out, 0, sizeof *out);
-    struct idx_source s;
-    if (source_open(&s, path, err))
-        return -1;
-
     uint8_t header[16];
-    size_t got = source_read(&s, header, 4);
+    size_t got = source_read(s, header, 4);
     uint32_t magic = 0;
     for (size_t i = 0; i < got; i++)
         magic |= (uint32_t)header[i] << (24 - 8 * i);
-    if (got < 4 || (magic != IDX_MAGIC_LABELS && magic != IDX_MAGIC_IMAGES)) {
-        source_close(&s);
+    if (got < 4 || (magic != IDX_MAGIC_LABELS && magic != IDX_MAGIC_IMAGES))
         return rn_errorf(err,
                          "%s: not an IDX file (magic 0x%08x; expected 0x00000803 for images or "
                          "0x00000801 for labels)",
                          path, magic);
-    }
     int ndim = (int)(magic & 0xff);
     size_t dims_bytes = 4 * (size_t)ndim;
-    got = source_read(&s, header + 4, dims_bytes);
-    if (got < dims_bytes) {
-        source_close(&s);
+    got = source_read(s, header + 4, dims_bytes);
+    if (got < dims_bytes)
         return rn_errorf(err, "%s: truncated: IDX header ends after %zu of %zu bytes", path,
                          4 + got, 4 + dims_bytes);
-    }
-    size_t total = 1;
+    *total = 1;
     for (int d = 0; d < ndim; d++) {
         uint32_t v = be32(header + 4 + 4 * d);
-        if (v > INT_MAX) {
-            source_close(&s);
-            return rn_errorf(err, "%s: dimension %d is %u, larger than this reader allows", path,
-                             d, v);
-        }
+        /* the item count may be anything the file holds; an image side is small */
+        uint32_t max = d == 0 ? INT_MAX : RN_IDX_MAX_SIDE;
+        if (v > max)
+            return rn_errorf(err, "%s: dimension %d is %u; this reader allows at most %u", path, d,
+                             v, max);
         out->dims[d] = (int)v;
-        if (v && total > SIZE_MAX / v) {
-            source_close(&s);
+        if (v && *total > SIZE_MAX / v)
             return rn_errorf(err, "%s: dimensions overflow the address space", path);
-        }
-        total *= v;
+        *total *= v;
     }
     out->ndim = ndim;
+    if (s->size >= 0) {
+        size_t have = (size_t)s->size - 4 - dims_bytes;
+        if (have < *total)
+            return rn_errorf(err, "%s: truncated: %zu of %zu data bytes present", path, have,
+                             *total);
+        if (have > *total)
+            return rn_errorf(err,
+                             "%s: %zu bytes follow the %zu data bytes its header announces "
+                             "(a wrong or damaged file)",
+                             path, have - *total, *total);
+    }
+    return 0;
+}
 
+static int idx_read(struct idx_source *s, const char *path, struct rn_idx *out,
+                    struct rn_error *err)
+{
+    size_t total;
+    if (idx_header(s, path, out, &total, err)) {
+        source_close(s);
+        return -1;
+    }
     /* Grow the buffer as data arrives instead of trusting the header's size:
-     * a corrupt header should give "truncated", not a giant allocation. */
+     * a corrupt gzip header should give "truncated", not a giant allocation. */
     size_t cap = total < ((size_t)1 << 20) ? total : ((size_t)1 << 20);
-    uint8_t *data = rn_malloc(cap, err);
+    uint8_t *data = rn_malloc(cap ? cap : 1, err);
     if (!data) {
-        source_close(&s);
+        source_close(s);
         return -1;
     }
     size_t have = 0;
     for (;;) {
-        size_t r = source_read(&s, data + have, cap - have);
+        size_t r = source_read(s, data + have, cap - have);
         have += r;
         if (have < cap || cap == total)
             break;
@@ -171,19 +198,37 @@ int rn_idx_read(const char *path, struct rn_idx *out, struct rn_error *err)
         uint8_t *nd = realloc(data, ncap);
         if (!nd) {
             free(data);
-            source_close(&s);
+            source_close(s);
             return rn_errorf(err, "%s: out of memory growing the buffer to %zu bytes", path, ncap);
         }
         data = nd;
         cap = ncap;
     }
-    source_close(&s);
+    source_close(s);
     if (have < total) {
         free(data);
         return rn_errorf(err, "%s: truncated: %zu of %zu data bytes present", path, have, total);
     }
     out->data = data;
     return 0;
+}
+
+int rn_idx_read(const char *path, struct rn_idx *out, struct rn_error *err)
+{
+    memset(out, 0, sizeof *out);
+    struct idx_source s;
+    if (source_open(&s, path, err))
+        return -1;
+    return idx_read(&s, path, out, err);
+}
+
+int rn_idx_read_mem(const void *buf, size_t len, const char *name, struct rn_idx *out,
+                    struct rn_error *err)
+{
+    memset(out, 0, sizeof *out);
+    static const uint8_t empty[1];
+    struct idx_source s = {.mem = len ? buf : empty, .mem_len = len, .size = (long long)len};
+    return idx_read(&s, name, out, err);
 }
 
 /* ---- colouriser ---------------------------------------------------------- */
@@ -291,6 +336,27 @@ static int find_idx(const char *dir, const char *name, char *path, size_t size,
                      "%s/%s: not found (nor .gz); run scripts/fetch-mnist.sh or set data.dir to "
                      "the folder holding the MNIST IDX files",
                      dir, name);
+}
+
+void rn_data_fingerprint(const struct rn_data_config *cfg, char *out, size_t cap)
+{
+    static const char *const names[] = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                                        "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"};
+    size_t len = 0;
+    out[0] = 0;
+    for (int i = 0; i < 4; i++) {
+        char path[600];
+        struct stat st;
+        if (find_idx(cfg->dir, names[i], path, sizeof path, NULL) || stat(path, &st) != 0)
+            continue;
+        int k = snprintf(out + len, cap - len, "%s size %lld mtime %lld\n", path,
+                         (long long)st.st_size, (long long)st.st_mtime);
+        if (k < 0 || (size_t)k >= cap - len) { /* cut at a whole line */
+            out[len] = 0;
+            return;
+        }
+        len += (size_t)k;
+    }
 }
 
 /* Reads one images/labels pair and checks it is self-consistent. */
@@ -420,8 +486,7 @@ struct dev_source {
 };
 
 static int source_up(const struct rn_backend *be, const struct rn_idx *images,
-                     const struct rn_idx *labels, int n, struct dev_source *d,
-                     struct rn_error *err)
+                     const struct rn_idx *labels, int n, struct dev_source *d, struct rn_error *err)
 {
     size_t bytes = (size_t)n * images->dims[1] * images->dims[2];
     return be->alloc(&d->grey, bytes, err) || be->upload(d->grey, images->data, bytes, err) ||
@@ -502,8 +567,8 @@ int rn_data_load_on(const struct rn_data_config *cfg, struct rn_data *out, int d
         return -1;
 
     struct rn_idx tr_img, tr_lab, te_img, te_lab;
-    if (load_pair(cfg->dir, "train-images-idx3-ubyte", "train-labels-idx1-ubyte", &tr_img,
-                  &tr_lab, err))
+    if (load_pair(cfg->dir, "train-images-idx3-ubyte", "train-labels-idx1-ubyte", &tr_img, &tr_lab,
+                  err))
         return -1;
     if (load_pair(cfg->dir, "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", &te_img, &te_lab,
                   err)) {

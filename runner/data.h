@@ -40,26 +40,26 @@ enum rn_test_rule {
 };
 
 struct rn_data_config {
-    char source[32];        /* "mnist" | "fashion_mnist" */
-    char dir[512];          /* folder holding the four IDX files, raw or .gz */
+    char source[32]; /* "mnist" | "fashion_mnist" */
+    char dir[512];   /* folder holding the four IDX files, raw or .gz */
     enum rn_colouring colouring;
     float noise_lo, noise_hi; /* texture range; 1,1 = flat */
-    int threshold;          /* foreground: intensity > threshold */
+    int threshold;            /* foreground: intensity > threshold */
     struct rn_palette palette;
-    double bias;            /* P(label's colour) in the easy set */
+    double bias; /* P(label's colour) in the easy set */
     enum rn_test_rule test_rule;
-    double val_fraction;    /* share of the easy set held out as val */
-    int train_limit;        /* use the first k MNIST train images (0 = all) */
-    int test_limit;         /* use the first k MNIST test images (0 = all) */
+    double val_fraction; /* share of the easy set held out as val */
+    int train_limit;     /* use the first k MNIST train images (0 = all) */
+    int test_limit;      /* use the first k MNIST test images (0 = all) */
     uint64_t seed;
 };
 
 struct rn_split {
-    char name[16];     /* "train", "val", "test" */
+    char name[16]; /* "train", "val", "test" */
     int n, c, h, w;
-    uint8_t *images;   /* (n, c, h, w), owned */
-    uint8_t *labels;   /* (n) digit / class, owned */
-    uint8_t *colours;  /* (n) palette index the generator drew; RN_NO_COLOUR if uncoloured */
+    uint8_t *images;  /* (n, c, h, w), owned */
+    uint8_t *labels;  /* (n) digit / class, owned */
+    uint8_t *colours; /* (n) palette index the generator drew; RN_NO_COLOUR if uncoloured */
 };
 
 struct rn_data {
@@ -71,13 +71,22 @@ struct rn_data {
 /* One IDX file (magic 0x00000801 labels or 0x00000803 images), raw or gzip
  * (detected from the first two bytes, not the name). */
 struct rn_idx {
-    int ndim;        /* 1 labels, 3 images */
-    int dims[3];     /* (n) or (n, rows, cols) */
-    uint8_t *data;   /* owned */
+    int ndim;      /* 1 labels, 3 images */
+    int dims[3];   /* (n) or (n, rows, cols) */
+    uint8_t *data; /* owned */
 };
 /* Errors: missing file, wrong magic, truncated data ("file ends after N of M
  * bytes"), each naming the path. */
+/* Limits: an image side (rows, cols) at most RN_IDX_MAX_SIDE, the count at
+ * most INT_MAX, and a raw file's size exactly 4 + 4 ndim + the product of the
+ * dimensions (checked before anything is allocated: "truncated: N of M data
+ * bytes present", or "N bytes follow the M data bytes its header announces");
+ * a gzip file is read as it comes and refused when it ends early. */
+#define RN_IDX_MAX_SIDE 4096
 int rn_idx_read(const char *path, struct rn_idx *out, struct rn_error *err);
+/* The same from len bytes in memory (raw IDX only), name standing for the path. */
+int rn_idx_read_mem(const void *buf, size_t len, const char *name, struct rn_idx *out,
+                    struct rn_error *err);
 void rn_idx_free(struct rn_idx *idx);
 
 /* Loads the source named by cfg (finding "<dir>/train-images-idx3-ubyte" or
@@ -86,6 +95,11 @@ void rn_idx_free(struct rn_idx *idx);
  * Uncoloured: splits train/val/test of 1-channel images. */
 int rn_data_load(const struct rn_data_config *cfg, struct rn_data *out, struct rn_error *err);
 void rn_data_free(struct rn_data *d);
+/* One line "PATH size BYTES mtime SECONDS" for each IDX file cfg names that
+ * exists: run.h5 records it (/config data_files) and a resume compares it,
+ * so a data file changed or truncated between runs is noticed. Lines that
+ * do not fit cap are left out. */
+void rn_data_fingerprint(const struct rn_data_config *cfg, char *out, size_t cap);
 /* NULL if there is no such split. */
 struct rn_split *rn_data_split(struct rn_data *d, const char *name);
 

@@ -93,3 +93,13 @@ const char *rn_nearest(const char *word, const char *const *candidates, int n)
     }
     return best;
 }
+
+int rn_fault(const char *site)
+{
+    static long calls;
+    const char *spec = getenv("RN_FAULT_INJECT");
+    size_t len = strlen(site);
+    if (!spec || strncmp(spec, site, len) != 0 || spec[len] != ':')
+        return 0;
+    return ++calls >= atol(spec + len + 1);
+}

@@ -19,8 +19,7 @@ struct rn_error {
 
 /* Formats msg into err (err may be NULL) and returns -1, so callers can write
  * `return rn_errorf(err, "...", ...);`. */
-int rn_errorf(struct rn_error *err, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+int rn_errorf(struct rn_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Prepends "prefix: " to the message already in err; returns -1. */
 int rn_error_prefix(struct rn_error *err, const char *fmt, ...)
@@ -30,6 +29,13 @@ int rn_error_prefix(struct rn_error *err, const char *fmt, ...)
 void *rn_malloc(size_t size, struct rn_error *err);
 void *rn_calloc(size_t n, size_t size, struct rn_error *err);
 char *rn_strdup(const char *s, struct rn_error *err);
+
+/* Fault injection, for tests: with RN_FAULT_INJECT="site:N" in the
+ * environment, the Nth call of rn_fault(site) in this process (1-based) and
+ * every later one return 1 (a full disk stays full); otherwise 0. Cheap when
+ * the variable is unset. Sites: "h5write" (every HDF5 dataset or attribute
+ * write and flush of results.h, so run.h5 and checkpoint.h5). */
+int rn_fault(const char *site);
 
 /* Edit distance helper for did-you-mean: returns the candidate closest to
  * word (distance <= max(2, strlen/3)) or NULL. */

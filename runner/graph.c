@@ -55,9 +55,9 @@ static struct rn_shape node_shape(const struct rn_graph *g, int idx)
 
 /* Appends one node: builds its layer on the given inputs and allocates its
  * activations. file/line/col locate the spec entry it came from. */
-static int add_node(struct rn_graph *g, int cap, const struct rn_layer_type *type,
-                    const char *name, const struct rn_values *v, const int *in, int n_in,
-                    const char *file, int line, int col, struct rn_error *err)
+static int add_node(struct rn_graph *g, int cap, const struct rn_layer_type *type, const char *name,
+                    const struct rn_values *v, const int *in, int n_in, const char *file, int line,
+                    int col, struct rn_error *err)
 {
     if (g->n_nodes >= cap)
         return rn_errorf(err, "%s:%d:%d: error: model has more than %d nodes", file, line, col,
@@ -88,6 +88,24 @@ static int add_node(struct rn_graph *g, int cap, const struct rn_layer_type *typ
     if (l->out.c < 1 || l->out.h < 1 || l->out.w < 1)
         return rn_errorf(err, "%s:%d:%d: error: layer '%s' (%s): output shape (%d,%d,%d) is empty",
                          file, line, col, name, type->name, l->out.c, l->out.h, l->out.w);
+    for (int i = 0; i < l->n_params; i++)
+        g->param_bytes +=
+            (double)(rn_tensor_numel(&l->params[i].value) + rn_tensor_numel(&l->params[i].grad)) *
+            sizeof(float);
+    g->act_bytes += 2.0 * g->max_n * l->out.c * l->out.h * l->out.w * sizeof(float);
+    double limit = rn_mem_limit();
+    if (g->param_bytes + g->act_bytes > limit) {
+        char b[4][32];
+        return rn_errorf(err,
+                         "%s:%d:%d: error: layer '%s' (%s): the model needs at least %s for a "
+                         "batch of %d (parameters and gradients %s, activations %s up to here), "
+                         "more than the %s of memory this machine has; make the batch or the "
+                         "model smaller",
+                         file, line, col, name, type->name,
+                         rn_mem_str(g->param_bytes + g->act_bytes, b[0]), g->max_n,
+                         rn_mem_str(g->param_bytes, b[1]), rn_mem_str(g->act_bytes, b[2]),
+                         rn_mem_str(limit, b[3]));
+    }
     if (rn_tensor_init(&node->y, g->max_n, l->out.c, l->out.h, l->out.w, err) ||
         rn_tensor_init(&node->dy, g->max_n, l->out.c, l->out.h, l->out.w, err))
         return -1;
@@ -111,11 +129,11 @@ static int expand_basic_block(struct rn_graph *g, int cap, const struct rn_spec_
     const char *f = s->file;
     int ln = s->line, cl = s->col;
 
-#define NODE(type_, suffix_, inputs_, n_in_)                                                  \
-    do {                                                                                      \
-        snprintf(nm, sizeof nm, "%s.%s", name, suffix_);                                      \
-        if (add_node(g, cap, &type_, nm, &v, inputs_, n_in_, f, ln, cl, err))                 \
-            return -1;                                                                        \
+#define NODE(type_, suffix_, inputs_, n_in_)                                                       \
+    do {                                                                                           \
+        snprintf(nm, sizeof nm, "%s.%s", name, suffix_);                                           \
+        if (add_node(g, cap, &type_, nm, &v, inputs_, n_in_, f, ln, cl, err))                      \
+            return -1;                                                                             \
     } while (0)
 
     values_defaults(&v, &rn_layer_conv2d);
@@ -164,8 +182,8 @@ static int expand_basic_block(struct rn_graph *g, int cap, const struct rn_spec_
     return add_node(g, cap, &rn_layer_relu, name, &v, &prev, 1, f, ln, cl, err);
 }
 
-int rn_graph_build(struct rn_graph *g, const struct rn_spec_model *m, struct rn_shape in,
-                   int max_n, struct rn_error *err)
+int rn_graph_build(struct rn_graph *g, const struct rn_spec_model *m, struct rn_shape in, int max_n,
+                   struct rn_error *err)
 {
     memset(g, 0, sizeof *g);
     g->in_shape = in;
@@ -177,6 +195,16 @@ int rn_graph_build(struct rn_graph *g, const struct rn_spec_model *m, struct rn_
     g->nodes = rn_calloc((size_t)cap + 1, sizeof *g->nodes, err);
     if (!g->nodes)
         return -1;
+    g->act_bytes = (double)max_n * in.c * in.h * in.w * sizeof(float);
+    if (g->act_bytes > rn_mem_limit()) {
+        char b[2][32];
+        rn_errorf(err,
+                  "model '%s': a batch of %d inputs (%d, %d, %d) needs %s, more than the %s of "
+                  "memory this machine has; make the batch smaller",
+                  m->name, max_n, in.c, in.h, in.w, rn_mem_str(g->act_bytes, b[0]),
+                  rn_mem_str(rn_mem_limit(), b[1]));
+        goto fail;
+    }
     if (rn_tensor_init(&g->x, max_n, in.c, in.h, in.w, err))
         goto fail;
     if (m->n_layers == 0) {
@@ -210,17 +238,18 @@ int rn_graph_build(struct rn_graph *g, const struct rn_spec_model *m, struct rn_
             }
         }
         if (n_in != s->type->n_inputs) {
-            rn_errorf(err, "%s:%d:%d: error: layer '%s' (%s): takes %d input%s, got %d; set from: [a, b]",
-                      s->file, s->line, s->col, name, s->type->name, s->type->n_inputs,
-                      s->type->n_inputs == 1 ? "" : "s", n_in);
+            rn_errorf(
+                err, "%s:%d:%d: error: layer '%s' (%s): takes %d input%s, got %d; set from: [a, b]",
+                s->file, s->line, s->col, name, s->type->name, s->type->n_inputs,
+                s->type->n_inputs == 1 ? "" : "s", n_in);
             goto fail;
         }
         int rc;
         if (strcmp(s->type->name, "basic_block") == 0)
             rc = expand_basic_block(g, cap, s, name, inputs[0], err);
         else
-            rc = add_node(g, cap, s->type, name, &s->v, inputs, n_in, s->file, s->line, s->col,
-                          err);
+            rc =
+                add_node(g, cap, s->type, name, &s->v, inputs, n_in, s->file, s->line, s->col, err);
         if (rc)
             goto fail;
     }

@@ -23,33 +23,35 @@
 
 struct rn_node {
     struct rn_layer layer;
-    int in[RN_MAX_INPUTS];  /* producing node indices; -1 = the graph input */
+    int in[RN_MAX_INPUTS]; /* producing node indices; -1 = the graph input */
     int n_in;
-    struct rn_tensor y;     /* (n, out.c, out.h, out.w) */
-    struct rn_tensor dy;    /* same shape: d loss / d y, accumulated by consumers */
-    struct rn_tensor ty;    /* tangent of y (allocated on first tangent pass) */
-    struct rn_tensor tdy;   /* tangent of dy */
-    int on_path;            /* scratch: node lies on a path to the loss node */
-    struct rn_tensor yh;    /* device graphs: host copy of y (rn_graph_output_host) */
-    struct rn_tensor dyh;   /* device graphs: host part of dy (rn_graph_grad_host) */
-    int dyh_dirty;          /* dyh holds gradient not yet copied to dy */
+    struct rn_tensor y;               /* (n, out.c, out.h, out.w) */
+    struct rn_tensor dy;              /* same shape: d loss / d y, accumulated by consumers */
+    struct rn_tensor ty;              /* tangent of y (allocated on first tangent pass) */
+    struct rn_tensor tdy;             /* tangent of dy */
+    int on_path;                      /* scratch: node lies on a path to the loss node */
+    struct rn_tensor yh;              /* device graphs: host copy of y (rn_graph_output_host) */
+    struct rn_tensor dyh;             /* device graphs: host part of dy (rn_graph_grad_host) */
+    int dyh_dirty;                    /* dyh holds gradient not yet copied to dy */
     const struct rn_layer_kernels *k; /* device graphs: the backend's kernels of this node */
 };
 
 #define RN_GRAPH_SCRATCH 2
 
 struct rn_graph {
-    struct rn_node *nodes;  /* owned, n_nodes */
+    struct rn_node *nodes; /* owned, n_nodes */
     int n_nodes;
     struct rn_shape in_shape;
     int max_n;
-    int grad_n;             /* samples the dy buffers hold */
-    struct rn_tensor x;     /* (n, in_shape): the caller fills it before forward */
-    struct rn_tensor dx;    /* d loss / d x, allocated on first need */
-    struct rn_tensor tx;    /* input tangent direction (caller fills), lazily */
-    struct rn_tensor tdx;   /* tangent of dx, lazily */
-    int device;             /* enum rn_device: where every tensor above lives */
-    struct rn_tensor xh;    /* device graphs: host staging of x (rn_graph_input_host) */
+    int grad_n;           /* samples the dy buffers hold */
+    struct rn_tensor x;   /* (n, in_shape): the caller fills it before forward */
+    struct rn_tensor dx;  /* d loss / d x, allocated on first need */
+    struct rn_tensor tx;  /* input tangent direction (caller fills), lazily */
+    struct rn_tensor tdx; /* tangent of dx, lazily */
+    int device;           /* enum rn_device: where every tensor above lives */
+    double param_bytes;   /* parameters and their gradients, as built */
+    double act_bytes;     /* x and every node's y and dy for max_n samples */
+    struct rn_tensor xh;  /* device graphs: host staging of x (rn_graph_input_host) */
     /* grow-only working memory of the passes built on the graph
      * (rn_graph_scratch), each on the device it was asked for */
     void *scratch[RN_GRAPH_SCRATCH];
@@ -65,9 +67,12 @@ struct rn_graph {
 void *rn_graph_scratch(struct rn_graph *g, int slot, int d, size_t bytes, struct rn_error *err);
 
 /* Builds every node, infers shapes, allocates. Errors carry the layer's
- * file:line:col ("x.yaml:12:7: error: layer 'fc' (linear): ..."). */
-int rn_graph_build(struct rn_graph *g, const struct rn_spec_model *m, struct rn_shape in,
-                   int max_n, struct rn_error *err);
+ * file:line:col ("x.yaml:12:7: error: layer 'fc' (linear): ..."). A model
+ * whose parameters, gradients and activations for max_n samples need more
+ * than rn_mem_limit() (tensor.h) is refused at the layer that crosses it,
+ * before its activations are allocated, with the numbers. */
+int rn_graph_build(struct rn_graph *g, const struct rn_spec_model *m, struct rn_shape in, int max_n,
+                   struct rn_error *err);
 void rn_graph_free(struct rn_graph *g);
 
 /* PyTorch default initialisation of every parameter from stream
@@ -146,8 +151,7 @@ int rn_graph_zero_grad(struct rn_graph *g, struct rn_error *err);
 void rn_graph_mark_downstream(const struct rn_graph *g, const unsigned char *from,
                               unsigned char *out);
 /* out = `to` and every node they read, directly or not. */
-void rn_graph_mark_upstream(const struct rn_graph *g, const unsigned char *to,
-                            unsigned char *out);
+void rn_graph_mark_upstream(const struct rn_graph *g, const unsigned char *to, unsigned char *out);
 
 /* Forward of only the nodes in `run`, in order, for the first n samples of
  * g->x. A node outside `run` keeps its output from an earlier pass, so the

@@ -9,6 +9,7 @@
 #include "compare.h"
 #include "plot.h"
 #include "report.h"
+#include "results.h"
 #include "rn_git.h"
 #include "spec.h"
 
@@ -435,6 +436,7 @@ static int cmd_report(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    rn_results_init();
     if (argc < 2) {
         fputs(usage, stderr);
         return 2;

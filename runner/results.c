@@ -40,6 +40,7 @@ struct h5_reason {
     char top[160];   /* the API call's own message ("unable to open dataset") */
     char inner[160]; /* the innermost cause ("object 'x' doesn't exist") */
     int n;
+    int enospc; /* some message of the stack says errno = 28 */
 };
 
 static herr_t walk_cb(unsigned n, const H5E_error2_t *e, void *data)
@@ -50,6 +51,7 @@ static herr_t walk_cb(unsigned n, const H5E_error2_t *e, void *data)
     if (why->n == 0)
         snprintf(why->top, sizeof why->top, "%s", e->desc);
     snprintf(why->inner, sizeof why->inner, "%s", e->desc);
+    why->enospc |= strstr(e->desc, "errno = 28") != NULL;
     why->n++;
     return 0;
 }
@@ -57,7 +59,7 @@ static herr_t walk_cb(unsigned n, const H5E_error2_t *e, void *data)
 int h5_fail(const struct rn_results *r, struct rn_error *err, const char *call, const char *obj,
             const char *file, int line)
 {
-    struct h5_reason why = {{0}, {0}, 0};
+    struct h5_reason why = {{0}, {0}, 0, 0};
     H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, walk_cb, &why);
 
     char fn[64] = "HDF5 call";
@@ -74,9 +76,19 @@ int h5_fail(const struct rn_results *r, struct rn_error *err, const char *call, 
         snprintf(reason, sizeof reason, ": %s (%s)", why.top, why.inner);
     else if (why.n > 0)
         snprintf(reason, sizeof reason, ": %s", why.top);
+    /* HDF5 cuts its own message short; a full disk is worth saying plainly */
+    if (why.enospc)
+        snprintf(reason, sizeof reason,
+                 ": no space left on device; free some space, then "
+                 "resume the run (runner resume RUN_DIR)");
     const char *base = strrchr(file, '/');
     return rn_errorf(err, "%s: %s: %s failed%s [%s:%d]", r ? r->path : "?", obj ? obj : "/", fn,
                      reason, base ? base + 1 : file, line);
+}
+
+void rn_results_init(void)
+{
+    H5dont_atexit();
 }
 
 static void quiet_hdf5(void)
@@ -313,7 +325,7 @@ static int results_open(struct rn_results **out, const char *path, int writable,
     r->writable = writable;
     r->file = H5Fopen(path, writable ? H5F_ACC_RDWR : H5F_ACC_RDONLY, fapl);
     if (r->file < 0) {
-        struct h5_reason why = {{0}, {0}, 0};
+        struct h5_reason why = {{0}, {0}, 0, 0};
         H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, walk_cb, &why);
         rn_errorf(err, "%s: cannot open: %s", path, why.n ? why.inner : "not an HDF5 file");
         goto fail;
@@ -365,6 +377,7 @@ int rn_results_flush(struct rn_results *r, struct rn_error *err)
 {
     if (!r->writable)
         return 0;
+    H5FAULT("/");
     H5TRY(H5Fflush(r->file, H5F_SCOPE_GLOBAL), "/");
     return 0;
 fail:
@@ -397,6 +410,7 @@ int rn_results_set_attr_str(struct rn_results *r, const char *obj, const char *n
                             const char *value, struct rn_error *err)
 {
     hid_t o = -1, t = -1, s = -1, a = -1;
+    H5FAULT(obj); /* before the old value is replaced */
     if ((o = attr_target(r, obj, name, err)) < 0)
         return -1;
     /* Variable-length UTF-8: h5py reads it back as str, not bytes. */
@@ -423,6 +437,7 @@ int rn_results_set_attr_u64(struct rn_results *r, const char *obj, const char *n
                             struct rn_error *err)
 {
     hid_t o = -1, s = -1, a = -1;
+    H5FAULT(obj); /* before the old value is replaced */
     if ((o = attr_target(r, obj, name, err)) < 0)
         return -1;
     H5TRY(s = H5Screate(H5S_SCALAR), obj);

@@ -40,6 +40,12 @@ int rn_results_open_rw(struct rn_results **r, const char *path, struct rn_error 
 int rn_results_delete(struct rn_results *r, const char *path, struct rn_error *err);
 /* Flushes and closes; NULL is fine. */
 void rn_results_close(struct rn_results *r);
+/* Call first in main, before any other HDF5 use: keeps HDF5 from closing
+ * files at exit. After a close that failed (a full disk: the flush cannot
+ * write) HDF5's exit handler closes the half-closed file again and crashes
+ * (a SEGV in H5F__close_cb, HDF5 1.10); every file we open we close
+ * ourselves, so the handler has nothing else to do. */
+void rn_results_init(void);
 int rn_results_flush(struct rn_results *r, struct rn_error *err);
 
 /* String attribute on a group or dataset ("/" or "/config"); groups are

@@ -19,11 +19,16 @@
 static hid_t file_type(enum rn_dtype t)
 {
     switch (t) {
-    case RN_DTYPE_F32: return H5T_IEEE_F32LE;
-    case RN_DTYPE_F64: return H5T_IEEE_F64LE;
-    case RN_DTYPE_I32: return H5T_STD_I32LE;
-    case RN_DTYPE_I64: return H5T_STD_I64LE;
-    case RN_DTYPE_U8: return H5T_STD_U8LE;
+    case RN_DTYPE_F32:
+        return H5T_IEEE_F32LE;
+    case RN_DTYPE_F64:
+        return H5T_IEEE_F64LE;
+    case RN_DTYPE_I32:
+        return H5T_STD_I32LE;
+    case RN_DTYPE_I64:
+        return H5T_STD_I64LE;
+    case RN_DTYPE_U8:
+        return H5T_STD_U8LE;
     }
     return -1;
 }
@@ -31,11 +36,16 @@ static hid_t file_type(enum rn_dtype t)
 static hid_t mem_type(enum rn_dtype t)
 {
     switch (t) {
-    case RN_DTYPE_F32: return H5T_NATIVE_FLOAT;
-    case RN_DTYPE_F64: return H5T_NATIVE_DOUBLE;
-    case RN_DTYPE_I32: return H5T_NATIVE_INT32;
-    case RN_DTYPE_I64: return H5T_NATIVE_INT64;
-    case RN_DTYPE_U8: return H5T_NATIVE_UINT8;
+    case RN_DTYPE_F32:
+        return H5T_NATIVE_FLOAT;
+    case RN_DTYPE_F64:
+        return H5T_NATIVE_DOUBLE;
+    case RN_DTYPE_I32:
+        return H5T_NATIVE_INT32;
+    case RN_DTYPE_I64:
+        return H5T_NATIVE_INT64;
+    case RN_DTYPE_U8:
+        return H5T_NATIVE_UINT8;
     }
     return -1;
 }
@@ -43,11 +53,16 @@ static hid_t mem_type(enum rn_dtype t)
 static size_t dtype_size(enum rn_dtype t)
 {
     switch (t) {
-    case RN_DTYPE_F32: return 4;
-    case RN_DTYPE_F64: return 8;
-    case RN_DTYPE_I32: return 4;
-    case RN_DTYPE_I64: return 8;
-    case RN_DTYPE_U8: return 1;
+    case RN_DTYPE_F32:
+        return 4;
+    case RN_DTYPE_F64:
+        return 8;
+    case RN_DTYPE_I32:
+        return 4;
+    case RN_DTYPE_I64:
+        return 8;
+    case RN_DTYPE_U8:
+        return 1;
     }
     return 0;
 }
@@ -55,11 +70,16 @@ static size_t dtype_size(enum rn_dtype t)
 static const char *dtype_name(enum rn_dtype t)
 {
     switch (t) {
-    case RN_DTYPE_F32: return "float32";
-    case RN_DTYPE_F64: return "float64";
-    case RN_DTYPE_I32: return "int32";
-    case RN_DTYPE_I64: return "int64";
-    case RN_DTYPE_U8: return "uint8";
+    case RN_DTYPE_F32:
+        return "float32";
+    case RN_DTYPE_F64:
+        return "float64";
+    case RN_DTYPE_I32:
+        return "int32";
+    case RN_DTYPE_I64:
+        return "int64";
+    case RN_DTYPE_U8:
+        return "uint8";
     }
     return "?";
 }
@@ -69,15 +89,19 @@ static int type_matches(hid_t t, enum rn_dtype want)
     H5T_class_t c = H5Tget_class(t);
     size_t size = H5Tget_size(t);
     switch (want) {
-    case RN_DTYPE_F32: return c == H5T_FLOAT && size == 4;
-    case RN_DTYPE_F64: return c == H5T_FLOAT && size == 8;
-    case RN_DTYPE_I32: return c == H5T_INTEGER && size == 4 && H5Tget_sign(t) != H5T_SGN_NONE;
-    case RN_DTYPE_I64: return c == H5T_INTEGER && size == 8 && H5Tget_sign(t) != H5T_SGN_NONE;
-    case RN_DTYPE_U8: return c == H5T_INTEGER && size == 1 && H5Tget_sign(t) == H5T_SGN_NONE;
+    case RN_DTYPE_F32:
+        return c == H5T_FLOAT && size == 4;
+    case RN_DTYPE_F64:
+        return c == H5T_FLOAT && size == 8;
+    case RN_DTYPE_I32:
+        return c == H5T_INTEGER && size == 4 && H5Tget_sign(t) != H5T_SGN_NONE;
+    case RN_DTYPE_I64:
+        return c == H5T_INTEGER && size == 8 && H5Tget_sign(t) != H5T_SGN_NONE;
+    case RN_DTYPE_U8:
+        return c == H5T_INTEGER && size == 1 && H5Tget_sign(t) == H5T_SGN_NONE;
     }
     return 0;
 }
-
 
 /* ---- metrics ----------------------------------------------------------- */
 
@@ -149,6 +173,7 @@ int rn_results_append_metric(struct rn_results *r, const char *name, const doubl
         rows[2 * i] = x[i];
         rows[2 * i + 1] = value[i];
     }
+    H5FAULT(path);
     H5TRY(H5Dwrite(d, H5T_NATIVE_DOUBLE, ms, fs, H5P_DEFAULT, rows), path);
 done:
     free(rows);
@@ -310,8 +335,8 @@ static int same_layout(struct rn_results *r, const char *path, enum rn_dtype dty
     return same;
 }
 
-int rn_results_write(struct rn_results *r, const char *path, enum rn_dtype dtype,
-                     const void *data, int ndim, const int *dims, struct rn_error *err)
+int rn_results_write(struct rn_results *r, const char *path, enum rn_dtype dtype, const void *data,
+                     int ndim, const int *dims, struct rn_error *err)
 {
     hid_t d = -1, s = -1, lcpl = -1;
     hsize_t hd[4];
@@ -341,8 +366,7 @@ int rn_results_write(struct rn_results *r, const char *path, enum rn_dtype dtype
     else
         H5TRY(s = H5Screate_simple(ndim, hd, NULL), path);
     H5TRY(lcpl = make_lcpl(), path);
-    H5TRY(d = H5Dcreate2(r->file, path, file_type(dtype), s, lcpl, H5P_DEFAULT, H5P_DEFAULT),
-          path);
+    H5TRY(d = H5Dcreate2(r->file, path, file_type(dtype), s, lcpl, H5P_DEFAULT, H5P_DEFAULT), path);
     H5Sclose(s);
     H5Pclose(lcpl);
     s = lcpl = -1;
@@ -350,6 +374,7 @@ write:;
     size_t count = 1;
     for (int i = 0; i < ndim; i++)
         count *= hd[i];
+    H5FAULT(path);
     if (count > 0)
         H5TRY(H5Dwrite(d, mem_type(dtype), H5S_ALL, H5S_ALL, H5P_DEFAULT, data), path);
     H5Dclose(d);

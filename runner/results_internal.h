@@ -33,12 +33,23 @@ int h5_fail(const struct rn_results *r, struct rn_error *err, const char *call, 
 
 /* Runs an HDF5 call returning hid_t or herr_t; negative means failure. Needs
  * r and err in scope and a fail: label. */
-#define H5TRY(expr, obj)                                                                        \
-    do {                                                                                        \
-        if ((expr) < 0) {                                                                       \
-            h5_fail(r, err, #expr, (obj), __FILE__, __LINE__);                                  \
-            goto fail;                                                                          \
-        }                                                                                       \
+#define H5TRY(expr, obj)                                                                           \
+    do {                                                                                           \
+        if ((expr) < 0) {                                                                          \
+            h5_fail(r, err, #expr, (obj), __FILE__, __LINE__);                                     \
+            goto fail;                                                                             \
+        }                                                                                          \
+    } while (0)
+
+/* A write that RN_FAULT_INJECT=h5write:N makes fail (error.h): as H5TRY
+ * with the message a full disk gives. */
+#define H5FAULT(obj)                                                                               \
+    do {                                                                                           \
+        if (rn_fault("h5write")) {                                                                 \
+            rn_errorf(err, "%s: writing %s: No space left on device (RN_FAULT_INJECT)", r->path,   \
+                      (obj));                                                                      \
+            goto fail;                                                                             \
+        }                                                                                          \
     } while (0)
 
 /* Closes any HDF5 id by its type; a negative id is ignored. */

@@ -236,6 +236,22 @@ static int get_pos(struct rn_run *run, struct rn_results *r, const char *file, s
 
 /* ---- checkpoints -------------------------------------------------------------------- */
 
+/* A failed checkpoint's error, saying so when the cause is the run's folder
+ * having gone (deleted or unmounted while the run wrote to it). */
+static int checkpoint_failed(const struct rn_run *run, struct rn_error *err)
+{
+    struct stat st;
+    if (stat(run->dir, &st) != 0) {
+        char was[RN_ERROR_MAX];
+        snprintf(was, sizeof was, "%s", err->msg);
+        return rn_errorf(err,
+                         "checkpoint: the run folder %s is gone (%s); nothing more can be "
+                         "saved there (%s)",
+                         run->dir, strerror(errno), was);
+    }
+    return rn_error_prefix(err, "checkpoint");
+}
+
 int rn_run_checkpoint(struct rn_run *run, const struct rn_train_pos *pos, struct rn_error *err)
 {
     char h5[RN_PATH_MAX + 16], ck[RN_PATH_MAX + 32], tmp[RN_PATH_MAX + 32];
@@ -245,7 +261,7 @@ int rn_run_checkpoint(struct rn_run *run, const struct rn_train_pos *pos, struct
     if (rn_results_set_attr_u64(run->results, "/", "nonfinite_skipped", run->nonfinite_skipped,
                                 err) ||
         rn_results_flush(run->results, err) || copy_file(h5, tmp, err))
-        return rn_error_prefix(err, "checkpoint");
+        return checkpoint_failed(run, err);
     struct rn_results *r = NULL;
     int rc = rn_results_open_rw(&r, tmp, err) || put_pos(run, r, pos, err) ||
              state_tensors(run, r, tmp, 1, err) || rn_results_flush(r, err);
@@ -256,7 +272,7 @@ int rn_run_checkpoint(struct rn_run *run, const struct rn_train_pos *pos, struct
         rc = replace_file(tmp, ck, run->dir, err);
     if (rc) {
         unlink(tmp);
-        return rn_error_prefix(err, "checkpoint");
+        return checkpoint_failed(run, err);
     }
     run->checkpoint_step = run->step;
     run->has_checkpoint = 1;

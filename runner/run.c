@@ -77,11 +77,12 @@ static int write_config(struct rn_run *run, struct rn_error *err)
 {
     const struct rn_spec *s = run->spec;
     struct rn_results *r = run->results;
-    char versions[512], started[64];
+    char versions[512], started[64], data_files[4096] = "";
     unsigned maj, min, rel;
     H5get_libversion(&maj, &min, &rel);
     snprintf(versions, sizeof versions, "runner %s; libyaml %s; HDF5 %u.%u.%u; OpenBLAS %s",
              RN_VERSION, yaml_get_version_string(), maj, min, rel, openblas_get_config());
+    rn_data_fingerprint(&s->data, data_files, sizeof data_files);
     time_t t = time(NULL);
     strftime(started, sizeof started, "%Y-%m-%dT%H:%M:%S%z", localtime(&t));
     if (rn_results_set_attr_str(r, "/config", "yaml", s->resolved ? s->resolved : "", err) ||
@@ -93,7 +94,8 @@ static int write_config(struct rn_run *run, struct rn_error *err)
         rn_results_set_attr_str(r, "/config", "versions", versions, err) ||
         rn_results_set_attr_str(r, "/config", "experiment", s->name, err) ||
         rn_results_set_attr_str(r, "/config", "spec_file", s->file, err) ||
-        rn_results_set_attr_str(r, "/config", "started", started, err))
+        rn_results_set_attr_str(r, "/config", "started", started, err) ||
+        rn_results_set_attr_str(r, "/config", "data_files", data_files, err))
         return -1;
     return rn_results_flush(r, err);
 }

@@ -247,6 +247,18 @@ int rn_spec_load(struct rn_spec *spec, const char *path, const char *const *over
 int rn_spec_load_text(struct rn_spec *spec, const char *text, const char *name, const char *dir,
                       const char *const *overrides, FILE *errors, int *n_errors,
                       struct rn_error *err);
+/* The same for a set of files held in memory (a fuzzer, a test): files[0]
+ * is the experiment; `extends` and `model.include` name other entries, by
+ * their names (relative to the folder of the name that wrote them, "a/../b"
+ * and "./" folded); nothing on disk is read. The texts need not end in NUL. */
+struct rn_spec_file {
+    const char *name; /* "exp.yaml", "models/m.yaml" */
+    const char *text; /* borrowed */
+    size_t len;
+};
+int rn_spec_load_files(struct rn_spec *spec, const struct rn_spec_file *files, int n_files,
+                       const char *const *overrides, FILE *errors, int *n_errors,
+                       struct rn_error *err);
 void rn_spec_free(struct rn_spec *spec);
 
 /* Compares two resolved specs (their YAML text) key by key and writes the

@@ -3,7 +3,28 @@
  * tensor's device, the host's (kernels/cpu/backend_cpu.c) included. */
 #include "tensor.h"
 
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+double rn_mem_limit(void)
+{
+    const char *env = getenv("RN_MEM_LIMIT_MB");
+    if (env && atof(env) > 0)
+        return atof(env) * 1048576.0;
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    return pages > 0 && page > 0 ? (double)pages * (double)page : 1e300;
+}
+
+const char *rn_mem_str(double bytes, char *buf)
+{
+    if (bytes >= 1073741824.0)
+        snprintf(buf, 32, "%.2f GiB", bytes / 1073741824.0);
+    else
+        snprintf(buf, 32, "%.1f MiB", bytes / 1048576.0);
+    return buf;
+}
 
 int rn_tensor_init(struct rn_tensor *t, int n, int c, int h, int w, struct rn_error *err)
 {
@@ -19,6 +40,14 @@ int rn_tensor_init_on(struct rn_tensor *t, enum rn_device d, int n, int c, int h
         return rn_errorf(err, "no backend for device %d", (int)d);
     if (n < 0 || c < 0 || h < 0 || w < 0)
         return rn_errorf(err, "tensor shape (%d, %d, %d, %d) has a negative dim", n, c, h, w);
+    double bytes = (double)n * c * h * w * sizeof(float), limit = rn_mem_limit();
+    if (d == RN_DEVICE_CPU && bytes > limit) {
+        char b1[32], b2[32];
+        return rn_errorf(err,
+                         "a (%d, %d, %d, %d) tensor needs %s, more than the %s of memory "
+                         "this machine has",
+                         n, c, h, w, rn_mem_str(bytes, b1), rn_mem_str(limit, b2));
+    }
     size_t numel = (size_t)n * c * h * w;
     void *p = NULL;
     if (be->alloc(&p, (numel ? numel : 1) * sizeof(float), err))

@@ -20,10 +20,18 @@
 struct rn_tensor {
     float *data;
     int n, c, h, w;
-    size_t cap;   /* allocated floats */
-    int owned;    /* 1: rn_tensor_free frees data */
-    int device;   /* enum rn_device: 0 host memory, else device memory */
+    size_t cap; /* allocated floats */
+    int owned;  /* 1: rn_tensor_free frees data */
+    int device; /* enum rn_device: 0 host memory, else device memory */
 };
+
+/* The memory a run may use, in bytes: the machine's physical memory
+ * (sysconf), or RN_MEM_LIMIT_MB when that is set (tests, the fuzzer). A host
+ * tensor larger than this is refused before it is allocated, and the graph
+ * refuses a model whose parameters and activations add up to more (graph.h). */
+double rn_mem_limit(void);
+/* "512.0 MiB", "1.50 GiB": bytes for a message (buf of 32). */
+const char *rn_mem_str(double bytes, char *buf);
 
 /* Allocates n*c*h*w zeroed floats on the host (64-byte aligned). On failure
  * t is left empty. */

@@ -19,8 +19,10 @@ static int resolve_path(struct loader *L, const struct node *at, const char *lab
     const char *rel = at->text, *writer = at->file;
     if (rel[0] != '/' && L->text_name && writer && !strcmp(writer, L->text_name)) {
         if (!L->text_dir) {
-            report(L, at, label, "cannot follow '%s': this spec was given as text, with no "
-                   "folder for its relative paths (give the folder, or an absolute path)", rel);
+            report(L, at, label,
+                   "cannot follow '%s': this spec was given as text, with no "
+                   "folder for its relative paths (give the folder, or an absolute path)",
+                   rel);
             return -1;
         }
         snprintf(out, size, "%s/%s", L->text_dir, rel);
@@ -90,7 +92,8 @@ static int check_not_empty(struct loader *L, const char *name, const struct node
 {
     if (root->kind != NODE_MAP || root->n > 0)
         return 0;
-    report_pos(L, name, 0, 0, "the spec is empty; expected at least a `data:` section (or "
+    report_pos(L, name, 0, 0,
+               "the spec is empty; expected at least a `data:` section (or "
                "`extends:` a spec)");
     return -1;
 }
@@ -130,7 +133,9 @@ struct node *load_tree(struct loader *L, const char *path, const struct node *fr
                        const char *as_written)
 {
     char real[PATH_MAX];
-    if (!realpath(path, real)) {
+    if (L->vfs ? !vfs_find(L, path, real) : !realpath(path, real)) {
+        if (L->vfs)
+            errno = ENOENT;
         if (from)
             report(L, from, "", "cannot open '%s' (resolved to %s)", as_written, path);
         else
@@ -143,8 +148,7 @@ struct node *load_tree(struct loader *L, const char *path, const struct node *fr
         char chain[2048] = "";
         size_t len = 0;
         for (int j = i; j < L->depth && len < sizeof chain; j++)
-            len += (size_t)snprintf(chain + len, sizeof chain - len, "%s -> ",
-                                    L->stack[j].display);
+            len += (size_t)snprintf(chain + len, sizeof chain - len, "%s -> ", L->stack[j].display);
         if (len < sizeof chain)
             snprintf(chain + len, sizeof chain - len, "%s", path);
         report(L, from, "", "extends cycle: %s", chain);
@@ -218,4 +222,3 @@ int resolve_include(struct loader *L, struct node *root)
     root->items[mi] = merge(L, m, model);
     return 0;
 }
-

@@ -31,9 +31,11 @@
 
 #include "spec.h"
 
-#define MAX_DEPTH 64        /* nesting of YAML collections */
-#define MAX_EXTENDS 16      /* files in one extends chain */
-#define UNBOUNDED 1e9       /* a schema max at or above this reads as "no upper bound" */
+#define MAX_DEPTH 64             /* nesting of YAML collections */
+#define MAX_EXTENDS 16           /* files in one extends chain */
+#define MAX_NODES 100000         /* YAML nodes (scalars, lists, mappings) in all files of a spec */
+#define MAX_FILE_BYTES (1 << 20) /* one spec or model file */
+#define UNBOUNDED 1e9            /* a schema max at or above this reads as "no upper bound" */
 #define SEED_MAX 18446744073709551615.0
 
 /* ---- the tree ------------------------------------------------------------ */
@@ -70,6 +72,9 @@ struct loader {
     FILE *errors;
     const char *text_name; /* rn_spec_load_text: the name the text goes by, else NULL */
     const char *text_dir;  /* and the folder its extends/include are relative to, or NULL */
+    const struct rn_spec_file *vfs; /* rn_spec_load_files: the only files there are, or NULL */
+    int n_vfs;
+    long n_nodes; /* tree nodes made so far (all files): at most MAX_NODES */
     struct rn_error *err;
     int n_errors;
     int oom;
@@ -81,7 +86,6 @@ struct loader {
     struct diag *diags;
     int n_diags, cap_diags;
 };
-
 
 #define COUNT(a) ((int)(sizeof(a) / sizeof((a)[0])))
 
@@ -95,8 +99,8 @@ void flush_diags(struct loader *L);
 __attribute__((format(printf, 4, 5))) void report(struct loader *L, const struct node *at,
                                                   const char *where, const char *fmt, ...);
 /* An error about a whole file ("x.yaml: error: ..."), or at a raw position. */
-__attribute__((format(printf, 5, 6))) void report_pos(struct loader *L, const char *file,
-                                                      int line, int col, const char *fmt, ...);
+__attribute__((format(printf, 5, 6))) void report_pos(struct loader *L, const char *file, int line,
+                                                      int col, const char *fmt, ...);
 __attribute__((format(printf, 3, 4))) void report_override(struct loader *L, const char *text,
                                                            const char *fmt, ...);
 void report_oom(struct loader *L);
@@ -108,10 +112,10 @@ int split_choices(const char *choices, char *buf, size_t size, const char **out,
 /* ---- the tree (tree.c) ------------------------------------------------------------ */
 
 const char *intern(struct loader *L, const char *path);
-struct node *node_new(struct loader *L, enum node_kind kind, const char *file,
-                      const char *origin, int line, int col);
-struct node *scalar_new(struct loader *L, const char *text, size_t len, int plain,
-                        const char *file, const char *origin, int line, int col);
+struct node *node_new(struct loader *L, enum node_kind kind, const char *file, const char *origin,
+                      int line, int col);
+struct node *scalar_new(struct loader *L, const char *text, size_t len, int plain, const char *file,
+                        const char *origin, int line, int col);
 void node_free(struct node *n);
 /* Appends item (and key, for maps). On failure frees both. */
 int node_push(struct loader *L, struct node *parent, struct node *key, struct node *item);
@@ -135,6 +139,9 @@ struct node *parse_file(struct loader *L, const char *path, const struct node *f
                         const char *as_written);
 /* Parses text (len bytes) that goes by the name L->text_name. */
 struct node *parse_text(struct loader *L, const char *text, size_t len);
+/* rn_spec_load_files: the file named path (lexically normalised: "a/./b",
+ * "a/../b"), or NULL. norm (PATH_MAX) gets the normalised name. */
+const struct rn_spec_file *vfs_find(const struct loader *L, const char *path, char *norm);
 
 /* ---- extends, include and overrides (extends.c, overrides.c) ------------------------- */
 
@@ -209,8 +216,7 @@ void set_value_num(struct rn_values *v, const struct section *sec, const char *k
 #define VSTR(v, sec, key) ((v).str[key_index((sec).keys, (sec).n_keys, key)])
 #define VGIVEN(v, sec, key) ((v).given[key_index((sec).keys, (sec).n_keys, key)])
 /* A scalar string into dst (size bytes). Null = "". */
-int get_string(struct loader *L, const struct node *n, const char *label, char *dst,
-               size_t size);
+int get_string(struct loader *L, const struct node *n, const char *label, char *dst, size_t size);
 int get_seed(struct loader *L, const struct node *n, const char *label, uint64_t *out);
 /* The key node of map's entry key (positions of section-level errors). */
 const struct node *key_node(const struct node *map, const char *key);

@@ -78,8 +78,8 @@ done:
     return L->n_errors ? -1 : 0;
 }
 
-int rn_spec_load(struct rn_spec *spec, const char *path, const char *const *overrides,
-                 FILE *errors, int *n_errors, struct rn_error *err)
+int rn_spec_load(struct rn_spec *spec, const char *path, const char *const *overrides, FILE *errors,
+                 int *n_errors, struct rn_error *err)
 {
     struct loader L = {.errors = errors, .err = err, .overrides = overrides};
     return load(spec, &L, path, NULL, overrides, n_errors);
@@ -89,9 +89,18 @@ int rn_spec_load_text(struct rn_spec *spec, const char *text, const char *name, 
                       const char *const *overrides, FILE *errors, int *n_errors,
                       struct rn_error *err)
 {
-    struct loader L = {.errors = errors, .err = err, .overrides = overrides,
-                       .text_name = name, .text_dir = dir};
+    struct loader L = {
+        .errors = errors, .err = err, .overrides = overrides, .text_name = name, .text_dir = dir};
     return load(spec, &L, name, text, overrides, n_errors);
+}
+
+int rn_spec_load_files(struct rn_spec *spec, const struct rn_spec_file *files, int n_files,
+                       const char *const *overrides, FILE *errors, int *n_errors,
+                       struct rn_error *err)
+{
+    struct loader L = {
+        .errors = errors, .err = err, .overrides = overrides, .vfs = files, .n_vfs = n_files};
+    return load(spec, &L, n_files > 0 ? files[0].name : "", NULL, overrides, n_errors);
 }
 
 void rn_spec_free(struct rn_spec *spec)
@@ -101,4 +110,3 @@ void rn_spec_free(struct rn_spec *spec)
     free(spec->resolved);
     spec->resolved = NULL;
 }
-

@@ -3,8 +3,11 @@
 #include "internal.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 /* ---- tree building --------------------------------------------------------- */
 
@@ -28,8 +31,8 @@ const char *intern(struct loader *L, const char *path)
     return s;
 }
 
-struct node *node_new(struct loader *L, enum node_kind kind, const char *file,
-                             const char *origin, int line, int col)
+struct node *node_new(struct loader *L, enum node_kind kind, const char *file, const char *origin,
+                      int line, int col)
 {
     struct node *n = calloc(1, sizeof *n);
     if (!n) {
@@ -44,8 +47,8 @@ struct node *node_new(struct loader *L, enum node_kind kind, const char *file,
     return n;
 }
 
-struct node *scalar_new(struct loader *L, const char *text, size_t len, int plain,
-                               const char *file, const char *origin, int line, int col)
+struct node *scalar_new(struct loader *L, const char *text, size_t len, int plain, const char *file,
+                        const char *origin, int line, int col)
 {
     struct node *n = node_new(L, NODE_SCALAR, file, origin, line, col);
     if (!n)
@@ -178,6 +181,12 @@ static struct node *parse_value(struct source *S, yaml_event_t *ev, int depth)
         yaml_event_delete(ev);
         return NULL;
     }
+    if (++S->L->n_nodes > MAX_NODES) {
+        report_pos(S->L, S->file ? S->file : "override", (int)m.line + 1, (int)m.column + 1,
+                   "more than %d YAML values in this spec (its files together)", MAX_NODES);
+        yaml_event_delete(ev);
+        return NULL;
+    }
     switch (ev->type) {
     case YAML_SCALAR_EVENT:
         n = scalar_new(S->L, (const char *)ev->data.scalar.value, ev->data.scalar.length,
@@ -186,7 +195,9 @@ static struct node *parse_value(struct source *S, yaml_event_t *ev, int depth)
         yaml_event_delete(ev);
         return n;
     case YAML_ALIAS_EVENT: {
-        struct node tmp = {.file = S->file, .origin = S->origin, .line = (int)m.line + 1,
+        struct node tmp = {.file = S->file,
+                           .origin = S->origin,
+                           .line = (int)m.line + 1,
                            .col = (int)m.column + 1};
         report(S->L, &tmp, "", "aliases (*%s) are not supported; write the value out",
                (const char *)ev->data.alias.anchor);
@@ -218,7 +229,8 @@ static struct node *parse_value(struct source *S, yaml_event_t *ev, int depth)
         struct node *key = NULL;
         if (is_map) {
             if (e.type != YAML_SCALAR_EVENT) {
-                struct node tmp = {.file = S->file, .origin = S->origin,
+                struct node tmp = {.file = S->file,
+                                   .origin = S->origin,
                                    .line = (int)e.start_mark.line + 1,
                                    .col = (int)e.start_mark.column + 1};
                 report(S->L, &tmp, "", "a key must be a plain word, not a list or mapping");
@@ -284,7 +296,8 @@ struct node *parse_stream(struct source *S, int need_map)
     if (next_event(S, &e))
         goto fail;
     if (e.type != YAML_STREAM_END_EVENT) {
-        struct node tmp = {.file = S->file, .origin = S->origin,
+        struct node tmp = {.file = S->file,
+                           .origin = S->origin,
                            .line = (int)e.start_mark.line + 1,
                            .col = (int)e.start_mark.column + 1};
         yaml_event_delete(&e);
@@ -309,10 +322,73 @@ fail:
 
 /* Parses path. from: the extends/include value that named it (for a
  * position), NULL for the experiment file itself. */
+/* A file larger than MAX_FILE_BYTES is refused before it is parsed. */
+static int check_size(struct loader *L, const char *file, size_t len)
+{
+    if (len <= MAX_FILE_BYTES)
+        return 0;
+    report_pos(L, file, 0, 0, "%zu bytes; a spec or model file holds at most %d", len,
+               MAX_FILE_BYTES);
+    return -1;
+}
+
+/* Parses len bytes of text that go by the (interned) name file. */
+static struct node *parse_buffer(struct loader *L, const char *file, const char *text, size_t len)
+{
+    yaml_parser_t p;
+    if (!file || !yaml_parser_initialize(&p)) {
+        report_oom(L);
+        return NULL;
+    }
+    if (check_size(L, file, len)) {
+        yaml_parser_delete(&p);
+        return NULL;
+    }
+    yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
+    struct source S = {L, &p, file, NULL};
+    struct node *root = parse_stream(&S, 1);
+    yaml_parser_delete(&p);
+    return root;
+}
+
+const struct rn_spec_file *vfs_find(const struct loader *L, const char *path, char *norm)
+{
+    /* fold "." and "x/.." components; a leading ".." stays */
+    char buf[PATH_MAX];
+    snprintf(buf, sizeof buf, "%s", path);
+    const char *parts[PATH_MAX / 2];
+    int n = 0;
+    for (char *save = NULL, *t = strtok_r(buf, "/", &save); t; t = strtok_r(NULL, "/", &save)) {
+        if (!strcmp(t, "."))
+            continue;
+        if (!strcmp(t, "..") && n > 0 && strcmp(parts[n - 1], ".."))
+            n--;
+        else
+            parts[n++] = t;
+    }
+    size_t len = 0;
+    norm[0] = 0;
+    if (path[0] == '/')
+        len = (size_t)snprintf(norm, PATH_MAX, "/");
+    for (int i = 0; i < n && len < PATH_MAX; i++)
+        len += (size_t)snprintf(norm + len, PATH_MAX - len, "%s%s", i ? "/" : "", parts[i]);
+    for (int i = 0; i < L->n_vfs; i++)
+        if (L->vfs[i].name && !strcmp(L->vfs[i].name, norm))
+            return &L->vfs[i];
+    return NULL;
+}
+
 struct node *parse_file(struct loader *L, const char *path, const struct node *from,
                         const char *as_written)
 {
-    FILE *f = fopen(path, "rb");
+    if (L->vfs) {
+        char norm[PATH_MAX];
+        const struct rn_spec_file *vf = vfs_find(L, path, norm);
+        if (vf)
+            return parse_buffer(L, intern(L, path), vf->text, vf->len);
+        errno = ENOENT;
+    }
+    FILE *f = L->vfs ? NULL : fopen(path, "rb");
     if (!f) {
         if (from)
             report(L, from, "", "cannot open '%s' (resolved to %s)", as_written, path);
@@ -324,6 +400,11 @@ struct node *parse_file(struct loader *L, const char *path, const struct node *f
     if (!file) {
         fclose(f);
         report_oom(L);
+        return NULL;
+    }
+    struct stat st;
+    if (fstat(fileno(f), &st) == 0 && check_size(L, file, (size_t)st.st_size)) {
+        fclose(f);
         return NULL;
     }
     yaml_parser_t p;
@@ -340,18 +421,7 @@ struct node *parse_file(struct loader *L, const char *path, const struct node *f
     return root;
 }
 
-
 struct node *parse_text(struct loader *L, const char *text, size_t len)
 {
-    const char *file = intern(L, L->text_name);
-    yaml_parser_t p;
-    if (!file || !yaml_parser_initialize(&p)) {
-        report_oom(L);
-        return NULL;
-    }
-    yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
-    struct source S = {L, &p, file, NULL};
-    struct node *root = parse_stream(&S, 1);
-    yaml_parser_delete(&p);
-    return root;
+    return parse_buffer(L, intern(L, L->text_name), text, len);
 }
