@@ -13,8 +13,12 @@ double rn_mem_limit(void)
     const char *env = getenv("RN_MEM_LIMIT_MB");
     if (env && atof(env) > 0)
         return atof(env) * 1048576.0;
-    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
-    return pages > 0 && page > 0 ? (double)pages * (double)page : 1e300;
+    static double phys; /* the machine's memory does not change while we run */
+    if (phys == 0) {
+        long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+        phys = pages > 0 && page > 0 ? (double)pages * (double)page : 1e300;
+    }
+    return phys;
 }
 
 const char *rn_mem_str(double bytes, char *buf)

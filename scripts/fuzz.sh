@@ -25,26 +25,44 @@ mkdir -p "$work/corpus" "$work/seeds" "$work/findings"
 python3 scripts/fuzz-seeds.py "$target" "$work/seeds" >/dev/null
 dict=()
 [ "$target" = spec ] && dict=(-dict="$(realpath fuzz/spec.dict)")
-before=$(ls "$work/findings" | wc -l)
+count() { ls "$work/findings" | grep -cE "^(crash|leak|timeout|oom)-" || true; }
+before=$(count)
+# libFuzzer stops at its first finding; the campaign goes on in a new segment (same corpus)
+# until the budget is spent, so one run collects every finding and its total executions.
+# -jobs=1 runs each segment as one child process logging to fuzz-0.log in the work folder;
+# -rss_limit_mb also bounds a single malloc (an "oom" finding); -timeout (wall clock, on a
+# loaded 2-core machine) makes a hang one.
+start=$(date +%s)
+runs=0
+eps_sum=0
+segments=0
 log="$work/fuzz-0.log"
-rm -f "$log"
-# -jobs=1 runs the fuzzer as one child process logging to fuzz-0.log in the work folder;
-# -rss_limit_mb also bounds a single malloc (an "oom" finding), -timeout makes a hang one.
-(cd "$work" && ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=0 \
-  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-  "$bin" -workers=1 -jobs=1 -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
-    -print_final_stats=1 -artifact_prefix="$work/findings/" "${dict[@]}" \
-    corpus seeds >/dev/null 2>&1) || true
-[ -f "$log" ] || { echo "fuzz.sh: no log from libFuzzer in $work" >&2; exit 2; }
-runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
-eps=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
-cov=$(grep -oE 'cov: [0-9]+ ft: [0-9]+' "$log" | tail -1)
+: >"$work/fuzz.log"
+while :; do
+  left=$((start + secs - $(date +%s)))
+  [ "$left" -gt 0 ] || break
+  rm -f "$log"
+  (cd "$work" && ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=0 \
+    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    "$bin" -workers=1 -jobs=1 -max_total_time="$left" -timeout="${FUZZ_TIMEOUT:-30}" \
+      -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$work/findings/" "${dict[@]}" \
+      corpus seeds >/dev/null 2>&1) || true
+  [ -f "$log" ] || { echo "fuzz.sh: no log from libFuzzer in $work" >&2; exit 2; }
+  cat "$log" >>"$work/fuzz.log"
+  n=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
+  runs=$((runs + ${n:-0}))
+  segments=$((segments + 1))
+done
+elapsed=$(($(date +%s) - start))
+eps=$((runs / (elapsed > 0 ? elapsed : 1)))
+cov=$(grep -oE 'cov: [0-9]+ ft: [0-9]+' "$work/fuzz.log" | tail -1)
 corpus=$(ls "$work/corpus" | wc -l)
-after=$(ls "$work/findings" | wc -l)
-echo "fuzz.sh: target $target, ${secs}s: ${runs:-?} executions, ${eps:-?} exec/s, ${cov:-cov ?}," \
-  "corpus $corpus inputs, findings $((after - before)) (total $after in $work/findings)"
+after=$(count)
+echo "fuzz.sh: target $target, ${elapsed}s in $segments segment(s): $runs executions, $eps exec/s," \
+  "${cov:-cov ?}, corpus $corpus inputs, findings $((after - before)) (total $after in" \
+  "$work/findings; full log $work/fuzz.log)"
 if [ "$after" -gt "$before" ]; then
-  ls -t "$work/findings" | head -$((after - before)) | sed "s|^|  $work/findings/|"
-  grep -E "^==[0-9]+==ERROR|runtime error|SUMMARY|fuzz_spec:" "$log" | head -10
+  ls -t "$work/findings" | grep -E "^(crash|leak|timeout|oom)-" | head -$((after - before)) | sed "s|^|  $work/findings/|"
+  grep -E "^==[0-9]+==ERROR|runtime error|^SUMMARY|fuzz_spec:" "$work/fuzz.log" | head -10
   exit 1
 fi
