@@ -73,6 +73,29 @@ static char *resolved_of(const char *name)
     return s;
 }
 
+/* The resolved spec of experiment name as a run records it when made with
+ * --threads 2 --out elsewhere by a code that did not know train.batch's
+ * default yet (the line left out). */
+static char *recorded_elsewhere(const char *name)
+{
+    char *s = resolved_of(name), *out = calloc(1, strlen(s) + 64);
+    size_t k = 0;
+    for (const char *p = s; *p;) {
+        size_t len = strcspn(p, "\n");
+        if (!strncmp(p, "threads: ", 9))
+            k += (size_t)sprintf(out + k, "threads: 2\n");
+        else if (!strncmp(p, "out: ", 5))
+            k += (size_t)sprintf(out + k, "out: /elsewhere\n");
+        else if (strncmp(p, "  batch: ", 9) != 0)
+            k += (size_t)sprintf(out + k, "%.*s\n", (int)len, p);
+        p += len + (p[len] == '\n');
+    }
+    cr_assert(strstr(s, "\nthreads: ") && strstr(s, "\nout: ") && strstr(s, "\n  batch: "), "%s",
+              s);
+    free(s);
+    return out;
+}
+
 struct fake {
     const char *name;   /* experiment: results/<name>/latest -> results/<name>/r1 */
     const char *status; /* completed, running, failed */
@@ -170,9 +193,11 @@ static void make_study(void)
 {
     make_tmp();
     cr_assert_eq(sh(NULL, 0, "mkdir -p %s/experiments %s/results", tmp, tmp), 0);
-    const char *names[] = {"ctrl", "m1", "m2", "never_run", "busy", "broken", "edited"};
-    for (int i = 0; i < 7; i++)
+    const char *names[] = {"ctrl", "m1",     "m2",     "never_run",
+                           "busy", "broken", "edited", "rethreaded"};
+    for (int i = 0; i < 8; i++)
         write_experiment(names[i], i);
+    char *re = recorded_elsewhere("rethreaded");
     const struct fake runs[] = {
         {"ctrl", "completed", 3, ctrl_val, ctrl_test, NULL},
         {"m1", "completed", 2, m1_val, m1_test, NULL},
@@ -181,9 +206,11 @@ static void make_study(void)
         {"broken", "failed", 1, m1_val, m1_test, NULL},
         /* made from the file before an edit: its recorded spec differs */
         {"edited", "completed", 1, m1_val, m1_test, "name: edited\nseed: 99\n"},
+        {"rethreaded", "completed", 1, m1_val, m1_test, re},
     };
-    for (int i = 0; i < 6; i++)
+    for (int i = 0; i < 7; i++)
         fake_run(&runs[i]);
+    free(re);
     write_report("experiments: %s/experiments\n"
                  "sections:\n"
                  "  - title: Methods\n"
@@ -201,7 +228,8 @@ static void make_study(void)
                  "    figures:\n"
                  "      - {run: busy, figure: curves, caption: 'Busy curves.'}\n"
                  "      - {run: broken, figure: curves, caption: 'Broken curves.'}\n"
-                 "      - {run: edited, figure: curves, caption: 'Edited curves.'}\n",
+                 "      - {run: edited, figure: curves, caption: 'Edited curves.'}\n"
+                 "      - {run: rethreaded, figure: curves, caption: 'Other threads.'}\n",
                  tmp);
 }
 
@@ -234,13 +262,13 @@ Test(report, every_referenced_file_exists)
             images += a == 0;
         }
     }
-    /* curves of ctrl, samples_train of m1, and the flagged runs' curves: five
-     * <img>, each linked as PNG twice (image and caption), PDF and SVG where
-     * the run has them */
-    cr_assert_eq(images, 5);
-    cr_assert_eq(sum.figures, 5);
+    /* curves of ctrl, samples_train of m1, and the curves of busy, broken,
+     * edited and rethreaded: six <img>, each linked as PNG twice (image and
+     * caption), PDF and SVG where the run has them (all but samples_train) */
+    cr_assert_eq(images, 6);
+    cr_assert_eq(sum.figures, 6);
     cr_assert_eq(sum.figures_missing, 2, "never_run's curves and ctrl's gradcam");
-    cr_assert_eq(checked, 5 + 5 * 2 + 4 * 2, "got %d references", checked);
+    cr_assert_eq(checked, 6 + 6 * 2 + 5 * 2, "got %d references", checked);
     /* every anchor the page links to is on the page */
     for (const char *p = strstr(html, "href=\"#"); p; p = strstr(p + 1, "href=\"#")) {
         char id[200], want[220];
@@ -292,7 +320,7 @@ Test(report, missing_run_listed_with_its_command)
     struct rn_report_summary sum;
     char *html;
     build(&sum, &html);
-    cr_assert_eq(sum.runs, 7);
+    cr_assert_eq(sum.runs, 8);
     cr_assert_eq(sum.runs_missing, 1);
     char want[600];
     snprintf(want, sizeof want,
@@ -349,7 +377,13 @@ Test(report, stale_and_failed_runs_are_flagged)
     figure_of(html, "figures/edited/curves.png", fig, sizeof fig);
     cr_assert_not_null(strstr(fig, "<div class=\"warn\">Stale: made from another spec than"), "%s",
                        fig);
-    cr_assert_not_null(strstr(fig, "line 1 of the resolved spec"), "%s", fig);
+    cr_assert_not_null(strstr(fig, "line 4 of the resolved spec: the run has &#39;seed: 99&#39;, "
+                                   "the file now gives &#39;seed: 6&#39;"),
+                       "%s", fig);
+    /* recorded with other threads and out, and without a key this code
+     * writes with its default: the same run */
+    figure_of(html, "figures/rethreaded/curves.png", fig, sizeof fig);
+    cr_assert_null(strstr(fig, "class=\"warn\""), "%s", fig);
     /* a completed, current run draws no warning */
     figure_of(html, "figures/ctrl/curves.png", fig, sizeof fig);
     cr_assert_null(strstr(fig, "class=\"warn\""), "%s", fig);
