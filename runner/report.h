@@ -44,6 +44,7 @@ struct rn_report_table {
     char metrics[RN_REPORT_MAX_COLS][RN_NAME_MAX]; /* /metrics/<name>, last row or epoch */
     int n_metrics;
     char control[RN_PATH_MAX]; /* one of runs, or "" */
+    char sweep[RN_PATH_MAX];   /* a sweep folder: runs are its groups (mean +- CI), or "" */
     int epoch;                 /* the metrics' epoch; 0: each run's last */
     int line, col;
 };
@@ -68,9 +69,11 @@ struct rn_report {
 };
 
 /* Parses and checks path; every error is one "file:line:col: error: ..." line
- * on errors (NULL: only the first, into err). On failure *rep is freeable. */
-int rn_report_load(struct rn_report *rep, const char *path, FILE *errors, int *n_errors,
-                   struct rn_error *err);
+ * on errors (NULL: only the first, into err). results (NULL: the file's
+ * `results` key) is where experiment runs live. On failure *rep is
+ * freeable. */
+int rn_report_load(struct rn_report *rep, const char *path, const char *results, FILE *errors,
+                   int *n_errors, struct rn_error *err);
 void rn_report_free(struct rn_report *rep);
 
 /* The runs of rep in order of first use, each once (borrowed pointers into

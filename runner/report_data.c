@@ -56,8 +56,8 @@ int rn_report_runs(const struct rn_report *rep, const char ***runs, int *n, stru
     for (int i = 0; i < rep->n_sections; i++) {
         const struct rn_report_section *s = &rep->sections[i];
         for (int j = 0; j < s->n_tables; j++)
-            for (int k = 0; k < s->tables[j].n_runs; k++)
-                ADD(s->tables[j].runs[k]);
+            for (int k = 0; !s->tables[j].sweep[0] && k < s->tables[j].n_runs; k++)
+                ADD(s->tables[j].runs[k]); /* a sweep's rows are its groups, not runs */
         for (int j = 0; j < s->n_figures; j++)
             ADD(s->figures[j].run);
     }

@@ -4,8 +4,10 @@
  * computed here by hand (values at the last or a given epoch, each run's
  * gain over the control at the run's own epoch); a missing run is listed
  * with the command that makes it; a running, failed or stale run is flagged
- * beside every figure and row of it; bad report files give exact one-line
- * errors with file:line:col. */
+ * beside every figure and row of it; a table over a sweep holds each
+ * group's mean and 95% interval and the gain with Welch's interval, computed
+ * here by hand; bad report files give exact one-line errors with
+ * file:line:col. */
 #include <criterion/criterion.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -163,7 +165,7 @@ static void build(struct rn_report_summary *sum, char **html)
     snprintf(path, sizeof path, "%s/report.yaml", tmp);
     struct rn_report rep;
     struct rn_error err;
-    cr_assert_eq(rn_report_load(&rep, path, NULL, NULL, &err), 0, "%s", err.msg);
+    cr_assert_eq(rn_report_load(&rep, path, NULL, NULL, NULL, &err), 0, "%s", err.msg);
     char out[128];
     snprintf(out, sizeof out, "%s/out", tmp);
     struct rn_report_options opt = {.vector = 1, .log = NULL};
@@ -410,7 +412,7 @@ static int errors_of(const char *text, char *out, size_t size)
     struct rn_report rep;
     struct rn_error err;
     int n = 0;
-    int rc = rn_report_load(&rep, path, f, &n, &err);
+    int rc = rn_report_load(&rep, path, NULL, f, &n, &err);
     fclose(f);
     rn_report_free(&rep);
     snprintf(out, size, "%s", buf ? buf : "");
@@ -487,4 +489,82 @@ Test(report, bad_report_files_give_located_errors)
              "table's runs (did you mean 'm1'?)\n",
              tmp, tmp, tmp);
     cr_assert_str_eq(out, want);
+}
+
+/* ---- a table over a sweep: mean +- CI per group, the gain with Welch's interval ---------- */
+
+/* Cell <folder> of sweep tmp/sw: run.h5 with test/accuracy at epochs 1 and 2
+ * (acc at epoch 2) and its done marker, or only a failed exit code. */
+static void fake_cell(const char *folder, double acc, int done)
+{
+    char dir[256], p[320];
+    snprintf(dir, sizeof dir, "%s/sw/cells/%s", tmp, folder);
+    cr_assert_eq(sh(NULL, 0, "mkdir -p %s", dir), 0);
+    if (!done) {
+        snprintf(p, sizeof p, "%s/exit_code", dir);
+        write_file(p, "1\n", 2);
+        return;
+    }
+    snprintf(p, sizeof p, "%s/run.h5", dir);
+    struct rn_results *r;
+    struct rn_error err;
+    cr_assert_eq(rn_results_create(&r, p, &err), 0, "%s", err.msg);
+    const double x[2] = {1, 2}, v[2] = {0.125, acc};
+    cr_assert_eq(rn_results_append_metric(r, "test/accuracy", x, v, 2, &err), 0, "%s", err.msg);
+    cr_assert_eq(rn_results_set_attr_str(r, "/", "status", "completed", &err), 0);
+    rn_results_close(r);
+    snprintf(p, sizeof p, "%s/done", dir);
+    write_file(p, "", 0);
+}
+
+Test(report, sweep_table_holds_means_and_intervals)
+{
+    make_study();
+    cr_assert_eq(sh(NULL, 0, "mkdir -p %s/sw", tmp), 0);
+    char path[256], manifest[2048];
+    int n = snprintf(manifest, sizeof manifest, "# manifest\n");
+    const char *cells[][3] = {{"ctrl", "0", "ctrl-a0"}, {"ctrl", "1", "ctrl-a1"},
+                              {"ctrl", "2", "ctrl-a2"}, {"m1", "0", "m1-b0"},
+                              {"m1", "1", "m1-b1"},     {"m1", "2", "m1-b2"},
+                              {"m1", "3", "m1-b3"}};
+    for (int i = 0; i < 7; i++)
+        n += snprintf(manifest + n, sizeof manifest - (size_t)n,
+                      "%d\tid%d\t%s\t1\t%s\t/x/%s.yaml\t%s seed=%s\t%s\tseed=%s\n", i, i,
+                      cells[i][2], cells[i][0], cells[i][0], cells[i][0], cells[i][1], cells[i][0],
+                      cells[i][1]);
+    /* a cell no longer in the sweep file is not counted */
+    n += snprintf(manifest + n, sizeof manifest - (size_t)n,
+                  "7\tid7\tm1-old\t0\tm1\t/x/m1.yaml\tm1 seed=9\tm1\tseed=9\n");
+    snprintf(path, sizeof path, "%s/sw/cells.tsv", tmp);
+    write_file(path, manifest, (size_t)n);
+    const double ctrl[3] = {0.5, 0.625, 0.75}, m1[3] = {0.875, 0.9375, 1.0};
+    for (int i = 0; i < 3; i++) {
+        fake_cell(cells[i][2], ctrl[i], 1);
+        fake_cell(cells[3 + i][2], m1[i], 1);
+    }
+    fake_cell("m1-b3", 0, 0);  /* failed */
+    fake_cell("m1-old", 0, 1); /* inactive: 0% would pull the mean down */
+    write_report("experiments: %s/experiments\nsections:\n  - title: Sweep\n    tables:\n"
+                 "      - {title: Seeds, sweep: %s/sw, runs: [ctrl, m1, m9], control: ctrl,\n"
+                 "         metrics: [test/accuracy]}\n",
+                 tmp, tmp);
+    struct rn_report_summary sum;
+    char *html;
+    build(&sum, &html);
+    cr_assert_eq(sum.runs, 0, "a sweep's groups are not runs of the report");
+    /* ctrl: mean 62.5, sd 0.125, half t(0.975, 2) = 4.302652729911275 x 12.5 /
+     * sqrt(3) = 31.05; m1: 93.75, sd 0.0625, half 15.53; gain 31.25 with
+     * Welch: se^2 = 0.0625^2/3 + 0.125^2/3, dof 2.94 -> 2, half 4.3027 x
+     * 8.0687 = 34.72 */
+    const char *rows[] = {
+        "<tr><td>ctrl</td><td>2</td><td>3</td><td>62.50% &plusmn; 31.05</td><td>control</td>"
+        "</tr>",
+        "<tr><td>m1</td><td>2</td><td>3 <span class=\"meta\">(of 4; 1 not done, 0 without the "
+        "metric)</span></td><td>93.75% &plusmn; 15.53</td><td>+31.25 &plusmn; 34.72 pts</td>"
+        "</tr>",
+        "<tr><td>m9</td><td class=\"none\" colspan=\"4\">Missing: no such group in this sweep",
+    };
+    for (int i = 0; i < 3; i++)
+        cr_assert_not_null(strstr(html, rows[i]), "row %d not on the page: %s", i, rows[i]);
+    free(html);
 }

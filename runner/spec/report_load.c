@@ -49,9 +49,13 @@ static const struct rn_key table_keys[] = {
      "one of runs: adds each run's gain over it at equal epochs (last metric)"},
     {"epoch", RN_KIND_INT, 0, 0, NULL, 0, UNBOUNDED, NULL,
      "the epoch the metrics are read at; 0: each run's last"},
+    {"sweep", RN_KIND_STRING, 0, 0, "", 1, 0, NULL,
+     "a sweep folder (results/sweeps/task4): runs are then its groups (an experiment's name, "
+     "with the overrides that vary besides the seed), each value the mean +- 95% CI over the "
+     "group's completed cells, the gain over control Welch's interval"},
 };
 static const struct extra_key table_extra[] = {
-    {"runs", "list", "", "the rows: experiment names or run folders"},
+    {"runs", "list", "", "the rows: experiment names or run folders (with sweep: its groups)"},
     {"metrics", "list", "[val/accuracy, test/accuracy]",
      "the columns: /metrics/<name> (an accuracy is shown in percent)"},
     {"caption", "string", "", "a line under the table"},
@@ -182,6 +186,7 @@ static void load_table(struct loader *L, const struct rn_report *rep, const stru
     copy_str(t->title, sizeof t->title, v.str[0]);
     copy_str(t->control, sizeof t->control, v.str[1]);
     t->epoch = (int)v.num[2];
+    copy_str(t->sweep, sizeof t->sweep, v.str[3]);
     t->line = n->line;
     t->col = n->col;
     t->n_metrics = 2;
@@ -214,7 +219,7 @@ static void load_table(struct loader *L, const struct rn_report *rep, const stru
         return;
     }
     t->n_runs = string_list(L, r, label, &t->runs[0][0], sizeof t->runs[0], MAX_ROWS);
-    for (int i = 0; i < t->n_runs; i++)
+    for (int i = 0; !t->sweep[0] && i < t->n_runs; i++)
         if (r->items[i]->kind == NODE_SCALAR)
             check_run(L, rep, r->items[i], label, t->runs[i]);
     if (!t->control[0])
@@ -278,13 +283,14 @@ static void load_section(struct loader *L, const struct rn_report *rep, const st
     }
 }
 
-static void check_report(struct loader *L, const struct node *root, struct rn_report *rep)
+static void check_report(struct loader *L, const struct node *root, const char *results,
+                         struct rn_report *rep)
 {
     struct rn_values v;
     check_map(L, root, "", 0, report_keys, COUNT(report_keys), report_extra, COUNT(report_extra),
               &v);
     copy_str(rep->title, sizeof rep->title, v.str[0]);
-    copy_str(rep->results, sizeof rep->results, v.str[1]);
+    copy_str(rep->results, sizeof rep->results, results ? results : v.str[1]);
     if (v.str[2][0]) {
         copy_str(rep->experiments, sizeof rep->experiments, v.str[2]);
     } else {
@@ -309,8 +315,8 @@ static void check_report(struct loader *L, const struct node *root, struct rn_re
         load_section(L, rep, secs->items[i], i, &rep->sections[rep->n_sections++]);
 }
 
-int rn_report_load(struct rn_report *rep, const char *path, FILE *errors, int *n_errors,
-                   struct rn_error *err)
+int rn_report_load(struct rn_report *rep, const char *path, const char *results, FILE *errors,
+                   int *n_errors, struct rn_error *err)
 {
     memset(rep, 0, sizeof *rep);
     struct loader L = {.errors = errors, .err = err};
@@ -321,7 +327,7 @@ int rn_report_load(struct rn_report *rep, const char *path, FILE *errors, int *n
         report_pos(&L, path, 0, 0, "path longer than %d characters", RN_PATH_MAX - 1);
     else if ((root = load_tree(&L, path, NULL, path)) && !L.n_errors) {
         snprintf(rep->file, sizeof rep->file, "%s", path);
-        check_report(&L, root, rep);
+        check_report(&L, root, results, rep);
     }
     node_free(root);
     flush_diags(&L);
