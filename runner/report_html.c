@@ -75,7 +75,8 @@ static const char style[] =
     "table{border-collapse:collapse;margin:10px 0;font-size:14px}"
     "th,td{border:1px solid #ccc;padding:4px 10px;text-align:right}"
     "th:first-child,td:first-child{text-align:left}th{background:#f3f3f3}\n"
-    "td.none{color:#999}pre{background:#f7f7f7;padding:8px;overflow:auto;font-size:12px}\n"
+    "td.none{color:#999;text-align:left}pre{background:#f7f7f7;padding:8px;overflow:auto;font-size:"
+    "12px}\n"
     "#broken{background:#d93025;color:#fff;padding:8px 12px;margin-top:12px}\n";
 
 /* Counts the images that did not load and says so on the page and in

@@ -118,7 +118,7 @@ static void sweep_command(FILE *f, const struct rn_report *rep, const char *name
 int report_sweep_table(FILE *f, const struct rn_report *rep, const struct rn_report_table *t)
 {
     struct rn_sweep_plan plan;
-    struct rn_error e;
+    struct rn_error e; /* a folder without a manifest is shown as missing */
     const char *base = strrchr(t->sweep, '/');
     base = base && base[1] ? base + 1 : t->sweep;
     int cols = 3 + t->n_metrics + (t->control[0] != 0);
@@ -126,11 +126,9 @@ int report_sweep_table(FILE *f, const struct rn_report *rep, const struct rn_rep
                       " (mean &plusmn; 95% CI)");
     const char *last = t->metrics[t->n_metrics - 1];
     if (rn_sweep_plan_read(&plan, t->sweep, &e)) {
-        fprintf(f, "<tr><td class=\"none\" colspan=\"%d\">Missing: no sweep in ", cols);
+        fprintf(f, "<tr><td class=\"none\" colspan=\"%d\">Missing: ", cols);
         report_esc(f, t->sweep);
-        fputs(" (", f);
-        report_esc(f, e.msg);
-        fputs("); make it with ", f);
+        fputs(" is not a sweep yet (no cells.tsv); make it with ", f);
         sweep_command(f, rep, base);
         fputs("</td></tr>\n</table>\n", f);
         return 0;
