@@ -568,3 +568,40 @@ Test(report, sweep_table_holds_means_and_intervals)
         cr_assert_not_null(strstr(html, rows[i]), "row %d not on the page: %s", i, rows[i]);
     free(html);
 }
+
+/* ---- --run-missing: the missing run made into the results root, then not stale ---------- */
+
+Test(report, run_missing_makes_the_run_and_it_is_current, .timeout = 600)
+{
+    make_tmp();
+    write_report("experiments: %s/tests/fixtures/report\nsections:\n  - title: s\n    tables:\n"
+                 "      - {title: t, runs: [tiny_lazy]}\n    figures:\n"
+                 "      - {run: tiny_lazy, figure: cams, caption: c}\n",
+                 RN_SOURCE_DIR);
+    char out[8192];
+    /* the fixture's data.dir is relative to the repository root */
+    int rc = sh(out, sizeof out,
+                "cd %s && OMP_NUM_THREADS=1 %s report %s/report.yaml --results %s/elsewhere "
+                "--out %s/out --run-missing --threads 1 --no-vector --quiet 2>&1",
+                RN_SOURCE_DIR, RN_RUNNER_BIN, tmp, tmp, tmp);
+    cr_assert_eq(rc, 0, "%s", out);
+    char want[512];
+    snprintf(want, sizeof want,
+             "%s/out/index.html: 1 figures (0 missing), 1 tables, 1 runs (0 missing, 0 flagged)",
+             tmp);
+    cr_assert_not_null(strstr(out, want), "%s", out);
+    /* made with --threads 1 into --results: its spec records both, and it is current */
+    char path[256];
+    snprintf(path, sizeof path, "%s/elsewhere/tiny_lazy/latest/run.h5", tmp);
+    struct stat st;
+    cr_assert_eq(stat(path, &st), 0, "%s", out);
+    snprintf(path, sizeof path, "%s/out/figures/tiny_lazy/cams.png", tmp);
+    cr_assert_eq(stat(path, &st), 0);
+    /* a second build finds it and runs nothing */
+    rc = sh(out, sizeof out,
+            "cd %s && %s report %s/report.yaml --results %s/elsewhere --out %s/out "
+            "--run-missing --no-vector 2>&1",
+            RN_SOURCE_DIR, RN_RUNNER_BIN, tmp, tmp, tmp);
+    cr_assert_eq(rc, 0, "%s", out);
+    cr_assert_null(strstr(out, "does not exist: running"), "%s", out);
+}
