@@ -605,3 +605,39 @@ Test(report, run_missing_makes_the_run_and_it_is_current, .timeout = 600)
     cr_assert_eq(rc, 0, "%s", out);
     cr_assert_null(strstr(out, "does not exist: running"), "%s", out);
 }
+
+/* ---- the study's report file ------------------------------------------------------------ */
+
+Test(report, study_report_file_loads_and_numbers_its_figures)
+{
+    struct rn_report rep;
+    struct rn_error err;
+    int n_errors = 0;
+    cr_assert_eq(rn_report_load(&rep, RN_SOURCE_DIR "/experiments/report.yaml", NULL, stderr,
+                                &n_errors, &err),
+                 0, "%s", err.msg);
+    cr_assert_eq(rep.n_sections, 7, "Tasks 0-6");
+    int figures = 0, numbered[45] = {0};
+    for (int i = 0; i < rep.n_sections; i++) {
+        for (int j = 0; j < rep.sections[i].n_figures; j++, figures++) {
+            const char *c = rep.sections[i].figures[j].caption;
+            /* every caption carries the write-up's figure numbers, or says it has none */
+            cr_assert(strncmp(c, "Figure", 6) == 0 || strstr(c, "not in the write-up") ||
+                          strstr(c, "Figure 29's originals"),
+                      "caption without a figure number: %s", c);
+            for (const char *p = c; (p = strpbrk(p, "0123456789"));) {
+                char *end;
+                long k = strtol(p, &end, 10);
+                if (p > c + 6 && k >= 1 && k <= 44 && strncmp(c, "Figure", 6) == 0 &&
+                    (end[0] == '.' || end[0] == ',' || end[0] == ' '))
+                    numbered[k] = 1;
+                p = end;
+            }
+        }
+    }
+    cr_assert_eq(figures, 48);
+    /* the write-up's figures that have a counterpart here: all but 12 (colour clusters) */
+    for (int k = 1; k <= 44; k++)
+        cr_expect(numbered[k] || k == 12, "Figure %d has no counterpart in the report", k);
+    rn_report_free(&rep);
+}

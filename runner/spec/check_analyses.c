@@ -8,8 +8,8 @@
 #include "analysis.h"
 
 /* List-valued analysis keys. An analysis type declares `cases`, `models` or
- * `methods` as a string key; in a spec it is a YAML list of flow mappings (or
- * of items as compact text), each checked
+ * `methods` as a string key; in a spec it is a YAML list of flow mappings (an
+ * item of one field may be its value alone: `methods: [gradcam, gradcam++]`), each checked
  * against the item schema below (errors at the item's line:col), or the same
  * list as compact text ("1 red; 2 yellow test 17": items separated by ';',
  * fields by spaces in item-schema order, trailing fields defaulted). Either
@@ -260,8 +260,8 @@ static void check_list_key(struct loader *L, const struct node *n, const char *w
             const struct node *item = n->items[i];
             char ilabel[700];
             snprintf(ilabel, sizeof ilabel, "%s #%d", label, i + 1);
-            if (item->kind == NODE_SCALAR && !item->is_null) {
-                /* an item as its compact text: `methods: [gradcam, gradcam++]` */
+            if (lk->n_items == 1 && item->kind == NODE_SCALAR && !item->is_null) {
+                /* an item of one field as its value: `methods: [gradcam, gradcam++]` */
                 int added = compact_item(L, item, item->text, ilabel, lk, s, out, &len, count == 0);
                 if (added < 0)
                     return;

@@ -195,7 +195,7 @@ void rn_spec_write_reference(FILE *f)
           "`cases`, `models` and `methods` take a list of flow mappings, one item a line (`- "
           "{digit: 1, colour: red}`),\nor the same list as compact text: items separated by "
           "`;`, fields by spaces in the order\nbelow, trailing fields defaulted (`cases: \"1 "
-          "red; 2 yellow test 17\"`); an item of the list may be\nits compact text too "
+          "red; 2 yellow test 17\"`); an item of one field may be\nits value alone "
           "(`methods: [gradcam, gradcam++]`). The resolved spec stores the\ncompact text with "
           "every field written (a case's `predicted` only when it is not `any`).\n\n",
           f);
