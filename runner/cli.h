@@ -19,15 +19,25 @@ struct rn_cli_run_options {
     const char *out;    /* exact run directory, or NULL: <out>/<name>/<time>-s<seed> */
     const char *format; /* figures: png (NULL), pdf or svg */
     int quiet;
+    /* A run directory to continue from its last checkpoint (out is then
+     * ignored): refused when sp differs from the spec it recorded, unless
+     * force; a completed run is left as it is. */
+    const char *resume;
+    int force;
 };
 
 /* Trains (or loads) sp's model, evaluates it, runs its analyses, closes
  * run.h5 with its status and draws the figures. SIGINT and SIGTERM stop
- * training after the current step (status "interrupted", 130). dir (may be
+ * training after the current step and write a checkpoint (status
+ * "interrupted", exit status 130 or 143). dir (may be
  * NULL) gets the run directory, "" when none was made. sp may be changed
  * (load.if_missing decides between loading and training). */
 int rn_cli_run_spec(struct rn_spec *sp, const struct rn_cli_run_options *o, char *dir,
                     size_t dir_size);
+
+/* `runner resume RUN_DIR`: the spec the run recorded, run again with
+ * o->resume = dir. */
+int rn_cli_resume(const char *dir, const struct rn_cli_run_options *o);
 
 /* What rn_cli_check_model found. */
 struct rn_cli_model_info {

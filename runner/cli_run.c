@@ -26,8 +26,7 @@ extern char **environ;
 
 static void on_signal(int sig)
 {
-    (void)sig;
-    rn_interrupted = 1;
+    rn_interrupted = sig;
 }
 
 static int set_threads(const struct rn_spec *s)
@@ -183,6 +182,76 @@ static int make_missing_models(const struct rn_spec *sp, int quiet)
     return 0;
 }
 
+/* A resume of dir with spec sp: refused when sp is not the spec the run
+ * recorded (unless force); 0 to go on, 2 when the run completed already,
+ * else 1 (said). */
+static int check_resume(const struct rn_spec *sp, const char *dir, int force)
+{
+    struct rn_error err;
+    char *yaml = NULL, status[32], diff[2048];
+    if (rn_run_recorded(dir, &yaml, status, sizeof status, &err)) {
+        fprintf(stderr, "runner: %s\n", err.msg);
+        return 1;
+    }
+    /* the recorded spec resolved again by this code, so that keys added
+     * since (with their defaults) do not count as changes */
+    struct rn_spec *rec = calloc(1, sizeof *rec);
+    char name[RN_PATH_MAX + 16];
+    snprintf(name, sizeof name, "%s/run.h5:/config", dir);
+    int n = -1;
+    if (!rec)
+        rn_errorf(&err, "out of memory");
+    else if (rn_spec_load_text(rec, yaml, name, NULL, NULL, NULL, NULL, &err) == 0)
+        n = rn_spec_diff(rec->resolved, sp->resolved ? sp->resolved : "", diff, sizeof diff, &err);
+    rn_spec_free(rec);
+    free(rec);
+    free(yaml);
+    char who[256];
+    if (n < 0) {
+        fprintf(stderr, "runner: resume: %s\n", err.msg);
+        return 1;
+    }
+    if (n > 0 && !force) {
+        fprintf(stderr, "runner: resume: spec differs at %s; use --force to resume anyway\n", diff);
+        return 1;
+    }
+    if (n > 0)
+        fprintf(stderr, "runner: resume: spec differs at %s; resuming anyway (--force)\n", diff);
+    if (rn_run_lock_held(dir, who, sizeof who)) {
+        fprintf(stderr, "runner: resume: %s is still running (%s)\n", dir, who);
+        return 1;
+    }
+    if (strcmp(status, "completed") == 0) {
+        fprintf(stderr, "runner: resume: %s completed already; nothing to do\n", dir);
+        return 2;
+    }
+    return 0;
+}
+
+int rn_cli_resume(const char *dir, const struct rn_cli_run_options *o)
+{
+    struct rn_error err;
+    char *yaml = NULL, status[32], name[RN_PATH_MAX + 16];
+    if (rn_run_recorded(dir, &yaml, status, sizeof status, &err)) {
+        fprintf(stderr, "runner: %s\n", err.msg);
+        return 1;
+    }
+    struct rn_spec *sp = calloc(1, sizeof *sp); /* about 1 MB: not on the stack */
+    snprintf(name, sizeof name, "%s/run.h5:/config", dir);
+    int rc = 1;
+    if (!sp)
+        fprintf(stderr, "runner: out of memory\n");
+    else if (rn_spec_load_text(sp, yaml, name, NULL, NULL, stderr, NULL, &err) == 0) {
+        struct rn_cli_run_options c = *o;
+        c.resume = dir;
+        rc = rn_cli_run_spec(sp, &c, NULL, 0);
+    }
+    free(yaml);
+    rn_spec_free(sp);
+    free(sp);
+    return rc;
+}
+
 int rn_cli_run_spec(struct rn_spec *sp, const struct rn_cli_run_options *o, char *dir_out,
                     size_t dir_size)
 {
@@ -191,8 +260,20 @@ int rn_cli_run_spec(struct rn_spec *sp, const struct rn_cli_run_options *o, char
     struct rn_error err;
     if (dir_out && dir_size)
         dir_out[0] = '\0';
-    struct rn_run_options opt = {
-        .out_dir = c.out, .quiet = c.quiet, .log = stderr, .check = rn_analyses_check};
+    if (c.resume && (rc = check_resume(sp, c.resume, c.force)) != 0)
+        return rc == 2 ? 0 : rc;
+    struct rn_run_options opt = {.out_dir = c.resume ? c.resume : c.out,
+                                 .quiet = c.quiet,
+                                 .log = stderr,
+                                 .check = rn_analyses_check,
+                                 .resume = c.resume != NULL};
+    /* first: a signal from now on stops the run cleanly (a background job
+     * of a script would otherwise ignore SIGINT until here) */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
     if (check_device(sp, c.quiet, &opt)) {
         return 1;
     }
@@ -200,11 +281,6 @@ int rn_cli_run_spec(struct rn_spec *sp, const struct rn_cli_run_options *o, char
     if ((rc = make_missing_models(sp, c.quiet)) != 0)
         return rc;
     int threads = set_threads(sp);
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
 
     struct rn_run run;
     if (!c.quiet)
@@ -228,7 +304,7 @@ int rn_cli_run_spec(struct rn_spec *sp, const struct rn_cli_run_options *o, char
         rc = 1;
     } else if (rn_interrupted) {
         status = "interrupted";
-        rc = 130;
+        rc = 128 + rn_interrupted;
     } else if (sp->has_model && !sp->has_train) {
         /* a loaded model: evaluate it once on the held-out splits (the 54k
          * train images would dominate an analysis run's time) */

@@ -17,7 +17,8 @@
 static const char usage[] =
     "usage: runner EXPERIMENT.yaml [key.path=value ...] [--device auto|cpu|cuda] [--seed N]\n"
     "                              [--out DIR] [--threads N] [--format png|pdf|svg] [--quiet]\n"
-    "                              [--deterministic]\n"
+    "                              [--deterministic] [--resume RUN_DIR [--force]]\n"
+    "       runner resume RUN_DIR [--force] [--quiet] [--format png|pdf|svg]\n"
     "       runner validate [--summary] EXPERIMENT.yaml [key.path=value ...]\n"
     "       runner summary EXPERIMENT.yaml [key.path=value ...]\n"
     "       runner plot RUN_DIR [--format png|pdf|svg]\n"
@@ -44,6 +45,8 @@ static const char usage[] =
     "  --format F       figure format: png (default), pdf or svg\n"
     "  --quiet          no progress output\n"
     "  --deterministic  deterministic GPU algorithms (spec key deterministic: true)\n"
+    "  --resume RUN_DIR continue RUN_DIR from its last checkpoint (checkpoint.h5); refused\n"
+    "                   when the spec differs from the one the run recorded, unless --force\n"
     "  --help-spec      print the reference of every spec key\n"
     "  --metric M       (compare) a per-epoch metric to draw, one panel each (default:\n"
     "                   test/accuracy, and test/colour_accuracy where a run has it)\n"
@@ -69,7 +72,10 @@ static const char usage[] =
     "interval of each metric (NAME, NAME@EPOCH or /analyses/...[i,j]; default val/accuracy\n"
     "and test/accuracy); --plot draws them with error bars.\n"
     "\n"
-    "Exit status: 0 success, 1 error (one line on stderr), 2 bad command line, 130 interrupted.\n";
+    "resume: continues RUN_DIR with the spec it recorded (run from the same folder).\n"
+    "\n"
+    "Exit status: 0 success, 1 error (one line on stderr), 2 bad command line, 130 interrupted\n"
+    "(SIGINT), 143 terminated (SIGTERM); an interrupted run keeps a checkpoint to resume from.\n";
 
 static int fail(const char *msg)
 {
@@ -90,6 +96,8 @@ struct cli {
     const char *overrides[MAX_OVERRIDES + 8];
     int n_overrides;
     const char *out, *format;
+    const char *resume; /* --resume RUN_DIR */
+    int force;          /* --force */
     int quiet;
     int summary;       /* --summary: validate prints the model table */
     char owned[4][64]; /* storage for overrides made from flags */
@@ -109,9 +117,10 @@ static int parse_args(struct cli *c, int argc, char **argv, int first)
 {
     for (int i = first; i < argc; i++) {
         const char *a = argv[i];
-        const char *flags_with_value[] = {"--device", "--seed", "--out", "--threads", "--format"};
+        const char *flags_with_value[] = {"--device",  "--seed",   "--out",
+                                          "--threads", "--format", "--resume"};
         int is_flag = 0;
-        for (int f = 0; f < 5; f++)
+        for (int f = 0; f < 6; f++)
             if (strcmp(a, flags_with_value[f]) == 0) {
                 if (i + 1 >= argc)
                     return usage_error("%s needs a value", a);
@@ -130,12 +139,16 @@ static int parse_args(struct cli *c, int argc, char **argv, int first)
                     return 2;
                 if (f == 4)
                     c->format = v;
+                if (f == 5)
+                    c->resume = v;
                 is_flag = 1;
             }
         if (is_flag)
             continue;
         if (strcmp(a, "--quiet") == 0) {
             c->quiet = 1;
+        } else if (strcmp(a, "--force") == 0) {
+            c->force = 1;
         } else if (strcmp(a, "--summary") == 0) {
             if (strcmp(argv[1], "validate") != 0 && strcmp(argv[1], "summary") != 0)
                 return usage_error("%s goes with validate: runner validate --summary "
@@ -326,11 +339,29 @@ static int cmd_run(int argc, char **argv)
         free(sp);
         return 1;
     }
-    struct rn_cli_run_options o = {c.out, c.format, c.quiet};
+    if (c.force && !c.resume)
+        return usage_error("%s", "--force goes with --resume RUN_DIR");
+    struct rn_cli_run_options o = {c.out, c.format, c.quiet, c.resume, c.force};
     rc = rn_cli_run_spec(sp, &o, NULL, 0);
     rn_spec_free(sp);
     free(sp);
     return rc;
+}
+
+/* runner resume RUN_DIR [--force] [--quiet] [--format F] */
+static int cmd_resume(int argc, char **argv)
+{
+    struct cli c = {0};
+    int rc = parse_args(&c, argc, argv, 2);
+    if (rc)
+        return rc;
+    if (!c.spec)
+        return usage_error("%s", "resume needs a RUN_DIR");
+    if (c.n_overrides || c.out || c.resume)
+        return usage_error("%s", "resume takes RUN_DIR and --force, --quiet, --format only "
+                                 "(the spec is the one the run recorded)");
+    struct rn_cli_run_options o = {NULL, c.format, c.quiet, c.spec, c.force};
+    return rn_cli_resume(c.spec, &o);
 }
 
 /* runner report REPORT.yaml [--out DIR] [--results DIR] [--run-missing]
@@ -443,5 +474,7 @@ int main(int argc, char **argv)
         return cmd_compare(argc, argv);
     if (strcmp(argv[1], "report") == 0)
         return cmd_report(argc, argv);
+    if (strcmp(argv[1], "resume") == 0)
+        return cmd_resume(argc, argv);
     return cmd_run(argc, argv);
 }

@@ -126,7 +126,8 @@ static int build_optimizers(struct rn_program *p, struct rn_error *err)
             o->owns[i] = (unsigned char)mine;
             for (int q = 0; mine && q < k; q++)
                 if (p->opts[q].owns[i]) {
-                    rn_errorf(err, "%s:%d:%d: error: optimizer '%s': node '%s' is already "
+                    rn_errorf(err,
+                              "%s:%d:%d: error: optimizer '%s': node '%s' is already "
                               "updated by optimizer '%s'; a parameter belongs to one optimizer",
                               so->file, so->line, so->col, o->name, g->nodes[i].layer.name,
                               p->opts[q].name);
@@ -135,8 +136,10 @@ static int build_optimizers(struct rn_program *p, struct rn_error *err)
         }
         if (n == 0) {
             if (so)
-                rn_errorf(err, "%s:%d:%d: error: optimizer '%s': its groups hold no trainable "
-                          "parameters", so->file, so->line, so->col, o->name);
+                rn_errorf(err,
+                          "%s:%d:%d: error: optimizer '%s': its groups hold no trainable "
+                          "parameters",
+                          so->file, so->line, so->col, o->name);
             else
                 rn_errorf(err, "the model has no trainable parameters to optimize");
             goto done;
@@ -194,7 +197,8 @@ static int check_tangent_path(struct rn_program *p, const struct rn_spec_loss *l
         int bn = strcmp(ty->name, "batchnorm") == 0;
         if (!p->need[i] || (!bn && ty->tangent_forward && ty->tangent_backward))
             continue;
-        return rn_errorf(err, "%s:%d:%d: error: loss '%s' (saliency): node '%s' (%s) lies on the "
+        return rn_errorf(err,
+                         "%s:%d:%d: error: loss '%s' (saliency): node '%s' (%s) lies on the "
                          "path to '%s' and %s; the saliency gradient needs tangent mode "
                          "through every layer (use a model without batchnorm for this loss)",
                          l->file, l->line, l->col, l->name, g->nodes[i].layer.name, ty->name,
@@ -218,14 +222,18 @@ static int build_terms(struct rn_program *p, int n_classes, struct rn_error *err
         tm->kind = l->kind;
         tm->node = l->on[0] ? rn_graph_find(g, l->on) : g->n_nodes - 1;
         if (tm->node < 0)
-            return rn_errorf(err, "%s:%d:%d: error: loss reads node '%s', which the model does "
-                             "not have", l->file, l->line, l->col, l->on);
+            return rn_errorf(err,
+                             "%s:%d:%d: error: loss reads node '%s', which the model does "
+                             "not have",
+                             l->file, l->line, l->col, l->on);
         struct rn_shape o = g->nodes[tm->node].layer.out;
         if (o.c != n_classes || o.h != 1 || o.w != 1)
-            return rn_errorf(err, "%s:%d:%d: error: loss '%s': node '%s' gives (%d,%d,%d) but "
+            return rn_errorf(err,
+                             "%s:%d:%d: error: loss '%s': node '%s' gives (%d,%d,%d) but "
                              "the loss needs (%d,1,1) logits; end the head with a linear layer "
-                             "of %d units", l->file, l->line, l->col, l->name,
-                             g->nodes[tm->node].layer.name, o.c, o.h, o.w, n_classes, n_classes);
+                             "of %d units",
+                             l->file, l->line, l->col, l->name, g->nodes[tm->node].layer.name, o.c,
+                             o.h, o.w, n_classes, n_classes);
         tm->schedule = l->weight_schedule[0] ? schedule_index(t, l->weight_schedule) : -1;
         tm->weight = l->weight;
         enum rn_target target = l->target_kind;
@@ -344,12 +352,16 @@ static int build_program(struct rn_program *p, struct rn_error *err)
         for (int i = 0; i < g->n_nodes; i++)
             reaches |= p->loss[i] && p->down[i];
         if (!reaches)
-            return rn_errorf(err, "%s:%d:%d: error: %s: none of its losses depends on a "
-                             "parameter of its optimizers", st->file, st->line, st->col, where);
+            return rn_errorf(err,
+                             "%s:%d:%d: error: %s: none of its losses depends on a "
+                             "parameter of its optimizers",
+                             st->file, st->line, st->col, where);
         for (int r = 0; r < st->repeat; r++) {
             if (p->n_subs >= RN_MAX_SUBSTEPS)
-                return rn_errorf(err, "%s:%d:%d: error: train.program: more than %d sub-steps "
-                                 "per batch", st->file, st->line, st->col, RN_MAX_SUBSTEPS);
+                return rn_errorf(err,
+                                 "%s:%d:%d: error: train.program: more than %d sub-steps "
+                                 "per batch",
+                                 st->file, st->line, st->col, RN_MAX_SUBSTEPS);
             p->subs[p->n_subs++] = sub;
         }
     }
@@ -364,6 +376,7 @@ int rn_program_init(struct rn_program *p, const struct rn_spec_train *t, struct 
     p->spec = t;
     p->n_classes = n_classes;
     p->total_steps = total_steps ? total_steps : 1;
+    p->skip_nonfinite = t->on_nonfinite_skip;
     unsigned char **scratch[] = {&p->valid, &p->need, &p->run, &p->own, &p->down, &p->loss};
     for (size_t i = 0; i < sizeof scratch / sizeof scratch[0]; i++)
         if (!(*scratch[i] = rn_calloc((size_t)g->n_nodes + 1, 1, err)))
@@ -417,8 +430,7 @@ int rn_program_device(struct rn_program *p, int cap, struct rn_error *err)
     return 0;
 }
 
-int rn_program_fetch(struct rn_program *p, int count, double *loss, int *hits,
-                     struct rn_error *err)
+int rn_program_fetch(struct rn_program *p, int count, double *loss, int *hits, struct rn_error *err)
 {
     if (count <= 0)
         return 0;
@@ -427,8 +439,8 @@ int rn_program_fetch(struct rn_program *p, int count, double *loss, int *hits,
     struct stat_rec *recs = rn_malloc(sizeof *recs * (size_t)count * RN_MAX_LOSSES, err);
     if (!recs)
         return -1;
-    int rc = rn_backend_of(p->device)
-                 ->download(recs, p->dev_stats, sizeof *recs * (size_t)count * RN_MAX_LOSSES, err);
+    int rc = rn_backend_of(p->device)->download(recs, p->dev_stats,
+                                                sizeof *recs * (size_t)count * RN_MAX_LOSSES, err);
     for (int i = 0; !rc && i < count * RN_MAX_LOSSES; i++) {
         loss[i] = recs[i].loss;
         hits[i] = recs[i].hits;
@@ -459,7 +471,6 @@ int rn_optim_init(struct rn_optim *o, const char *kind, struct rn_graph *g, stru
     return rc;
 }
 
-
 /* A schedule's value at progress p (clamped to [0, 1]). */
 double rn_schedule_value(const struct rn_spec_schedule *s, double p)
 {
@@ -483,7 +494,6 @@ double rn_schedule_value(const struct rn_spec_schedule *s, double p)
     }
     return p < s->at ? s->before : s->after;
 }
-
 
 /* Forgets the outputs of `from` and of everything downstream of them. */
 static void invalidate(struct rn_program *p, const unsigned char *from)
@@ -597,12 +607,13 @@ static int head_losses(struct rn_program *p, const struct rn_program_sub *sub, i
             /* on the device, read later (rn_program_fetch): the slot keeps
              * this sub-step's value, the last one that computes the head */
             const struct rn_backend *be = rn_backend_of(p->device);
-            struct stat_rec *rec = (struct stat_rec *)p->dev_stats + (size_t)p->slot * RN_MAX_LOSSES + h;
+            struct stat_rec *rec =
+                (struct stat_rec *)p->dev_stats + (size_t)p->slot * RN_MAX_LOSSES + h;
             const uint8_t *t = hd->target == RN_TARGET_COLOUR ? p->t_colour : p->t_digit;
             if (be->zero(rec, sizeof *rec, err) ||
                 be->loss->cross_entropy(g->nodes[hd->node].y.data, t, n, p->n_classes, (float)w,
-                                  wants_dz ? g->nodes[hd->node].dy.data : NULL, &rec->loss,
-                                  &rec->hits, NULL, err))
+                                        wants_dz ? g->nodes[hd->node].dy.data : NULL, &rec->loss,
+                                        &rec->hits, NULL, err))
                 return rn_error_prefix(err, "loss of head '%s'", g->nodes[hd->node].layer.name);
             hd->loss = NAN;
             hd->correct = 0;
@@ -624,6 +635,63 @@ static int head_losses(struct rn_program *p, const struct rn_program_sub *sub, i
         }
     }
     *any_dy_out = any_dy;
+    return 0;
+}
+
+/* ---- NaN and Inf (train.on_nonfinite) ---------------------------------------------- */
+
+/* 0 when every value is finite, else 'N' (some NaN) or 'I' (an Inf, no NaN):
+ * the largest magnitude bit pattern, one integer max per value. */
+static int scan_nonfinite(const float *x, size_t n)
+{
+    uint32_t hi = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t b;
+        memcpy(&b, x + i, sizeof b);
+        b &= 0x7fffffffu;
+        hi = b > hi ? b : hi;
+    }
+    return hi < 0x7f800000u ? 0 : hi > 0x7f800000u ? 'N' : 'I';
+}
+
+/* The sub-step's total loss is not finite: which term. */
+static void nonfinite_loss(struct rn_program *p, const struct rn_program_sub *sub)
+{
+    for (int k = 0; k < p->n_terms; k++) {
+        const struct rn_term *tm = &p->terms[k];
+        if (sub->terms >> k & 1 && tm->fresh && !isfinite(tm->value)) {
+            snprintf(p->nonfinite, sizeof p->nonfinite, "loss term '%s' is %s", tm->spec->name,
+                     isnan(tm->value) ? "NaN" : "Inf");
+            return;
+        }
+    }
+    snprintf(p->nonfinite, sizeof p->nonfinite, "the total loss is %s",
+             isnan(p->total) ? "NaN" : "Inf");
+}
+
+/* The first parameter (value, or gradient) of the nodes marked in p->own
+ * holding a NaN or Inf, named in p->nonfinite; 0 when there is none. Host
+ * tensors only: a device keeps its values until the log reads the losses. */
+static int nonfinite_params(struct rn_program *p, int grads, const char *after)
+{
+    const struct rn_graph *g = p->g;
+    for (int i = 0; i < g->n_nodes; i++) {
+        if (!p->own[i])
+            continue;
+        const struct rn_layer *l = &g->nodes[i].layer;
+        for (int j = 0; j < l->n_params; j++) {
+            const struct rn_param *pa = &l->params[j];
+            const struct rn_tensor *t = grads ? &pa->grad : &pa->value;
+            int kind;
+            if (!pa->trainable || !t->data || t->device != RN_DEVICE_CPU ||
+                !(kind = scan_nonfinite(t->data, rn_tensor_numel(t))))
+                continue;
+            snprintf(p->nonfinite, sizeof p->nonfinite, "%s%s.%s has %s%s",
+                     grads ? "gradient of " : "", l->name, pa->name, kind == 'N' ? "NaN" : "Inf",
+                     after);
+            return 1;
+        }
+    }
     return 0;
 }
 
@@ -683,27 +751,42 @@ static int run_sub(struct rn_program *p, const struct rn_program_sub *sub, int n
     int any_dy = 0;
     if (head_losses(p, sub, n, digit, colour, fused, &any_dy, err))
         return -1;
-    if (!p->device && !isfinite(p->total))
-        return rn_errorf(err, "loss %g", p->total);
+    int rc = 0;
+    if (!p->device && !isfinite(p->total)) {
+        nonfinite_loss(p, sub);
+        goto nonfinite;
+    }
     if (any_dy) {
         if (rn_graph_backward_nodes(g, n, p->run, 0, ctx, err))
             return -1;
         for (int i = 0; i < N; i++)
             p->node_backwards += p->run[i];
     }
+    /* p->own: the nodes of the parameters this sub-step updates */
+    if (!p->device && nonfinite_params(p, 1, ""))
+        goto nonfinite;
 
-    memset(p->own, 0, (size_t)N);
     for (int q = 0; q < p->n_opts; q++)
-        if (sub->opts >> q & 1) {
-            if (rn_optim_step(&p->opts[q].optim, err))
-                return -1;
-            for (int i = 0; i < N; i++)
-                p->own[i] |= p->opts[q].owns[i];
-        }
+        if (sub->opts >> q & 1 && rn_optim_step(&p->opts[q].optim, err))
+            return -1;
+    /* finite gradients can still overflow a parameter (a huge lr); the
+     * update cannot be taken back, so this stops even when skipping */
+    if (!p->device && nonfinite_params(p, 0,
+                                       p->skip_nonfinite ? " after its update (which cannot be "
+                                                           "skipped)"
+                                                         : " after its update"))
+        rc = rn_errorf(err, "%s", p->nonfinite);
     invalidate(p, p->own);
+    goto restore;
+nonfinite:
+    if (p->skip_nonfinite)
+        p->skipped = 1;
+    else
+        rc = rn_errorf(err, "%s", p->nonfinite);
+restore:
     for (int k = sub->n_sets - 1; k >= 0; k--)
         set_key(p, &sub->sets[k], saved[k]);
-    return 0;
+    return rc;
 }
 
 int rn_program_batch(struct rn_program *p, int n, const uint8_t *digit, const uint8_t *colour,
@@ -750,7 +833,9 @@ int rn_program_batch(struct rn_program *p, int n, const uint8_t *digit, const ui
         if (colour && !p->t_colour)
             return rn_errorf(err, "the batch's colour targets are not on the device");
     }
-    for (int s = 0; s < p->n_subs; s++) {
+    p->nonfinite[0] = '\0';
+    p->skipped = 0;
+    for (int s = 0; s < p->n_subs && !p->skipped; s++) {
         struct rn_ctx ctx = {.train = 1, .seed = seed, .step = step + ((uint64_t)s << 40)};
         if (run_sub(p, &p->subs[s], n, digit, colour, &ctx, err))
             return -1;

@@ -54,18 +54,18 @@ struct rn_term {
     const struct rn_spec_loss *spec; /* borrowed */
     enum rn_loss_kind kind;
     int node, head;
-    int schedule;                    /* weight schedule index, -1: spec->weight */
-    struct rn_saliency saliency;     /* RN_LOSS_SALIENCY */
-    double weight;                   /* this batch's weight */
-    double value;                    /* last value before its weight: CE, -CE or R */
-    int fresh;                       /* computed during the last rn_program_batch */
+    int schedule;                /* weight schedule index, -1: spec->weight */
+    struct rn_saliency saliency; /* RN_LOSS_SALIENCY */
+    double weight;               /* this batch's weight */
+    double value;                /* last value before its weight: CE, -CE or R */
+    int fresh;                   /* computed during the last rn_program_batch */
 };
 
 struct rn_program_opt {
     char name[RN_NAME_MAX];
     struct rn_optim optim;
-    unsigned char *owns;             /* (n_nodes) node has a parameter this optimizer updates */
-    int lr_schedule;                 /* -1: fixed lr */
+    unsigned char *owns; /* (n_nodes) node has a parameter this optimizer updates */
+    int lr_schedule;     /* -1: fixed lr */
 };
 
 struct rn_program_set {
@@ -74,50 +74,58 @@ struct rn_program_set {
 };
 
 struct rn_program_sub {
-    unsigned opts;                   /* bit k: optimizer k updates */
-    unsigned terms;                  /* bit k: term k contributes */
+    unsigned opts;  /* bit k: optimizer k updates */
+    unsigned terms; /* bit k: term k contributes */
     struct rn_program_set sets[RN_MAX_SETS];
     int n_sets;
     int has_saliency;
 };
 
 struct rn_program {
-    struct rn_graph *g;                      /* borrowed */
-    const struct rn_spec_train *spec;        /* borrowed */
+    struct rn_graph *g;               /* borrowed */
+    const struct rn_spec_train *spec; /* borrowed */
     struct rn_program_opt opts[RN_MAX_OPTIMIZERS];
     int n_opts;
     struct rn_term terms[RN_MAX_LOSSES];
     int n_terms;
     struct rn_head heads[RN_MAX_LOSSES];
     int n_heads;
-    int primary;                             /* head of train/accuracy: the first digit head */
+    int primary; /* head of train/accuracy: the first digit head */
     struct rn_program_set binds[RN_MAX_BINDS];
     int bind_schedule[RN_MAX_BINDS];
     int n_binds;
     struct rn_program_sub subs[RN_MAX_SUBSTEPS];
     int n_subs;
-    double sched[RN_MAX_SCHEDULES];          /* values at the last batch */
+    double sched[RN_MAX_SCHEDULES]; /* values at the last batch */
     uint64_t total_steps;
-    int recompute;       /* 1: forget every output before each sub-step (the bench's baseline) */
-    double total;        /* sum of weight * value over the last sub-step's terms */
+    int recompute; /* 1: forget every output before each sub-step (the bench's baseline) */
+    double total;  /* sum of weight * value over the last sub-step's terms */
     double head_w[RN_MAX_LOSSES]; /* each head's signed CE weight in the last sub-step
                                      (0: none), so total = total_host + sum of head_w *
                                      head loss */
-    double total_host;   /* the last sub-step's terms computed on the host (saliency) */
+    double total_host;            /* the last sub-step's terms computed on the host (saliency) */
     /* On a device (rn_program_device): the heads' losses and hits stay there,
      * in one slot per batch, until rn_program_fetch reads a run of slots;
      * meanwhile heads[].loss, terms[].value and total are NaN. */
     int n_classes;
     int device;
-    void *dev_targets;   /* 2 x max_n bytes: the batch's digit and colour targets */
+    void *dev_targets; /* 2 x max_n bytes: the batch's digit and colour targets */
     /* The batch's targets when the caller has them on the device already
      * (set before rn_program_batch; batch_colour NULL when there are no
      * colour targets); batch_digit NULL: digit and colour are uploaded. */
     const uint8_t *batch_digit, *batch_colour;
     const uint8_t *t_digit, *t_colour; /* the targets the device losses read */
-    void *dev_stats;     /* cap x RN_MAX_LOSSES records {double loss sum; int32 hits} */
-    int cap, slot;       /* slots, and the one the next batch writes (the caller sets it) */
-    long node_forwards, node_backwards;      /* counters: nodes run, for the bench */
+    void *dev_stats; /* cap x RN_MAX_LOSSES records {double loss sum; int32 hits} */
+    int cap, slot;   /* slots, and the one the next batch writes (the caller sets it) */
+    /* NaN and Inf (train.on_nonfinite), checked on the host after each
+     * sub-step's losses, its gradients and its update: what was not finite
+     * ("loss term 'digit' is NaN", "gradient of conv2.weight has Inf"), set
+     * when rn_program_batch fails for it or, skipping, sets skipped (the
+     * batch's remaining sub-steps are not run and no update was made). */
+    int skip_nonfinite;
+    char nonfinite[192];
+    int skipped;
+    long node_forwards, node_backwards;                    /* counters: nodes run, for the bench */
     unsigned char *valid, *need, *run, *own, *down, *loss; /* (n_nodes) scratch */
 };
 

@@ -197,6 +197,9 @@ int report_run_open(const struct rn_report *rep, const char *name, struct report
     }
     r->exists = 1;
     read_attr(r->res, "/", "status", r->status, sizeof r->status);
+    /* "running" with nobody holding run.lock: its process was killed */
+    if (!strcmp(r->status, "running") && !rn_run_lock_held(r->real, NULL, 0))
+        snprintf(r->status, sizeof r->status, "stale (killed while running)");
     read_attr(r->res, "/config", "started", r->started, sizeof r->started);
     read_attr(r->res, "/config", "finished", r->finished, sizeof r->finished);
     read_attr(r->res, "/config", "git_commit", r->git, sizeof r->git);

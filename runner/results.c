@@ -89,14 +89,30 @@ void close_obj(hid_t id)
     if (id < 0)
         return;
     switch (H5Iget_type(id)) {
-    case H5I_FILE: H5Fclose(id); break;
-    case H5I_GROUP: H5Gclose(id); break;
-    case H5I_DATASET: H5Dclose(id); break;
-    case H5I_DATASPACE: H5Sclose(id); break;
-    case H5I_DATATYPE: H5Tclose(id); break;
-    case H5I_ATTR: H5Aclose(id); break;
-    case H5I_GENPROP_LST: H5Pclose(id); break;
-    default: H5Oclose(id); break;
+    case H5I_FILE:
+        H5Fclose(id);
+        break;
+    case H5I_GROUP:
+        H5Gclose(id);
+        break;
+    case H5I_DATASET:
+        H5Dclose(id);
+        break;
+    case H5I_DATASPACE:
+        H5Sclose(id);
+        break;
+    case H5I_DATATYPE:
+        H5Tclose(id);
+        break;
+    case H5I_ATTR:
+        H5Aclose(id);
+        break;
+    case H5I_GENPROP_LST:
+        H5Pclose(id);
+        break;
+    default:
+        H5Oclose(id);
+        break;
     }
 }
 
@@ -168,8 +184,8 @@ int need_group_parents(struct rn_results *r, const char *path, struct rn_error *
         if (o >= 0)
             H5Oclose(o);
         if (!group)
-            return rn_errorf(err, "%s: %s: cannot create it: %s is a dataset, not a group",
-                             r->path, path, buf);
+            return rn_errorf(err, "%s: %s: cannot create it: %s is a dataset, not a group", r->path,
+                             path, buf);
         *s = '/';
     }
     return 0;
@@ -232,8 +248,8 @@ static hid_t make_fapl(void)
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     if (fapl < 0)
         return -1;
-    /* See the top of the file: readers may look at a run in progress. Older
-     * HDF5 has no such call; HDF5_USE_FILE_LOCKING=FALSE does the same. */
+        /* See the top of the file: readers may look at a run in progress. Older
+         * HDF5 has no such call; HDF5_USE_FILE_LOCKING=FALSE does the same. */
 #if H5_VERSION_GE(1, 10, 7)
     if (H5Pset_file_locking(fapl, 0, 1) < 0) {
         H5Pclose(fapl);
@@ -282,7 +298,8 @@ fail:
     return -1;
 }
 
-int rn_results_open(struct rn_results **out, const char *path, struct rn_error *err)
+static int results_open(struct rn_results **out, const char *path, int writable,
+                        struct rn_error *err)
 {
     struct rn_results *r;
     hid_t fapl = -1;
@@ -293,12 +310,12 @@ int rn_results_open(struct rn_results **out, const char *path, struct rn_error *
     if (results_new(&r, path, err))
         return -1;
     H5TRY(fapl = make_fapl(), "/");
-    r->file = H5Fopen(path, H5F_ACC_RDONLY, fapl);
+    r->writable = writable;
+    r->file = H5Fopen(path, writable ? H5F_ACC_RDWR : H5F_ACC_RDONLY, fapl);
     if (r->file < 0) {
         struct h5_reason why = {{0}, {0}, 0};
         H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, walk_cb, &why);
-        rn_errorf(err, "%s: cannot open: %s", path,
-                  why.n ? why.inner : "not an HDF5 file");
+        rn_errorf(err, "%s: cannot open: %s", path, why.n ? why.inner : "not an HDF5 file");
         goto fail;
     }
     H5Pclose(fapl);
@@ -308,6 +325,16 @@ fail:
     close_obj(fapl);
     rn_results_close(r);
     return -1;
+}
+
+int rn_results_open(struct rn_results **out, const char *path, struct rn_error *err)
+{
+    return results_open(out, path, 0, err);
+}
+
+int rn_results_open_rw(struct rn_results **out, const char *path, struct rn_error *err)
+{
+    return results_open(out, path, 1, err);
 }
 
 void rn_results_close(struct rn_results *r)
@@ -320,6 +347,18 @@ void rn_results_close(struct rn_results *r)
         H5Fclose(r->file);
     }
     free(r);
+}
+
+int rn_results_delete(struct rn_results *r, const char *path, struct rn_error *err)
+{
+    if (check_path(r, path, err) || need_writable(r, path, err))
+        return -1;
+    if (!rn_results_exists(r, path))
+        return 0;
+    H5TRY(H5Ldelete(r->file, path, H5P_DEFAULT), path);
+    return 0;
+fail:
+    return -1;
 }
 
 int rn_results_flush(struct rn_results *r, struct rn_error *err)
@@ -380,8 +419,8 @@ fail:
     return -1;
 }
 
-int rn_results_set_attr_u64(struct rn_results *r, const char *obj, const char *name,
-                            uint64_t value, struct rn_error *err)
+int rn_results_set_attr_u64(struct rn_results *r, const char *obj, const char *name, uint64_t value,
+                            struct rn_error *err)
 {
     hid_t o = -1, s = -1, a = -1;
     if ((o = attr_target(r, obj, name, err)) < 0)
@@ -479,8 +518,8 @@ fail:
     return -1;
 }
 
-int rn_results_get_attr_u64(struct rn_results *r, const char *obj, const char *name,
-                            uint64_t *out, struct rn_error *err)
+int rn_results_get_attr_u64(struct rn_results *r, const char *obj, const char *name, uint64_t *out,
+                            struct rn_error *err)
 {
     hid_t o = -1, a = -1, t = -1, s = -1;
     if ((a = attr_open(r, obj, name, &o, err)) < 0)

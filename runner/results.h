@@ -33,6 +33,11 @@ enum rn_dtype { RN_DTYPE_F32, RN_DTYPE_F64, RN_DTYPE_I32, RN_DTYPE_I64, RN_DTYPE
 int rn_results_create(struct rn_results **r, const char *path, struct rn_error *err);
 /* Opens an existing file read-only (for `runner plot`, `load:`). */
 int rn_results_open(struct rn_results **r, const char *path, struct rn_error *err);
+/* Opens an existing file for writing (a resumed run's run.h5). */
+int rn_results_open_rw(struct rn_results **r, const char *path, struct rn_error *err);
+/* Removes the link at path (a group with everything under it); a missing
+ * path is fine. The space is not reclaimed. */
+int rn_results_delete(struct rn_results *r, const char *path, struct rn_error *err);
 /* Flushes and closes; NULL is fine. */
 void rn_results_close(struct rn_results *r);
 int rn_results_flush(struct rn_results *r, struct rn_error *err);
@@ -41,13 +46,13 @@ int rn_results_flush(struct rn_results *r, struct rn_error *err);
  * created as needed. */
 int rn_results_set_attr_str(struct rn_results *r, const char *obj, const char *name,
                             const char *value, struct rn_error *err);
-int rn_results_set_attr_u64(struct rn_results *r, const char *obj, const char *name,
-                            uint64_t value, struct rn_error *err);
+int rn_results_set_attr_u64(struct rn_results *r, const char *obj, const char *name, uint64_t value,
+                            struct rn_error *err);
 /* Reads a string attribute into a malloc'd string (*out). */
 int rn_results_get_attr_str(struct rn_results *r, const char *obj, const char *name, char **out,
                             struct rn_error *err);
-int rn_results_get_attr_u64(struct rn_results *r, const char *obj, const char *name,
-                            uint64_t *out, struct rn_error *err);
+int rn_results_get_attr_u64(struct rn_results *r, const char *obj, const char *name, uint64_t *out,
+                            struct rn_error *err);
 
 /* Appends rows [x, value] to /metrics/<name> (created on first use,
  * chunked, extendible). */
@@ -63,8 +68,8 @@ void rn_results_free_list(char **names, int n);
 
 /* Writes a dense array at path (groups created as needed, an existing dataset
  * replaced). ndim 0..4; dims may be NULL for a scalar. */
-int rn_results_write(struct rn_results *r, const char *path, enum rn_dtype dtype,
-                     const void *data, int ndim, const int *dims, struct rn_error *err);
+int rn_results_write(struct rn_results *r, const char *path, enum rn_dtype dtype, const void *data,
+                     int ndim, const int *dims, struct rn_error *err);
 /* Reads a dataset: its dtype must match; *data malloc'd, dims filled. */
 int rn_results_read(struct rn_results *r, const char *path, enum rn_dtype dtype, void **data,
                     int *ndim, int dims[4], struct rn_error *err);

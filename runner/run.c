@@ -114,9 +114,10 @@ static int init_augment(struct rn_run *run, struct rn_error *err)
             a->hue = (float)sa->hue;
         }
         if (run->graph.in_shape.c != 3)
-            return rn_errorf(err, "%s:%d:%d: error: augment #%d (%s): needs RGB images, the "
-                             "data has %d channel%s", sa->file, sa->line, sa->col, i + 1,
-                             sa->type, run->graph.in_shape.c,
+            return rn_errorf(err,
+                             "%s:%d:%d: error: augment #%d (%s): needs RGB images, the "
+                             "data has %d channel%s",
+                             sa->file, sa->line, sa->col, i + 1, sa->type, run->graph.in_shape.c,
                              run->graph.in_shape.c == 1 ? "" : "s");
     }
     run->augment_on = t->n_augment > 0;
@@ -200,8 +201,8 @@ static int upload_data(struct rn_run *run, struct rn_error *err)
             return -1;
     }
     const int k = run->data.n_classes, max_n = run->graph.max_n;
-    size_t eval_bytes = RN_MAX_LOSSES * (sizeof(double) + sizeof(int32_t)) +
-                        (size_t)k * k * sizeof(int32_t);
+    size_t eval_bytes =
+        RN_MAX_LOSSES * (sizeof(double) + sizeof(int32_t)) + (size_t)k * k * sizeof(int32_t);
     int32_t iota[max_n];
     for (int i = 0; i < max_n; i++)
         iota[i] = i;
@@ -223,8 +224,8 @@ int rn_run_open(struct rn_run *run, const struct rn_spec *spec, const struct rn_
     if (!run->opt.log)
         run->opt.log = stderr;
     /* A run on a device colours its dataset there and keeps it there */
-    int device_data = spec->has_model && run->opt.device != RN_DEVICE_CPU &&
-                      rn_backend_of(run->opt.device)->data;
+    int device_data =
+        spec->has_model && run->opt.device != RN_DEVICE_CPU && rn_backend_of(run->opt.device)->data;
     if (rn_data_load_on(&spec->data, &run->data, device_data ? run->opt.device : RN_DEVICE_CPU,
                         run->dev_images, err))
         return -1;
@@ -232,8 +233,9 @@ int rn_run_open(struct rn_run *run, const struct rn_spec *spec, const struct rn_
         if (run->dev_images[k])
             run->data_device = run->opt.device;
     if (spec->has_model && run->data.n_classes > RN_MAX_CLASSES)
-        return rn_errorf(err, "%s: the data has %d classes; the runner evaluates at most %d "
-                              "(RN_MAX_CLASSES in runner/run.h)",
+        return rn_errorf(err,
+                         "%s: the data has %d classes; the runner evaluates at most %d "
+                         "(RN_MAX_CLASSES in runner/run.h)",
                          spec->file, run->data.n_classes, RN_MAX_CLASSES);
     if (spec->has_model) {
         const struct rn_split *tr = &run->data.splits[0];
@@ -270,7 +272,9 @@ int rn_run_open(struct rn_run *run, const struct rn_spec *spec, const struct rn_
         }
         struct rn_shape o = run->graph.nodes[run->logits_node].layer.out;
         if (o.c != run->data.n_classes || o.h != 1 || o.w != 1)
-            return rn_errorf(err, "model '%s': node '%s' gives (%d,%d,%d) but the loss needs (%d,1,1) logits; end the model with a linear layer of %d units",
+            return rn_errorf(err,
+                             "model '%s': node '%s' gives (%d,%d,%d) but the loss needs (%d,1,1) "
+                             "logits; end the model with a linear layer of %d units",
                              spec->model.name, run->graph.nodes[run->logits_node].layer.name, o.c,
                              o.h, o.w, run->data.n_classes, run->data.n_classes);
         run->probs = rn_calloc((size_t)max_n * o.c, sizeof(float), err);
@@ -286,9 +290,15 @@ int rn_run_open(struct rn_run *run, const struct rn_spec *spec, const struct rn_
     if (run->opt.check &&
         run->opt.check(spec, run->has_graph ? &run->graph : NULL, run->logits_node, err))
         return -1;
-    if (choose_dir(run, err))
+    if (choose_dir(run, err) || rn_run_lock(run, err))
         return -1;
-    char path[RN_PATH_MAX + 16];
+    char path[RN_PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/checkpoint.h5", run->dir);
+    if (run->opt.resume && access(path, F_OK) == 0)
+        return rn_run_resume(run, err);
+    /* a fresh run (also a resumed one that never reached its first
+     * checkpoint): an earlier run's checkpoint there is not this one's */
+    unlink(path);
     snprintf(path, sizeof path, "%s/run.h5", run->dir);
     if (rn_results_create(&run->results, path, err))
         return -1;
@@ -304,10 +314,14 @@ void rn_run_close(struct rn_run *run, const char *status)
         strftime(finished, sizeof finished, "%Y-%m-%dT%H:%M:%S%z", localtime(&t));
         rn_results_set_attr_str(run->results, "/config", "finished", finished, &e);
         rn_results_set_attr_u64(run->results, "/", "epochs_done", (uint64_t)run->epochs_done, &e);
+        rn_results_set_attr_u64(run->results, "/", "nonfinite_skipped", run->nonfinite_skipped, &e);
         rn_results_set_attr_str(run->results, "/", "status", status, &e);
         rn_results_close(run->results);
         run->results = NULL;
     }
+    if (run->lock_fd > 0) /* closing it releases the flock */
+        close(run->lock_fd - 1);
+    run->lock_fd = 0;
     if (run->has_program)
         rn_program_free(&run->program);
     run->has_program = 0;
@@ -353,8 +367,7 @@ int rn_run_save_model(struct rn_run *run, const char *model, struct rn_error *er
                               run->epochs_done, err);
 }
 
-int rn_run_load_model(struct rn_run *run, const char *path, const char *model,
-                      struct rn_error *err)
+int rn_run_load_model(struct rn_run *run, const char *path, const char *model, struct rn_error *err)
 {
     return rn_checkpoint_load(&run->graph, path, model, err);
 }
@@ -416,9 +429,9 @@ static int recorded_graph(struct rn_run *run, const struct rn_spec *spec, const 
     return 0;
 }
 
-int rn_run_open_model(struct rn_run *run, struct rn_spec *spec, const char *file,
-                      const char *model, const struct rn_run_options *opt, struct rn_shape in,
-                      int max_n, int n_classes, int device, struct rn_error *err)
+int rn_run_open_model(struct rn_run *run, struct rn_spec *spec, const char *file, const char *model,
+                      const struct rn_run_options *opt, struct rn_shape in, int max_n,
+                      int n_classes, int device, struct rn_error *err)
 {
     memset(run, 0, sizeof *run);
     run->spec = spec;

@@ -65,7 +65,7 @@ void rn_sweep_plan_states(struct rn_sweep_plan *plan)
             c->state = RN_CELL_DONE;
         else if (locked(dir))
             c->state = RN_CELL_RUNNING;
-        else if (c->exit_code > 0 && c->exit_code != 130)
+        else if (c->exit_code > 0 && c->exit_code != 130 && c->exit_code != 143)
             c->state = RN_CELL_FAILED;
         else if (c->exit_code >= 0 || exists_in(dir, "log.txt"))
             c->state = RN_CELL_INTERRUPTED;
@@ -218,7 +218,8 @@ static void say_attempt(const struct rn_sweep_cell *c, const char *cell_dir, int
         free(buf);
     }
     fprintf(stderr, "cell %d (%s): %s (exit %d)%s%s; log: %s/log.txt\n", c->index, c->label,
-            rc == 130 ? "interrupted" : "failed", rc, line[0] ? ": " : "", line, cell_dir);
+            rc == 130 || rc == 143 ? "interrupted" : "failed", rc, line[0] ? ": " : "", line,
+            cell_dir);
 }
 
 /* Runs c into cell_dir with stderr going to its log; returns the exit status. */
@@ -235,7 +236,14 @@ static int run_logged(struct rn_spec *sp, const char *cell_dir, const char *form
             close(saved);
         return 1;
     }
-    struct rn_cli_run_options o = {cell_dir, format, 0};
+    /* an interrupted or failed attempt that left a checkpoint goes on from it */
+    char ck[RN_PATH_MAX + 32];
+    snprintf(ck, sizeof ck, "%s/checkpoint.h5", cell_dir);
+    struct rn_cli_run_options o = {cell_dir, format, 0, NULL, 0};
+    if (access(ck, F_OK) == 0) {
+        o.resume = cell_dir;
+        o.force = 1; /* the cell's hash vouches for the spec; --threads may differ */
+    }
     int rc = rn_cli_run_spec(sp, &o, NULL, 0);
     fflush(stderr);
     dup2(saved, 2);

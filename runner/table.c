@@ -220,8 +220,9 @@ static void run_row(const char *run_dir, struct rows *rs)
         r->state = !status                        ? RN_CELL_INTERRUPTED
                    : !strcmp(status, "completed") ? RN_CELL_DONE
                    : !strcmp(status, "failed")    ? RN_CELL_FAILED
-                   : !strcmp(status, "running")   ? RN_CELL_RUNNING
-                                                  : RN_CELL_INTERRUPTED;
+                   : !strcmp(status, "running") && rn_run_lock_held(run_dir, NULL, 0)
+                       ? RN_CELL_RUNNING /* else stale: killed while running */
+                       : RN_CELL_INTERRUPTED;
     }
     free(yaml);
     free(status);

@@ -7,6 +7,7 @@
 #include "backend.h"
 
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -110,12 +111,15 @@ static int evaluate_all(struct rn_run *run, int epoch, struct rn_error *err)
 /* Per-step metrics averaged over log_every steps (each over the steps that
  * computed it). */
 struct step_log {
-    double total, n;                              /* train/loss, weighted by images */
-    double correct;                               /* train/accuracy */
+    double total, n; /* train/loss, weighted by images */
+    double correct;  /* train/accuracy */
     double term[RN_MAX_LOSSES];
-    int term_n[RN_MAX_LOSSES];
+    double term_n[RN_MAX_LOSSES];
     double head_loss[RN_MAX_LOSSES], head_correct[RN_MAX_LOSSES], head_n[RN_MAX_LOSSES];
 };
+/* a checkpoint keeps it as RN_TRAIN_LOG_N doubles (struct rn_train_pos) */
+_Static_assert(sizeof(struct step_log) == sizeof(double) * RN_TRAIN_LOG_N,
+               "the step log is RN_TRAIN_LOG_N doubles");
 
 /* The program's own metrics: only for specs that use more than the one
  * default loss, so the files of plain runs keep their old set of metrics. */
@@ -174,8 +178,8 @@ struct pending_step {
     unsigned head_fresh, term_fresh;
     int head_n[RN_MAX_LOSSES];
     double head_w[RN_MAX_LOSSES];
-    double total_host;                 /* the part of the total known on the host */
-    double host_value[RN_MAX_LOSSES];  /* values of terms computed on the host (saliency) */
+    double total_host;                /* the part of the total known on the host */
+    double host_value[RN_MAX_LOSSES]; /* values of terms computed on the host (saliency) */
 };
 
 static void pending_record(struct pending_step *ps, const struct rn_program *p, int n)
@@ -199,7 +203,7 @@ static void pending_record(struct pending_step *ps, const struct rn_program *p, 
  * interval) and logs them as rn_program_batch would have on the host:
  * term values are +-their head's mean loss, total = sum of head_w x loss. */
 static int pending_settle(struct rn_run *run, const struct pending_step *ps, int count,
-                          struct step_log *L, double *epoch_loss, int *loss_n, int epoch,
+                          struct step_log *L, double *epoch_loss, double *loss_n, int epoch,
                           int step, struct rn_error *err)
 {
     const struct rn_program *p = &run->program;
@@ -220,9 +224,12 @@ static int pending_settle(struct rn_run *run, const struct pending_step *ps, int
                        : p->terms[k].kind == RN_LOSS_NEG_CE ? -loss[p->terms[k].head]
                                                             : loss[p->terms[k].head];
         if (!isfinite(total))
-            return rn_errorf(err, "training diverged at epoch %d, in the %d steps up to step %d "
-                                  "(loss %g); lower train.lr",
-                             epoch, count, step, total);
+            return rn_errorf(err,
+                             "train: steps %llu to %llu (epoch %d, up to its step %d): "
+                             "the loss is %s; lower train.lr",
+                             (unsigned long long)(run->step - (uint64_t)count + 1),
+                             (unsigned long long)run->step, epoch, step,
+                             isnan(total) ? "NaN" : "Inf");
         step_log_values(L, p, ps[i].n, total, loss, hits + i * RN_MAX_LOSSES, ps[i].head_n,
                         ps[i].head_fresh, value, ps[i].term_fresh);
         *epoch_loss += total * ps[i].n;
@@ -235,6 +242,8 @@ static int step_log_flush(struct rn_run *run, struct step_log *L, struct rn_erro
 {
     const struct rn_program *p = &run->program;
     const double x = (double)run->step;
+    if (L->n == 0) /* every step of the interval was skipped (train.on_nonfinite: skip) */
+        return 0;
     if (log_metric(run, "train/loss", x, L->total / L->n, 1, err) ||
         log_metric(run, "train/accuracy", x, L->correct / L->n, 1, err))
         return -1;
@@ -290,8 +299,8 @@ static int epoch_to_device(struct rn_run *run, const struct rn_split *train, con
     if (run->dev_draws) {
         for (size_t s = 0; s * bs < n; s++) {
             int m = n - s * bs < (size_t)bs ? (int)(n - s * bs) : bs;
-            if (rn_augment_draws(&run->augment, m, run->spec->seed, step0 + s,
-                                 run->draws + s * bs, err))
+            if (rn_augment_draws(&run->augment, m, run->spec->seed, step0 + s, run->draws + s * bs,
+                                 err))
                 goto done;
         }
         if (be->upload(run->dev_draws, run->draws, sizeof *run->draws * n, err))
@@ -309,12 +318,30 @@ struct trainer {
     const uint8_t *split_colours; /* colour targets of the train split, or NULL */
     int *perm;                    /* (train n) the epoch's order */
     int bs, steps;
-    int k_train;                  /* index of the train split in run->data */
-    int dev_batches;              /* batches gathered (and augmented) from the epoch's copies */
-    struct pending_step *pend;    /* device runs: batches whose losses are unread */
+    int k_train;               /* index of the train split in run->data */
+    int dev_batches;           /* batches gathered (and augmented) from the epoch's copies */
+    struct pending_step *pend; /* device runs: batches whose losses are unread */
     int n_pend;
     struct step_log slog;
+    /* the epoch in progress: its sums, where it started, how far it got */
+    double epoch_loss, loss_n, seen; /* loss x images, images whose loss is known, images */
+    double seconds;                  /* its training time before this process (resumed) */
+    int s0, done;                    /* steps done when this process took it up, and now */
 };
+
+/* The trainer's position as a checkpoint records it. */
+static void trainer_pos(const struct trainer *T, int epoch, int done, double secs,
+                        struct rn_train_pos *pos)
+{
+    memset(pos, 0, sizeof *pos);
+    pos->epoch = epoch;
+    pos->step_in_epoch = done;
+    memcpy(pos->log, &T->slog, sizeof T->slog);
+    pos->epoch_loss = T->epoch_loss;
+    pos->loss_n = T->loss_n;
+    pos->seen = T->seen;
+    pos->epoch_seconds = secs;
+}
 
 /* Batch s of the epoch (n images from perm + s * bs) into the graph's input;
  * from the epoch's copies on the device, the program's targets too. */
@@ -333,9 +360,9 @@ static int batch_input(struct rn_run *run, struct trainer *T, int s, int n, int 
         const struct rn_augment_draw *draws =
             run->dev_draws ? (const struct rn_augment_draw *)run->dev_draws + off : NULL;
         if (be->data->gather_images(run->dev_images[T->k_train], order, n,
-                              (size_t)train->c * train->h * train->w, g->x.data, err) ||
+                                    (size_t)train->c * train->h * train->w, g->x.data, err) ||
             (draws && be->augment->apply(&run->augment, draws, g->x.data, n, g->in_shape.c,
-                                  g->in_shape.h, g->in_shape.w, err)))
+                                         g->in_shape.h, g->in_shape.w, err)))
             return rn_error_prefix(err, "batch %d of epoch %d", s + 1, epoch);
         run->program.batch_digit = (const uint8_t *)run->dev_order_targets + off;
         run->program.batch_colour =
@@ -355,8 +382,83 @@ static int batch_input(struct rn_run *run, struct trainer *T, int s, int n, int 
     return rn_run_load_batch(run, train, idx, n, err);
 }
 
-/* One epoch of training steps, then its metrics; an interrupt ends it after
- * the current step, without them. */
+/* A checkpoint is due after epoch (train.checkpoint_epochs; the last too). */
+static int epoch_checkpoint_due(const struct rn_run *run, int epoch)
+{
+    const struct rn_spec_train *t = &run->spec->train;
+    return t->checkpoint_epochs > 0 && (epoch % t->checkpoint_epochs == 0 || epoch == t->epochs);
+}
+
+/* "train: step N (epoch E): <what>", with where the last good state is. */
+static int nonfinite_error(struct rn_run *run, int epoch, struct rn_error *err)
+{
+    char where[RN_PATH_MAX + 96];
+    if (run->has_checkpoint)
+        snprintf(where, sizeof where, "the last good checkpoint is %s/checkpoint.h5 (step %llu)",
+                 run->dir, (unsigned long long)run->checkpoint_step);
+    else
+        snprintf(where, sizeof where, "no checkpoint was written before it");
+    return rn_errorf(err,
+                     "train: step %llu (epoch %d): %s; %s; lower train.lr, or set "
+                     "train.on_nonfinite: skip",
+                     (unsigned long long)run->step + 1, epoch, run->program.nonfinite, where);
+}
+
+/* The losses of the batches still on the device into the log (no record). */
+static int settle(struct rn_run *run, struct trainer *T, int epoch, int s, struct rn_error *err)
+{
+    if (T->pend && T->n_pend &&
+        pending_settle(run, T->pend, T->n_pend, &T->slog, &T->epoch_loss, &T->loss_n, epoch, s,
+                       err))
+        return -1;
+    T->n_pend = 0;
+    return 0;
+}
+
+/* The step just done as the program left it: into the log, or counted as
+ * skipped. */
+static void step_done(struct rn_run *run, struct trainer *T, int epoch, int n)
+{
+    if (run->program.skipped) {
+        run->nonfinite_skipped++;
+        if (!run->opt.quiet)
+            fprintf(run->opt.log, "\ntrain: step %llu (epoch %d): %s; step skipped (%llu so far)\n",
+                    (unsigned long long)run->step, epoch, run->program.nonfinite,
+                    (unsigned long long)run->nonfinite_skipped);
+    } else if (T->pend) {
+        pending_record(&T->pend[T->n_pend++], &run->program, n);
+    } else {
+        T->epoch_loss += run->program.total * n;
+        T->loss_n += n;
+        step_log_add(&T->slog, &run->program, n);
+    }
+}
+
+/* After step s (0-based) of the epoch: the test hooks' stop, the checkpoint
+ * every train.checkpoint_steps steps. */
+static int after_step(struct rn_run *run, struct trainer *T, int epoch, int s, double secs,
+                      struct rn_error *err)
+{
+    const struct rn_run_options *o = &run->opt;
+    if (o->stop_after_step && run->step == o->stop_after_step) {
+        if (o->stop_hard)
+            return rn_errorf(err, "stopped at step %llu without a checkpoint (test hook)",
+                             (unsigned long long)run->step);
+        rn_interrupted = SIGINT;
+    }
+    const int every = run->spec->train.checkpoint_steps;
+    if (rn_interrupted || !every || run->step % (uint64_t)every != 0 ||
+        (s == T->steps - 1 && epoch_checkpoint_due(run, epoch)))
+        return 0;
+    struct rn_train_pos pos;
+    if (settle(run, T, epoch, s + 1, err))
+        return -1;
+    trainer_pos(T, epoch, s + 1, secs, &pos);
+    return rn_run_checkpoint(run, &pos, err);
+}
+
+/* Steps T->s0.. of an epoch, then its metrics; an interrupt ends it after
+ * the current step, without them (T->done: the steps done). */
 static int train_epoch(struct rn_run *run, struct trainer *T, int epoch, struct rn_error *err)
 {
     const struct rn_spec *spec = run->spec;
@@ -370,14 +472,16 @@ static int train_epoch(struct rn_run *run, struct trainer *T, int epoch, struct 
         rn_rng_init(&r, spec->seed, RN_STREAM_SHUFFLE, (uint64_t)epoch);
         rn_rng_shuffle(&r, T->perm, train->n);
     }
-    double t0 = now_s(), last_draw = 0, epoch_loss = 0;
-    int seen = 0, loss_n = 0; /* images trained, and those whose loss is known */
+    double t0 = now_s(), last_draw = 0;
+    if (T->s0 == 0)
+        T->epoch_loss = T->loss_n = T->seen = T->seconds = 0;
     T->n_pend = 0;
-    if (T->dev_batches &&
-        epoch_to_device(run, train, T->perm, T->split_colours, bs, run->step, err))
+    if (T->dev_batches && epoch_to_device(run, train, T->perm, T->split_colours, bs,
+                                          run->step - (uint64_t)T->s0, err))
         return -1;
     uint8_t labels[bs], colours[bs];
-    for (int s = 0; s < steps && !rn_interrupted; s++) {
+    int s;
+    for (s = T->s0; s < steps && !rn_interrupted; s++) {
         int n = train->n - s * bs < bs ? train->n - s * bs : bs;
         const int *idx = T->perm + (size_t)s * bs;
         if (batch_input(run, T, s, n, epoch, err))
@@ -387,46 +491,54 @@ static int train_epoch(struct rn_run *run, struct trainer *T, int epoch, struct 
             colours[i] = T->split_colours ? T->split_colours[idx[i]] : 0;
         }
         run->program.slot = T->n_pend;
-        if (rn_program_batch(&run->program, n, labels, T->split_colours ? colours : NULL,
-                             run->step, spec->seed, err)) {
-            if (!isfinite(run->program.total))
-                rn_errorf(err, "training diverged at epoch %d step %d (loss %g); lower train.lr",
-                          epoch, s + 1, run->program.total);
-            return -1;
-        }
+        if (rn_program_batch(&run->program, n, labels, T->split_colours ? colours : NULL, run->step,
+                             spec->seed, err))
+            return run->program.nonfinite[0] ? nonfinite_error(run, epoch, err) : -1;
         run->step++;
-        seen += n;
-        if (T->pend) {
-            pending_record(&T->pend[T->n_pend++], &run->program, n);
-        } else {
-            epoch_loss += run->program.total * n;
-            loss_n += n;
-            step_log_add(&T->slog, &run->program, n);
-        }
+        T->seen += n;
+        step_done(run, T, epoch, n);
         if (run->step % (uint64_t)t->log_every == 0 || s == steps - 1) {
-            if (T->pend && pending_settle(run, T->pend, T->n_pend, &T->slog, &epoch_loss,
-                                          &loss_n, epoch, s + 1, err))
-                return -1;
-            T->n_pend = 0;
-            if (step_log_flush(run, &T->slog, err))
+            if (settle(run, T, epoch, s + 1, err) || step_log_flush(run, &T->slog, err))
                 return -1;
         }
         double now = now_s();
         if (now - last_draw > 0.25 || s == steps - 1) {
-            double ips = seen / (now - t0);
-            progress(run, epoch, t->epochs, s + 1, steps, loss_n ? epoch_loss / loss_n : NAN, ips,
-                     (train->n - seen) / (ips > 0 ? ips : 1), s == steps - 1);
+            double ips = (T->seen - (double)T->s0 * bs) / (now - t0);
+            progress(run, epoch, t->epochs, s + 1, steps,
+                     T->loss_n ? T->epoch_loss / T->loss_n : NAN, ips,
+                     (train->n - T->seen) / (ips > 0 ? ips : 1), s == steps - 1);
             last_draw = now;
         }
+        if (after_step(run, T, epoch, s, T->seconds + now - t0, err))
+            return -1;
     }
-    if (rn_interrupted)
-        return 0;
-    double secs = now_s() - t0;
-    if (log_metric(run, "train/epoch_loss", epoch, loss_n ? epoch_loss / loss_n : NAN, 0, err) ||
+    T->done = s;
+    T->seconds += now_s() - t0;
+    if (s < steps) /* interrupted: the log keeps what the device still holds */
+        return settle(run, T, epoch, s, err);
+    double secs = T->seconds;
+    if (log_metric(run, "train/epoch_loss", epoch, T->loss_n ? T->epoch_loss / T->loss_n : NAN, 0,
+                   err) ||
         log_metric(run, "train/epoch_seconds", epoch, secs, 0, err) ||
-        log_metric(run, "train/images_per_second", epoch, seen / secs, 0, err))
+        log_metric(run, "train/images_per_second", epoch, T->seen / secs, 0, err))
         return -1;
     return 0;
+}
+
+/* The trainer of a resumed run where its checkpoint left it. */
+static int trainer_resume(struct rn_run *run, struct trainer *T)
+{
+    const struct rn_train_pos *pos = &run->pos;
+    memcpy(&T->slog, pos->log, sizeof T->slog);
+    T->epoch_loss = pos->epoch_loss;
+    T->loss_n = pos->loss_n;
+    T->seen = pos->seen;
+    T->seconds = pos->epoch_seconds;
+    T->s0 = pos->step_in_epoch;
+    if (!run->opt.quiet)
+        fprintf(run->opt.log, "resuming %s at step %llu (epoch %d, %d of its %d steps done)\n",
+                run->dir, (unsigned long long)run->step, pos->epoch, T->s0, T->steps);
+    return pos->epoch;
 }
 
 int rn_run_train(struct rn_run *run, struct rn_error *err)
@@ -439,8 +551,9 @@ int rn_run_train(struct rn_run *run, struct rn_error *err)
     memset(&T, 0, sizeof T);
     T.train = rn_data_split(&run->data, "train");
     if (!T.train || T.train->n == 0)
-        return rn_errorf(err, "%s: the train split is empty; lower data.val_fraction or raise data.train_limit",
-                         spec->file);
+        return rn_errorf(
+            err, "%s: the train split is empty; lower data.val_fraction or raise data.train_limit",
+            spec->file);
     T.bs = t->batch;
     T.steps = (T.train->n + T.bs - 1) / T.bs;
     if (!(T.perm = rn_malloc(sizeof(int) * (size_t)T.train->n, err)))
@@ -463,19 +576,44 @@ int rn_run_train(struct rn_run *run, struct rn_error *err)
             !(T.pend = rn_calloc((size_t)t->log_every, sizeof *T.pend, err)))
             goto done;
     }
-    for (int epoch = 1; epoch <= t->epochs; epoch++) {
+    int first = run->resumed ? trainer_resume(run, &T) : 1;
+    for (int epoch = first; epoch <= t->epochs; epoch++) {
+        if (epoch != first)
+            T.s0 = 0;
         if (train_epoch(run, &T, epoch, err))
             goto done;
-        if (rn_interrupted) {
+        struct rn_train_pos pos;
+        if (T.done < T.steps) { /* interrupted: the state as it stands */
             if (!run->opt.quiet)
-                fprintf(run->opt.log, "\ninterrupted during epoch %d; keeping %d finished epoch%s\n",
-                        epoch, run->epochs_done, run->epochs_done == 1 ? "" : "s");
+                fprintf(run->opt.log,
+                        "\ninterrupted during epoch %d (step %llu); keeping %d "
+                        "finished epoch%s and a checkpoint to resume from\n",
+                        epoch, (unsigned long long)run->step, run->epochs_done,
+                        run->epochs_done == 1 ? "" : "s");
+            trainer_pos(&T, epoch, T.done, T.seconds, &pos);
+            if (rn_run_checkpoint(run, &pos, err))
+                goto done;
             break;
         }
         run->epochs_done = epoch;
         if (evaluate_all(run, epoch, err) || rn_run_save_model(run, "main", err) ||
             rn_results_flush(run->results, err))
             goto done;
+        if (epoch_checkpoint_due(run, epoch) || rn_interrupted) {
+            memset(&T.slog, 0, sizeof T.slog); /* flushed at the epoch's last step */
+            T.epoch_loss = T.loss_n = T.seen = 0;
+            trainer_pos(&T, epoch + 1, 0, 0, &pos);
+            if (rn_run_checkpoint(run, &pos, err))
+                goto done;
+        }
+        if (rn_interrupted) {
+            if (!run->opt.quiet)
+                fprintf(run->opt.log,
+                        "interrupted after epoch %d; a checkpoint to resume from "
+                        "is kept\n",
+                        epoch);
+            break;
+        }
     }
     rc = 0;
 done:

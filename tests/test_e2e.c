@@ -30,8 +30,9 @@ static void make_tmp(void)
 static int train_fixture(const char *dir, const char *extra)
 {
     char out[8192];
-    int rc = sh(out, sizeof out, "cd %s && %s tests/fixtures/e2e_lazy.yaml %s --out %s --quiet %s 2>&1",
-                SRC, RN_RUNNER_BIN, FIXTURE_DATA, dir, extra ? extra : "");
+    int rc =
+        sh(out, sizeof out, "cd %s && %s tests/fixtures/e2e_lazy.yaml %s --out %s --quiet %s 2>&1",
+           SRC, RN_RUNNER_BIN, FIXTURE_DATA, dir, extra ? extra : "");
     if (rc)
         fprintf(stderr, "%s", out);
     return rc;
@@ -80,8 +81,9 @@ Test(e2e, trains_beats_chance_and_writes_everything, .timeout = 300)
     /* a confusion matrix counts every test image once */
     void *data;
     int ndim, dims[4];
-    cr_assert_eq(rn_results_read(r, "/analyses/confusion/test", RN_DTYPE_I32, &data, &ndim, dims,
-                                 &err), 0, "%s", err.msg);
+    cr_assert_eq(
+        rn_results_read(r, "/analyses/confusion/test", RN_DTYPE_I32, &data, &ndim, dims, &err), 0,
+        "%s", err.msg);
     int total = 0;
     for (int i = 0; i < 100; i++)
         total += ((int *)data)[i];
@@ -97,8 +99,8 @@ Test(e2e, trains_beats_chance_and_writes_everything, .timeout = 300)
     snprintf(path, sizeof path, "%s/plots/red1.png", dir);
     cr_assert_eq(stat(path, &st), 0, "%s missing", path);
     /* runner plot redraws from the file alone */
-    cr_assert_eq(sh(NULL, 0, "rm -rf %s/plots && %s plot %s >/dev/null 2>&1", dir, RN_RUNNER_BIN,
-                    dir), 0);
+    cr_assert_eq(
+        sh(NULL, 0, "rm -rf %s/plots && %s plot %s >/dev/null 2>&1", dir, RN_RUNNER_BIN, dir), 0);
     snprintf(path, sizeof path, "%s/plots/curves.png", dir);
     cr_assert_eq(stat(path, &st), 0, "runner plot did not redraw %s", path);
 }
@@ -156,11 +158,12 @@ Test(e2e, saved_model_loads_back_to_identical_outputs, .timeout = 300)
     cr_assert_eq(train_fixture(a, "train.epochs=1"), 0);
     char out[8192];
     /* the same spec, the training replaced by loading the first run's checkpoint */
-    int rc = sh(out, sizeof out,
-                "cd %s && sed -e '/^train:/,/^analyses:/{/^analyses:/!d}' tests/fixtures/e2e_lazy.yaml "
-                "> %s/load.yaml && printf 'load:\\n  run: %s\\n' >> %s/load.yaml && "
-                "%s %s/load.yaml %s --out %s --quiet 2>&1",
-                SRC, tmp, a, tmp, RN_RUNNER_BIN, tmp, FIXTURE_DATA, b);
+    int rc =
+        sh(out, sizeof out,
+           "cd %s && sed -e '/^train:/,/^analyses:/{/^analyses:/!d}' tests/fixtures/e2e_lazy.yaml "
+           "> %s/load.yaml && printf 'load:\\n  run: %s\\n' >> %s/load.yaml && "
+           "%s %s/load.yaml %s --out %s --quiet 2>&1",
+           SRC, tmp, a, tmp, RN_RUNNER_BIN, tmp, FIXTURE_DATA, b);
     cr_assert_eq(rc, 0, "%s", out);
     float *pa = read_probs(a), *pb = read_probs(b);
     for (int i = 0; i < 10; i++)
@@ -202,7 +205,7 @@ Test(e2e, sigterm_leaves_a_readable_interrupted_file, .timeout = 300)
     int st;
     waitpid(pid, &st, 0);
     cr_assert(WIFEXITED(st), "the runner died from a signal instead of stopping cleanly");
-    cr_assert_eq(WEXITSTATUS(st), 130);
+    cr_assert_eq(WEXITSTATUS(st), 143); /* 128 + SIGTERM */
     struct rn_results *r;
     struct rn_error err;
     cr_assert_eq(rn_results_open(&r, path, &err), 0, "%s", err.msg);
@@ -232,8 +235,9 @@ Test(e2e, every_committed_experiment_validates, .timeout = 120)
 Test(e2e, bad_input_gives_one_clear_line)
 {
     char out[4096];
-    int rc = sh(out, sizeof out, "cd %s && %s tests/fixtures/e2e_lazy.yaml data.dir=/nonexistent --quiet 2>&1",
-                SRC, RN_RUNNER_BIN);
+    int rc = sh(out, sizeof out,
+                "cd %s && %s tests/fixtures/e2e_lazy.yaml data.dir=/nonexistent --quiet 2>&1", SRC,
+                RN_RUNNER_BIN);
     cr_assert_eq(rc, 1);
     cr_assert_str_eq(out, "runner: /nonexistent/train-images-idx3-ubyte: not found (nor .gz); run "
                           "scripts/fetch-mnist.sh or set data.dir to the folder holding the MNIST "

@@ -9,10 +9,12 @@
  * here by hand; bad report files give exact one-line errors with
  * file:line:col. */
 #include <criterion/criterion.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -365,6 +367,12 @@ static void figure_of(const char *html, const char *src, char *out, size_t size)
 Test(report, stale_and_failed_runs_are_flagged)
 {
     make_study();
+    /* busy's process is alive: it holds run.lock, as the runner does */
+    char lock[256];
+    snprintf(lock, sizeof lock, "%s/results/busy/r1/run.lock", tmp);
+    int fd = open(lock, O_RDWR | O_CREAT, 0666);
+    cr_assert_geq(fd, 0);
+    cr_assert_eq(flock(fd, LOCK_EX | LOCK_NB), 0);
     struct rn_report_summary sum;
     char *html;
     build(&sum, &html);
@@ -395,6 +403,13 @@ Test(report, stale_and_failed_runs_are_flagged)
     cr_assert_not_null(strstr(html, "edited</a> <span title=\"made from another spec"));
     cr_assert_not_null(strstr(html, "<td>running</td>"));
     cr_assert_not_null(strstr(html, "<td>completed, stale</td>"));
+    free(html);
+    /* nobody holds the lock any more: the process was killed while running */
+    close(fd);
+    build(&sum, &html);
+    cr_assert_eq(sum.runs_flagged, 3);
+    figure_of(html, "figures/busy/curves.png", fig, sizeof fig);
+    cr_assert_not_null(strstr(fig, "status is <b>stale (killed while running)</b>"), "%s", fig);
     free(html);
 }
 

@@ -25,8 +25,10 @@ static void check_schedules(struct loader *L, const struct node *n, struct rn_sp
         char label[300], full[400];
         named_label(label, sizeof label, "schedule", item, i);
         if (item->kind != NODE_MAP) {
-            report(L, item, label, "expected a mapping such as {name: alpha, type: linear, end: "
-                   "0.5}, got %s", got(item, gbuf, sizeof gbuf));
+            report(L, item, label,
+                   "expected a mapping such as {name: alpha, type: linear, end: "
+                   "0.5}, got %s",
+                   got(item, gbuf, sizeof gbuf));
             continue;
         }
         const struct node *ty = map_get(item, "type", NULL), *nm = map_get(item, "name", NULL);
@@ -217,8 +219,8 @@ static void check_losses(struct loader *L, const struct node *n, struct rn_spec_
         else {
             char tg[sizeof l->target]; /* a copy: gcc cannot tell l->name from l->target */
             memcpy(tg, l->target, sizeof tg);
-            snprintf(l->name, sizeof l->name, "%s%s",
-                     lt && l->kind == RN_LOSS_NEG_CE ? "neg_" : "", tg);
+            snprintf(l->name, sizeof l->name, "%s%s", lt && l->kind == RN_LOSS_NEG_CE ? "neg_" : "",
+                     tg);
         }
         l->v = v;
         set_value_str(&l->v, &sec_loss, "name", l->name);
@@ -248,8 +250,7 @@ static int check_name_list(struct loader *L, const struct node *n, const char *l
 {
     char gbuf[300];
     int count = n->kind == NODE_SEQ ? n->n : 1;
-    if (n->kind == NODE_MAP || (n->kind == NODE_SCALAR && n->is_null) || count < 1 ||
-        count > max) {
+    if (n->kind == NODE_MAP || (n->kind == NODE_SCALAR && n->is_null) || count < 1 || count > max) {
         report(L, n, label, "expected a %s name or a list of 1..%d names, got %s", what, max,
                n->kind == NODE_SEQ ? (count ? "a longer list" : "an empty list")
                                    : got(n, gbuf, sizeof gbuf));
@@ -287,8 +288,10 @@ static void check_optimizers(struct loader *L, const struct node *n, struct rn_s
         char label[300], sub[320];
         named_label(label, sizeof label, "optimizer", item, i);
         if (item->kind != NODE_MAP) {
-            report(L, item, label, "expected a mapping such as {name: main, type: adam, lr: "
-                   "1e-3, groups: [backbone]}, got %s", got(item, gbuf, sizeof gbuf));
+            report(L, item, label,
+                   "expected a mapping such as {name: main, type: adam, lr: "
+                   "1e-3, groups: [backbone]}, got %s",
+                   got(item, gbuf, sizeof gbuf));
             continue;
         }
         struct rn_values v;
@@ -321,8 +324,7 @@ static void check_optimizers(struct loader *L, const struct node *n, struct rn_s
         o->lr = 1e-3;
         const struct node *lr = map_get(item, "lr", NULL);
         snprintf(sub, sizeof sub, "%s: lr", label);
-        if (lr && number_or_name(L, lr, sub, 0, &o->lr, o->lr_schedule) == 0 &&
-            o->lr_schedule[0])
+        if (lr && number_or_name(L, lr, sub, 0, &o->lr, o->lr_schedule) == 0 && o->lr_schedule[0])
             check_ref(L, lr, sub, "schedule", o->lr_schedule, sched, n_sched, "train.schedules");
         const struct node *gr = map_get(item, "groups", NULL);
         snprintf(sub, sizeof sub, "%s: groups", label);
@@ -349,8 +351,10 @@ static void check_binds(struct loader *L, const struct node *n, struct rn_spec_t
         char label[64];
         item_label(label, sizeof label, "bind", NULL, i);
         if (item->kind != NODE_MAP) {
-            report(L, item, label, "expected a mapping such as {node: grl, key: alpha, schedule: "
-                   "alpha}, got %s", got(item, gbuf, sizeof gbuf));
+            report(L, item, label,
+                   "expected a mapping such as {node: grl, key: alpha, schedule: "
+                   "alpha}, got %s",
+                   got(item, gbuf, sizeof gbuf));
             continue;
         }
         struct rn_values v;
@@ -400,8 +404,10 @@ static void check_program(struct loader *L, const struct node *n, struct rn_spec
         char label[64], sub[128];
         item_label(label, sizeof label, "program step", NULL, i);
         if (item->kind != NODE_MAP) {
-            report(L, item, label, "expected a mapping such as {optimizer: main, losses: "
-                   "[digit]}, got %s", got(item, gbuf, sizeof gbuf));
+            report(L, item, label,
+                   "expected a mapping such as {optimizer: main, losses: "
+                   "[digit]}, got %s",
+                   got(item, gbuf, sizeof gbuf));
             continue;
         }
         struct rn_values v;
@@ -424,9 +430,10 @@ static void check_program(struct loader *L, const struct node *n, struct rn_spec
         if ((e = map_get(item, "set", NULL))) {
             snprintf(sub, sizeof sub, "%s: set", label);
             if (e->kind != NODE_MAP || e->n > RN_MAX_SETS) {
-                report(L, e, sub, "expected a mapping of at most %d node.key: number entries "
-                       "such as {grl.alpha: 0}, got %s", RN_MAX_SETS,
-                       e->kind == NODE_MAP ? "more" : got(e, gbuf, sizeof gbuf));
+                report(L, e, sub,
+                       "expected a mapping of at most %d node.key: number entries "
+                       "such as {grl.alpha: 0}, got %s",
+                       RN_MAX_SETS, e->kind == NODE_MAP ? "more" : got(e, gbuf, sizeof gbuf));
             } else {
                 for (int j = 0; j < e->n; j++) {
                     const struct node *k = e->keys[j], *val = e->items[j];
@@ -436,12 +443,10 @@ static void check_program(struct loader *L, const struct node *n, struct rn_spec
                     if (!dot || dot == k->text || !dot[1] ||
                         (size_t)(dot - k->text) >= sizeof ss->node ||
                         strlen(dot + 1) >= sizeof ss->key) {
-                        report(L, k, sub, "expected node.key (e.g. grl.alpha), got '%s'",
-                               k->text);
+                        report(L, k, sub, "expected node.key (e.g. grl.alpha), got '%s'", k->text);
                         continue;
                     }
-                    if (val->kind != NODE_SCALAR || val->is_null ||
-                        parse_double(val->text, &d)) {
+                    if (val->kind != NODE_SCALAR || val->is_null || parse_double(val->text, &d)) {
                         report(L, val, sub, "%s: expected a number, got %s", k->text,
                                got(val, gbuf, sizeof gbuf));
                         continue;
@@ -558,6 +563,9 @@ void check_train(struct loader *L, const struct node *n, struct rn_spec *s)
     t->clip_norm = K("clip_norm");
     t->shuffle = K("shuffle") != 0;
     t->log_every = (int)K("log_every");
+    t->checkpoint_epochs = (int)K("checkpoint_epochs");
+    t->checkpoint_steps = (int)K("checkpoint_steps");
+    t->on_nonfinite_skip = strcmp(VSTR(v, sec_train, "on_nonfinite"), "skip") == 0;
 #undef K
     t->v = v;
     /* the default loss term: cross_entropy on the digit */
@@ -601,4 +609,3 @@ void check_train(struct loader *L, const struct node *n, struct rn_spec *s)
     if ((e = map_get(n, "eval", NULL)))
         check_eval(L, e, t);
 }
-

@@ -80,6 +80,14 @@ static const struct rn_key train_keys[] = {
     {"shuffle", RN_KIND_BOOL, 0, 1, NULL, 0, 1, NULL, "reshuffle the train split every epoch"},
     {"log_every", RN_KIND_INT, 0, 10, NULL, 1, UNBOUNDED, NULL,
      "steps between step-metric records"},
+    {"checkpoint_epochs", RN_KIND_INT, 0, 1, NULL, 0, UNBOUNDED, NULL,
+     "write the full training state (checkpoint.h5 in the run folder) every this many epochs "
+     "and after the last; 0 = not at epoch ends"},
+    {"checkpoint_steps", RN_KIND_INT, 0, 0, NULL, 0, UNBOUNDED, NULL,
+     "also write it every this many training steps; 0 = off"},
+    {"on_nonfinite", RN_KIND_CHOICE, 0, 0, "stop", 1, 0, "stop|skip",
+     "a NaN or Inf loss or gradient: stop the run there (status failed), or skip the step "
+     "(counted: nonfinite_skipped in run.h5)"},
 };
 static const struct extra_key train_extra[] = {
     {"losses", "list", "[{type: cross_entropy, target: digit}]",
@@ -170,11 +178,9 @@ static const struct extra_key step_extra[] = {
 };
 
 static const struct rn_key jitter_keys[] = {
-    {"brightness", RN_KIND_FLOAT, 0, 0, NULL, 0, UNBOUNDED, NULL,
-     "factor ~ U(max(0, 1-b), 1+b)"},
+    {"brightness", RN_KIND_FLOAT, 0, 0, NULL, 0, UNBOUNDED, NULL, "factor ~ U(max(0, 1-b), 1+b)"},
     {"contrast", RN_KIND_FLOAT, 0, 0, NULL, 0, UNBOUNDED, NULL, "factor ~ U(max(0, 1-c), 1+c)"},
-    {"saturation", RN_KIND_FLOAT, 0, 0, NULL, 0, UNBOUNDED, NULL,
-     "factor ~ U(max(0, 1-s), 1+s)"},
+    {"saturation", RN_KIND_FLOAT, 0, 0, NULL, 0, UNBOUNDED, NULL, "factor ~ U(max(0, 1-s), 1+s)"},
     {"hue", RN_KIND_FLOAT, 0, 0, NULL, 0, 0.5, NULL, "hue shift ~ U(-h, h), through HSV"},
 };
 static const struct extra_key augment_extra[] = {
@@ -201,11 +207,18 @@ static const struct extra_key analysis_extra[] = {
     {"name", "string", "the type name", "unique name; results go to /analyses/<name>"},
 };
 
-
-
-#define SECTION(keys, extra) {keys, COUNT(keys), extra, COUNT(extra)}
-#define KEYS_ONLY(keys) {keys, COUNT(keys), NULL, 0}
-#define EXTRA_ONLY(extra) {NULL, 0, extra, COUNT(extra)}
+#define SECTION(keys, extra)                                                                       \
+    {                                                                                              \
+        keys, COUNT(keys), extra, COUNT(extra)                                                     \
+    }
+#define KEYS_ONLY(keys)                                                                            \
+    {                                                                                              \
+        keys, COUNT(keys), NULL, 0                                                                 \
+    }
+#define EXTRA_ONLY(extra)                                                                          \
+    {                                                                                              \
+        NULL, 0, extra, COUNT(extra)                                                               \
+    }
 
 const struct section sec_top = SECTION(top_keys, top_extra);
 const struct section sec_data = SECTION(data_keys, data_extra);
