@@ -20,9 +20,9 @@
 struct rn_tensor {
     float *data;
     int n, c, h, w;
-    size_t cap;   /* allocated floats */
-    int owned;    /* 1: rn_tensor_free frees data */
-    int device;   /* enum rn_device: 0 host memory, else device memory */
+    size_t cap; /* allocated floats */
+    int owned;  /* 1: rn_tensor_free frees data */
+    int device; /* enum rn_device: 0 host memory, else device memory */
 };
 
 /* Allocates n*c*h*w zeroed floats on the host (64-byte aligned). On failure
@@ -51,5 +51,8 @@ int rn_tensor_zero(struct rn_tensor *t, struct rn_error *err);
 /* Copies numel(src) floats between tensors of any devices (dst must hold
  * as many floats). */
 int rn_tensor_copy(struct rn_tensor *dst, const struct rn_tensor *src, struct rn_error *err);
+/* A host tensor's first numel() floats: 0 when all are finite, else 'N' (some
+ * NaN) or 'I' (an Inf and no NaN). */
+int rn_tensor_nonfinite(const struct rn_tensor *t);
 
 #endif
