@@ -640,20 +640,6 @@ static int head_losses(struct rn_program *p, const struct rn_program_sub *sub, i
 
 /* ---- NaN and Inf (train.on_nonfinite) ---------------------------------------------- */
 
-/* 0 when every value is finite, else 'N' (some NaN) or 'I' (an Inf, no NaN):
- * the largest magnitude bit pattern, one integer max per value. */
-static int scan_nonfinite(const float *x, size_t n)
-{
-    uint32_t hi = 0;
-    for (size_t i = 0; i < n; i++) {
-        uint32_t b;
-        memcpy(&b, x + i, sizeof b);
-        b &= 0x7fffffffu;
-        hi = b > hi ? b : hi;
-    }
-    return hi < 0x7f800000u ? 0 : hi > 0x7f800000u ? 'N' : 'I';
-}
-
 /* The sub-step's total loss is not finite: which term. */
 static void nonfinite_loss(struct rn_program *p, const struct rn_program_sub *sub)
 {
@@ -684,7 +670,7 @@ static int nonfinite_params(struct rn_program *p, int grads, const char *after)
             const struct rn_tensor *t = grads ? &pa->grad : &pa->value;
             int kind;
             if (!pa->trainable || !t->data || t->device != RN_DEVICE_CPU ||
-                !(kind = scan_nonfinite(t->data, rn_tensor_numel(t))))
+                !(kind = rn_tensor_nonfinite(t)))
                 continue;
             snprintf(p->nonfinite, sizeof p->nonfinite, "%s%s.%s has %s%s",
                      grads ? "gradient of " : "", l->name, pa->name, kind == 'N' ? "NaN" : "Inf",

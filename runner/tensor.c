@@ -3,6 +3,7 @@
  * tensor's device, the host's (kernels/cpu/backend_cpu.c) included. */
 #include "tensor.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,4 +114,20 @@ int rn_tensor_copy(struct rn_tensor *dst, const struct rn_tensor *src, struct rn
     if (down && !up)
         return be->download(dst->data, src->data, bytes, err);
     return be->copy(dst->data, src->data, bytes, err);
+}
+
+int rn_tensor_nonfinite(const struct rn_tensor *t)
+{
+    /* the largest magnitude bit pattern: one integer max per value, which
+     * vectorises (a float compare with NaNs would not) */
+    const float *x = t->data;
+    const size_t n = rn_tensor_numel(t);
+    uint32_t hi = 0;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t b;
+        memcpy(&b, x + i, sizeof b);
+        b &= 0x7fffffffu;
+        hi = b > hi ? b : hi;
+    }
+    return hi < 0x7f800000u ? 0 : hi > 0x7f800000u ? 'N' : 'I';
 }

@@ -59,5 +59,8 @@ int rn_tensor_zero(struct rn_tensor *t, struct rn_error *err);
 /* Copies numel(src) floats between tensors of any devices (dst must hold
  * as many floats). */
 int rn_tensor_copy(struct rn_tensor *dst, const struct rn_tensor *src, struct rn_error *err);
+/* A host tensor's first numel() floats: 0 when all are finite, else 'N' (some
+ * NaN) or 'I' (an Inf and no NaN). */
+int rn_tensor_nonfinite(const struct rn_tensor *t);
 
 #endif

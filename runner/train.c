@@ -157,13 +157,13 @@ static void step_log_add(struct step_log *L, const struct rn_program *p, int n)
     double head_loss[RN_MAX_LOSSES], term_value[RN_MAX_LOSSES];
     int head_correct[RN_MAX_LOSSES], head_n[RN_MAX_LOSSES];
     unsigned head_fresh = 0, term_fresh = 0;
-    for (int h = 0; h < p->n_heads; h++) {
+    for (int h = 0; h < p->n_heads && h < RN_MAX_LOSSES; h++) {
         head_loss[h] = p->heads[h].loss;
         head_correct[h] = p->heads[h].correct;
         head_n[h] = p->heads[h].n;
         head_fresh |= (unsigned)(p->heads[h].fresh != 0) << h;
     }
-    for (int k = 0; k < p->n_terms; k++) {
+    for (int k = 0; k < p->n_terms && k < RN_MAX_LOSSES; k++) {
         term_value[k] = p->terms[k].value;
         term_fresh |= (unsigned)(p->terms[k].fresh != 0) << k;
     }
@@ -186,12 +186,12 @@ static void pending_record(struct pending_step *ps, const struct rn_program *p, 
 {
     memset(ps, 0, sizeof *ps);
     ps->n = n;
-    for (int h = 0; h < p->n_heads; h++) {
+    for (int h = 0; h < p->n_heads && h < RN_MAX_LOSSES; h++) {
         ps->head_fresh |= (unsigned)(p->heads[h].fresh != 0) << h;
         ps->head_n[h] = p->heads[h].n;
         ps->head_w[h] = p->head_w[h];
     }
-    for (int k = 0; k < p->n_terms; k++) {
+    for (int k = 0; k < p->n_terms && k < RN_MAX_LOSSES; k++) {
         ps->term_fresh |= (unsigned)(p->terms[k].fresh != 0) << k;
         if (p->terms[k].kind == RN_LOSS_SALIENCY)
             ps->host_value[k] = p->terms[k].value;

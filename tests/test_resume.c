@@ -8,6 +8,7 @@
  * the parameter named. */
 #include <criterion/criterion.h>
 #include <hdf5.h>
+#include <math.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -375,4 +376,19 @@ Test(resume, skip_counts_nonfinite_steps, .timeout = 120)
     /* step 1 updates, every later step has a NaN loss and is skipped */
     cr_assert_eq(skipped, 23, "skipped %llu steps", (unsigned long long)skipped);
     free_spec(sp);
+}
+
+Test(resume, rn_tensor_nonfinite_tells_nan_from_inf)
+{
+    float x[37];
+    for (int i = 0; i < 37; i++)
+        x[i] = (float)(i - 18) * 1e37f; /* large, finite */
+    struct rn_tensor t = rn_tensor_view(x, 37, 1, 1, 1);
+    cr_assert_eq(rn_tensor_nonfinite(&t), 0);
+    x[36] = -INFINITY;
+    cr_assert_eq(rn_tensor_nonfinite(&t), 'I');
+    x[5] = NAN;
+    cr_assert_eq(rn_tensor_nonfinite(&t), 'N');
+    x[36] = 0;
+    cr_assert_eq(rn_tensor_nonfinite(&t), 'N');
 }
