@@ -18,12 +18,12 @@ log=$out/memcheck.log
 trap 'rm -rf "$out"' EXIT
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 status=0
-valgrind --tool=memcheck --error-exitcode=99 --leak-check=full --show-leak-kinds=all \
+valgrind --tool=memcheck --error-exitcode=99 --leak-check=full --show-leak-kinds=definite,indirect,possible \
   --errors-for-leak-kinds=definite,indirect,possible --track-origins=yes \
   --suppressions=scripts/valgrind.supp --log-file="$log" \
   "$build/runner" tests/fixtures/valgrind.yaml data.dir=tests/fixtures/mnist threads=1 \
   --device cpu --quiet --out "$out/results" || status=$?
-grep -E "ERROR SUMMARY|definitely lost|indirectly lost|possibly lost|still reachable|suppressed:" "$log" || true
+grep -E "ERROR SUMMARY|(definitely|indirectly|possibly) lost:|still reachable:|suppressed:|total heap usage" "$log" || true
 if [ "$status" -eq 99 ]; then
   echo "valgrind.sh: memcheck found problems; the report:"
   grep -vE "^==[0-9]+== *$" "$log" | head -80
@@ -32,5 +32,6 @@ elif [ "$status" -ne 0 ]; then
   echo "valgrind.sh: the runner itself failed (exit $status; its message is above)"
   exit 1
 fi
-h5=$(ls "$out"/results/*/*/run.h5 2>/dev/null | head -1)
-echo "valgrind.sh: clean ($(ls "$(dirname "$h5")/plots" | wc -l) figures drawn; run.h5 $(stat -c %s "$h5") bytes)"
+echo "valgrind.sh: clean ($(ls "$out/results/plots" | wc -l) figures drawn, run.h5 of" \
+  "$(stat -c %s "$out/results/run.h5") bytes, status $(h5dump -a /status "$out/results/run.h5" 2>/dev/null |
+    grep -oE '"[a-z]+"' | tail -1))"
