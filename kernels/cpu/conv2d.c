@@ -106,6 +106,7 @@ int rn_conv2d_cpu_ws_init_impl(struct rn_conv2d_cpu_ws *ws, const struct rn_conv
                                int n_threads, enum rn_conv2d_cpu_impl impl, struct rn_error *err)
 {
     memset(ws, 0, sizeof *ws);
+    rn_gemm_cpu_setup(); /* OpenBLAS in the calling thread; oneDNN uses the OpenMP pool */
     int which = resolve_impl(impl, err);
     if (which < 0)
         return -1;
@@ -120,7 +121,6 @@ int rn_conv2d_cpu_ws_init_impl(struct rn_conv2d_cpu_ws *ws, const struct rn_conv
                               "-DRUNNER_ONEDNN=ON to require it); use RN_CPU_CONV=ref");
 #endif
     }
-    rn_gemm_cpu_setup();
     ws->n_threads = n_threads > 0 ? n_threads : omp_get_max_threads();
     if (ws->n_threads < 1)
         ws->n_threads = 1;

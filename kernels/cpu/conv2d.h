@@ -31,15 +31,8 @@
 #ifndef RN_KERNELS_CPU_CONV2D_H
 #define RN_KERNELS_CPU_CONV2D_H
 
+#include "kernels/cpu/conv2d_geom.h"
 #include "runner/error.h"
-
-/* Shapes of one conv. n is the batch of the call; it may change between
- * calls (the workspace is per thread, not per image). */
-struct rn_conv2d_cpu_geom {
-    int n, cin, h, w; /* input (N, Cin, H, W) */
-    int cout, k, stride, pad;
-    int hout, wout; /* (H + 2*pad - k) / stride + 1, likewise W */
-};
 
 /* Backward sums the weight gradient over this many fixed image chunks, then
  * adds the chunks in order: the result does not depend on the thread count. */

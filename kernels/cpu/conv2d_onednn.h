@@ -23,7 +23,7 @@
 #ifndef RN_KERNELS_CPU_CONV2D_ONEDNN_H
 #define RN_KERNELS_CPU_CONV2D_ONEDNN_H
 
-#include "kernels/cpu/conv2d.h"
+#include "kernels/cpu/conv2d_geom.h"
 #include "runner/error.h"
 
 struct rn_conv2d_onednn;
