@@ -140,6 +140,7 @@ int main(int argc, char **argv)
         const double pass_gflop = 2.0 * g.cout * g.hout * g.wout * g.cin * 9 * 1e-9;
 
         g.n = TRAIN_N;
+        ws.keep_input = 1; /* as the layer in training: the backward follows */
         (void)rn_conv2d_forward_cpu(&g, x, w, b, y, &ws, &err);
         double e = check_forward(&g, x, w, b, y, &r);
         if (e > 1e-5) {
@@ -172,6 +173,7 @@ int main(int argc, char **argv)
         step_gflop += gf;
 
         g.n = EVAL_N;
+        ws.keep_input = 0;
         int ereps = reps > 3 ? reps / 2 + 1 : reps;
         for (int i = 0; i < ereps; i++) {
             double t0 = now();

@@ -112,6 +112,7 @@ static int conv_forward(struct rn_layer *l, const struct rn_tensor *const *x, st
     if (conv_check(l, x[0], "input", err))
         return -1;
     y->n = x[0]->n;
+    p->ws.keep_input = ctx && ctx->train; /* a backward may follow */
     return rn_conv2d_forward_cpu(&p->g, x[0]->data, p->weight->value.data,
                                  p->bias ? p->bias->value.data : NULL, y->data, &p->ws, err);
 }
@@ -140,6 +141,7 @@ static int conv_tangent_forward(struct rn_layer *l, const struct rn_tensor *cons
         return -1;
     /* Linear in x: the bias does not move with the direction. */
     ty->n = tx[0]->n;
+    p->ws.keep_input = ctx && ctx->train;
     return rn_conv2d_forward_cpu(&p->g, tx[0]->data, p->weight->value.data, NULL, ty->data, &p->ws,
                                  err);
 }

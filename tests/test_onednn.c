@@ -181,6 +181,53 @@ Test(onednn, batch_sizes_on_one_workspace)
     pair_free(&p);
 }
 
+/* keep_input: the forward keeps x in oneDNN's layout and the weight
+ * gradient reads it when the backward gets the same x and batch size; the
+ * result is the same bits as reordering x again. A forward on another input
+ * (a tangent direction) or batch size in between must not be mistaken for
+ * it. */
+Test(onednn, kept_input_gives_the_same_weight_gradient)
+{
+    SKIP_WITHOUT_ONEDNN();
+    const struct shape t = {5, 32, 10, 10, 48, 3, 1, 1};
+    struct rn_error err = {{0}};
+    struct rn_conv2d_cpu_geom g;
+    cr_assert_eq(rn_conv2d_cpu_geom_init(&g, t.cin, t.h, t.w, t.cout, t.k, t.s, t.p, &err), 0);
+    g.n = t.n;
+    struct rn_rng r;
+    rn_rng_init(&r, 10, 77, 0);
+    const size_t nx = (size_t)t.n * t.cin * t.h * t.w, ny = (size_t)t.n * t.cout * t.h * t.w;
+    const size_t nw = (size_t)t.cout * t.cin * 9;
+    float *x = rand_buf(nx, &r), *x2 = rand_buf(nx, &r), *w = rand_buf(nw, &r);
+    float *dy = rand_buf(ny, &r), *y = rand_buf(ny, &r);
+    float *dw[4];
+    struct rn_conv2d_cpu_ws ws;
+    cr_assert_eq(rn_conv2d_cpu_ws_init_impl(&ws, &g, 0, RN_CONV2D_CPU_ONEDNN, &err), 0);
+    for (int mode = 0; mode < 4; mode++) {
+        /* 0: not kept; 1: kept; 2: kept, then a kept forward of x2;
+         * 3: kept, then a forward of x at another batch size */
+        dw[mode] = calloc(nw, sizeof(float));
+        ws.keep_input = mode > 0;
+        cr_assert_eq(rn_conv2d_forward_cpu(&g, x, w, NULL, y, &ws, &err), 0, "%s", err.msg);
+        if (mode == 2)
+            cr_assert_eq(rn_conv2d_forward_cpu(&g, x2, w, NULL, y, &ws, &err), 0);
+        if (mode == 3) {
+            struct rn_conv2d_cpu_geom g2 = g;
+            g2.n = t.n - 2;
+            cr_assert_eq(rn_conv2d_forward_cpu(&g2, x + nx / t.n, w, NULL, y, &ws, &err), 0);
+        }
+        cr_assert_eq(rn_conv2d_backward_cpu(&g, x, NULL, dy, NULL, dw[mode], NULL, &ws, &err), 0,
+                     "%s", err.msg);
+    }
+    for (int mode = 1; mode < 4; mode++)
+        cr_expect_eq(memcmp(dw[0], dw[mode], nw * sizeof(float)), 0,
+                     "weight gradient of mode %d differs from the one without a kept input", mode);
+    rn_conv2d_cpu_ws_free(&ws);
+    for (int mode = 0; mode < 4; mode++)
+        free(dw[mode]);
+    free(x), free(x2), free(w), free(dy), free(y);
+}
+
 /* The forward and the data gradient compute each output in one thread, so
  * they are the same bits for any thread count. */
 Test(onednn, forward_and_data_gradient_same_for_any_thread_count)

@@ -381,7 +381,7 @@ int rn_conv2d_forward_cpu(const struct rn_conv2d_cpu_geom *g, const float *x, co
 {
 #ifdef RN_HAVE_ONEDNN
     if (ws->onednn)
-        return rn_conv2d_onednn_forward(ws->onednn, g, x, w, bias, y, err);
+        return rn_conv2d_onednn_forward(ws->onednn, g, x, w, bias, y, ws->keep_input, err);
 #endif
     const int n = g->n, cout = g->cout;
     const int kk = g->cin * g->k * g->k, P = g->hout * g->wout;

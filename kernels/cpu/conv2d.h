@@ -51,6 +51,11 @@ struct rn_conv2d_onednn; /* conv2d_onednn.c's state */
 struct rn_conv2d_cpu_ws {
     struct rn_conv2d_onednn *onednn; /* owned; non-NULL: oneDNN runs, the buffers below are NULL */
     int n_threads;
+    /* Set by the caller before a forward whose backward may follow
+     * (training): the oneDNN path then keeps x in its own layout for the
+     * weight gradient instead of reordering it again. Ignored by the
+     * reference path. */
+    int keep_input;
     size_t col_len; /* (Cin*k*k + 1) * Hout*Wout floats per thread, rounded up */
     float *col; /* (n_threads, Cin*k*k + 1, Hout*Wout), last row ones; NULL for the 1x1 fast path */
     float *dcol;    /* (n_threads, Cin*k*k, Hout*Wout); NULL for the 1x1 fast path */

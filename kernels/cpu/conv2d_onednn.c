@@ -44,6 +44,14 @@ struct rn_conv2d_onednn {
     unsigned long clock;
     struct plan plans[N_PLANS];
     char impl[64];
+    /* x of the last forward in the forward's layout (kept only when asked):
+     * the backward's weight gradient reads it when its x, batch size and
+     * layout are the same. */
+    void *kept;
+    size_t kept_len;
+    const float *kept_x; /* NULL: nothing kept */
+    int kept_n;
+    dnnl_memory_desc_t kept_md;
 };
 
 /* ---- process-wide engine, stream and scratch ------------------------------ */
@@ -326,13 +334,38 @@ static const void *arg_in(const struct arg *a, const void *user, int slot, struc
     return buf;
 }
 
+/* x in the forward's layout, reordered into o->kept (grown as needed)
+ * rather than the shared scratch, and remembered for the backward. */
+static const void *keep_input(struct rn_conv2d_onednn *o, const struct plan *p, const float *x,
+                              struct rn_error *err)
+{
+    const size_t bytes = dnnl_memory_desc_get_size(&p->f_src.prim);
+    if (o->kept_len < bytes) {
+        free(o->kept);
+        o->kept = aligned_alloc(64, (bytes + 4095) & ~(size_t)4095);
+        o->kept_len = o->kept ? (bytes + 4095) & ~(size_t)4095 : 0;
+        if (!o->kept) {
+            rn_errorf(err, "out of memory allocating %zu bytes for conv2d's kept input", bytes);
+            return NULL;
+        }
+    }
+    if (run_reorder(p->f_src.to_prim, &p->f_src.user, x, &p->f_src.prim, o->kept, err))
+        return NULL;
+    o->kept_x = x;
+    o->kept_n = p->n;
+    o->kept_md = p->f_src.prim;
+    return o->kept;
+}
+
 static int forward_locked(struct rn_conv2d_onednn *o, int n, const float *x, const float *w,
-                          const float *bias, float *y, struct rn_error *err)
+                          const float *bias, float *y, int keep, struct rn_error *err)
 {
     struct plan *p = plan_get(o, n, err);
     if (!p || (!bias && !p->fwd_nobias && plan_forward_nobias(o, p, err)))
         return -1;
-    const void *xs = arg_in(&p->f_src, x, S_SRC, err);
+    o->kept_x = NULL; /* whatever was kept is stale from here on */
+    const void *xs =
+        keep && !p->f_src.same ? keep_input(o, p, x, err) : arg_in(&p->f_src, x, S_SRC, err);
     const void *ws = xs ? arg_in(&p->f_w, w, S_W, err) : NULL;
     void *ys =
         p->f_dst.same ? y : scratch_get(S_DST, dnnl_memory_desc_get_size(&p->f_dst.prim), err);
@@ -386,7 +419,9 @@ static int backward_locked(struct rn_conv2d_onednn *o, int n, const float *x, co
     /* dy in backward-weights' layout: the one made above when they agree. */
     const int reuse = dys && dnnl_memory_desc_equal(&p->w_ddst.prim, &p->d_ddst.prim);
     const void *dyw = reuse ? dys : arg_in(&p->w_ddst, dy, S_DST2, err);
-    const void *xs = dyw ? arg_in(&p->w_src, x, S_SRC, err) : NULL;
+    const int kept = o->kept_x && o->kept_x == x && o->kept_n == n &&
+                     dnnl_memory_desc_equal(&o->kept_md, &p->w_src.prim);
+    const void *xs = !dyw ? NULL : kept ? o->kept : arg_in(&p->w_src, x, S_SRC, err);
     void *dws = xs ? scratch_get(S_W, dnnl_memory_desc_get_size(&p->w_dw.prim), err) : NULL;
     float *dbs = dws ? scratch_get(S_BIAS, (size_t)o->g.cout * sizeof(float), err) : NULL;
     if (!dbs)
@@ -438,6 +473,7 @@ void rn_conv2d_onednn_free(struct rn_conv2d_onednn *o)
         return;
     for (int i = 0; i < N_PLANS; i++)
         plan_free(&o->plans[i]);
+    free(o->kept);
     free(o);
     pthread_mutex_lock(&lock);
     if (--n_users == 0) { /* the last convolution: give the scratch back */
@@ -451,13 +487,13 @@ void rn_conv2d_onednn_free(struct rn_conv2d_onednn *o)
 }
 
 int rn_conv2d_onednn_forward(struct rn_conv2d_onednn *o, const struct rn_conv2d_cpu_geom *g,
-                             const float *x, const float *w, const float *bias, float *y,
+                             const float *x, const float *w, const float *bias, float *y, int keep,
                              struct rn_error *err)
 {
     if (g->n <= 0)
         return 0;
     pthread_mutex_lock(&lock);
-    int rc = forward_locked(o, g->n, x, w, bias, y, err);
+    int rc = forward_locked(o, g->n, x, w, bias, y, keep, err);
     pthread_mutex_unlock(&lock);
     return rc;
 }

@@ -35,8 +35,11 @@ int rn_conv2d_onednn_create(struct rn_conv2d_onednn **out, const struct rn_conv2
 /* NULL is fine. */
 void rn_conv2d_onednn_free(struct rn_conv2d_onednn *o);
 
+/* keep != 0: x in the primitive's layout is kept (per layer, not in the
+ * shared scratch) for a backward on the same x pointer and batch size; any
+ * later forward replaces or drops it. */
 int rn_conv2d_onednn_forward(struct rn_conv2d_onednn *o, const struct rn_conv2d_cpu_geom *g,
-                             const float *x, const float *w, const float *bias, float *y,
+                             const float *x, const float *w, const float *bias, float *y, int keep,
                              struct rn_error *err);
 int rn_conv2d_onednn_backward(struct rn_conv2d_onednn *o, const struct rn_conv2d_cpu_geom *g,
                               const float *x, const float *w, const float *dy, float *dx, float *dw,
