@@ -46,10 +46,12 @@ int rn_cli_check_model(const struct rn_spec *sp, FILE *summary, struct rn_cli_mo
 
 /* The commands of many runs (sweep_cli.c): `runner sweep`, `runner cell`,
  * `runner table`, given main's argv (argv[1] is the command). */
-/* Runs `runner exp --device device [--threads n] [--quiet]` as a child (this
- * executable) and waits; *status gets its wait status. 1 (said on stderr)
- * when it cannot run. */
-int rn_cli_spawn_runner(const char *exp, const char *device, int threads, int quiet, int *status);
+/* Runs `runner exp --device device [--threads n] [out=OUT] [--quiet]` as a
+ * child (this executable; out: the spec's results root, NULL: its own) and
+ * waits; *status gets its wait status. 1 (said on stderr) when it cannot
+ * run. */
+int rn_cli_spawn_runner(const char *exp, const char *device, int threads, const char *out,
+                        int quiet, int *status);
 int rn_cli_sweep(int argc, char **argv);
 int rn_cli_cell(int argc, char **argv);
 int rn_cli_table(int argc, char **argv);

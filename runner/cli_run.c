@@ -90,7 +90,8 @@ static void resolve_load(struct rn_spec *sp, int quiet)
 
 /* Runs `runner exp --device device [--threads n] [--quiet]` as a child (this
  * executable) and waits; *status gets its wait status. 1 when it cannot run. */
-int rn_cli_spawn_runner(const char *exp, const char *device, int threads, int quiet, int *status)
+int rn_cli_spawn_runner(const char *exp, const char *device, int threads, const char *out,
+                        int quiet, int *status)
 {
     char self[RN_PATH_MAX], nthreads[32];
     ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
@@ -100,11 +101,16 @@ int rn_cli_spawn_runner(const char *exp, const char *device, int threads, int qu
     }
     self[len] = '\0';
     snprintf(nthreads, sizeof nthreads, "%d", threads);
-    char *args[10] = {self, (char *)exp, "--device", (char *)device};
+    char *args[12] = {self, (char *)exp, "--device", (char *)device};
     int na = 4;
     if (threads > 0) {
         args[na++] = "--threads";
         args[na++] = nthreads;
+    }
+    char out_key[RN_PATH_MAX + 8];
+    if (out) {
+        snprintf(out_key, sizeof out_key, "out=%s", out);
+        args[na++] = out_key;
     }
     if (quiet)
         args[na++] = "--quiet";
@@ -158,7 +164,7 @@ static int make_missing_models(const struct rn_spec *sp, int quiet)
                         "first (if_missing)\n",
                         sp->name, name, a->name, path, exp);
             int status = 0;
-            if (rn_cli_spawn_runner(exp, sp->device, sp->threads, quiet, &status))
+            if (rn_cli_spawn_runner(exp, sp->device, sp->threads, NULL, quiet, &status))
                 return 1;
             if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
                 fprintf(stderr, "runner: %s (making model '%s' of analysis '%s') failed\n", exp,

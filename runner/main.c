@@ -27,7 +27,8 @@ static const char usage[] =
     "                    [--retry-failed] [--fail-fast] [--slurm-opt OPT]... [--wait]\n"
     "       runner cell SWEEP_DIR INDEX [--threads T]\n"
     "       runner table SWEEP_OR_RESULTS_DIR [--metric M]... [--md] [--csv] [--plot] [--out DIR]\n"
-    "       runner report REPORT.yaml [--out DIR] [--run-missing] [--no-vector] [--threads N]\n"
+    "       runner report REPORT.yaml [--out DIR] [--results DIR] [--run-missing] [--no-vector]\n"
+    "                     [--threads N] [--device D] [--quiet]\n"
     "       runner --help | --version | --help-spec\n"
     "\n"
     "Runs a declarative experiment: trains (or loads) the model of the spec, evaluates it,\n"
@@ -49,7 +50,10 @@ static const char usage[] =
     "  --bar M          (compare) a metric for the bars at equal epochs (default: val/accuracy,\n"
     "                   test/accuracy); =CAPTION after M titles its panel or bar\n"
     "  --control RUN    (compare) the run drawn dark grey and dashed (a RUN_DIR or its label)\n"
+    "  --results DIR    (report) where experiment runs live (default: the report file's\n"
+    "                   results key, else results): <DIR>/<experiment>/latest\n"
     "  --run-missing    (report) run the experiments of the runs that do not exist first\n"
+    "                   (into the results root, with --threads and --device)\n"
     "  --no-vector      (report) link only the PNGs (default: PDF and SVG too, drawn if missing)\n"
     "  --summary        (validate) also print the model as a table: node, type, output shape,\n"
     "                   parameters, forward MFLOP per image; `runner summary` is the same\n"
@@ -329,19 +333,22 @@ static int cmd_run(int argc, char **argv)
     return rc;
 }
 
-/* runner report REPORT.yaml [--out DIR] [--run-missing] [--no-vector]
- * [--threads N] [--device D] [--quiet] */
+/* runner report REPORT.yaml [--out DIR] [--results DIR] [--run-missing]
+ * [--no-vector] [--threads N] [--device D] [--quiet] */
 static int cmd_report(int argc, char **argv)
 {
-    const char *file = NULL, *out = "results/report", *device = "auto";
+    const char *file = NULL, *out = "results/report", *device = "auto", *results = NULL;
     int run_missing = 0, vector = 1, threads = 0, quiet = 0;
     for (int i = 2; i < argc; i++) {
         const char *a = argv[i];
-        int takes = !strcmp(a, "--out") || !strcmp(a, "--threads") || !strcmp(a, "--device");
+        int takes = !strcmp(a, "--out") || !strcmp(a, "--threads") || !strcmp(a, "--device") ||
+                    !strcmp(a, "--results");
         if (takes && i + 1 >= argc)
             return usage_error("report: %s needs a value", a);
         if (!strcmp(a, "--out"))
             out = argv[++i];
+        else if (!strcmp(a, "--results"))
+            results = argv[++i];
         else if (!strcmp(a, "--threads"))
             threads = atoi(argv[++i]);
         else if (!strcmp(a, "--device"))
@@ -362,7 +369,7 @@ static int cmd_report(int argc, char **argv)
     struct rn_report rep;
     struct rn_error err;
     int n_errors = 0;
-    if (rn_report_load(&rep, file, stderr, &n_errors, &err)) {
+    if (rn_report_load(&rep, file, results, stderr, &n_errors, &err)) {
         if (n_errors > 1)
             fprintf(stderr, "%d errors\n", n_errors);
         rn_report_free(&rep);
@@ -383,7 +390,7 @@ static int cmd_report(int argc, char **argv)
         if (!quiet)
             fprintf(stderr, "report: %s does not exist: running %s\n", dir, exp);
         int status = 0;
-        if (rn_cli_spawn_runner(exp, device, threads, quiet, &status))
+        if (rn_cli_spawn_runner(exp, device, threads, rep.results, quiet, &status))
             rc = 1;
         else if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
             fprintf(stderr, "report: %s failed; the report lists its run as it stands\n", exp);

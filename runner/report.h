@@ -3,7 +3,8 @@
  * A report file (experiments/report.yaml) declares sections; each holds
  * figures (a run's figure, by the file name runner plot gives it, with a
  * caption) and tables (metrics of runs side by side, optionally each run's
- * gain over a control at equal epochs). A run is named either by its
+ * gain over a control at equal epochs; with a sweep folder, its groups'
+ * means and 95% intervals over their completed cells). A run is named by its
  * experiment (`task4_m1`: <results>/task4_m1/latest, made by
  * <experiments>/task4_m1.yaml) or by a run folder (anything with a '/').
  *
@@ -15,8 +16,9 @@
  * (and in <body data-images-broken>, which scripts/report-test.sh reads).
  * A run that does not exist is listed as missing with the command that makes
  * it; a run that failed, was interrupted or is still running, or whose
- * recorded spec differs from its experiment file as that reads now, is drawn
- * with a warning that says which.
+ * recorded spec differs from its experiment file as that reads now in what
+ * can change its numbers (both resolved by this code; threads, out and
+ * description aside), is drawn with a warning that says which.
  */
 #ifndef RN_REPORT_H
 #define RN_REPORT_H
@@ -44,6 +46,7 @@ struct rn_report_table {
     char metrics[RN_REPORT_MAX_COLS][RN_NAME_MAX]; /* /metrics/<name>, last row or epoch */
     int n_metrics;
     char control[RN_PATH_MAX]; /* one of runs, or "" */
+    char sweep[RN_PATH_MAX];   /* a sweep folder: runs are its groups (mean +- CI), or "" */
     int epoch;                 /* the metrics' epoch; 0: each run's last */
     int line, col;
 };
@@ -68,9 +71,11 @@ struct rn_report {
 };
 
 /* Parses and checks path; every error is one "file:line:col: error: ..." line
- * on errors (NULL: only the first, into err). On failure *rep is freeable. */
-int rn_report_load(struct rn_report *rep, const char *path, FILE *errors, int *n_errors,
-                   struct rn_error *err);
+ * on errors (NULL: only the first, into err). results (NULL: the file's
+ * `results` key) is where experiment runs live. On failure *rep is
+ * freeable. */
+int rn_report_load(struct rn_report *rep, const char *path, const char *results, FILE *errors,
+                   int *n_errors, struct rn_error *err);
 void rn_report_free(struct rn_report *rep);
 
 /* The runs of rep in order of first use, each once (borrowed pointers into

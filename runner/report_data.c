@@ -16,6 +16,7 @@
 #include "plot.h"
 #include "results.h"
 #include "run.h"
+#include "sweep.h"
 
 /* ---- locating runs ------------------------------------------------------------------ */
 
@@ -55,8 +56,8 @@ int rn_report_runs(const struct rn_report *rep, const char ***runs, int *n, stru
     for (int i = 0; i < rep->n_sections; i++) {
         const struct rn_report_section *s = &rep->sections[i];
         for (int j = 0; j < s->n_tables; j++)
-            for (int k = 0; k < s->tables[j].n_runs; k++)
-                ADD(s->tables[j].runs[k]);
+            for (int k = 0; !s->tables[j].sweep[0] && k < s->tables[j].n_runs; k++)
+                ADD(s->tables[j].runs[k]); /* a sweep's rows are its groups, not runs */
         for (int j = 0; j < s->n_figures; j++)
             ADD(s->figures[j].run);
     }
@@ -78,50 +79,82 @@ static double parse_time(const char *s)
     return (double)timegm(&tm) - (double)off;
 }
 
-/* The first line where a and b differ, as "line N: 'x' here, 'y' now", in out. */
+/* The next line of *s that the spec hash does not leave out (its length into
+ * *len; *line counts the lines passed), or NULL at the end. */
+static const char *next_line(const char **s, size_t *len, int *line)
+{
+    while (**s) {
+        const char *p = *s;
+        *len = strcspn(p, "\n");
+        *s = p + *len + (p[*len] == '\n');
+        (*line)++;
+        if (!rn_sweep_spec_line_ignored(p, *len))
+            return p;
+    }
+    return NULL;
+}
+
+/* The first line where a and b differ, as "line N: 'x' here, 'y' now", in
+ * out (lines that cannot change a run's numbers skipped). */
 static void first_difference(const char *a, const char *b, char *out, size_t size)
 {
-    int line = 1;
-    while (*a || *b) {
-        size_t la = strcspn(a, "\n"), lb = strcspn(b, "\n");
-        if (la != lb || strncmp(a, b, la) != 0) {
+    int la_no = 0, lb_no = 0;
+    for (;;) {
+        size_t la = 0, lb = 0;
+        const char *x = next_line(&a, &la, &la_no), *y = next_line(&b, &lb, &lb_no);
+        if (!x && !y)
+            break;
+        if (!x || !y || la != lb || strncmp(x, y, la) != 0) {
             snprintf(out, size,
                      "line %d of the resolved spec: the run has '%.*s', the file now "
                      "gives '%.*s'",
-                     line, (int)(la > 120 ? 120 : la), a, (int)(lb > 120 ? 120 : lb), b);
+                     la_no, x ? (int)(la > 120 ? 120 : la) : 0, x ? x : "",
+                     y ? (int)(lb > 120 ? 120 : lb) : 0, y ? y : "");
             return;
         }
-        a += la + (a[la] == '\n');
-        b += lb + (b[lb] == '\n');
-        line++;
     }
     out[0] = '\0';
 }
 
-/* Compares the run's recorded spec with its experiment file as it reads now. */
+/* Compares the run's recorded spec with its experiment file as it reads now:
+ * both resolved by this code (so a key added since with its default does not
+ * count), and only what can change the run's numbers (the sweep's spec hash:
+ * not threads, out or description). */
 static void check_stale(struct report_run *r)
 {
     if (!r->experiment[0] || !r->yaml)
         return;
-    struct rn_spec *sp = calloc(1, sizeof *sp);
+    struct rn_spec *sp = calloc(1, sizeof *sp), *rec = calloc(1, sizeof *rec);
     struct rn_error e;
-    if (!sp)
-        return;
+    char h_now[17], h_run[17];
+    if (!sp || !rec)
+        goto done;
     if (access(r->experiment, R_OK) != 0) {
         snprintf(r->stale, sizeof r->stale, "its experiment file %s no longer exists",
                  r->experiment);
     } else if (rn_spec_load(sp, r->experiment, NULL, NULL, NULL, &e) != 0) {
         snprintf(r->stale, sizeof r->stale, "its experiment file no longer loads: %s", e.msg);
-    } else if (sp->resolved && strcmp(sp->resolved, r->yaml) != 0) {
-        char diff[400];
-        first_difference(r->yaml, sp->resolved, diff, sizeof diff);
-        snprintf(r->stale, sizeof r->stale,
-                 "made from another spec than %s gives now (an edit since, or command-line "
-                 "overrides): %s",
-                 r->experiment, diff);
+    } else if (rn_spec_load_text(rec, r->yaml, "the run's /config yaml", NULL, NULL, NULL, NULL,
+                                 &e) != 0) {
+        snprintf(r->stale, sizeof r->stale, "its recorded spec does not load with this code: %s",
+                 e.msg);
+    } else {
+        rn_sweep_spec_hash(sp->resolved, NULL, h_now);
+        rn_sweep_spec_hash(rec->resolved, NULL, h_run);
+        if (strcmp(h_now, h_run) != 0) {
+            char diff[400];
+            first_difference(rec->resolved, sp->resolved, diff, sizeof diff);
+            snprintf(r->stale, sizeof r->stale,
+                     "made from another spec than %s gives now (an edit since, or command-line "
+                     "overrides): %s",
+                     r->experiment, diff);
+        }
     }
+done:
     rn_spec_free(sp);
+    rn_spec_free(rec);
     free(sp);
+    free(rec);
 }
 
 static void read_attr(struct rn_results *res, const char *obj, const char *name, char *dst,

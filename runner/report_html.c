@@ -16,7 +16,7 @@
 
 /* ---- writing text ------------------------------------------------------------------- */
 
-static void esc(FILE *f, const char *s)
+void report_esc(FILE *f, const char *s)
 {
     for (; *s; s++) {
         switch (*s) {
@@ -50,7 +50,7 @@ static void paragraphs(FILE *f, const char *s)
         char *p = strndup(s, len);
         if (p && p[strspn(p, " \n")]) {
             fputs("<p>", f);
-            esc(f, p);
+            report_esc(f, p);
             fputs("</p>\n", f);
         }
         free(p);
@@ -75,7 +75,8 @@ static const char style[] =
     "table{border-collapse:collapse;margin:10px 0;font-size:14px}"
     "th,td{border:1px solid #ccc;padding:4px 10px;text-align:right}"
     "th:first-child,td:first-child{text-align:left}th{background:#f3f3f3}\n"
-    "td.none{color:#999}pre{background:#f7f7f7;padding:8px;overflow:auto;font-size:12px}\n"
+    "td.none{color:#999;text-align:left}pre{background:#f7f7f7;padding:8px;overflow:auto;font-size:"
+    "12px}\n"
     "#broken{background:#d93025;color:#fff;padding:8px 12px;margin-top:12px}\n";
 
 /* Counts the images that did not load and says so on the page and in
@@ -86,8 +87,8 @@ static const char check_script[] =
     "  var imgs = document.images, bad = 0;\n"
     "  for (var i = 0; i < imgs.length; i++)\n"
     "    if (!imgs[i].complete || imgs[i].naturalWidth === 0) bad++;\n"
-    "  document.body.setAttribute('data-images-loaded', String(imgs.length - bad));\n"
     "  document.body.setAttribute('data-images-broken', String(bad));\n"
+    "  document.body.setAttribute('data-images-loaded', String(imgs.length - bad));\n"
     "  if (bad) {\n"
     "    var b = document.getElementById('broken');\n"
     "    b.textContent = bad + ' of ' + imgs.length + ' figures did not load';\n"
@@ -120,7 +121,7 @@ static void make_command(const struct report_run *r, FILE *f)
 {
     if (r->experiment[0]) {
         fputs("<code>runner ", f);
-        esc(f, r->experiment);
+        report_esc(f, r->experiment);
         fputs("</code>", f);
     } else {
         fputs("(a run folder: no experiment file known)", f);
@@ -134,12 +135,12 @@ static void run_warning(FILE *f, const struct report_run *r)
     fputs("<div class=\"warn\">", f);
     if (strcmp(r->status, "completed") != 0) {
         fputs("This run's status is <b>", f);
-        esc(f, r->status[0] ? r->status : "unknown");
+        report_esc(f, r->status[0] ? r->status : "unknown");
         fputs("</b>: its numbers and figures may be partial. ", f);
     }
     if (r->stale[0]) {
         fputs("Stale: ", f);
-        esc(f, r->stale);
+        report_esc(f, r->stale);
         fputs(". ", f);
     }
     fputs("Rerun: ", f);
@@ -150,13 +151,13 @@ static void run_warning(FILE *f, const struct report_run *r)
 static void missing_run(FILE *f, const struct report_run *r)
 {
     fputs("Missing: ", f);
-    esc(f, r->dir);
+    report_esc(f, r->dir);
     fputs(" does not exist; make it with ", f);
     make_command(r, f);
     fputs(" (or <code>runner report ... --run-missing</code>)", f);
 }
 
-static int is_fraction(const char *metric)
+int report_is_fraction(const char *metric)
 {
     size_t n = strlen(metric);
     return n >= 8 && strcmp(metric + n - 8, "accuracy") == 0;
@@ -164,41 +165,66 @@ static int is_fraction(const char *metric)
 
 static void value_cell(FILE *f, const char *metric, double v)
 {
-    if (is_fraction(metric))
+    if (report_is_fraction(metric))
         fprintf(f, "<td>%.2f%%</td>", 100 * v);
     else
         fprintf(f, "<td>%.4g</td>", v);
+}
+
+void report_table_head(FILE *f, const struct rn_report_table *t, const char *lead,
+                       const char *suffix)
+{
+    fprintf(f, "<table>\n<tr>%s", lead);
+    for (int m = 0; m < t->n_metrics; m++) {
+        fputs("<th>", f);
+        report_esc(f, t->metrics[m]);
+        fprintf(f, "%s</th>", suffix);
+    }
+    if (t->control[0]) {
+        fputs("<th>", f);
+        report_esc(f, t->metrics[t->n_metrics - 1]);
+        fputs(" gain over ", f);
+        report_esc(f, t->control);
+        fputs(" at that epoch</th>", f);
+    }
+    fputs("</tr>\n", f);
+}
+
+static void write_caption(FILE *f, const struct rn_report_table *t)
+{
+    if (t->caption[0]) {
+        fputs("<p class=\"meta\">", f);
+        report_esc(f, t->caption);
+        fputs("</p>\n", f);
+    }
 }
 
 static void write_table(struct page *pg, const struct rn_report_table *t, int si, int ti)
 {
     FILE *f = pg->f;
     fprintf(f, "<h3 id=\"t%d-%d\">", si + 1, ti + 1);
-    esc(f, t->title);
-    fputs("</h3>\n<table>\n<tr><th>run</th><th>epoch</th>", f);
-    for (int m = 0; m < t->n_metrics; m++) {
-        fputs("<th>", f);
-        esc(f, t->metrics[m]);
-        fputs("</th>", f);
+    report_esc(f, t->title);
+    fputs("</h3>\n", f);
+    if (t->sweep[0]) {
+        fputs("<p class=\"meta\">From the sweep <code>", f);
+        report_esc(f, t->sweep);
+        fputs("</code>: each group's completed cells (its seeds).</p>\n", f);
+        report_sweep_table(f, pg->rep, t);
+        write_caption(f, t);
+        pg->sum->tables++;
+        return;
     }
+    report_table_head(f, t, "<th>run</th><th>epoch</th>", "");
     const char *last = t->metrics[t->n_metrics - 1];
     struct report_run *control = t->control[0] ? find_run(pg, t->control) : NULL;
-    if (control) {
-        fputs("<th>", f);
-        esc(f, last);
-        fputs(" gain over ", f);
-        esc(f, t->control);
-        fputs(" at that epoch</th>", f);
-    }
-    fputs("</tr>\n", f);
     for (int i = 0; i < t->n_runs; i++) {
         struct report_run *r = find_run(pg, t->runs[i]);
         fprintf(f, "<tr><td><a href=\"#run-%s\">", r->key);
-        esc(f, t->runs[i]);
+        report_esc(f, t->runs[i]);
         fputs("</a>", f);
         if (report_run_flagged(r)) {
             fputs(" <span title=\"", f);
-            esc(f, r->stale[0] ? r->stale : r->status);
+            report_esc(f, r->stale[0] ? r->stale : r->status);
             fputs("\">&#9888;</span>", f);
         }
         fputs("</td>", f);
@@ -234,19 +260,15 @@ static void write_table(struct page *pg, const struct rn_report_table *t, int si
             if (r == control)
                 fputs("<td>control</td>", f);
             else if (have_last && report_metric_at(control, last, epoch, &cv, &cat) == 0)
-                fprintf(f, is_fraction(last) ? "<td>%+.2f pts</td>" : "<td>%+.4g</td>",
-                        (lv - cv) * (is_fraction(last) ? 100 : 1));
+                fprintf(f, report_is_fraction(last) ? "<td>%+.2f pts</td>" : "<td>%+.4g</td>",
+                        (lv - cv) * (report_is_fraction(last) ? 100 : 1));
             else
                 fprintf(f, "<td class=\"none\">the control has no epoch %d</td>", epoch);
         }
         fputs("</tr>\n", f);
     }
     fputs("</table>\n", f);
-    if (t->caption[0]) {
-        fputs("<p class=\"meta\">", f);
-        esc(f, t->caption);
-        fputs("</p>\n", f);
-    }
+    write_caption(f, t);
     pg->sum->tables++;
 }
 
@@ -267,33 +289,33 @@ static int write_figure(struct page *pg, const struct rn_report_figure *fig, str
         char list[2048];
         report_list_figures(r, list, sizeof list);
         fputs("<div class=\"missing\">Missing: figure <b>", f);
-        esc(f, fig->figure);
+        report_esc(f, fig->figure);
         fputs("</b> is not in ", f);
-        esc(f, r->dir);
+        report_esc(f, r->dir);
         fputs("/plots (it has: ", f);
-        esc(f, list[0] ? list : "no figures");
+        report_esc(f, list[0] ? list : "no figures");
         fputs("); draw them with <code>runner plot ", f);
-        esc(f, r->dir);
+        report_esc(f, r->dir);
         fputs("</code></div>\n", f);
         pg->sum->figures_missing++;
     } else {
         char src[RN_NAME_MAX * 2 + 16];
         snprintf(src, sizeof src, "figures/%s/%s", r->key, fig->figure);
         fputs("<a href=\"", f);
-        esc(f, src);
+        report_esc(f, src);
         fputs(".png\"><img src=\"", f);
-        esc(f, src);
+        report_esc(f, src);
         fputs(".png\" alt=\"", f);
-        esc(f, fig->figure);
+        report_esc(f, fig->figure);
         fputs("\"></a>\n", f);
         pg->sum->figures++;
         run_warning(f, r);
         (void)src;
     }
     fputs("<figcaption>", f);
-    esc(f, fig->caption);
+    report_esc(f, fig->caption);
     fprintf(f, " <span class=\"meta\">(<a href=\"#run-%s\">", r->key);
-    esc(f, fig->run);
+    report_esc(f, fig->run);
     fputs("</a>)</span>", f);
     if (have[0]) {
         static const char *const fmts[3] = {"PNG", "PDF", "SVG"};
@@ -303,11 +325,11 @@ static int write_figure(struct page *pg, const struct rn_report_figure *fig, str
             if (!have[k])
                 continue;
             fprintf(f, "<a href=\"figures/%s/", r->key);
-            esc(f, fig->figure);
+            report_esc(f, fig->figure);
             fprintf(f, ".%s\">%s</a>", ext[k], fmts[k]);
         }
         fputs("</span> redraw: <code>runner plot ", f);
-        esc(f, r->dir);
+        report_esc(f, r->dir);
         fputs("</code>", f);
     }
     fputs("</figcaption>\n</figure>\n", f);
@@ -335,7 +357,7 @@ static void write_runs(struct page *pg)
     for (int i = 0; i < pg->n_runs; i++) {
         struct report_run *r = &pg->runs[i];
         fprintf(f, "<tr id=\"run-%s\"><td>", r->key);
-        esc(f, r->name);
+        report_esc(f, r->name);
         fputs("</td>", f);
         if (!r->exists) {
             fputs("<td>missing</td><td colspan=\"4\" class=\"none\">&ndash;</td><td>", f);
@@ -346,17 +368,17 @@ static void write_runs(struct page *pg)
         char took[32];
         format_seconds(r->seconds, took, sizeof took);
         fputs("<td>", f);
-        esc(f, r->status);
+        report_esc(f, r->status);
         if (r->stale[0])
             fputs(", stale", f);
         fputs("</td><td>", f);
-        esc(f, r->started);
+        report_esc(f, r->started);
         fprintf(f, "</td><td>%s</td><td>", took);
-        esc(f, r->git);
+        report_esc(f, r->git);
         if (r->git[0] && strcmp(r->git, RN_GIT_COMMIT) != 0)
             fputs(" (not this code's)", f);
         fputs("</td><td>", f);
-        esc(f, r->device[0] ? r->device : "cpu");
+        report_esc(f, r->device[0] ? r->device : "cpu");
         fputs("</td><td>", f);
         make_command(r, f);
         fputs("</td></tr>\n", f);
@@ -367,15 +389,15 @@ static void write_runs(struct page *pg)
         if (!r->exists)
             continue;
         fputs("<details><summary>", f);
-        esc(f, r->name);
+        report_esc(f, r->name);
         fputs(": ", f);
-        esc(f, r->real);
+        report_esc(f, r->real);
         fputs("</summary>\n", f);
         run_warning(f, r);
         fputs("<p>Redraw its figures: <code>runner plot ", f);
-        esc(f, r->dir);
+        report_esc(f, r->dir);
         fputs("</code></p>\n<pre>", f);
-        esc(f, r->yaml ? r->yaml : "(no /config yaml)");
+        report_esc(f, r->yaml ? r->yaml : "(no /config yaml)");
         fputs("</pre></details>\n", f);
     }
 }
@@ -388,27 +410,27 @@ static int write_page(struct page *pg, struct rn_error *err)
     time_t now = time(NULL);
     strftime(when, sizeof when, "%Y-%m-%d %H:%M %Z", localtime(&now));
     fputs("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>", f);
-    esc(f, rep->title);
+    report_esc(f, rep->title);
     fprintf(f, "</title>\n<style>\n%s</style>\n</head>\n<body>\n", style);
     fputs("<div id=\"broken\" hidden></div>\n<h1>", f);
-    esc(f, rep->title);
+    report_esc(f, rep->title);
     fputs("</h1>\n<p class=\"meta\">Generated ", f);
-    esc(f, when);
+    report_esc(f, when);
     fputs(" by runner " RN_VERSION " (code version " RN_GIT_COMMIT ") from <code>", f);
-    esc(f, rep->file);
+    report_esc(f, rep->file);
     fputs("</code>; every figure was drawn by its run from its run.h5 alone.</p>\n", f);
     paragraphs(f, rep->text);
     fputs("<nav><ol>\n", f);
     for (int i = 0; i < rep->n_sections; i++) {
         fprintf(f, "<li><a href=\"#s%d\">", i + 1);
-        esc(f, rep->sections[i].title);
+        report_esc(f, rep->sections[i].title);
         fputs("</a></li>\n", f);
     }
     fputs("<li><a href=\"#runs\">Runs</a></li>\n</ol></nav>\n", f);
     for (int i = 0; i < rep->n_sections; i++) {
         const struct rn_report_section *s = &rep->sections[i];
         fprintf(f, "<section>\n<h2 id=\"s%d\">", i + 1);
-        esc(f, s->title);
+        report_esc(f, s->title);
         fputs("</h2>\n", f);
         paragraphs(f, s->text);
         for (int t = 0; t < s->n_tables; t++)

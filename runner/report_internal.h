@@ -42,5 +42,15 @@ int report_copy_figure(struct report_run *r, const char *figure, const char *out
 /* The run's PNG figure names, comma-separated, into out; returns the count. */
 int report_list_figures(const struct report_run *r, char *out, size_t size);
 int report_cmp_str(const void *a, const void *b);
+/* s with &, <, >, " and ' escaped for HTML. */
+void report_esc(FILE *f, const char *s);
+/* 1 for a metric shown in percent (its name ends in "accuracy"). */
+int report_is_fraction(const char *metric);
+/* <table> and its header row: lead (the first <th>s), a column per metric
+ * (its name and suffix), and the gain over the control when there is one. */
+void report_table_head(FILE *f, const struct rn_report_table *t, const char *lead,
+                       const char *suffix);
+/* The rows of a table with a sweep (report_sweep.c): <table> .. </table>. */
+int report_sweep_table(FILE *f, const struct rn_report *rep, const struct rn_report_table *t);
 
 #endif

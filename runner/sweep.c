@@ -25,8 +25,7 @@ const char *rn_cell_state_name(enum rn_cell_state s)
 
 /* ---- hashing ------------------------------------------------------------------------ */
 
-/* A top-level key of the resolved spec that cannot change a run's numbers. */
-static int ignored_line(const char *line, size_t len)
+int rn_sweep_spec_line_ignored(const char *line, size_t len)
 {
     static const char *const keys[] = {"description: ", "threads: ", "out: ", "# "};
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
@@ -49,7 +48,7 @@ void rn_sweep_spec_hash(const char *resolved, const char *code, char out[17])
     uint64_t h = 0xcbf29ce484222325ULL;
     for (const char *p = resolved; *p;) {
         size_t len = strcspn(p, "\n");
-        if (!ignored_line(p, len))
+        if (!rn_sweep_spec_line_ignored(p, len))
             h = fnv1a(h, p, len + (p[len] == '\n'));
         p += len + (p[len] == '\n');
     }

@@ -159,6 +159,10 @@ void rn_sweep_cell_dir(const struct rn_sweep_plan *plan, const struct rn_sweep_c
 /* The hash of a resolved spec text without the keys that cannot change a
  * run's numbers; with code (may be NULL) appended. 16 hex digits + NUL. */
 void rn_sweep_spec_hash(const char *resolved, const char *code, char out[17]);
+/* 1 when a line (len bytes) of a resolved spec is one the hash leaves out: a
+ * top-level key that cannot change a run's numbers (description, threads,
+ * out) or a comment. */
+int rn_sweep_spec_line_ignored(const char *line, size_t len);
 
 /* Writes text to path through path.tmp and a rename (sweep*.c). */
 int rn_sweep_write_file(const char *path, const char *text, struct rn_error *err);

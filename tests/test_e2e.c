@@ -221,7 +221,8 @@ Test(e2e, every_committed_experiment_validates, .timeout = 120)
 {
     char out[16384];
     int rc = sh(out, sizeof out,
-                "cd %s && for f in experiments/*.yaml; do %s validate $f || echo FAILED $f; done 2>&1",
+                "cd %s && for f in experiments/*.yaml; do [ $f = experiments/report.yaml ] || "
+                "%s validate $f || echo FAILED $f; done 2>&1", /* report.yaml: test_report */
                 SRC, RN_RUNNER_BIN);
     cr_assert_eq(rc, 0);
     cr_assert_null(strstr(out, "FAILED"), "%s", out);

@@ -1,6 +1,7 @@
 /* gradcam.c - Grad-CAM (or Grad-CAM++) maps at a node, upsampled to the
- * input, per input: image, class probabilities, jet overlay. Also the
- * helpers for the Grad-CAM keys that attention_mass shares (common.h). */
+ * input, per input: image, class probabilities, jet overlay; with `methods`,
+ * several variants for the same inputs side by side (a column each). Also
+ * the helpers for the Grad-CAM keys that attention_mass shares (common.h). */
 #include "common.h"
 
 #include <math.h>
@@ -10,6 +11,7 @@
 enum {
     GRADCAM_NODE,
     GRADCAM_METHOD,
+    GRADCAM_METHODS,
     GRADCAM_CLASS,
     GRADCAM_CASES,
     GRADCAM_SPLIT,
@@ -27,6 +29,10 @@ static const struct rn_key gradcam_keys[] = {
     [GRADCAM_METHOD] = {"method", RN_KIND_CHOICE, 0, 0, "gradcam", 1, 0, "gradcam|gradcam++",
                         "gradcam: weights = spatial mean of dy_c/dA; gradcam++: Chattopadhyay et "
                         "al.'s closed form"},
+    [GRADCAM_METHODS] = {"methods", RN_KIND_STRING, 0, 0, "", 1, 0, NULL,
+                         "several methods side by side for the same inputs, a column each: a "
+                         "list such as [gradcam, gradcam++] (see 'List-valued analysis keys'); "
+                         "empty = method alone"},
     [GRADCAM_CLASS] = {"class", RN_KIND_STRING, 0, 0, "pred", 1, 0, NULL,
                        "class explained: pred, true or a class index 0-9"},
     [GRADCAM_CASES] = {"cases", RN_KIND_STRING, 0, 0, "", 1, 0, NULL, RN_CASES_DOC},
@@ -108,7 +114,30 @@ static int check_gradcam(const struct rn_spec *spec, const struct rn_spec_analys
     if (tap < 0 || rn_gradcam_check_tap(g, a, GRADCAM_NODE, tap, logits, err) ||
         rn_gradcam_class(a, GRADCAM_CLASS, g->nodes[logits].layer.out.c, &want, err))
         return -1;
+    if (a->v.given[GRADCAM_METHOD] && a->v.str[GRADCAM_METHODS][0])
+        return rn_analysis_errorf(err, a, GRADCAM_METHODS,
+                                  "give method or methods, not both (methods: [%s, ...] draws "
+                                  "them side by side)",
+                                  a->v.str[GRADCAM_METHOD]);
     return 0;
+}
+
+/* The methods of a: its `methods` list ("gradcam; gradcam++" as the spec
+ * stores it), else its `method`. Returns their count (at most max). */
+static int gradcam_methods(const struct rn_spec_analysis *a, char names[][16], int max)
+{
+    const char *p = a->v.str[GRADCAM_METHODS];
+    int n = 0;
+    while (*p && n < max) {
+        p += strspn(p, "; ");
+        size_t len = strcspn(p, "; ");
+        if (len)
+            snprintf(names[n++], 16, "%.*s", (int)len, p);
+        p += len;
+    }
+    if (n == 0)
+        snprintf(names[n++], 16, "%s", a->v.str[GRADCAM_METHOD]);
+    return n;
 }
 
 /* ---- run ----------------------------------------------------------------- */
@@ -124,38 +153,49 @@ static int run_gradcam(struct rn_run *run, const struct rn_spec_analysis *a, str
         return -1;
     struct rn_inputs in;
     float *raw = NULL, *maps = NULL, *probs = NULL;
+    char methods[4][16];
+    const int nm = gradcam_methods(a, methods, 4);
     int rc = -1;
     if (rn_inputs_build(run, a, input_keys, &in, err))
         goto done;
     const struct rn_shape o = g->nodes[tap].layer.out;
     const int k = run->data.n_classes, H = in.h, W = in.w;
+    const size_t raw_n = (size_t)in.n * o.h * o.w, maps_n = (size_t)in.n * H * W;
     int classes[RN_ANALYSIS_MAX_INPUTS], preds[RN_ANALYSIS_MAX_INPUTS];
-    if (!(raw = rn_malloc(sizeof(float) * (size_t)in.n * o.h * o.w, err)) ||
-        !(maps = rn_malloc(sizeof(float) * (size_t)in.n * H * W, err)) ||
+    if (!(raw = rn_malloc(sizeof(float) * raw_n * nm, err)) ||
+        !(maps = rn_malloc(sizeof(float) * maps_n * nm, err)) ||
         !(probs = rn_malloc(sizeof(float) * (size_t)in.n * k, err)))
         goto done;
     for (int i = 0; i < in.n; i++)
         classes[i] = want == -2 ? in.labels[i] : want;
-    for (int s = 0, bs = rn_inputs_batch(g); s < in.n; s += bs) {
-        int m = in.n - s < bs ? in.n - s : bs;
-        if (rn_inputs_load(g, in.images, s, m, err) ||
-            rn_gradcam(g, m, run->logits_node, tap, rn_gradcam_method(a->v.str[GRADCAM_METHOD]),
-                       classes + s, raw + (size_t)s * o.h * o.w, maps + (size_t)s * H * W,
-                       probs + (size_t)s * k, err))
-            goto done;
+    /* method q's maps at q * maps_n; the probabilities are the same for each */
+    for (int q = 0; q < nm; q++) {
+        for (int s = 0, bs = rn_inputs_batch(g); s < in.n; s += bs) {
+            int m = in.n - s < bs ? in.n - s : bs;
+            if (rn_inputs_load(g, in.images, s, m, err) ||
+                rn_gradcam(g, m, run->logits_node, tap, rn_gradcam_method(methods[q]), classes + s,
+                           raw + q * raw_n + (size_t)s * o.h * o.w,
+                           maps + q * maps_n + (size_t)s * H * W, probs + (size_t)s * k, err))
+                goto done;
+        }
     }
     for (int i = 0; i < in.n; i++)
         preds[i] = rn_argmax(probs + (size_t)i * k, k);
-    char group[256], path[320];
+    char group[256], path[320], joined[64] = "";
+    for (int q = 0; q < nm; q++)
+        snprintf(joined + strlen(joined), sizeof joined - strlen(joined), "%s%s", q ? ";" : "",
+                 methods[q]);
     snprintf(group, sizeof group, "/analyses/%s", a->name);
-    int md[3] = {in.n, H, W}, rd[3] = {in.n, o.h, o.w}, pd[2] = {in.n, k};
+    /* one method: maps (n, H, W) as always; several: (methods, n, H, W) */
+    int md[4] = {nm, in.n, H, W}, rd[4] = {nm, in.n, o.h, o.w}, pd[2] = {in.n, k};
+    const int nd = nm > 1 ? 4 : 3, off = nm > 1 ? 0 : 1;
     if (rn_inputs_write(run, group, &in, err))
         goto done;
     snprintf(path, sizeof path, "%s/maps", group);
-    if (rn_results_write(run->results, path, RN_DTYPE_F32, maps, 3, md, err))
+    if (rn_results_write(run->results, path, RN_DTYPE_F32, maps, nd, md + off, err))
         goto done;
     snprintf(path, sizeof path, "%s/raw", group);
-    if (rn_results_write(run->results, path, RN_DTYPE_F32, raw, 3, rd, err))
+    if (rn_results_write(run->results, path, RN_DTYPE_F32, raw, nd, rd + off, err))
         goto done;
     snprintf(path, sizeof path, "%s/probs", group);
     if (rn_results_write(run->results, path, RN_DTYPE_F32, probs, 2, pd, err))
@@ -166,26 +206,31 @@ static int run_gradcam(struct rn_run *run, const struct rn_spec_analysis *a, str
     snprintf(path, sizeof path, "%s/classes", group);
     if (rn_results_write(run->results, path, RN_DTYPE_I32, classes, 1, &in.n, err) ||
         rn_results_set_attr_str(run->results, group, "kind", "gradcam", err) ||
-        rn_results_set_attr_str(run->results, group, "method", a->v.str[GRADCAM_METHOD], err) ||
+        rn_results_set_attr_str(run->results, group, "method", methods[0], err) ||
+        (nm > 1 && rn_results_set_attr_str(run->results, group, "methods", joined, err)) ||
         rn_results_set_attr_str(run->results, group, "node", g->nodes[tap].layer.name, err) ||
         rn_results_set_attr_str(run->results, group, "class", a->v.str[GRADCAM_CLASS], err))
         goto done;
     if (!run->opt.quiet) {
         const struct rn_palette *pal = &run->spec->data.palette;
-        for (int i = 0; i < in.n; i++) {
-            /* Where the map's mass sits: the share on background pixels. */
-            double bg = 0, tot = 0;
-            for (int p = 0; p < H * W; p++) {
-                tot += maps[(size_t)i * H * W + p];
-                if (!in.masks[(size_t)i * H * W + p])
-                    bg += maps[(size_t)i * H * W + p];
+        for (int q = 0; q < nm; q++) {
+            for (int i = 0; i < in.n; i++) {
+                /* Where the map's mass sits: the share on background pixels. */
+                const float *mp = maps + q * maps_n + (size_t)i * H * W;
+                double bg = 0, tot = 0;
+                for (int p = 0; p < H * W; p++) {
+                    tot += mp[p];
+                    if (!in.masks[(size_t)i * H * W + p])
+                        bg += mp[p];
+                }
+                fprintf(run->opt.log,
+                        "%s %s: digit %d on %-7s -> predicted %d (p = %.3f); map of class %d, "
+                        "%.0f%% of its mass on the background\n",
+                        methods[q], a->name, in.labels[i],
+                        in.colours[i] >= 0 ? pal->names[in.colours[i]] : "-", preds[i],
+                        probs[(size_t)i * k + preds[i]], classes[i],
+                        tot > 0 ? 100 * bg / tot : 0.0);
             }
-            fprintf(run->opt.log,
-                    "%s %s: digit %d on %-7s -> predicted %d (p = %.3f); map of class %d, "
-                    "%.0f%% of its mass on the background\n",
-                    a->v.str[GRADCAM_METHOD], a->name, in.labels[i],
-                    in.colours[i] >= 0 ? pal->names[in.colours[i]] : "-", preds[i],
-                    probs[(size_t)i * k + preds[i]], classes[i], tot > 0 ? 100 * bg / tot : 0.0);
         }
     }
     rc = 0;
@@ -207,33 +252,19 @@ static int jet(double v, int ch)
     return (int)lround(255 * c);
 }
 
-/* The data files of input i (image, class probabilities, overlay of its map
- * m) and its captions as definitions cap<i>, sub<i>, ov<i>, wrong<i>. */
-static int write_input(struct rn_plotter *p, const char *figure, const struct rn_plot_inputs *in,
-                       int i, const float *m, const float *probs, int k, int pred, int cls,
-                       struct rn_sbuf *defs, struct rn_error *err)
+/* The overlay of map m on input i: the data file <figure>_<i>_overlay<suffix>.dat
+ * and its caption as the definition ov<i><suffix>. */
+static int write_overlay(struct rn_plotter *p, const char *figure, const struct rn_plot_inputs *in,
+                         int i, const float *m, int cls, const char *suffix, struct rn_sbuf *defs,
+                         struct rn_error *err)
 {
     char dpath[RN_PLOT_PATH_MAX], file[RN_PLOT_PATH_MAX];
     const int hw = in->h * in->w;
-    FILE *f;
     const uint8_t *img = in->img + (size_t)i * in->c * hw;
-    snprintf(file, sizeof file, "%s_%d_image.dat", figure, i);
-    if (!(f = rn_plot_data_open(p, file, dpath, err)))
-        return -1;
-    rn_plot_write_image(f, img, in->c, in->h, in->w, 0, 0);
-    if (rn_plot_data_close(f, dpath, err))
-        return -1;
-    snprintf(file, sizeof file, "%s_%d_probs.dat", figure, i);
-    if (!(f = rn_plot_data_open(p, file, dpath, err)))
-        return -1;
-    fprintf(f, "# class probability predicted(0/1) explained(0/1)\n");
-    for (int j = 0; j < k; j++)
-        fprintf(f, "%d %.6f %d %d\n", j, probs[j], j == pred, j == cls);
-    if (rn_plot_data_close(f, dpath, err))
-        return -1;
     /* The overlay: half the image, half the jet colour of the map. */
-    snprintf(file, sizeof file, "%s_%d_overlay.dat", figure, i);
-    if (!(f = rn_plot_data_open(p, file, dpath, err)))
+    snprintf(file, sizeof file, "%s_%d_overlay%s.dat", figure, i, suffix);
+    FILE *f = rn_plot_data_open(p, file, dpath, err);
+    if (!f)
         return -1;
     fprintf(f, "# x y r g b: 0.4 luminance of the image + 0.6 jet(map), map max 1\n");
     double bg = 0, tot = 0;
@@ -257,22 +288,54 @@ static int write_input(struct rn_plotter *p, const char *figure, const struct rn
     }
     if (rn_plot_data_close(f, dpath, err))
         return -1;
-    char cap[160], sub[160], ov[160], key[32];
-    rn_plot_inputs_caption(in, i, cap, sizeof cap);
-    snprintf(sub, sizeof sub, "true %d · predicted %d (p = %.2f)", in->labels[i], pred,
-             probs[pred]);
+    char ov[160], key[48];
     if (tot > 0)
         snprintf(ov, sizeof ov, "map of class %d · %.0f%% on the background", cls, 100 * bg / tot);
     else
         snprintf(ov, sizeof ov, "map of class %d · all zero", cls);
+    snprintf(key, sizeof key, "ov%d%s", i, suffix);
+    rn_sbuf_def_str(defs, key, ov);
+    return 0;
+}
+
+/* The data files of input i (image, class probabilities) and its captions
+ * as definitions cap<i>, sub<i>, wrong<i>. */
+static int write_input(struct rn_plotter *p, const char *figure, const struct rn_plot_inputs *in,
+                       int i, const float *probs, int k, int pred, int cls, struct rn_sbuf *defs,
+                       struct rn_error *err)
+{
+    char dpath[RN_PLOT_PATH_MAX], file[RN_PLOT_PATH_MAX];
+    const int hw = in->h * in->w;
+    FILE *f;
+    snprintf(file, sizeof file, "%s_%d_image.dat", figure, i);
+    if (!(f = rn_plot_data_open(p, file, dpath, err)))
+        return -1;
+    rn_plot_write_image(f, in->img + (size_t)i * in->c * hw, in->c, in->h, in->w, 0, 0);
+    if (rn_plot_data_close(f, dpath, err))
+        return -1;
+    snprintf(file, sizeof file, "%s_%d_probs.dat", figure, i);
+    if (!(f = rn_plot_data_open(p, file, dpath, err)))
+        return -1;
+    fprintf(f, "# class probability predicted(0/1) explained(0/1)\n");
+    for (int j = 0; j < k; j++)
+        fprintf(f, "%d %.6f %d %d\n", j, probs[j], j == pred, j == cls);
+    if (rn_plot_data_close(f, dpath, err))
+        return -1;
+    char cap[160], sub[160], key[32];
+    rn_plot_inputs_caption(in, i, cap, sizeof cap);
+    snprintf(sub, sizeof sub, "true %d · predicted %d (p = %.2f)", in->labels[i], pred,
+             probs[pred]);
     snprintf(key, sizeof key, "cap%d", i);
     rn_sbuf_def_str(defs, key, cap);
     snprintf(key, sizeof key, "sub%d", i);
     rn_sbuf_def_str(defs, key, sub);
-    snprintf(key, sizeof key, "ov%d", i);
-    rn_sbuf_def_str(defs, key, ov);
     rn_sbuf_printf(defs, "wrong%d=%d; ", i, pred != in->labels[i]);
     return 0;
+}
+
+static const char *method_title(const char *method)
+{
+    return strcmp(method, "gradcam++") == 0 ? "Grad-CAM++" : "Grad-CAM";
 }
 
 static int plot_gradcam(struct rn_plotter *p, const char *group, const char *name,
@@ -291,10 +354,15 @@ static int plot_gradcam(struct rn_plotter *p, const char *group, const char *nam
     char *node = rn_plot_attr_or(p, group, "node", "conv");
     char *method = rn_plot_attr_or(p, group, "method", "gradcam");
     char *cls = rn_plot_attr_or(p, group, "class", "pred");
+    /* several methods: maps (methods, n, H, W), named by "a;b" */
+    char *methods = rn_plot_attr_or(p, group, "methods", "");
+    char *mnames[4] = {method};
+    int nm = methods[0] ? rn_models_split_names(methods, mnames, 4) : 1;
+    const int nd = methods[0] ? 4 : 3;
     if (rn_plot_inputs_read(p, group, &in, err))
         goto done;
     snprintf(path, sizeof path, "%s/maps", group);
-    if (rn_plot_read_f32(p, path, 3, &maps, dims, err))
+    if (rn_plot_read_f32(p, path, nd, &maps, dims, err))
         goto done;
     snprintf(path, sizeof path, "%s/probs", group);
     if (rn_plot_read_f32(p, path, 2, &probs, pdims, err))
@@ -305,35 +373,58 @@ static int plot_gradcam(struct rn_plotter *p, const char *group, const char *nam
     snprintf(path, sizeof path, "%s/classes", group);
     if (rn_plot_read_vector(p, path, in.n, 1, &classes, err))
         goto done;
-    if (dims[0] != in.n || dims[1] != in.h || dims[2] != in.w || pdims[0] != in.n) {
-        rn_errorf(err, "%s: %s: maps (%d,%d,%d) or probs do not match the %d (%dx%d) images",
-                  p->run_dir, group, dims[0], dims[1], dims[2], in.n, in.h, in.w);
+    const int *md = dims + (nd - 3);
+    if ((nd == 4 && dims[0] != nm) || md[0] != in.n || md[1] != in.h || md[2] != in.w ||
+        pdims[0] != in.n) {
+        rn_errorf(
+            err,
+            "%s: %s: maps (%d,%d,%d) of %d methods or probs do not match the %d (%dx%d) images",
+            p->run_dir, group, md[0], md[1], md[2], nm, in.n, in.h, in.w);
         goto done;
     }
     const int k = pdims[1], hw = in.h * in.w;
     rn_plot_safe_name(sname, sizeof sname, name);
     snprintf(figure, sizeof figure, "%s", sname);
     snprintf(stem, sizeof stem, "%s/%s", p->data_dir, figure);
-    for (int i = 0; i < in.n; i++)
-        if (write_input(p, figure, &in, i, maps + (size_t)i * hw, probs + (size_t)i * k, k,
-                        preds[i], classes[i], &defs, err))
+    for (int i = 0; i < in.n; i++) {
+        if (write_input(p, figure, &in, i, probs + (size_t)i * k, k, preds[i], classes[i], &defs,
+                        err))
             goto done;
+        for (int q = 0; q < nm; q++) {
+            char suffix[16] = "";
+            if (nd == 4)
+                snprintf(suffix, sizeof suffix, "_%d", q);
+            if (write_overlay(p, figure, &in, i, maps + ((size_t)q * in.n + i) * hw, classes[i],
+                              suffix, &defs, err))
+                goto done;
+        }
+    }
     char title[400];
     const char *what = strcmp(cls, "pred") == 0   ? "the predicted class"
                        : strcmp(cls, "true") == 0 ? "the true class"
                                                   : NULL;
-    char wbuf[64];
+    char wbuf[64], mtitle[128] = "";
     if (!what) {
         snprintf(wbuf, sizeof wbuf, "class %s", cls);
         what = wbuf;
     }
-    snprintf(title, sizeof title, "%s · %s at %s (%s) for %s", name,
-             strcmp(method, "gradcam++") == 0 ? "Grad-CAM++" : "Grad-CAM", node,
+    for (int q = 0; q < nm; q++) {
+        snprintf(mtitle + strlen(mtitle), sizeof mtitle - strlen(mtitle), "%s%s",
+                 q ? (q == nm - 1 ? " and " : ", ") : "", method_title(mnames[q]));
+        char key[16];
+        snprintf(key, sizeof key, "mname%d", q);
+        rn_sbuf_def_str(&defs, key, method_title(mnames[q]));
+    }
+    snprintf(title, sizeof title, "%s · %s at %s (%s) for %s", name, mtitle, node,
              "upsampled bilinearly", what);
     rn_sbuf_def_str(&defs, "stem", stem);
     rn_sbuf_def_str(&defs, "title", title);
-    rn_sbuf_printf(&defs, "n=%d; iw=%d; ih=%d; classes=%d; ", in.n, in.w, in.h, k);
-    rc = rn_plot_draw(p, "gradcam.gp", figure, 1180, 70 + 250 * in.n, &defs, err);
+    rn_sbuf_printf(&defs, "n=%d; m=%d; iw=%d; ih=%d; classes=%d; ", in.n, nm, in.w, in.h, k);
+    if (nd == 3)
+        rc = rn_plot_draw(p, "gradcam.gp", figure, 1180, 70 + 250 * in.n, &defs, err);
+    else
+        rc = rn_plot_draw(p, "gradcam_methods.gp", figure, 80 + 300 * (nm + 1), 70 + 250 * in.n,
+                          &defs, err);
 done:
     rn_plot_inputs_free(&in);
     free(defs.s);
@@ -343,6 +434,7 @@ done:
     free(classes);
     free(node);
     free(method);
+    free(methods);
     free(cls);
     return rc;
 }

@@ -1,18 +1,28 @@
 /* samples.c - a grid of the first n images of each split with label, colour
- * and prediction. */
+ * and prediction; optionally the training images as the run's augmentations
+ * (train.augment) change them (the study's Figure 29). */
 #include "common.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-enum { SAMPLES_SPLIT, SAMPLES_N, SAMPLES_N_KEYS };
+#include "augment.h"
+
+enum { SAMPLES_SPLIT, SAMPLES_N, SAMPLES_AUGMENTED, SAMPLES_N_KEYS };
 static const struct rn_key samples_keys[] = {
     [SAMPLES_SPLIT] = {"split", RN_KIND_STRING, 0, 0, "all", 1, 0, NULL,
                        "split to draw from, or 'all'"},
     [SAMPLES_N] = {"n", RN_KIND_INT, 0, 20, NULL, 1, 100, NULL, "images per split"},
+    [SAMPLES_AUGMENTED] = {"augmented", RN_KIND_BOOL, 0, 0, NULL, 0, 1, NULL,
+                           "also the first n training images after the run's train.augment "
+                           "(image i with the draws of sample i of training step 0, the run's "
+                           "seed), as split train_augmented"},
 };
 _Static_assert(RN_N_KEYS(samples_keys) == SAMPLES_N_KEYS, "one schema row per SAMPLES_ key");
 
+static int check_samples(const struct rn_spec *, const struct rn_spec_analysis *,
+                         const struct rn_graph *, int, struct rn_error *);
 static int run_samples(struct rn_run *, const struct rn_spec_analysis *, struct rn_error *);
 static int plot_samples(struct rn_plotter *, const char *, const char *, char *const *, int,
                         struct rn_error *);
@@ -21,11 +31,104 @@ const struct rn_analysis_type rn_analysis_samples = {
     .doc = "a grid of the first n images of each split with label, colour and prediction",
     .keys = samples_keys,
     .n_keys = SAMPLES_N_KEYS,
+    .check = check_samples,
     .run = run_samples,
     .plot = plot_samples,
 };
 
+/* ---- check ------------------------------------------------------------- */
+
+static int check_samples(const struct rn_spec *spec, const struct rn_spec_analysis *a,
+                         const struct rn_graph *g, int logits, struct rn_error *err)
+{
+    (void)g;
+    (void)logits;
+    if (a->v.num[SAMPLES_AUGMENTED] != 0 && (!spec->has_train || spec->train.n_augment == 0))
+        return rn_analysis_errorf(err, a, SAMPLES_AUGMENTED,
+                                  "augmented: true needs the run's train.augment (channel_permute, "
+                                  "colour_jitter), and this run has none");
+    return 0;
+}
+
 /* ---- run ----------------------------------------------------------------- */
+
+/* "channel_permute, colour_jitter (brightness 0.3, ...)": what the run's
+ * augmentation does, for the figure's title. */
+static void describe_augment(const struct rn_augment *au, char *out, size_t size)
+{
+    size_t k = 0;
+    out[0] = '\0';
+    if (au->channel_permute)
+        k += (size_t)snprintf(out, size, "channel permutation");
+    if (au->colour_jitter && k < size)
+        snprintf(out + k, size - k,
+                 "%sColorJitter (brightness %g, contrast %g, saturation %g, hue %g)",
+                 k ? " + " : "", au->brightness, au->contrast, au->saturation, au->hue);
+}
+
+/* The first n training images as pixels in [0, 1], augmented as sample i of
+ * training step 0 is (augment.h), under group/train_augmented: the exact
+ * floats (pixels), the images rounded to bytes for the figure, labels,
+ * colours and the model's predictions on the augmented images. */
+static int write_augmented(struct rn_run *run, const char *group, int n_max, struct rn_error *err)
+{
+    struct rn_split *splits[RN_MAX_SPLITS];
+    if (rn_analysis_splits(run, "train", splits, err) < 0)
+        return -1;
+    const struct rn_split *s = splits[0];
+    const int n = n_max < s->n ? n_max : s->n, per = s->c * s->h * s->w;
+    float *x = rn_malloc(sizeof(float) * (size_t)n * per, err);
+    uint8_t *img = rn_malloc((size_t)n * per, err);
+    int labels[100], colours[100], preds[100], rc = -1;
+    char path[384], what[256];
+    if (!x || !img)
+        goto done;
+    for (size_t k = 0; k < (size_t)n * per; k++)
+        x[k] = s->images[k] * (1.0f / 255.0f); /* as the trainer loads a batch (eval.c) */
+    if (rn_augment_batch(&run->augment, x, n, s->c, s->h, s->w, run->spec->seed, 0, err))
+        goto done;
+    for (size_t k = 0; k < (size_t)n * per; k++)
+        img[k] = (uint8_t)lrintf(255 * (x[k] < 0 ? 0 : x[k] > 1 ? 1 : x[k]));
+    for (int i = 0; i < n; i++) {
+        labels[i] = s->labels[i];
+        colours[i] = s->colours[i];
+    }
+    int dims[4] = {n, s->c, s->h, s->w};
+    snprintf(path, sizeof path, "%s/train_augmented/pixels", group);
+    if (rn_results_write(run->results, path, RN_DTYPE_F32, x, 4, dims, err))
+        goto done;
+    snprintf(path, sizeof path, "%s/train_augmented/images", group);
+    if (rn_results_write(run->results, path, RN_DTYPE_U8, img, 4, dims, err))
+        goto done;
+    snprintf(path, sizeof path, "%s/train_augmented", group);
+    describe_augment(&run->augment, what, sizeof what);
+    if (rn_results_set_attr_str(run->results, path, "augment", what, err) ||
+        rn_analysis_put(run, path, "labels", RN_DTYPE_I32, labels, 1, n, 0, err) ||
+        rn_analysis_put(run, path, "colours", RN_DTYPE_I32, colours, 1, n, 0, err))
+        goto done;
+    if (run->has_graph) {
+        const int bs = n < run->graph.max_n ? n : run->graph.max_n;
+        for (int start = 0; start < n; start += bs) {
+            int m = n - start < bs ? n - start : bs;
+            struct rn_tensor *in = rn_graph_input_host(&run->graph, m, err);
+            if (!in)
+                goto done;
+            memcpy(in->data, x + (size_t)start * per, sizeof(float) * (size_t)m * per);
+            if (rn_graph_input_commit(&run->graph, err) || rn_run_predict(run, m, run->probs, err))
+                goto done;
+            for (int i = 0; i < m; i++)
+                preds[start + i] =
+                    rn_argmax(run->probs + (size_t)i * run->data.n_classes, run->data.n_classes);
+        }
+        if (rn_analysis_put(run, path, "preds", RN_DTYPE_I32, preds, 1, n, 0, err))
+            goto done;
+    }
+    rc = 0;
+done:
+    free(x);
+    free(img);
+    return rc;
+}
 
 static int run_samples(struct rn_run *run, const struct rn_spec_analysis *a, struct rn_error *err)
 {
@@ -73,6 +176,9 @@ static int run_samples(struct rn_run *run, const struct rn_spec_analysis *a, str
                 return -1;
         }
     }
+    if (a->v.num[SAMPLES_AUGMENTED] != 0 &&
+        write_augmented(run, group, (int)a->v.num[SAMPLES_N], err))
+        return -1;
     return rn_results_set_attr_str(run->results, group, "kind", "samples", err);
 }
 
@@ -150,12 +256,18 @@ static int plot_split(struct rn_plotter *p, const char *group, const char *split
     int wrong = 0;
     for (int i = 0; preds && i < n; i++)
         wrong += preds[i] != labels[i];
-    char title[400];
-    if (preds)
-        snprintf(title, sizeof title, "%s · %d images · %d misclassified (in red)", split, n,
-                 wrong);
+    char title[600], what[400], gpath[RN_PLOT_PATH_MAX];
+    snprintf(gpath, sizeof gpath, "%s/%s", group, split);
+    char *augment = rn_plot_attr_or(p, gpath, "augment", "");
+    if (augment[0])
+        snprintf(what, sizeof what, "train after %s", augment);
     else
-        snprintf(title, sizeof title, "%s · %d images", split, n);
+        snprintf(what, sizeof what, "%s", split);
+    free(augment);
+    if (preds)
+        snprintf(title, sizeof title, "%s · %d images · %d misclassified (in red)", what, n, wrong);
+    else
+        snprintf(title, sizeof title, "%s · %d images", what, n);
     rn_sbuf_def_str(&defs, "images", path);
     rn_sbuf_def_str(&defs, "labels", lpath);
     rn_sbuf_def_str(&defs, "title", title);

@@ -1,5 +1,5 @@
 /* spec/check_analyses.c - the analyses list, and the list-valued analysis
- * keys (`cases`, `models`: analysis_lists). */
+ * keys (`cases`, `models`, `methods`: analysis_lists). */
 #include "internal.h"
 
 #include <stdlib.h>
@@ -7,8 +7,9 @@
 
 #include "analysis.h"
 
-/* List-valued analysis keys. An analysis type declares `cases` or `models`
- * as a string key; in a spec it is a YAML list of flow mappings, each checked
+/* List-valued analysis keys. An analysis type declares `cases`, `models` or
+ * `methods` as a string key; in a spec it is a YAML list of flow mappings (an
+ * item of one field may be its value alone: `methods: [gradcam, gradcam++]`), each checked
  * against the item schema below (errors at the item's line:col), or the same
  * list as compact text ("1 red; 2 yellow test 17": items separated by ';',
  * fields by spaces in item-schema order, trailing fields defaulted). Either
@@ -35,10 +36,14 @@ static const struct rn_key model_item_keys[] = {
      "when the run does not exist: skip (with a warning), or an experiment yaml that makes it, "
      "run first with this run's threads and device"},
 };
+static const struct rn_key method_item_keys[] = {
+    {"method", RN_KIND_CHOICE, 1, 0, NULL, 1, 0, "gradcam|gradcam++", "a Grad-CAM variant"},
+};
 const struct list_key analysis_lists[] = {
     {"cases", case_item_keys, COUNT(case_item_keys), "{digit: 1, colour: red}"},
     {"models", model_item_keys, COUNT(model_item_keys),
      "{name: lazy, run: results/task1_lazy/latest}"},
+    {"methods", method_item_keys, COUNT(method_item_keys), "gradcam"},
 };
 
 const int n_analysis_lists = COUNT(analysis_lists);
@@ -75,8 +80,10 @@ static int check_colour(struct loader *L, const struct node *at, const char *lab
     if (ok)
         return 0;
     char sug[300];
-    report(L, at, label, "colour: unknown colour '%s'%s; expected a palette name (red, green, "
-           "blue, ...)%s", t, suggest(sug, sizeof sug, t, names, RN_N_COLOURS + any_ok),
+    report(L, at, label,
+           "colour: unknown colour '%s'%s; expected a palette name (red, green, "
+           "blue, ...)%s",
+           t, suggest(sug, sizeof sug, t, names, RN_N_COLOURS + any_ok),
            any_ok ? ", 0-9 or any" : " or 0-9");
     return -1;
 }
@@ -92,13 +99,18 @@ static int check_predicted(struct loader *L, const struct node *at, const char *
         ok |= !strcmp(t, words[q]);
     char sug[300];
     if (!ok)
-        report(L, at, label, "predicted: expected any, correct, wrong, follows_colour or a class "
-               "0-9, got '%s'%s", t, suggest(sug, sizeof sug, t, words, COUNT(words)));
+        report(L, at, label,
+               "predicted: expected any, correct, wrong, follows_colour or a class "
+               "0-9, got '%s'%s",
+               t, suggest(sug, sizeof sug, t, words, COUNT(words)));
     else if (strcmp(t, "any") && !s->has_model)
-        report(L, at, label, "predicted: '%s' is decided by this run's model, and this spec has "
-               "none (a models list is not used for it); add a model with train or load", t);
+        report(L, at, label,
+               "predicted: '%s' is decided by this run's model, and this spec has "
+               "none (a models list is not used for it); add a model with train or load",
+               t);
     else if (!strcmp(t, "follows_colour") && s->data.colouring == RN_COLOURING_NONE)
-        report(L, at, label, "predicted: follows_colour needs coloured data (data.colouring: "
+        report(L, at, label,
+               "predicted: follows_colour needs coloured data (data.colouring: "
                "background or stroke)");
     else
         return 0;
@@ -127,15 +139,18 @@ static void check_input_filters(struct loader *L, const struct node *item, const
         /* at its default (as a resolved spec writes it), a filter is no filter */
         int set = strcmp(key, "index") ? strcmp(t, "any") != 0 : a->v.num[j] != 0;
         if (a->v.str[cases][0] && set) {
-            report(L, at, label, "%s: filters the images of split, and this analysis has "
-                   "cases (a case has its own digit, colour, index and predicted)", key);
+            report(L, at, label,
+                   "%s: filters the images of split, and this analysis has "
+                   "cases (a case has its own digit, colour, index and predicted)",
+                   key);
             continue;
         }
         if (digit && strcmp(t, "any") && !is_digit_word(t))
             report(L, at, label, "digit: expected a digit 0-9 or any, got '%s'", t);
         if (colour && check_colour(L, at, label, t, 1) == 0 && strcmp(t, "any") &&
             s->data.colouring == RN_COLOURING_NONE)
-            report(L, at, label, "colour: the data is not coloured (data.colouring: none); "
+            report(L, at, label,
+                   "colour: the data is not coloured (data.colouring: none); "
                    "a colour filter needs background or stroke");
         if (predicted)
             check_predicted(L, at, label, t, s);
@@ -153,7 +168,7 @@ static int put_list_item(struct loader *L, const struct node *at, const char *la
     size_t k = 0;
     for (int j = 0; j < lk->n_items; j++) {
         const struct rn_key *key = &lk->items[j];
-        if (key->kind == RN_KIND_STRING) {
+        if (key->kind == RN_KIND_STRING || key->kind == RN_KIND_CHOICE) {
             const char *t = iv->str[j];
             if (!*t || strpbrk(t, " \t\n;")) {
                 report(L, at, label, "%s: expected one word without spaces or ';', got '%s'",
@@ -180,6 +195,52 @@ static int put_list_item(struct loader *L, const struct node *at, const char *la
     return 0;
 }
 
+/* One item given as compact text (fields separated by spaces, in item-schema
+ * order), validated through a mapping built from its fields and placed at
+ * `at`, so errors point there; appended to out when valid. Returns 1 when
+ * appended, 0 when not (reported, or an empty item), -1 when out of memory. */
+static int compact_item(struct loader *L, const struct node *at, const char *text,
+                        const char *ilabel, const struct list_key *lk, const struct rn_spec *s,
+                        char *out, size_t *len, int first)
+{
+    char itext[RN_STR_MAX];
+    snprintf(itext, sizeof itext, "%s", text);
+    struct node *map = node_new(L, NODE_MAP, at->file, at->origin, at->line, at->col);
+    if (!map)
+        return -1;
+    int nf = 0, bad = 0;
+    for (char *save = NULL, *f = strtok_r(itext, " \t", &save); f;
+         f = strtok_r(NULL, " \t", &save), nf++) {
+        if (nf >= lk->n_items) {
+            report(L, at, ilabel, "'%s': more than %d field%s", f, lk->n_items,
+                   lk->n_items == 1 ? "" : "s");
+            bad = 1;
+            break;
+        }
+        const char *kname = lk->items[nf].key;
+        struct node *kn =
+            scalar_new(L, kname, strlen(kname), 1, at->file, at->origin, at->line, at->col);
+        struct node *vn =
+            kn ? scalar_new(L, f, strlen(f), 1, at->file, at->origin, at->line, at->col) : NULL;
+        if (!kn || !vn || node_push(L, map, kn, vn)) {
+            if (kn && !vn)
+                node_free(kn);
+            node_free(map);
+            return -1;
+        }
+    }
+    int added = 0;
+    if (nf > 0 && !bad) { /* nf 0: "a; ; b" or a trailing ';' */
+        struct rn_values iv;
+        int before = L->n_errors;
+        check_map(L, map, ilabel, 0, lk->items, lk->n_items, NULL, 0, &iv);
+        added =
+            L->n_errors == before && put_list_item(L, at, ilabel, lk, &iv, s, out, len, first) == 0;
+    }
+    node_free(map);
+    return added;
+}
+
 /* Checks a list-valued key (a list of mappings or its compact text) and
  * writes the canonical text into out (RN_STR_MAX bytes). */
 static void check_list_key(struct loader *L, const struct node *n, const char *where,
@@ -191,8 +252,7 @@ static void check_list_key(struct loader *L, const struct node *n, const char *w
     out[0] = '\0';
     snprintf(label, sizeof label, "%s: %s", where, lk->key);
     if (n->kind == NODE_MAP) {
-        report(L, n, label, "expected a list of mappings such as - %s, got a mapping",
-               lk->example);
+        report(L, n, label, "expected a list of mappings such as - %s, got a mapping", lk->example);
         return;
     }
     if (n->kind == NODE_SEQ) {
@@ -200,6 +260,14 @@ static void check_list_key(struct loader *L, const struct node *n, const char *w
             const struct node *item = n->items[i];
             char ilabel[700];
             snprintf(ilabel, sizeof ilabel, "%s #%d", label, i + 1);
+            if (lk->n_items == 1 && item->kind == NODE_SCALAR && !item->is_null) {
+                /* an item of one field as its value: `methods: [gradcam, gradcam++]` */
+                int added = compact_item(L, item, item->text, ilabel, lk, s, out, &len, count == 0);
+                if (added < 0)
+                    return;
+                count += added;
+                continue;
+            }
             if (item->kind != NODE_MAP) {
                 report(L, item, ilabel, "expected a mapping such as %s, got %s", lk->example,
                        got(item, gbuf, sizeof gbuf));
@@ -213,56 +281,26 @@ static void check_list_key(struct loader *L, const struct node *n, const char *w
                 count++;
         }
     } else if (!n->is_null) {
-        /* Compact text: validated through a mapping built from its fields,
-         * placed at the scalar, so errors point at it. */
+        /* Compact text: items separated by ';' */
         const char *p = n->text;
         for (int i = 0; *p; i++) {
             size_t span = strcspn(p, ";");
             char itext[RN_STR_MAX], ilabel[700];
-            snprintf(itext, sizeof itext, "%.*s", (int)(span < RN_STR_MAX ? span : RN_STR_MAX - 1), p);
+            snprintf(itext, sizeof itext, "%.*s", (int)(span < RN_STR_MAX ? span : RN_STR_MAX - 1),
+                     p);
             p += span + (p[span] == ';');
             snprintf(ilabel, sizeof ilabel, "%s #%d", label, i + 1);
-            struct node *map = node_new(L, NODE_MAP, n->file, n->origin, n->line, n->col);
-            if (!map)
+            int added = compact_item(L, n, itext, ilabel, lk, s, out, &len, count == 0);
+            if (added < 0)
                 return;
-            int nf = 0, bad = 0;
-            for (char *save = NULL, *f = strtok_r(itext, " \t", &save); f;
-                 f = strtok_r(NULL, " \t", &save), nf++) {
-                if (nf >= lk->n_items) {
-                    report(L, n, ilabel, "'%s': more than %d fields", f, lk->n_items);
-                    bad = 1;
-                    break;
-                }
-                const char *kname = lk->items[nf].key;
-                struct node *kn = scalar_new(L, kname, strlen(kname), 1, n->file, n->origin,
-                                             n->line, n->col);
-                struct node *vn = kn ? scalar_new(L, f, strlen(f), 1, n->file, n->origin,
-                                                  n->line, n->col)
-                                     : NULL;
-                if (!kn || !vn || node_push(L, map, kn, vn)) {
-                    if (kn && !vn)
-                        node_free(kn);
-                    node_free(map);
-                    return;
-                }
-            }
-            if (nf == 0 && !bad) { /* "a; ; b" or a trailing ';' */
-                node_free(map);
-                continue;
-            }
-            struct rn_values iv;
-            int before = L->n_errors;
-            if (!bad)
-                check_map(L, map, ilabel, 0, lk->items, lk->n_items, NULL, 0, &iv);
-            if (!bad && L->n_errors == before &&
-                put_list_item(L, n, ilabel, lk, &iv, s, out, &len, count == 0) == 0)
-                count++;
-            node_free(map);
+            count += added;
         }
     }
     if (len >= RN_STR_MAX) {
-        report(L, n, label, "the list is too long to store (%zu of at most %d characters as "
-               "text); split the analysis in two", len, RN_STR_MAX - 1);
+        report(L, n, label,
+               "the list is too long to store (%zu of at most %d characters as "
+               "text); split the analysis in two",
+               len, RN_STR_MAX - 1);
         out[0] = '\0';
     }
 }
@@ -273,8 +311,8 @@ void check_analyses(struct loader *L, const struct node *n, struct rn_spec *s)
     if (n->kind == NODE_SCALAR && n->is_null)
         return;
     if (n->kind != NODE_SEQ || n->n > RN_MAX_ANALYSES) {
-        report(L, n, "analyses", "expected a list of at most %d analyses, got %s",
-               RN_MAX_ANALYSES, n->kind == NODE_SEQ ? "a longer list" : got(n, gbuf, sizeof gbuf));
+        report(L, n, "analyses", "expected a list of at most %d analyses, got %s", RN_MAX_ANALYSES,
+               n->kind == NODE_SEQ ? "a longer list" : got(n, gbuf, sizeof gbuf));
         return;
     }
     const char *names[64];
@@ -303,11 +341,9 @@ void check_analyses(struct loader *L, const struct node *n, struct rn_spec *s)
             report(L, item, label, "missing required key 'type'");
             continue;
         }
-        if (t->kind != NODE_SCALAR || t->is_null ||
-            !(a->type = rn_analysis_type_find(t->text))) {
+        if (t->kind != NODE_SCALAR || t->is_null || !(a->type = rn_analysis_type_find(t->text))) {
             if (t->kind != NODE_SCALAR || t->is_null)
-                report(L, t, label, "expected an analysis type, got %s",
-                       got(t, gbuf, sizeof gbuf));
+                report(L, t, label, "expected an analysis type, got %s", got(t, gbuf, sizeof gbuf));
             else
                 report_unknown_type(L, t, label, names, n_names);
             continue;
@@ -353,4 +389,3 @@ void check_analyses(struct loader *L, const struct node *n, struct rn_spec *s)
         }
     }
 }
-

@@ -192,11 +192,12 @@ void rn_spec_write_reference(FILE *f)
             fputs("No keys of its own.\n\n", f);
     }
     fputs("### List-valued analysis keys\n\n"
-          "`cases` and `models` take a list of flow mappings, one item a line (`- {digit: 1, "
-          "colour: red}`),\nor the same list as compact text: items separated by `;`, fields "
-          "by spaces in the order\nbelow, trailing fields defaulted (`cases: \"1 red; 2 yellow "
-          "test 17\"`). The resolved spec stores the\ncompact text with every field written "
-          "(a case's `predicted` only when it is not `any`).\n\n",
+          "`cases`, `models` and `methods` take a list of flow mappings, one item a line (`- "
+          "{digit: 1, colour: red}`),\nor the same list as compact text: items separated by "
+          "`;`, fields by spaces in the order\nbelow, trailing fields defaulted (`cases: \"1 "
+          "red; 2 yellow test 17\"`); an item of one field may be\nits value alone "
+          "(`methods: [gradcam, gradcam++]`). The resolved spec stores the\ncompact text with "
+          "every field written (a case's `predicted` only when it is not `any`).\n\n",
           f);
     for (int i = 0; i < n_analysis_lists; i++) {
         fprintf(f, "Items of `%s`:\n\n", analysis_lists[i].key);

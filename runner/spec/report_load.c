@@ -2,8 +2,11 @@
  * schemas and one-line errors, so a report file is checked like a spec. */
 #include "internal.h"
 
+#include <ctype.h>
+#include <dirent.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "report.h"
 
@@ -46,9 +49,13 @@ static const struct rn_key table_keys[] = {
      "one of runs: adds each run's gain over it at equal epochs (last metric)"},
     {"epoch", RN_KIND_INT, 0, 0, NULL, 0, UNBOUNDED, NULL,
      "the epoch the metrics are read at; 0: each run's last"},
+    {"sweep", RN_KIND_STRING, 0, 0, "", 1, 0, NULL,
+     "a sweep folder (results/sweeps/task4): runs are then its groups (an experiment's name, "
+     "with the overrides that vary besides the seed), each value the mean +- 95% CI over the "
+     "group's completed cells, the gain over control Welch's interval"},
 };
 static const struct extra_key table_extra[] = {
-    {"runs", "list", "", "the rows: experiment names or run folders"},
+    {"runs", "list", "", "the rows: experiment names or run folders (with sweep: its groups)"},
     {"metrics", "list", "[val/accuracy, test/accuracy]",
      "the columns: /metrics/<name> (an accuracy is shown in percent)"},
     {"caption", "string", "", "a line under the table"},
@@ -68,8 +75,73 @@ static void copy_str(char *dst, size_t size, const char *src)
     snprintf(dst, size, "%s", src);
 }
 
-static void load_figure(struct loader *L, const struct node *n, const char *where,
-                        struct rn_report_figure *f)
+static int report_cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The experiment names of rep's experiments folder (malloc'd), sorted, for
+ * did you mean; returns the count (at most max). */
+static int experiment_names(const struct rn_report *rep, char **out, int max)
+{
+    DIR *d = opendir(rep->experiments);
+    int n = 0;
+    struct dirent *de;
+    while (d && n < max && (de = readdir(d))) {
+        size_t len = strlen(de->d_name);
+        if (len > 5 && strcmp(de->d_name + len - 5, ".yaml") == 0 &&
+            (out[n] = strndup(de->d_name, len - 5)))
+            n++;
+    }
+    if (d)
+        closedir(d);
+    qsort(out, (size_t)n, sizeof *out, report_cmp_names); /* readdir's order is arbitrary */
+    return n;
+}
+
+/* A run named by its experiment needs its experiment file or its results;
+ * a run folder (with a '/') may be missing: the page says so. */
+static void check_run(struct loader *L, const struct rn_report *rep, const struct node *at,
+                      const char *where, const char *run)
+{
+    if (!run[0] || strchr(run, '/'))
+        return;
+    char dir[RN_PATH_MAX], exp[RN_PATH_MAX];
+    rn_report_locate(rep, run, dir, sizeof dir, exp, sizeof exp);
+    if (access(exp, R_OK) == 0 || access(dir, F_OK) == 0)
+        return;
+    char *names[256], buf[300];
+    int n = experiment_names(rep, names, 256);
+    report(L, at, where,
+           "unknown run '%s': no experiment file %s and no run %s (a run folder needs a "
+           "'/')%s",
+           run, exp, dir, suggest(buf, sizeof buf, run, (const char *const *)names, n));
+    for (int i = 0; i < n; i++)
+        free(names[i]);
+}
+
+/* A table column: /metrics/<group>/<name> of a run (test/accuracy,
+ * train_eval/loss, sched/alpha). */
+static void check_metric(struct loader *L, const struct node *at, const char *where, const char *m)
+{
+    static const char *const common[] = {
+        "val/accuracy", "test/accuracy", "train/accuracy",      "val/loss",
+        "test/loss",    "train/loss",    "val/colour_accuracy", "test/colour_accuracy"};
+    const char *slash = strchr(m, '/');
+    int ok = slash && slash > m && slash[1];
+    for (const char *p = m; ok && *p; p++)
+        ok = isalnum((unsigned char)*p) || *p == '_' || *p == '-' || *p == '.' || p == slash;
+    if (ok)
+        return;
+    char buf[300];
+    report(L, at, where,
+           "expected a metric <group>/<name> as a run's /metrics holds it (test/accuracy, "
+           "val/colour_accuracy, ...), got '%s'%s",
+           m, suggest(buf, sizeof buf, m, common, COUNT(common)));
+}
+
+static void load_figure(struct loader *L, const struct rn_report *rep, const struct node *n,
+                        const char *where, struct rn_report_figure *f)
 {
     struct rn_values v;
     check_map(L, n, where, 0, figure_keys, COUNT(figure_keys), figure_extra, COUNT(figure_extra),
@@ -80,6 +152,9 @@ static void load_figure(struct loader *L, const struct node *n, const char *wher
     f->col = n->col;
     if (n->kind != NODE_MAP)
         return;
+    const struct node *rn = map_get(n, "run", NULL);
+    if (rn)
+        check_run(L, rep, rn, where, f->run);
     const struct node *c = map_get(n, "caption", NULL);
     if (!c)
         report(L, n, where, "missing required key 'caption'");
@@ -103,14 +178,15 @@ static int string_list(struct loader *L, const struct node *n, const char *label
     return n->n;
 }
 
-static void load_table(struct loader *L, const struct node *n, const char *where,
-                       struct rn_report_table *t)
+static void load_table(struct loader *L, const struct rn_report *rep, const struct node *n,
+                       const char *where, struct rn_report_table *t)
 {
     struct rn_values v;
     check_map(L, n, where, 0, table_keys, COUNT(table_keys), table_extra, COUNT(table_extra), &v);
     copy_str(t->title, sizeof t->title, v.str[0]);
     copy_str(t->control, sizeof t->control, v.str[1]);
     t->epoch = (int)v.num[2];
+    copy_str(t->sweep, sizeof t->sweep, v.str[3]);
     t->line = n->line;
     t->col = n->col;
     t->n_metrics = 2;
@@ -126,6 +202,9 @@ static void load_table(struct loader *L, const struct node *n, const char *where
     if (m)
         t->n_metrics =
             string_list(L, m, label, &t->metrics[0][0], sizeof t->metrics[0], RN_REPORT_MAX_COLS);
+    for (int i = 0; m && i < t->n_metrics; i++)
+        if (m->items[i]->kind == NODE_SCALAR)
+            check_metric(L, m->items[i], label, t->metrics[i]);
     const struct node *r = map_get(n, "runs", NULL);
     snprintf(label, sizeof label, "%s: runs", where);
     if (!r) {
@@ -140,6 +219,9 @@ static void load_table(struct loader *L, const struct node *n, const char *where
         return;
     }
     t->n_runs = string_list(L, r, label, &t->runs[0][0], sizeof t->runs[0], MAX_ROWS);
+    for (int i = 0; !t->sweep[0] && i < t->n_runs; i++)
+        if (r->items[i]->kind == NODE_SCALAR)
+            check_run(L, rep, r->items[i], label, t->runs[i]);
     if (!t->control[0])
         return;
     for (int i = 0; i < t->n_runs; i++)
@@ -165,8 +247,8 @@ static const struct node *section_list(struct loader *L, const struct node *n, c
     return l;
 }
 
-static void load_section(struct loader *L, const struct node *n, int index,
-                         struct rn_report_section *s)
+static void load_section(struct loader *L, const struct rn_report *rep, const struct node *n,
+                         int index, struct rn_report_section *s)
 {
     char where[300];
     const struct node *t = n->kind == NODE_MAP ? map_get(n, "title", NULL) : NULL;
@@ -193,21 +275,22 @@ static void load_section(struct loader *L, const struct node *n, int index,
         tabs = NULL, report_oom(L);
     for (int i = 0; figs && i < figs->n; i++) {
         snprintf(label, sizeof label, "%s: figure #%d", where, i + 1);
-        load_figure(L, figs->items[i], label, &s->figures[s->n_figures++]);
+        load_figure(L, rep, figs->items[i], label, &s->figures[s->n_figures++]);
     }
     for (int i = 0; tabs && i < tabs->n; i++) {
         snprintf(label, sizeof label, "%s: table #%d", where, i + 1);
-        load_table(L, tabs->items[i], label, &s->tables[s->n_tables++]);
+        load_table(L, rep, tabs->items[i], label, &s->tables[s->n_tables++]);
     }
 }
 
-static void check_report(struct loader *L, const struct node *root, struct rn_report *rep)
+static void check_report(struct loader *L, const struct node *root, const char *results,
+                         struct rn_report *rep)
 {
     struct rn_values v;
     check_map(L, root, "", 0, report_keys, COUNT(report_keys), report_extra, COUNT(report_extra),
               &v);
     copy_str(rep->title, sizeof rep->title, v.str[0]);
-    copy_str(rep->results, sizeof rep->results, v.str[1]);
+    copy_str(rep->results, sizeof rep->results, results ? results : v.str[1]);
     if (v.str[2][0]) {
         copy_str(rep->experiments, sizeof rep->experiments, v.str[2]);
     } else {
@@ -229,11 +312,11 @@ static void check_report(struct loader *L, const struct node *root, struct rn_re
         return;
     }
     for (int i = 0; i < secs->n; i++)
-        load_section(L, secs->items[i], i, &rep->sections[rep->n_sections++]);
+        load_section(L, rep, secs->items[i], i, &rep->sections[rep->n_sections++]);
 }
 
-int rn_report_load(struct rn_report *rep, const char *path, FILE *errors, int *n_errors,
-                   struct rn_error *err)
+int rn_report_load(struct rn_report *rep, const char *path, const char *results, FILE *errors,
+                   int *n_errors, struct rn_error *err)
 {
     memset(rep, 0, sizeof *rep);
     struct loader L = {.errors = errors, .err = err};
@@ -244,7 +327,7 @@ int rn_report_load(struct rn_report *rep, const char *path, FILE *errors, int *n
         report_pos(&L, path, 0, 0, "path longer than %d characters", RN_PATH_MAX - 1);
     else if ((root = load_tree(&L, path, NULL, path)) && !L.n_errors) {
         snprintf(rep->file, sizeof rep->file, "%s", path);
-        check_report(&L, root, rep);
+        check_report(&L, root, results, rep);
     }
     node_free(root);
     flush_diags(&L);
