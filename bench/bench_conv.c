@@ -140,7 +140,8 @@ int main(int argc, char **argv)
         const double pass_gflop = 2.0 * g.cout * g.hout * g.wout * g.cin * 9 * 1e-9;
 
         g.n = TRAIN_N;
-        rn_conv2d_forward_cpu(&g, x, w, b, y, &ws);
+        ws.keep_input = 1; /* as the layer in training: the backward follows */
+        (void)rn_conv2d_forward_cpu(&g, x, w, b, y, &ws, &err);
         double e = check_forward(&g, x, w, b, y, &r);
         if (e > 1e-5) {
             fprintf(stderr, "bench_conv: %s forward differs from a direct conv (%g)\n", cc->name,
@@ -149,9 +150,12 @@ int main(int argc, char **argv)
         }
         for (int i = 0; i < reps; i++) {
             double t0 = now();
-            rn_conv2d_forward_cpu(&g, x, w, b, y, &ws);
+            (void)rn_conv2d_forward_cpu(&g, x, w, b, y, &ws, &err);
             t[i] = now() - t0;
         }
+        if (c == 0)
+            printf("kernel: %s (RN_CPU_CONV=ref|onednn, RN_ONEDNN_FORMAT=plain|any)\n",
+                   rn_conv2d_cpu_impl_name(&ws));
         double fwd = median(t, reps), gf = pass_gflop * TRAIN_N;
         print_row(cc->name, "fwd N=64", fwd, t[0], gf);
         step_ms += fwd * 1e3;
@@ -159,7 +163,7 @@ int main(int argc, char **argv)
 
         for (int i = 0; i < reps; i++) {
             double t0 = now();
-            rn_conv2d_backward_cpu(&g, x, w, dy, cc->need_dx ? dx : NULL, dw, db, &ws);
+            (void)rn_conv2d_backward_cpu(&g, x, w, dy, cc->need_dx ? dx : NULL, dw, db, &ws, &err);
             t[i] = now() - t0;
         }
         double bwd = median(t, reps);
@@ -169,10 +173,11 @@ int main(int argc, char **argv)
         step_gflop += gf;
 
         g.n = EVAL_N;
+        ws.keep_input = 0;
         int ereps = reps > 3 ? reps / 2 + 1 : reps;
         for (int i = 0; i < ereps; i++) {
             double t0 = now();
-            rn_conv2d_forward_cpu(&g, x, w, b, y, &ws);
+            (void)rn_conv2d_forward_cpu(&g, x, w, b, y, &ws, &err);
             t[i] = now() - t0;
         }
         double ev = median(t, ereps);

@@ -112,9 +112,9 @@ static int conv_forward(struct rn_layer *l, const struct rn_tensor *const *x, st
     if (conv_check(l, x[0], "input", err))
         return -1;
     y->n = x[0]->n;
-    rn_conv2d_forward_cpu(&p->g, x[0]->data, p->weight->value.data,
-                          p->bias ? p->bias->value.data : NULL, y->data, &p->ws);
-    return 0;
+    p->ws.keep_input = ctx && ctx->train; /* a backward may follow */
+    return rn_conv2d_forward_cpu(&p->g, x[0]->data, p->weight->value.data,
+                                 p->bias ? p->bias->value.data : NULL, y->data, &p->ws, err);
 }
 
 static int conv_backward(struct rn_layer *l, const struct rn_tensor *const *x,
@@ -126,10 +126,10 @@ static int conv_backward(struct rn_layer *l, const struct rn_tensor *const *x,
     if (conv_check(l, x[0], "input", err))
         return -1;
     int params = !ctx || !ctx->input_grad_only;
-    rn_conv2d_backward_cpu(&p->g, x[0]->data, p->weight->value.data, dy->data,
-                           dx && dx[0] ? dx[0]->data : NULL, params ? p->weight->grad.data : NULL,
-                           params && p->bias ? p->bias->grad.data : NULL, &p->ws);
-    return 0;
+    return rn_conv2d_backward_cpu(&p->g, x[0]->data, p->weight->value.data, dy->data,
+                                  dx && dx[0] ? dx[0]->data : NULL,
+                                  params ? p->weight->grad.data : NULL,
+                                  params && p->bias ? p->bias->grad.data : NULL, &p->ws, err);
 }
 
 static int conv_tangent_forward(struct rn_layer *l, const struct rn_tensor *const *x,
@@ -141,8 +141,9 @@ static int conv_tangent_forward(struct rn_layer *l, const struct rn_tensor *cons
         return -1;
     /* Linear in x: the bias does not move with the direction. */
     ty->n = tx[0]->n;
-    rn_conv2d_forward_cpu(&p->g, tx[0]->data, p->weight->value.data, NULL, ty->data, &p->ws);
-    return 0;
+    p->ws.keep_input = ctx && ctx->train;
+    return rn_conv2d_forward_cpu(&p->g, tx[0]->data, p->weight->value.data, NULL, ty->data, &p->ws,
+                                 err);
 }
 
 static int conv_tangent_backward(struct rn_layer *l, const struct rn_tensor *const *x,
@@ -157,12 +158,12 @@ static int conv_tangent_backward(struct rn_layer *l, const struct rn_tensor *con
      *   tdx   += J_x^T tdy                 (J_x does not depend on x)
      *   dW    += filter(tdy, x) + filter(dy, tx)
      *   dbias += sum(tdy). */
-    rn_conv2d_backward_cpu(&p->g, x[0]->data, p->weight->value.data, tdy->data,
-                           tdx && tdx[0] ? tdx[0]->data : NULL, p->weight->grad.data,
-                           p->bias ? p->bias->grad.data : NULL, &p->ws);
-    rn_conv2d_backward_cpu(&p->g, tx[0]->data, NULL, dy->data, NULL, p->weight->grad.data, NULL,
-                           &p->ws);
-    return 0;
+    if (rn_conv2d_backward_cpu(&p->g, x[0]->data, p->weight->value.data, tdy->data,
+                               tdx && tdx[0] ? tdx[0]->data : NULL, p->weight->grad.data,
+                               p->bias ? p->bias->grad.data : NULL, &p->ws, err))
+        return -1;
+    return rn_conv2d_backward_cpu(&p->g, tx[0]->data, NULL, dy->data, NULL, p->weight->grad.data,
+                                  NULL, &p->ws, err);
 }
 
 /* A multiply-add per weight per output position; the bias adds one per output. */

@@ -441,8 +441,31 @@ static int cmd_report(int argc, char **argv)
     return rc;
 }
 
+/* OpenMP threads: the runner's kernels, oneDNN's primitives and the
+ * OpenBLAS calls all run on libgomp's one pool, sized by --threads
+ * (cli_run.c). A libgomp thread that waits spins ~300,000 iterations before
+ * it sleeps; beside another process on the same cores that spinning takes
+ * the time the neighbour needs (two runners side by side each slowed ~2-10x,
+ * see README "Threads"). libgomp reads OMP_WAIT_POLICY when it is loaded,
+ * before main, so the runner sets it to passive and executes itself again,
+ * once. An OMP_WAIT_POLICY or GOMP_SPINCOUNT already set is kept
+ * (OMP_WAIT_POLICY=active gives the spinning back). */
+static void passive_openmp_threads(char **argv)
+{
+    if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT"))
+        return;
+    char self[4096];
+    ssize_t len = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (len <= 0 || setenv("OMP_WAIT_POLICY", "passive", 1) != 0)
+        return;
+    self[len] = '\0';
+    execv(self, argv);
+    /* exec failed: run on, with spinning threads */
+}
+
 int main(int argc, char **argv)
 {
+    passive_openmp_threads(argv);
     rn_results_init();
     if (argc < 2) {
         fputs(usage, stderr);

@@ -2,7 +2,7 @@
 # Installs the Debian 12 packages the runner needs to build, test and draw figures.
 set -euo pipefail
 pkgs=(cmake gcc make pkg-config libyaml-dev libhdf5-dev zlib1g-dev libopenblas-dev
-      gnuplot-nox libcriterion-dev ca-certificates)
+      gnuplot-nox libcriterion-dev libdnnl-dev ca-certificates)
 command -v npm >/dev/null 2>&1 || pkgs+=(npm)
 missing=()
 for p in "${pkgs[@]}"; do

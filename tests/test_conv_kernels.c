@@ -85,7 +85,7 @@ static void to_double(const float *a, double *d, size_t n)
         d[i] = a[i];
 }
 
-static void check_conv(struct shape t, int n_threads, int with_bias)
+static void check_conv(struct shape t, int n_threads, int with_bias, enum rn_conv2d_cpu_impl impl)
 {
     struct rn_error err = {{0}};
     struct rn_conv2d_cpu_geom g;
@@ -94,7 +94,7 @@ static void check_conv(struct shape t, int n_threads, int with_bias)
     g.n = t.n;
     cr_assert_eq(g.hout, (t.h + 2 * t.p - t.k) / t.s + 1);
     struct rn_conv2d_cpu_ws ws;
-    cr_assert_eq(rn_conv2d_cpu_ws_init(&ws, &g, n_threads, &err), 0, "%s", err.msg);
+    cr_assert_eq(rn_conv2d_cpu_ws_init_impl(&ws, &g, n_threads, impl, &err), 0, "%s", err.msg);
 
     struct rn_rng r;
     rn_rng_init(&r, 7, 99, (uint64_t)(t.n * 1000 + t.cin * 100 + t.k * 10 + t.s));
@@ -110,17 +110,18 @@ static void check_conv(struct shape t, int n_threads, int with_bias)
     to_double(db, rdb, t.cout);
     naive_conv(&t, g.hout, g.wout, x, w, with_bias ? b : NULL, dy, ry, rdx, rdw, rdb);
 
-    rn_conv2d_forward_cpu(&g, x, w, with_bias ? b : NULL, y, &ws);
+    cr_assert_eq(rn_conv2d_forward_cpu(&g, x, w, with_bias ? b : NULL, y, &ws, &err), 0, "%s",
+                 err.msg);
     double e = rel_err(y, ry, ny);
     cr_expect_lt(e, TOL, "forward n=%d cin=%d %dx%d cout=%d k=%d s=%d p=%d threads=%d: %g", t.n,
                  t.cin, t.h, t.w, t.cout, t.k, t.s, t.p, n_threads, e);
 
     /* Each gradient alone (the others NULL), then all three in one call. */
     float *dx1 = copy_buf(dx, nx), *dw1 = copy_buf(dw, nw), *db1 = copy_buf(db, t.cout);
-    rn_conv2d_backward_cpu(&g, NULL, w, dy, dx1, NULL, NULL, &ws);
-    rn_conv2d_backward_cpu(&g, x, NULL, dy, NULL, dw1, NULL, &ws);
-    rn_conv2d_backward_cpu(&g, NULL, NULL, dy, NULL, NULL, db1, &ws);
-    rn_conv2d_backward_cpu(&g, x, w, dy, dx, dw, db, &ws);
+    cr_assert_eq(rn_conv2d_backward_cpu(&g, NULL, w, dy, dx1, NULL, NULL, &ws, &err), 0);
+    cr_assert_eq(rn_conv2d_backward_cpu(&g, x, NULL, dy, NULL, dw1, NULL, &ws, &err), 0);
+    cr_assert_eq(rn_conv2d_backward_cpu(&g, NULL, NULL, dy, NULL, NULL, db1, &ws, &err), 0);
+    cr_assert_eq(rn_conv2d_backward_cpu(&g, x, w, dy, dx, dw, db, &ws, &err), 0, "%s", err.msg);
 #define fmt "%s n=%d cin=%d %dx%d cout=%d k=%d s=%d p=%d threads=%d: %g"
     e = rel_err(dx1, rdx, nx);
     cr_expect_lt(e, TOL, fmt, "backward-data", t.n, t.cin, t.h, t.w, t.cout, t.k, t.s, t.p,
@@ -163,11 +164,22 @@ Test(conv_kernels, parity_with_naive_conv)
 {
     for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
         for (int th = 1; th <= 3; th++)
-            check_conv(shapes[i], th, th != 2);
+            check_conv(shapes[i], th, th != 2, RN_CONV2D_CPU_REF);
+}
+
+/* The same shapes through oneDNN (tests/test_onednn.c compares it with the
+ * reference path more closely). */
+Test(conv_kernels, onednn_parity_with_naive_conv)
+{
+    if (!rn_conv2d_cpu_have_onednn())
+        cr_skip_test("built without oneDNN");
+    for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++)
+        check_conv(shapes[i], 2, i % 2, RN_CONV2D_CPU_ONEDNN);
 }
 
 /* The weight/bias gradient is summed over fixed image chunks, so any thread
- * count gives the same bits; the forward and data gradient are per image. */
+ * count gives the same bits; the forward and data gradient are per image.
+ * (The reference path's promise; oneDNN's weight gradient may differ.) */
 Test(conv_kernels, same_bits_for_any_thread_count)
 {
     const struct shape t = {13, 5, 9, 9, 6, 3, 1, 1};
@@ -183,12 +195,12 @@ Test(conv_kernels, same_bits_for_any_thread_count)
     float *out[4][4];
     for (int th = 1; th <= 4; th++) {
         struct rn_conv2d_cpu_ws ws;
-        cr_assert_eq(rn_conv2d_cpu_ws_init(&ws, &g, th, &err), 0);
+        cr_assert_eq(rn_conv2d_cpu_ws_init_impl(&ws, &g, th, RN_CONV2D_CPU_REF, &err), 0);
         float **o = out[th - 1];
         o[0] = calloc(ny, sizeof(float)), o[1] = calloc(nx, sizeof(float));
         o[2] = calloc(nw, sizeof(float)), o[3] = calloc(t.cout, sizeof(float));
-        rn_conv2d_forward_cpu(&g, x, w, b, o[0], &ws);
-        rn_conv2d_backward_cpu(&g, x, w, dy, o[1], o[2], o[3], &ws);
+        cr_assert_eq(rn_conv2d_forward_cpu(&g, x, w, b, o[0], &ws, &err), 0);
+        cr_assert_eq(rn_conv2d_backward_cpu(&g, x, w, dy, o[1], o[2], o[3], &ws, &err), 0);
         rn_conv2d_cpu_ws_free(&ws);
     }
     const size_t len[4] = {ny, nx, nw, (size_t)t.cout};

@@ -1,12 +1,14 @@
 /* kernels/cpu/conv2d.c - im2col + per-image sgemm convolution (see conv2d.h). */
 #include "kernels/cpu/conv2d.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #ifdef __AVX512F__
 #include <immintrin.h>
 #endif
 
+#include "kernels/cpu/conv2d_onednn.h"
 #include "kernels/cpu/gemm.h"
 
 int rn_conv2d_cpu_geom_init(struct rn_conv2d_cpu_geom *g, int cin, int h, int w, int cout, int k,
@@ -57,11 +59,68 @@ static float *alloc_floats(size_t n, struct rn_error *err)
     return p;
 }
 
+int rn_conv2d_cpu_have_onednn(void)
+{
+#ifdef RN_HAVE_ONEDNN
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+const char *rn_conv2d_cpu_impl_name(const struct rn_conv2d_cpu_ws *ws)
+{
+#ifdef RN_HAVE_ONEDNN
+    if (ws->onednn) {
+        static _Thread_local char name[80];
+        snprintf(name, sizeof name, "onednn:%s", rn_conv2d_onednn_impl(ws->onednn));
+        return name;
+    }
+#endif
+    return "ref";
+}
+
+/* RN_CONV2D_CPU_AUTO resolved through RN_CPU_CONV; -1 on a bad value. */
+static int resolve_impl(enum rn_conv2d_cpu_impl impl, struct rn_error *err)
+{
+    if (impl != RN_CONV2D_CPU_AUTO)
+        return impl;
+    const char *env = getenv("RN_CPU_CONV");
+    if (!env || !env[0])
+        return rn_conv2d_cpu_have_onednn() ? RN_CONV2D_CPU_ONEDNN : RN_CONV2D_CPU_REF;
+    if (strcmp(env, "ref") == 0)
+        return RN_CONV2D_CPU_REF;
+    if (strcmp(env, "onednn") == 0)
+        return RN_CONV2D_CPU_ONEDNN;
+    return rn_errorf(err, "RN_CPU_CONV is '%s'; expected 'ref' (im2col + OpenBLAS) or 'onednn'",
+                     env);
+}
+
 int rn_conv2d_cpu_ws_init(struct rn_conv2d_cpu_ws *ws, const struct rn_conv2d_cpu_geom *g,
                           int n_threads, struct rn_error *err)
 {
+    return rn_conv2d_cpu_ws_init_impl(ws, g, n_threads, RN_CONV2D_CPU_AUTO, err);
+}
+
+int rn_conv2d_cpu_ws_init_impl(struct rn_conv2d_cpu_ws *ws, const struct rn_conv2d_cpu_geom *g,
+                               int n_threads, enum rn_conv2d_cpu_impl impl, struct rn_error *err)
+{
     memset(ws, 0, sizeof *ws);
-    rn_gemm_cpu_setup();
+    rn_gemm_cpu_setup(); /* OpenBLAS in the calling thread; oneDNN uses the OpenMP pool */
+    int which = resolve_impl(impl, err);
+    if (which < 0)
+        return -1;
+    if (which == RN_CONV2D_CPU_ONEDNN) {
+#ifdef RN_HAVE_ONEDNN
+        const char *fmt = getenv("RN_ONEDNN_FORMAT");
+        int plain = fmt && strcmp(fmt, "plain") == 0;
+        ws->n_threads = n_threads > 0 ? n_threads : omp_get_max_threads();
+        return rn_conv2d_onednn_create(&ws->onednn, g, plain, err);
+#else
+        return rn_errorf(err, "this runner was built without oneDNN (cmake found no libdnnl; "
+                              "-DRUNNER_ONEDNN=ON to require it); use RN_CPU_CONV=ref");
+#endif
+    }
     ws->n_threads = n_threads > 0 ? n_threads : omp_get_max_threads();
     if (ws->n_threads < 1)
         ws->n_threads = 1;
@@ -109,6 +168,9 @@ void rn_conv2d_cpu_ws_free(struct rn_conv2d_cpu_ws *ws)
 {
     if (!ws)
         return;
+#ifdef RN_HAVE_ONEDNN
+    rn_conv2d_onednn_free(ws->onednn);
+#endif
     free(ws->col);
     free(ws->dcol ? ws->dcol - DCOL_SLACK : NULL);
     free(ws->wb);
@@ -313,9 +375,14 @@ static void col2im_add(const struct rn_conv2d_cpu_geom *g, const float *dcol, fl
                         W);
 }
 
-void rn_conv2d_forward_cpu(const struct rn_conv2d_cpu_geom *g, const float *x, const float *w,
-                           const float *bias, float *y, struct rn_conv2d_cpu_ws *ws)
+int rn_conv2d_forward_cpu(const struct rn_conv2d_cpu_geom *g, const float *x, const float *w,
+                          const float *bias, float *y, struct rn_conv2d_cpu_ws *ws,
+                          struct rn_error *err)
 {
+#ifdef RN_HAVE_ONEDNN
+    if (ws->onednn)
+        return rn_conv2d_onednn_forward(ws->onednn, g, x, w, bias, y, ws->keep_input, err);
+#endif
     const int n = g->n, cout = g->cout;
     const int kk = g->cin * g->k * g->k, P = g->hout * g->wout;
     const size_t x_img = (size_t)g->cin * g->h * g->w, y_img = (size_t)cout * P;
@@ -357,19 +424,24 @@ void rn_conv2d_forward_cpu(const struct rn_conv2d_cpu_geom *g, const float *x, c
             rn_gemm_cpu(0, 0, cout, P, ka, 1.0f, a, ka, col, P, 0.0f, yi, P);
         }
     }
+    return 0;
 }
 
-void rn_conv2d_backward_cpu(const struct rn_conv2d_cpu_geom *g, const float *x, const float *w,
-                            const float *dy, float *dx, float *dw, float *db,
-                            struct rn_conv2d_cpu_ws *ws)
+int rn_conv2d_backward_cpu(const struct rn_conv2d_cpu_geom *g, const float *x, const float *w,
+                           const float *dy, float *dx, float *dw, float *db,
+                           struct rn_conv2d_cpu_ws *ws, struct rn_error *err)
 {
+#ifdef RN_HAVE_ONEDNN
+    if (ws->onednn)
+        return rn_conv2d_onednn_backward(ws->onednn, g, x, w, dy, dx, dw, db, err);
+#endif
     const int n = g->n, cout = g->cout;
     const int kk = g->cin * g->k * g->k, P = g->hout * g->wout;
     const size_t x_img = (size_t)g->cin * g->h * g->w, y_img = (size_t)cout * P;
     const size_t dw_len = round16((size_t)cout * kk), db_len = round16((size_t)cout);
     const int direct = is_pointwise(g);
     if ((!dx && !dw && !db) || n <= 0)
-        return;
+        return 0;
     /* The batch is cut into a fixed number of image chunks, each summing its
      * dw/db into its own partial; the partials are added in chunk order. So
      * the result is the same bits for any thread count or scheduling, and a
@@ -438,4 +510,5 @@ void rn_conv2d_backward_cpu(const struct rn_conv2d_cpu_geom *g, const float *x, 
             }
         }
     }
+    return 0;
 }
