@@ -16,7 +16,9 @@ cmake --build "$build" -j"${VG_BUILD_JOBS:-2}" --target runner >/dev/null
 out=$(mktemp -d /tmp/runner-vg-XXXXXX)
 log=$out/memcheck.log
 trap 'rm -rf "$out"' EXIT
-export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
+# OMP_WAIT_POLICY set: the runner would otherwise execute itself again to set it (main.c),
+# and the new image would run outside memcheck (no --trace-children)
+export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 OMP_WAIT_POLICY=passive
 status=0
 valgrind --tool=memcheck --error-exitcode=99 --leak-check=full --show-leak-kinds=definite,indirect,possible \
   --errors-for-leak-kinds=definite,indirect,possible --track-origins=yes \
