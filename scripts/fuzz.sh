@@ -6,7 +6,8 @@
 # goes on from the coverage an earlier one reached) from experiments/ and the tests' inputs
 # (scripts/fuzz-seeds.py), and runs one libFuzzer worker (-workers=1 -jobs=1: one core) with
 # fuzz/spec.dict. Findings (crash-*, leak-*, timeout-*, oom-*) land in $FUZZ_WORK/findings;
-# each one becomes a regression test: copy it to tests/fixtures/fuzz/ (test_fuzz_regress).
+# each one becomes a regression test: copy it to tests/fixtures/fuzz/ (replayed by test_limits,
+# fuzz_regress::every_finding_runs_clean).
 # Exit status: 0 when nothing was found, 1 when something was.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,7 +35,6 @@ before=$(count)
 # loaded 2-core machine) makes a hang one.
 start=$(date +%s)
 runs=0
-eps_sum=0
 segments=0
 log="$work/fuzz-0.log"
 : >"$work/fuzz.log"
