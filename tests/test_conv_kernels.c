@@ -6,29 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bufs.h"
 #include "kernels/cpu/conv2d.h"
 #include "runner/layer.h"
 
 extern const struct rn_layer_type rn_layer_conv2d, rn_layer_linear;
 
 #define TOL 1e-4
-
-static float *rand_buf(size_t n, struct rn_rng *r)
-{
-    float *p = malloc((n ? n : 1) * sizeof *p);
-    cr_assert(p);
-    for (size_t i = 0; i < n; i++)
-        p[i] = 2.0f * rn_rng_uniform(r) - 1.0f;
-    return p;
-}
-
-static float *copy_buf(const float *a, size_t n)
-{
-    float *p = malloc((n ? n : 1) * sizeof *p);
-    cr_assert(p);
-    memcpy(p, a, n * sizeof *p);
-    return p;
-}
 
 /* max |got - want| / max |want|: error relative to the tensor's scale. */
 static double rel_err(const float *got, const double *want, size_t n)

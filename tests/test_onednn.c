@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bufs.h"
 #include "gradcheck.h"
 #include "kernels/cpu/conv2d.h"
 #include "runner/layer.h"
@@ -27,23 +28,6 @@
 struct shape {
     int n, cin, h, w, cout, k, s, p;
 };
-
-static float *rand_buf(size_t n, struct rn_rng *r)
-{
-    float *p = malloc((n ? n : 1) * sizeof *p);
-    cr_assert(p);
-    for (size_t i = 0; i < n; i++)
-        p[i] = 2.0f * rn_rng_uniform(r) - 1.0f;
-    return p;
-}
-
-static float *copy_buf(const float *a, size_t n)
-{
-    float *p = malloc((n ? n : 1) * sizeof *p);
-    cr_assert(p);
-    memcpy(p, a, n * sizeof *p);
-    return p;
-}
 
 /* max |a - b| / max |b|. */
 static double rel_diff(const float *a, const float *b, size_t n)
