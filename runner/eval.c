@@ -43,7 +43,7 @@ int rn_run_load_batch(struct rn_run *run, const struct rn_split *split, const in
         g->x.n = n;
         if (be->upload(run->dev_idx, ix, sizeof ix, err) ||
             be->data->gather_images(run->dev_images[k], run->dev_idx, n,
-                              (size_t)split->c * split->h * split->w, g->x.data, err))
+                                    (size_t)split->c * split->h * split->w, g->x.data, err))
             return rn_error_prefix(err, "batch of %s", split->name);
         return 0;
     }
@@ -68,8 +68,8 @@ int rn_run_predict(struct rn_run *run, int n, float *probs, struct rn_error *err
 /* rn_run_evaluate on a device: losses, hits and the confusion matrix are
  * summed there and read back once, at the end of the split. */
 static int evaluate_device(struct rn_run *run, const struct rn_split *split, int ks,
-                           const struct rn_head *heads, int n_heads, int primary, int last, int bs,
-                           struct rn_ctx *ctx, double *loss, int *correct,
+                           const struct rn_head *heads, int n_heads, int primary, const int *keep,
+                           int bs, struct rn_ctx *ctx, double *loss, int *correct,
                            struct rn_split_result *res, struct rn_error *err)
 {
     const struct rn_backend *be = rn_backend_of(run->graph.device);
@@ -86,19 +86,19 @@ static int evaluate_device(struct rn_run *run, const struct rn_split *split, int
         /* images [start, start + n): the split from start, indices 0..n-1 */
         run->graph.x.n = n;
         if (be->data->gather_images((const uint8_t *)run->dev_images[ks] + (size_t)start * per,
-                              run->dev_iota, n, per, run->graph.x.data, err))
+                                    run->dev_iota, n, per, run->graph.x.data, err))
             return rn_error_prefix(err, "batch of %s", split->name);
-        if (rn_graph_forward(&run->graph, n, last, ctx, err))
+        if (rn_graph_infer(&run->graph, n, keep, n_heads, ctx, err))
             return -1;
         for (int h = 0; h < n_heads; h++) {
-            const uint8_t *y = heads[h].target == RN_TARGET_COLOUR ? run->dev_colours[ks]
-                                                                  : run->dev_labels[ks];
+            const uint8_t *y =
+                heads[h].target == RN_TARGET_COLOUR ? run->dev_colours[ks] : run->dev_labels[ks];
             if (!y)
                 continue;
             int digit_main = h == primary && heads[h].target == RN_TARGET_DIGIT;
             if (be->loss->cross_entropy(run->graph.nodes[heads[h].node].y.data, y + start, n, k, 0,
-                                  NULL, d_loss + h, d_correct + h, digit_main ? d_conf : NULL,
-                                  err))
+                                        NULL, d_loss + h, d_correct + h, digit_main ? d_conf : NULL,
+                                        err))
                 return rn_error_prefix(err, "evaluating %s", split->name);
         }
     }
@@ -136,19 +136,19 @@ int rn_run_evaluate(struct rn_run *run, const struct rn_split *split, struct rn_
     const int n_heads = run->has_program ? run->program.n_heads : 1;
     const int primary = run->has_program ? run->program.primary : 0;
     const uint8_t *colours = rn_run_split_colours(run, split);
-    int last = run->logits_node;
+    /* only the heads' logits are read: an inference pass (rn_graph_infer) */
+    int keep[RN_MAX_LOSSES];
     for (int h = 0; h < n_heads; h++)
-        if (heads[h].node > last)
-            last = heads[h].node;
+        keep[h] = heads[h].node;
     double loss[RN_MAX_LOSSES] = {0};
     int correct[RN_MAX_LOSSES] = {0};
     int idx[bs];
     const int ks = (int)(split - run->data.splits);
-    const int on_device = run->data_device && run->graph.device == run->data_device &&
-                          ks >= 0 && ks < RN_MAX_SPLITS && run->dev_labels[ks];
+    const int on_device = run->data_device && run->graph.device == run->data_device && ks >= 0 &&
+                          ks < RN_MAX_SPLITS && run->dev_labels[ks];
     if (on_device) {
-        if (evaluate_device(run, split, ks, heads, n_heads, primary, last, bs, &ctx, loss,
-                            correct, res, err))
+        if (evaluate_device(run, split, ks, heads, n_heads, primary, keep, bs, &ctx, loss, correct,
+                            res, err))
             return -1;
     }
     for (int start = 0; !on_device && start < split->n; start += bs) {
@@ -156,7 +156,7 @@ int rn_run_evaluate(struct rn_run *run, const struct rn_split *split, struct rn_
         for (int i = 0; i < n; i++)
             idx[i] = start + i;
         if (rn_run_load_batch(run, split, idx, n, err) ||
-            rn_graph_forward(&run->graph, n, last, &ctx, err))
+            rn_graph_infer(&run->graph, n, keep, n_heads, &ctx, err))
             return -1;
         for (int h = 0; h < n_heads; h++) {
             const uint8_t *y = heads[h].target == RN_TARGET_COLOUR ? colours : split->labels;

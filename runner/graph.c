@@ -269,6 +269,11 @@ static void scratch_free(struct rn_graph *g)
         g->scratch[i] = NULL;
         g->scratch_bytes[i] = 0;
     }
+    for (int i = 0; i < g->n_pool; i++)
+        rn_tensor_free(&g->pool[i]);
+    free(g->pool);
+    g->pool = NULL;
+    g->n_pool = 0;
 }
 
 void *rn_graph_scratch(struct rn_graph *g, int slot, int d, size_t bytes, struct rn_error *err)

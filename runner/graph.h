@@ -57,6 +57,10 @@ struct rn_graph {
     void *scratch[RN_GRAPH_SCRATCH];
     size_t scratch_bytes[RN_GRAPH_SCRATCH];
     int scratch_device[RN_GRAPH_SCRATCH];
+    /* grow-only activation buffers that inference passes (rn_graph_infer)
+     * share between the nodes whose outputs nobody keeps; on g->device */
+    struct rn_tensor *pool;
+    int n_pool;
 };
 
 /* Working memory that lives as long as the graph (slot < RN_GRAPH_SCRATCH;
@@ -87,6 +91,16 @@ size_t rn_graph_n_trainable(const struct rn_graph *g);
 /* Forward over nodes [0, last] (last = -1: all) for the first n samples of
  * g->x. ctx->train selects training behaviour. */
 int rn_graph_forward(struct rn_graph *g, int n, int last, struct rn_ctx *ctx, struct rn_error *err);
+
+/* Forward in eval mode for the n samples of g->x when only the outputs of
+ * the nodes keep[0..n_keep) are wanted (evaluation: the heads' logits).
+ * Those nodes write their own y as rn_graph_forward does; every other node
+ * up to the last kept one writes into a buffer of g->pool that it shares
+ * with nodes whose outputs are no longer needed, so a pass costs memory for
+ * the few activations alive at once, not for every node at the batch. After
+ * it only the kept nodes' y are defined (no taps, no backward). */
+int rn_graph_infer(struct rn_graph *g, int n, const int *keep, int n_keep, struct rn_ctx *ctx,
+                   struct rn_error *err);
 
 /* Backward from node `loss_node`, whose dy the caller has filled (the
  * executor zeroes every other dy first: call rn_graph_zero_dy before filling).

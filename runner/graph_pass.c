@@ -6,6 +6,8 @@
 
 #include "backend.h"
 
+#include <limits.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* ---- full passes ------------------------------------------------------- */
@@ -23,8 +25,8 @@ static const struct rn_tensor *input_of(struct rn_graph *g, int idx, int tangent
 }
 
 /* A node's kernels: the layer type's own on the CPU, the backend's on a device. */
-static int node_forward(struct rn_node *node, const struct rn_tensor *const *xs,
-                        struct rn_ctx *ctx, struct rn_error *err)
+static int node_forward(struct rn_node *node, const struct rn_tensor *const *xs, struct rn_ctx *ctx,
+                        struct rn_error *err)
 {
     int rc = node->k ? node->k->forward(&node->layer, xs, &node->y, ctx, err)
                      : node->layer.type->forward(&node->layer, xs, &node->y, ctx, err);
@@ -36,9 +38,9 @@ static int node_forward(struct rn_node *node, const struct rn_tensor *const *xs,
 static int node_backward(struct rn_node *node, const struct rn_tensor *const *xs,
                          struct rn_tensor *const *dxs, struct rn_ctx *ctx, struct rn_error *err)
 {
-    int rc = node->k ? node->k->backward(&node->layer, xs, &node->y, &node->dy, dxs, ctx, err)
-                     : node->layer.type->backward(&node->layer, xs, &node->y, &node->dy, dxs, ctx,
-                                                  err);
+    int rc = node->k
+                 ? node->k->backward(&node->layer, xs, &node->y, &node->dy, dxs, ctx, err)
+                 : node->layer.type->backward(&node->layer, xs, &node->y, &node->dy, dxs, ctx, err);
     return rc ? rn_error_prefix(err, "layer '%s' (%s) backward", node->layer.name,
                                 node->layer.type->name)
               : 0;
@@ -78,6 +80,108 @@ int rn_graph_forward(struct rn_graph *g, int n, int last, struct rn_ctx *ctx, st
     }
     return 0;
 }
+
+/* ---- inference passes -------------------------------------------------- */
+
+/* The pool buffer of each node in [0, last] (-1: its own y), first fit over
+ * buffers whose last reader ran before the node: a node never writes where
+ * one of its inputs lives. need[b]: floats buffer b must hold. */
+static int plan_pool(const struct rn_graph *g, int n, int last, const int *keep, int n_keep,
+                     int *buf, size_t *need, int *last_use, int *free_after)
+{
+    for (int i = 0; i <= last; i++)
+        last_use[i] = i;
+    for (int j = 0; j <= last; j++)
+        for (int k = 0; k < g->nodes[j].n_in; k++)
+            if (g->nodes[j].in[k] >= 0)
+                last_use[g->nodes[j].in[k]] = j;
+    int n_buf = 0;
+    for (int i = 0; i <= last; i++) {
+        buf[i] = -1;
+        int kept = 0;
+        for (int k = 0; k < n_keep; k++)
+            kept |= keep[k] == i;
+        if (kept)
+            continue;
+        const struct rn_shape o = g->nodes[i].layer.out;
+        const size_t numel = (size_t)n * o.c * o.h * o.w;
+        int b = 0;
+        while (b < n_buf && free_after[b] >= i)
+            b++;
+        if (b == n_buf)
+            need[n_buf++] = 0;
+        buf[i] = b;
+        free_after[b] = last_use[i];
+        if (need[b] < numel)
+            need[b] = numel;
+    }
+    return n_buf;
+}
+
+/* Grows the pool to n_buf buffers of at least need[b] floats each. */
+static int pool_reserve(struct rn_graph *g, int n_buf, const size_t *need, struct rn_error *err)
+{
+    if (n_buf > g->n_pool) {
+        struct rn_tensor *p = realloc(g->pool, sizeof *p * (size_t)n_buf);
+        if (!p)
+            return rn_errorf(err, "out of memory growing the inference pool");
+        memset(p + g->n_pool, 0, sizeof *p * (size_t)(n_buf - g->n_pool));
+        g->pool = p;
+        g->n_pool = n_buf;
+    }
+    for (int b = 0; b < n_buf; b++) {
+        if (g->pool[b].data && g->pool[b].cap >= need[b])
+            continue;
+        if (need[b] > INT_MAX)
+            return rn_errorf(err, "inference buffer %d: %zu floats is more than a tensor holds", b,
+                             need[b]);
+        rn_tensor_free(&g->pool[b]);
+        if (rn_tensor_init_on(&g->pool[b], g->device, 1, 1, 1, (int)need[b], err))
+            return rn_error_prefix(err, "inference buffer %d", b);
+    }
+    return 0;
+}
+
+int rn_graph_infer(struct rn_graph *g, int n, const int *keep, int n_keep, struct rn_ctx *ctx,
+                   struct rn_error *err)
+{
+    if (n < 1 || n > g->max_n)
+        return rn_errorf(err, "batch of %d samples does not fit the graph (max %d)", n, g->max_n);
+    int last = -1;
+    for (int k = 0; k < n_keep; k++) {
+        if (keep[k] < 0 || keep[k] >= g->n_nodes)
+            return rn_errorf(err, "inference: node %d is not in the graph (%d nodes)", keep[k],
+                             g->n_nodes);
+        if (keep[k] > last)
+            last = keep[k];
+    }
+    if (last < 0)
+        return rn_errorf(err, "inference: no node's output is wanted");
+    const size_t cnt = (size_t)last + 1;
+    int *buf = malloc(sizeof(int) * cnt * 3);
+    size_t *need = malloc(sizeof(size_t) * cnt);
+    float **own = malloc(sizeof(float *) * cnt);
+    int rc = !buf || !need || !own ? rn_errorf(err, "out of memory planning an inference pass") : 0;
+    int n_buf = rc ? 0 : plan_pool(g, n, last, keep, n_keep, buf, need, buf + cnt, buf + 2 * cnt);
+    if (!rc)
+        rc = pool_reserve(g, n_buf, need, err);
+    for (int i = 0; !rc && i <= last; i++) {
+        own[i] = g->nodes[i].y.data;
+        if (buf[i] >= 0)
+            g->nodes[i].y.data = g->pool[buf[i]].data;
+    }
+    if (!rc) {
+        rc = rn_graph_forward(g, n, last, ctx, err);
+        for (int i = 0; i <= last; i++)
+            g->nodes[i].y.data = own[i];
+    }
+    free(buf);
+    free(need);
+    free(own);
+    return rc;
+}
+
+/* ---- backward ----------------------------------------------------------- */
 
 /* Marks the nodes from which loss_node can be reached. */
 static void mark_path(struct rn_graph *g, int loss_node)
@@ -161,8 +265,9 @@ int rn_graph_backward(struct rn_graph *g, int n, int loss_node, int want_dx, str
                       struct rn_error *err)
 {
     if (n > g->grad_n)
-        return rn_errorf(err, "backward of %d samples: gradient buffers hold %d; call rn_graph_zero_dy first",
-                         n, g->grad_n);
+        return rn_errorf(
+            err, "backward of %d samples: gradient buffers hold %d; call rn_graph_zero_dy first", n,
+            g->grad_n);
     mark_path(g, loss_node);
     if (flush_grad_host(g, err))
         return -1;
@@ -265,10 +370,10 @@ int rn_graph_tangent_backward(struct rn_graph *g, int n, int loss_node, struct r
             tdxs[j] = src >= 0 ? &g->nodes[src].tdy : &g->tdx;
         }
         ctx->node = i;
-        if (node->k ? node->k->tangent_backward(&node->layer, xs, txs, &node->dy, &node->tdy,
-                                                tdxs, ctx, err)
-                    : t->tangent_backward(&node->layer, xs, txs, &node->dy, &node->tdy, tdxs, ctx,
-                                          err))
+        if (node->k
+                ? node->k->tangent_backward(&node->layer, xs, txs, &node->dy, &node->tdy, tdxs, ctx,
+                                            err)
+                : t->tangent_backward(&node->layer, xs, txs, &node->dy, &node->tdy, tdxs, ctx, err))
             return rn_error_prefix(err, "layer '%s' (%s) tangent backward", node->layer.name,
                                    t->name);
     }
@@ -350,8 +455,10 @@ int rn_graph_backward_nodes(struct rn_graph *g, int n, const unsigned char *run,
                             struct rn_ctx *ctx, struct rn_error *err)
 {
     if (n > g->grad_n)
-        return rn_errorf(err, "backward of %d samples: gradient buffers hold %d; call "
-                              "rn_graph_zero_dy_nodes first", n, g->grad_n);
+        return rn_errorf(err,
+                         "backward of %d samples: gradient buffers hold %d; call "
+                         "rn_graph_zero_dy_nodes first",
+                         n, g->grad_n);
     if (flush_grad_host(g, err))
         return -1;
     if (want_dx) {

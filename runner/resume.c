@@ -237,11 +237,14 @@ static int get_pos(struct rn_run *run, struct rn_results *r, const char *file, s
 /* ---- checkpoints -------------------------------------------------------------------- */
 
 /* A failed checkpoint's error, saying so when the cause is the run's folder
- * having gone (deleted or unmounted while the run wrote to it). */
+ * having gone (deleted or unmounted while the run wrote to it; `rm -rf` takes
+ * run.h5 before the folder, so a folder without its run.h5 counts as gone). */
 static int checkpoint_failed(const struct rn_run *run, struct rn_error *err)
 {
     struct stat st;
-    if (stat(run->dir, &st) != 0) {
+    char h5[RN_PATH_MAX + 16];
+    snprintf(h5, sizeof h5, "%s/run.h5", run->dir);
+    if (stat(run->dir, &st) != 0 || stat(h5, &st) != 0) {
         char was[RN_ERROR_MAX];
         snprintf(was, sizeof was, "%s", err->msg);
         return rn_errorf(err,

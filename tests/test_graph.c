@@ -116,8 +116,8 @@ static void optim_case(const char *kind, double wd, double mom)
     o.lr = 0.01;
     o.weight_decay = wd;
     o.momentum = mom;
-    const double grads[4][3] = {{0.1, -0.2, 0.3}, {0.05, 0.0, -0.4}, {-0.3, 0.2, 0.1},
-                                {1.0, 1.0, -1.0}};
+    const double grads[4][3] = {
+        {0.1, -0.2, 0.3}, {0.05, 0.0, -0.4}, {-0.3, 0.2, 0.1}, {1.0, 1.0, -1.0}};
     for (int t = 1; t <= 4; t++) {
         for (int i = 0; i < 3; i++)
             gr[i] = (float)grads[t - 1][i];
@@ -143,17 +143,29 @@ static void optim_case(const char *kind, double wd, double mom)
             ref[i] -= 0.01 * mh / (sqrt(vh) + 1e-8);
         }
         for (int i = 0; i < 3; i++)
-            cr_assert_float_eq(p[i], ref[i], 1e-6, "%s step %d param %d: %.8f vs %.8f", kind, t,
-                               i, p[i], ref[i]);
+            cr_assert_float_eq(p[i], ref[i], 1e-6, "%s step %d param %d: %.8f vs %.8f", kind, t, i,
+                               p[i], ref[i]);
     }
     rn_optim_free(&o);
     rn_layer_free(&node.layer);
 }
 
-Test(optim, adam) { optim_case("adam", 0, 0); }
-Test(optim, adam_l2) { optim_case("adam", 0.1, 0); }
-Test(optim, adamw) { optim_case("adamw", 0.1, 0); }
-Test(optim, sgd_momentum_weight_decay) { optim_case("sgd", 0.01, 0.9); }
+Test(optim, adam)
+{
+    optim_case("adam", 0, 0);
+}
+Test(optim, adam_l2)
+{
+    optim_case("adam", 0.1, 0);
+}
+Test(optim, adamw)
+{
+    optim_case("adamw", 0.1, 0);
+}
+Test(optim, sgd_momentum_weight_decay)
+{
+    optim_case("sgd", 0.01, 0.9);
+}
 
 Test(optim, clip_by_global_norm)
 {
@@ -360,11 +372,24 @@ Test(graph, basic_block_expands_to_pytorch_names)
     struct rn_error err;
     struct rn_shape in = {3, 8, 8};
     cr_assert_eq(rn_graph_build(&g, &m, in, 2, &err), 0, "%s", err.msg);
-    const char *expect[] = {"conv1", "layer1.0.conv1", "layer1.0.bn1", "layer1.0.relu1",
-                            "layer1.0.conv2", "layer1.0.bn2", "layer1.0.add", "layer1.0",
-                            "layer2.0.conv1", "layer2.0.bn1", "layer2.0.relu1", "layer2.0.conv2",
-                            "layer2.0.bn2", "layer2.0.shortcut.0", "layer2.0.shortcut.1",
-                            "layer2.0.add", "layer2.0", "features"};
+    const char *expect[] = {"conv1",
+                            "layer1.0.conv1",
+                            "layer1.0.bn1",
+                            "layer1.0.relu1",
+                            "layer1.0.conv2",
+                            "layer1.0.bn2",
+                            "layer1.0.add",
+                            "layer1.0",
+                            "layer2.0.conv1",
+                            "layer2.0.bn1",
+                            "layer2.0.relu1",
+                            "layer2.0.conv2",
+                            "layer2.0.bn2",
+                            "layer2.0.shortcut.0",
+                            "layer2.0.shortcut.1",
+                            "layer2.0.add",
+                            "layer2.0",
+                            "features"};
     cr_assert_eq(g.n_nodes, 18);
     for (int i = 0; i < 18; i++)
         cr_assert_str_eq(g.nodes[i].layer.name, expect[i]);
@@ -400,5 +425,60 @@ Test(graph, shape_errors_name_the_layer_and_position)
     snprintf(m.layers[1].from[1], RN_NAME_MAX, "nope");
     m.layers[1].n_from = 2;
     cr_assert_eq(rn_graph_build(&g, &m, in, 2, &err), -1);
-    cr_assert_str_eq(err.msg, "test.yaml:1:1: error: layer 'sum' (add): from: no earlier node named 'nope'");
+    cr_assert_str_eq(err.msg,
+                     "test.yaml:1:1: error: layer 'sum' (add): from: no earlier node named 'nope'");
+}
+
+/* An inference pass gives the kept nodes bit for bit what the full forward
+ * gives them, sharing a few pool buffers among the other nodes (a residual
+ * network: the block input stays alive across the block). */
+Test(graph, infer_keeps_outputs_bit_identical_in_a_small_pool)
+{
+    struct rn_spec_model m;
+    memset(&m, 0, sizeof m);
+    spec_layer(&m.layers[m.n_layers++], "conv2d", "conv1", "filters=8,kernel=3,padding=1,bias=0");
+    spec_layer(&m.layers[m.n_layers++], "basic_block", "layer1.0", "filters=8");
+    spec_layer(&m.layers[m.n_layers++], "basic_block", "layer1.1", "filters=8");
+    spec_layer(&m.layers[m.n_layers++], "basic_block", "layer2.0", "filters=16,stride=2");
+    spec_layer(&m.layers[m.n_layers++], "global_avg_pool", "features", "");
+    spec_layer(&m.layers[m.n_layers++], "linear", "fc", "units=10");
+    struct rn_graph g;
+    struct rn_error err;
+    struct rn_shape in = {3, 8, 8};
+    cr_assert_eq(rn_graph_build(&g, &m, in, 5, &err), 0, "%s", err.msg);
+    rn_graph_init_params(&g, 3);
+    const int n = 5, fc = g.n_nodes - 1, feat = rn_graph_find(&g, "features");
+    cr_assert_eq(fc, 25);
+    random_input(&g, n, 11);
+    struct rn_ctx ctx = {.train = 0, .seed = 1};
+    cr_assert_eq(rn_graph_forward(&g, n, -1, &ctx, &err), 0, "%s", err.msg);
+    float logits[50], features[80];
+    memcpy(logits, g.nodes[fc].y.data, sizeof logits);
+    memcpy(features, g.nodes[feat].y.data, sizeof features);
+    for (int i = 0; i < g.n_nodes; i++) /* nothing is left over from the full pass */
+        memset(g.nodes[i].y.data, 0xff, rn_tensor_numel(&g.nodes[i].y) * sizeof(float));
+    const int keep[2] = {feat, fc};
+    cr_assert_eq(rn_graph_infer(&g, n, keep, 2, &ctx, &err), 0, "%s", err.msg);
+    cr_assert_eq(memcmp(logits, g.nodes[fc].y.data, sizeof logits), 0);
+    cr_assert_eq(memcmp(features, g.nodes[feat].y.data, sizeof features), 0);
+    /* at most the block input, two block activations and the shortcut alive at once */
+    cr_assert_geq(g.n_pool, 2);
+    cr_assert_leq(g.n_pool, 4, "%d pool buffers for %d nodes", g.n_pool, g.n_nodes);
+    size_t pooled = 0, all = 0;
+    for (int b = 0; b < g.n_pool; b++)
+        pooled += g.pool[b].cap;
+    for (int i = 0; i < fc; i++)
+        all += (size_t)n * g.nodes[i].layer.out.c * g.nodes[i].layer.out.h * g.nodes[i].layer.out.w;
+    cr_assert_lt(pooled * 4, all, "pool %zu floats, activations %zu", pooled, all);
+    /* a pass that keeps only the logits again matches; the pool does not grow */
+    const int n_pool = g.n_pool;
+    cr_assert_eq(rn_graph_infer(&g, n, &fc, 1, &ctx, &err), 0, "%s", err.msg);
+    cr_assert_eq(memcmp(logits, g.nodes[fc].y.data, sizeof logits), 0);
+    cr_assert_eq(g.n_pool, n_pool);
+    const int bad = 26;
+    cr_assert_neq(rn_graph_infer(&g, n, &bad, 1, &ctx, &err), 0);
+    cr_assert_str_eq(err.msg, "inference: node 26 is not in the graph (26 nodes)");
+    cr_assert_neq(rn_graph_infer(&g, 6, &fc, 1, &ctx, &err), 0);
+    cr_assert_str_eq(err.msg, "batch of 6 samples does not fit the graph (max 5)");
+    rn_graph_free(&g);
 }

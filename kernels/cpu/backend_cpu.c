@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "runner/augment.h"
 #include "runner/backend.h"
@@ -20,19 +21,57 @@
 
 /* ---- memory ------------------------------------------------------------ */
 
+/* Every buffer is 64-byte aligned and zeroed. Large ones (RN_LAZY_BYTES and
+ * up: activations, gradients) are anonymous mappings, whose pages the kernel
+ * zeroes on first touch: a buffer sized for the largest batch costs resident
+ * memory only for the samples a pass writes (a graph built for evaluation
+ * batches of 256 that trains at 64 pays for 64 in training). Small ones come
+ * from malloc, zeroed here. A 64-byte header in front of the data says which. */
+enum { CPU_HEADER = 64, CPU_HEAP = 1, CPU_MAP = 2 };
+#define RN_LAZY_BYTES ((size_t)1 << 20)
+
+struct cpu_header {
+    size_t len; /* CPU_MAP: the mapping's length, header included */
+    int kind;
+};
+
 static int cpu_alloc(void **p, size_t bytes, struct rn_error *err)
 {
     size_t rounded = (bytes + 63) & ~(size_t)63;
-    *p = aligned_alloc(64, rounded ? rounded : 64);
-    if (!*p)
+    if (rounded < 64)
+        rounded = 64;
+    if (rounded > SIZE_MAX - 2 * (size_t)CPU_HEADER - 4096)
         return rn_errorf(err, "out of memory allocating %zu bytes", bytes);
-    memset(*p, 0, rounded ? rounded : 64);
+    char *base;
+    struct cpu_header h = {0, CPU_HEAP};
+    if (rounded >= RN_LAZY_BYTES) {
+        h = (struct cpu_header){(rounded + CPU_HEADER + 4095) & ~(size_t)4095, CPU_MAP};
+        base = mmap(NULL, h.len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (base == MAP_FAILED)
+            base = NULL;
+    } else {
+        base = aligned_alloc(64, rounded + CPU_HEADER);
+        if (base)
+            memset(base + CPU_HEADER, 0, rounded);
+    }
+    if (!base)
+        return rn_errorf(err, "out of memory allocating %zu bytes", bytes);
+    memcpy(base, &h, sizeof h);
+    *p = base + CPU_HEADER;
     return 0;
 }
 
 static void cpu_release(void *p)
 {
-    free(p);
+    if (!p)
+        return;
+    char *base = (char *)p - CPU_HEADER;
+    struct cpu_header h;
+    memcpy(&h, base, sizeof h);
+    if (h.kind == CPU_MAP)
+        munmap(base, h.len);
+    else
+        free(base);
 }
 
 static int cpu_copy(void *dst, const void *src, size_t bytes, struct rn_error *err)
