@@ -28,7 +28,21 @@
  * batches of 256 that trains at 64 pays for 64 in training). Small ones come
  * from malloc, zeroed here. A 64-byte header in front of the data says which. */
 enum { CPU_HEADER = 64, CPU_HEAP = 1, CPU_MAP = 2 };
+/* Under AddressSanitizer every buffer stays on the heap, where ASan checks
+ * bounds and LeakSanitizer finds leaks (ASan maps large blocks lazily
+ * itself). */
+#if defined(__SANITIZE_ADDRESS__)
+#define RN_CPU_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define RN_CPU_ASAN 1
+#endif
+#endif
+#ifdef RN_CPU_ASAN
+#define RN_LAZY_BYTES SIZE_MAX
+#else
 #define RN_LAZY_BYTES ((size_t)1 << 20)
+#endif
 
 struct cpu_header {
     size_t len; /* CPU_MAP: the mapping's length, header included */
