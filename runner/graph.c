@@ -269,11 +269,14 @@ static void scratch_free(struct rn_graph *g)
         g->scratch[i] = NULL;
         g->scratch_bytes[i] = 0;
     }
-    for (int i = 0; i < g->n_pool; i++)
-        rn_tensor_free(&g->pool[i]);
-    free(g->pool);
-    g->pool = NULL;
-    g->n_pool = 0;
+    struct rn_pool *pools[] = {&g->ypool, &g->dypool};
+    for (int k = 0; k < 2; k++) {
+        for (int i = 0; i < pools[k]->n; i++)
+            rn_tensor_free(&pools[k]->buf[i]);
+        free(pools[k]->buf);
+        pools[k]->buf = NULL;
+        pools[k]->n = 0;
+    }
 }
 
 void *rn_graph_scratch(struct rn_graph *g, int slot, int d, size_t bytes, struct rn_error *err)

@@ -38,6 +38,11 @@ struct rn_node {
 
 #define RN_GRAPH_SCRATCH 2
 
+struct rn_pool {
+    struct rn_tensor *buf;
+    int n;
+};
+
 struct rn_graph {
     struct rn_node *nodes; /* owned, n_nodes */
     int n_nodes;
@@ -57,10 +62,10 @@ struct rn_graph {
     void *scratch[RN_GRAPH_SCRATCH];
     size_t scratch_bytes[RN_GRAPH_SCRATCH];
     int scratch_device[RN_GRAPH_SCRATCH];
-    /* grow-only activation buffers that inference passes (rn_graph_infer)
-     * share between the nodes whose outputs nobody keeps; on g->device */
-    struct rn_tensor *pool;
-    int n_pool;
+    /* grow-only buffers on g->device that nodes share by turns: outputs in
+     * inference passes (rn_graph_infer), gradients in pooled backward
+     * passes (rn_graph_backward_pooled) */
+    struct rn_pool ypool, dypool;
 };
 
 /* Working memory that lives as long as the graph (slot < RN_GRAPH_SCRATCH;
@@ -101,6 +106,16 @@ int rn_graph_forward(struct rn_graph *g, int n, int last, struct rn_ctx *ctx, st
  * it only the kept nodes' y are defined (no taps, no backward). */
 int rn_graph_infer(struct rn_graph *g, int n, const int *keep, int n_keep, struct rn_ctx *ctx,
                    struct rn_error *err);
+
+/* Backward over the nodes marked in run (rn_graph_backward_nodes) where only
+ * the nodes marked in src had their dy filled by the caller (zeroed with
+ * rn_graph_zero_dy_nodes(src), then the loss gradients): every other node's
+ * gradient lives in a buffer of g->dypool from the backward of its last
+ * consumer to its own, so a training step holds a few activation gradients
+ * at once, not one per node. Parameter gradients are bit for bit those of
+ * rn_graph_backward_nodes; afterwards only the src nodes' dy are defined. */
+int rn_graph_backward_pooled(struct rn_graph *g, int n, const unsigned char *run,
+                             const unsigned char *src, struct rn_ctx *ctx, struct rn_error *err);
 
 /* Backward from node `loss_node`, whose dy the caller has filled (the
  * executor zeroes every other dy first: call rn_graph_zero_dy before filling).

@@ -118,26 +118,27 @@ static int plan_pool(const struct rn_graph *g, int n, int last, const int *keep,
     return n_buf;
 }
 
-/* Grows the pool to n_buf buffers of at least need[b] floats each. */
-static int pool_reserve(struct rn_graph *g, int n_buf, const size_t *need, struct rn_error *err)
+/* Grows pool to n_buf buffers of at least need[b] floats each, on device d. */
+static int pool_reserve(struct rn_pool *pool, int d, int n_buf, const size_t *need,
+                        struct rn_error *err)
 {
-    if (n_buf > g->n_pool) {
-        struct rn_tensor *p = realloc(g->pool, sizeof *p * (size_t)n_buf);
+    if (n_buf > pool->n) {
+        struct rn_tensor *p = realloc(pool->buf, sizeof *p * (size_t)n_buf);
         if (!p)
-            return rn_errorf(err, "out of memory growing the inference pool");
-        memset(p + g->n_pool, 0, sizeof *p * (size_t)(n_buf - g->n_pool));
-        g->pool = p;
-        g->n_pool = n_buf;
+            return rn_errorf(err, "out of memory growing a buffer pool");
+        memset(p + pool->n, 0, sizeof *p * (size_t)(n_buf - pool->n));
+        pool->buf = p;
+        pool->n = n_buf;
     }
     for (int b = 0; b < n_buf; b++) {
-        if (g->pool[b].data && g->pool[b].cap >= need[b])
+        if (pool->buf[b].data && pool->buf[b].cap >= need[b])
             continue;
         if (need[b] > INT_MAX)
-            return rn_errorf(err, "inference buffer %d: %zu floats is more than a tensor holds", b,
+            return rn_errorf(err, "pool buffer %d: %zu floats is more than a tensor holds", b,
                              need[b]);
-        rn_tensor_free(&g->pool[b]);
-        if (rn_tensor_init_on(&g->pool[b], g->device, 1, 1, 1, (int)need[b], err))
-            return rn_error_prefix(err, "inference buffer %d", b);
+        rn_tensor_free(&pool->buf[b]);
+        if (rn_tensor_init_on(&pool->buf[b], d, 1, 1, 1, (int)need[b], err))
+            return rn_error_prefix(err, "pool buffer %d", b);
     }
     return 0;
 }
@@ -164,11 +165,11 @@ int rn_graph_infer(struct rn_graph *g, int n, const int *keep, int n_keep, struc
     int rc = !buf || !need || !own ? rn_errorf(err, "out of memory planning an inference pass") : 0;
     int n_buf = rc ? 0 : plan_pool(g, n, last, keep, n_keep, buf, need, buf + cnt, buf + 2 * cnt);
     if (!rc)
-        rc = pool_reserve(g, n_buf, need, err);
+        rc = pool_reserve(&g->ypool, g->device, n_buf, need, err);
     for (int i = 0; !rc && i <= last; i++) {
         own[i] = g->nodes[i].y.data;
         if (buf[i] >= 0)
-            g->nodes[i].y.data = g->pool[buf[i]].data;
+            g->nodes[i].y.data = g->ypool.buf[buf[i]].data;
     }
     if (!rc) {
         rc = rn_graph_forward(g, n, last, ctx, err);
@@ -484,4 +485,107 @@ int rn_graph_backward_nodes(struct rn_graph *g, int n, const unsigned char *run,
             return -1;
     }
     return 0;
+}
+
+/* ---- pooled backward --------------------------------------------------- */
+
+/* The dypool buffer of each node's dy in a backward over run (-1: its own:
+ * the src nodes and those outside run), and in first[] the step (node index,
+ * descending) at which that buffer is taken: the backward of the node's last
+ * consumer in run, or its own when it has none. Buffers are taken first fit
+ * among those whose holder's backward has run; a node's inputs never share
+ * its buffer. need[b]: floats buffer b must hold. */
+static int plan_dy(const struct rn_graph *g, int n, const unsigned char *run,
+                   const unsigned char *src, int *buf, size_t *need, int *first, int *busy)
+{
+    const int N = g->n_nodes;
+    for (int i = 0; i < N; i++) {
+        first[i] = i;
+        buf[i] = -1;
+    }
+    for (int j = 0; j < N; j++)
+        for (int k = 0; run[j] && k < g->nodes[j].n_in; k++) {
+            int s = g->nodes[j].in[k];
+            if (s >= 0 && run[s] && first[s] < j)
+                first[s] = j;
+        }
+    int n_buf = 0;
+    for (int j = N - 1; j >= 0; j--) {
+        if (!run[j])
+            continue;
+        /* taken at step j: j itself (no consumer), then the inputs j writes first */
+        for (int k = -1; k < g->nodes[j].n_in; k++) {
+            int i = k < 0 ? j : g->nodes[j].in[k];
+            if (i < 0 || !run[i] || src[i] || first[i] != j || buf[i] >= 0)
+                continue;
+            const struct rn_shape o = g->nodes[i].layer.out;
+            const size_t numel = (size_t)n * o.c * o.h * o.w;
+            int b = 0;
+            while (b < n_buf && busy[b] <= j)
+                b++;
+            if (b == n_buf)
+                need[n_buf++] = 0;
+            buf[i] = b;
+            busy[b] = i; /* until node i's own backward */
+            if (need[b] < numel)
+                need[b] = numel;
+        }
+    }
+    return n_buf;
+}
+
+int rn_graph_backward_pooled(struct rn_graph *g, int n, const unsigned char *run,
+                             const unsigned char *src, struct rn_ctx *ctx, struct rn_error *err)
+{
+    const int N = g->n_nodes;
+    if (n < 1 || n > g->grad_n)
+        return rn_errorf(err,
+                         "backward of %d samples: gradient buffers hold %d; call "
+                         "rn_graph_zero_dy_nodes first",
+                         n, g->grad_n);
+    int *buf = malloc(sizeof(int) * (size_t)N * 3);
+    size_t *need = malloc(sizeof(size_t) * (size_t)N);
+    float **own = malloc(sizeof(float *) * (size_t)N);
+    int rc = !buf || !need || !own ? rn_errorf(err, "out of memory planning a backward pass") : 0;
+    int n_buf = rc ? 0 : plan_dy(g, n, run, src, buf, need, buf + N, buf + 2 * N);
+    if (!rc)
+        rc = pool_reserve(&g->dypool, g->device, n_buf, need, err);
+    if (!rc)
+        rc = flush_grad_host(g, err);
+    for (int i = 0; i < N; i++)
+        own[i] = g->nodes[i].dy.data;
+    const int *first = buf + N;
+    for (int j = N - 1; !rc && j >= 0; j--) {
+        struct rn_node *node = &g->nodes[j];
+        if (!run[j])
+            continue;
+        for (int k = -1; !rc && k < node->n_in; k++) {
+            int i = k < 0 ? j : node->in[k];
+            if (i < 0 || buf[i] < 0 || first[i] != j || g->nodes[i].dy.data != own[i])
+                continue;
+            struct rn_tensor *dy = &g->nodes[i].dy;
+            dy->data = g->dypool.buf[buf[i]].data;
+            set_n(dy, n);
+            if (dy->device == RN_DEVICE_CPU)
+                zero_parallel(dy->data, (long)rn_tensor_numel(dy));
+            else
+                rc = rn_tensor_zero(dy, err);
+        }
+        const struct rn_tensor *xs[RN_MAX_INPUTS];
+        struct rn_tensor *dxs[RN_MAX_INPUTS];
+        for (int k = 0; k < node->n_in; k++) {
+            int s = node->in[k];
+            xs[k] = input_of(g, s, 0);
+            dxs[k] = s >= 0 && run[s] ? &g->nodes[s].dy : NULL;
+        }
+        ctx->node = j;
+        if (!rc)
+            rc = node_backward(node, xs, dxs, ctx, err);
+    }
+    for (int i = 0; i < N; i++)
+        g->nodes[i].dy.data = own[i];
+    free(buf);
+    free(need);
+    free(own);
+    return rc;
 }

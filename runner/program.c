@@ -378,7 +378,8 @@ int rn_program_init(struct rn_program *p, const struct rn_spec_train *t, struct 
     p->n_classes = n_classes;
     p->total_steps = total_steps ? total_steps : 1;
     p->skip_nonfinite = t->on_nonfinite_skip;
-    unsigned char **scratch[] = {&p->valid, &p->need, &p->run, &p->own, &p->down, &p->loss};
+    unsigned char **scratch[] = {&p->valid, &p->need, &p->run, &p->own,
+                                 &p->down,  &p->loss, &p->src};
     for (size_t i = 0; i < sizeof scratch / sizeof scratch[0]; i++)
         if (!(*scratch[i] = rn_calloc((size_t)g->n_nodes + 1, 1, err)))
             goto fail;
@@ -404,6 +405,7 @@ void rn_program_free(struct rn_program *p)
     free(p->own);
     free(p->down);
     free(p->loss);
+    free(p->src);
     if (p->device) {
         const struct rn_backend *be = rn_backend_of(p->device);
         be->release(p->dev_targets);

@@ -127,6 +127,12 @@ struct rn_program {
     int skipped;
     long node_forwards, node_backwards;                    /* counters: nodes run, for the bench */
     unsigned char *valid, *need, *run, *own, *down, *loss; /* (n_nodes) scratch */
+    /* (n_nodes) the nodes of run whose gradient the losses write (nothing in
+     * run reads them); pooled: the sub-step's backward shares the other
+     * nodes' gradient buffers (rn_graph_backward_pooled: on the CPU, without
+     * a saliency term, every loss node among src) */
+    unsigned char *src;
+    int pooled;
 };
 
 /* An optimizer (kind: a registered name, "adam" | "adamw" | "sgd") over every

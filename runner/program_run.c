@@ -199,7 +199,7 @@ static int head_losses(struct rn_program *p, const struct rn_program_sub *sub, i
             has_ce = 1;
         }
         int wants_dz = has_ce && w != 0 && p->run[hd->node] && !(fused >> h & 1);
-        if (wants_dz && !any_dy && rn_graph_zero_dy_nodes(g, n, p->run, err))
+        if (wants_dz && !any_dy && rn_graph_zero_dy_nodes(g, n, p->pooled ? p->src : p->run, err))
             return -1;
         any_dy |= wants_dz;
         p->head_w[h] = has_ce ? w : 0;
@@ -281,6 +281,25 @@ static int nonfinite_params(struct rn_program *p, int grads, const char *after)
     return 0;
 }
 
+/* Whether the sub-step's backward can share gradient buffers: src marks the
+ * nodes of run that no node of run reads (where the losses write), and
+ * every loss node the backward starts from must be one of them. */
+static void pool_plan(struct rn_program *p, int last_sal)
+{
+    const struct rn_graph *g = p->g;
+    const int N = g->n_nodes;
+    for (int i = 0; i < N; i++)
+        p->src[i] = p->run[i];
+    for (int j = 0; j < N; j++)
+        for (int k = 0; p->run[j] && k < g->nodes[j].n_in; k++)
+            if (g->nodes[j].in[k] >= 0)
+                p->src[g->nodes[j].in[k]] = 0;
+    p->pooled = !p->device && last_sal < 0;
+    for (int i = 0; i < N; i++)
+        if (p->loss[i] && p->run[i] && !p->src[i])
+            p->pooled = 0;
+}
+
 static int run_sub(struct rn_program *p, const struct rn_program_sub *sub, int n,
                    const uint8_t *digit, const uint8_t *colour, struct rn_ctx *ctx,
                    struct rn_error *err)
@@ -327,6 +346,7 @@ static int run_sub(struct rn_program *p, const struct rn_program_sub *sub, int n
     rn_graph_mark_downstream(g, p->own, p->down);
     for (int i = 0; i < N; i++)
         p->run[i] = p->need[i] && p->down[i];
+    pool_plan(p, last_sal);
 
     p->total = 0;
     p->total_host = 0;
@@ -343,7 +363,8 @@ static int run_sub(struct rn_program *p, const struct rn_program_sub *sub, int n
         goto nonfinite;
     }
     if (any_dy) {
-        if (rn_graph_backward_nodes(g, n, p->run, 0, ctx, err))
+        if (p->pooled ? rn_graph_backward_pooled(g, n, p->run, p->src, ctx, err)
+                      : rn_graph_backward_nodes(g, n, p->run, 0, ctx, err))
             return -1;
         for (int i = 0; i < N; i++)
             p->node_backwards += p->run[i];

@@ -462,23 +462,81 @@ Test(graph, infer_keeps_outputs_bit_identical_in_a_small_pool)
     cr_assert_eq(memcmp(logits, g.nodes[fc].y.data, sizeof logits), 0);
     cr_assert_eq(memcmp(features, g.nodes[feat].y.data, sizeof features), 0);
     /* at most the block input, two block activations and the shortcut alive at once */
-    cr_assert_geq(g.n_pool, 2);
-    cr_assert_leq(g.n_pool, 4, "%d pool buffers for %d nodes", g.n_pool, g.n_nodes);
+    cr_assert_geq(g.ypool.n, 2);
+    cr_assert_leq(g.ypool.n, 4, "%d pool buffers for %d nodes", g.ypool.n, g.n_nodes);
     size_t pooled = 0, all = 0;
-    for (int b = 0; b < g.n_pool; b++)
-        pooled += g.pool[b].cap;
+    for (int b = 0; b < g.ypool.n; b++)
+        pooled += g.ypool.buf[b].cap;
     for (int i = 0; i < fc; i++)
         all += (size_t)n * g.nodes[i].layer.out.c * g.nodes[i].layer.out.h * g.nodes[i].layer.out.w;
     cr_assert_lt(pooled * 4, all, "pool %zu floats, activations %zu", pooled, all);
     /* a pass that keeps only the logits again matches; the pool does not grow */
-    const int n_pool = g.n_pool;
+    const int n_pool = g.ypool.n;
     cr_assert_eq(rn_graph_infer(&g, n, &fc, 1, &ctx, &err), 0, "%s", err.msg);
     cr_assert_eq(memcmp(logits, g.nodes[fc].y.data, sizeof logits), 0);
-    cr_assert_eq(g.n_pool, n_pool);
+    cr_assert_eq(g.ypool.n, n_pool);
     const int bad = 26;
     cr_assert_neq(rn_graph_infer(&g, n, &bad, 1, &ctx, &err), 0);
     cr_assert_str_eq(err.msg, "inference: node 26 is not in the graph (26 nodes)");
     cr_assert_neq(rn_graph_infer(&g, 6, &fc, 1, &ctx, &err), 0);
     cr_assert_str_eq(err.msg, "batch of 6 samples does not fit the graph (max 5)");
+    rn_graph_free(&g);
+}
+
+/* A pooled backward (the gradients of most nodes in a few shared buffers)
+ * gives the parameter gradients of the plain one bit for bit, on a residual
+ * network where a block's input is read by two consumers. */
+Test(graph, pooled_backward_gives_identical_parameter_gradients)
+{
+    struct rn_spec_model m;
+    memset(&m, 0, sizeof m);
+    spec_layer(&m.layers[m.n_layers++], "conv2d", "conv1", "filters=8,kernel=3,padding=1,bias=0");
+    spec_layer(&m.layers[m.n_layers++], "basic_block", "layer1.0", "filters=8");
+    spec_layer(&m.layers[m.n_layers++], "basic_block", "layer2.0", "filters=16,stride=2");
+    spec_layer(&m.layers[m.n_layers++], "global_avg_pool", "features", "");
+    spec_layer(&m.layers[m.n_layers++], "linear", "fc", "units=10");
+    struct rn_graph g;
+    struct rn_error err;
+    struct rn_shape in = {3, 8, 8};
+    cr_assert_eq(rn_graph_build(&g, &m, in, 4, &err), 0, "%s", err.msg);
+    rn_graph_init_params(&g, 5);
+    const int n = 4, N = g.n_nodes, fc = N - 1;
+    uint8_t y[4] = {3, 1, 4, 1};
+    unsigned char run[64], src[64] = {0};
+    cr_assert_lt(N, 64);
+    memset(run, 1, sizeof run);
+    src[fc] = 1;
+    random_input(&g, n, 21);
+    struct rn_ctx ctx = {.train = 1, .seed = 1};
+    float *want[64][RN_MAX_PARAMS] = {{0}};
+    for (int pass = 0; pass < 2; pass++) {
+        cr_assert_eq(rn_graph_forward(&g, n, -1, &ctx, &err), 0, "%s", err.msg);
+        cr_assert_eq(rn_graph_zero_dy_nodes(&g, n, pass ? src : run, &err), 0, "%s", err.msg);
+        rn_cross_entropy(&g.nodes[fc].y, y, 1, &g.nodes[fc].dy, NULL, NULL);
+        cr_assert_eq(rn_graph_zero_grad(&g, NULL), 0);
+        if (pass)
+            cr_assert_eq(rn_graph_backward_pooled(&g, n, run, src, &ctx, &err), 0, "%s", err.msg);
+        else
+            cr_assert_eq(rn_graph_backward_nodes(&g, n, run, 0, &ctx, &err), 0, "%s", err.msg);
+        int compared = 0;
+        for (int i = 0; i < N; i++)
+            for (int j = 0; j < g.nodes[i].layer.n_params; j++) {
+                const struct rn_tensor *gr = &g.nodes[i].layer.params[j].grad;
+                size_t bytes = rn_tensor_numel(gr) * sizeof(float);
+                if (!pass) {
+                    want[i][j] = malloc(bytes);
+                    memcpy(want[i][j], gr->data, bytes);
+                    continue;
+                }
+                cr_assert_eq(memcmp(want[i][j], gr->data, bytes), 0, "%s.%s differs",
+                             g.nodes[i].layer.name, g.nodes[i].layer.params[j].name);
+                free(want[i][j]);
+                compared++;
+            }
+        cr_assert(pass == 0 || compared > 20, "%d parameters compared", compared);
+    }
+    /* the block input, the two inputs of an add and the node at hand at most */
+    cr_assert_geq(g.dypool.n, 2);
+    cr_assert_leq(g.dypool.n, 4, "%d gradient buffers for %d nodes", g.dypool.n, N);
     rn_graph_free(&g);
 }
