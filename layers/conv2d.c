@@ -117,6 +117,16 @@ static int conv_forward(struct rn_layer *l, const struct rn_tensor *const *x, st
                                  p->bias ? p->bias->value.data : NULL, y->data, &p->ws, err);
 }
 
+static int conv_forward_relu(struct rn_layer *l, const struct rn_tensor *const *x,
+                             struct rn_tensor *y, const struct rn_ctx *ctx, struct rn_error *err)
+{
+    struct conv_priv *p = l->priv;
+    p->ws.fuse_relu = 1;
+    int rc = conv_forward(l, x, y, ctx, err);
+    p->ws.fuse_relu = 0;
+    return rc;
+}
+
 static int conv_backward(struct rn_layer *l, const struct rn_tensor *const *x,
                          const struct rn_tensor *y, const struct rn_tensor *dy,
                          struct rn_tensor *const *dx, const struct rn_ctx *ctx,
@@ -186,6 +196,7 @@ const struct rn_layer_type rn_layer_conv2d = {
     .backward = conv_backward,
     .tangent_forward = conv_tangent_forward,
     .tangent_backward = conv_tangent_backward,
+    .forward_relu = conv_forward_relu,
     .free = conv_free,
     .flops = conv_flops,
 };

@@ -83,39 +83,77 @@ int rn_graph_forward(struct rn_graph *g, int n, int last, struct rn_ctx *ctx, st
 
 /* ---- inference passes -------------------------------------------------- */
 
-/* The pool buffer of each node in [0, last] (-1: its own y), first fit over
- * buffers whose last reader ran before the node: a node never writes where
- * one of its inputs lives. need[b]: floats buffer b must hold. */
-static int plan_pool(const struct rn_graph *g, int n, int last, const int *keep, int n_keep,
-                     int *buf, size_t *need, int *last_use, int *free_after)
+/* Whether inference passes fuse a relu into the node before it
+ * (RN_INFER_FUSE=0 turns it off, to measure what it brings). */
+static int fuse_enabled(void)
 {
-    for (int i = 0; i <= last; i++)
-        last_use[i] = i;
+    static int on = -1;
+    if (on < 0) {
+        const char *e = getenv("RN_INFER_FUSE");
+        on = !(e && strcmp(e, "0") == 0);
+    }
+    return on;
+}
+
+/* An inference pass's plan over nodes [0, last]. */
+struct infer_plan {
+    int *buf;             /* pool buffer of each node's output; -1: its own y (kept) */
+    int *last_use;        /* the last node that reads each node's output */
+    int *busy;            /* scratch: per buffer, the last reader of what it holds */
+    unsigned char *fused; /* node i and the relu i + 1 run as one (forward_relu) */
+    size_t *need;         /* floats each buffer must hold */
+    int n_buf;
+};
+
+/* Node i and the relu after it run as one when the relu is the only reader
+ * of i's output, which is not kept, on a CPU graph in eval mode. */
+static int fusable(const struct rn_graph *g, int i, int last, const int *buf, const int *last_use)
+{
+    const struct rn_node *node = &g->nodes[i], *next = node + 1;
+    extern const struct rn_layer_type rn_layer_relu;
+    return i < last && !node->k && node->layer.type->forward_relu && buf[i] >= 0 &&
+           last_use[i] == i + 1 && next->layer.type == &rn_layer_relu && next->n_in == 1 &&
+           next->in[0] == i;
+}
+
+/* Buffers first fit over those whose last reader ran before the node, so a
+ * node never writes where one of its inputs lives; a fused relu counts as
+ * written by the node before it (whose inputs it must not overwrite). */
+static void plan_infer(const struct rn_graph *g, int n, int last, const int *keep, int n_keep,
+                       int fuse, struct infer_plan *pl)
+{
+    for (int i = 0; i <= last; i++) {
+        pl->last_use[i] = i;
+        pl->buf[i] = 0;
+        for (int k = 0; k < n_keep; k++)
+            if (keep[k] == i)
+                pl->buf[i] = -1;
+    }
     for (int j = 0; j <= last; j++)
         for (int k = 0; k < g->nodes[j].n_in; k++)
             if (g->nodes[j].in[k] >= 0)
-                last_use[g->nodes[j].in[k]] = j;
-    int n_buf = 0;
+                pl->last_use[g->nodes[j].in[k]] = j;
+    for (int i = 0; i <= last; i++)
+        pl->fused[i] = fuse && fusable(g, i, last, pl->buf, pl->last_use);
+    pl->n_buf = 0;
     for (int i = 0; i <= last; i++) {
-        buf[i] = -1;
-        int kept = 0;
-        for (int k = 0; k < n_keep; k++)
-            kept |= keep[k] == i;
-        if (kept)
+        if (pl->fused[i])
+            pl->buf[i] = -1; /* never written: its relu takes the output */
+        if (pl->buf[i] < 0)
             continue;
+        const int written = i > 0 && pl->fused[i - 1] ? i - 1 : i;
         const struct rn_shape o = g->nodes[i].layer.out;
         const size_t numel = (size_t)n * o.c * o.h * o.w;
         int b = 0;
-        while (b < n_buf && free_after[b] >= i)
+        while (b < pl->n_buf && pl->busy[b] >= written)
             b++;
-        if (b == n_buf)
-            need[n_buf++] = 0;
-        buf[i] = b;
-        free_after[b] = last_use[i];
-        if (need[b] < numel)
-            need[b] = numel;
+        if (b == pl->n_buf)
+            pl->need[pl->n_buf++] = 0;
+        pl->buf[i] = b;
+        pl->busy[b] = pl->last_use[i];
+        if (pl->need[b] < numel)
+            pl->need[b] = numel;
     }
-    return n_buf;
 }
 
 /* Grows pool to n_buf buffers of at least need[b] floats each, on device d. */
@@ -143,6 +181,35 @@ static int pool_reserve(struct rn_pool *pool, int d, int n_buf, const size_t *ne
     return 0;
 }
 
+/* The forward of an inference pass over nodes [0, last], as planned. */
+static int infer_nodes(struct rn_graph *g, int n, int last, const struct infer_plan *pl,
+                       struct rn_ctx *ctx, struct rn_error *err)
+{
+    g->n_fused = 0;
+    set_n(&g->x, n);
+    for (int i = 0; i <= last; i++) {
+        struct rn_node *node = &g->nodes[i];
+        const struct rn_tensor *xs[RN_MAX_INPUTS];
+        for (int j = 0; j < node->n_in; j++)
+            xs[j] = input_of(g, node->in[j], 0);
+        set_n(&node->y, n);
+        ctx->node = i;
+        if (!pl->fused[i]) {
+            if (node_forward(node, xs, ctx, err))
+                return -1;
+            continue;
+        }
+        struct rn_node *relu = node + 1;
+        set_n(&relu->y, n);
+        if (node->layer.type->forward_relu(&node->layer, xs, &relu->y, ctx, err))
+            return rn_error_prefix(err, "layer '%s' (%s) forward with '%s'", node->layer.name,
+                                   node->layer.type->name, relu->layer.name);
+        g->n_fused++;
+        i++;
+    }
+    return 0;
+}
+
 int rn_graph_infer(struct rn_graph *g, int n, const int *keep, int n_keep, struct rn_ctx *ctx,
                    struct rn_error *err)
 {
@@ -159,25 +226,32 @@ int rn_graph_infer(struct rn_graph *g, int n, const int *keep, int n_keep, struc
     if (last < 0)
         return rn_errorf(err, "inference: no node's output is wanted");
     const size_t cnt = (size_t)last + 1;
-    int *buf = malloc(sizeof(int) * cnt * 3);
-    size_t *need = malloc(sizeof(size_t) * cnt);
+    struct infer_plan pl = {0};
+    int *ints = malloc(sizeof(int) * cnt * 3);
+    pl.fused = malloc(cnt);
+    pl.need = malloc(sizeof(size_t) * cnt);
     float **own = malloc(sizeof(float *) * cnt);
-    int rc = !buf || !need || !own ? rn_errorf(err, "out of memory planning an inference pass") : 0;
-    int n_buf = rc ? 0 : plan_pool(g, n, last, keep, n_keep, buf, need, buf + cnt, buf + 2 * cnt);
-    if (!rc)
-        rc = pool_reserve(&g->ypool, g->device, n_buf, need, err);
-    for (int i = 0; !rc && i <= last; i++) {
-        own[i] = g->nodes[i].y.data;
-        if (buf[i] >= 0)
-            g->nodes[i].y.data = g->ypool.buf[buf[i]].data;
+    int rc = 0;
+    if (!ints || !pl.fused || !pl.need || !own) {
+        rc = rn_errorf(err, "out of memory planning an inference pass");
+    } else {
+        pl.buf = ints, pl.last_use = ints + cnt, pl.busy = ints + 2 * cnt;
+        plan_infer(g, n, last, keep, n_keep, fuse_enabled() && !ctx->train, &pl);
+        rc = pool_reserve(&g->ypool, g->device, pl.n_buf, pl.need, err);
     }
     if (!rc) {
-        rc = rn_graph_forward(g, n, last, ctx, err);
+        for (int i = 0; i <= last; i++) {
+            own[i] = g->nodes[i].y.data;
+            if (pl.buf[i] >= 0)
+                g->nodes[i].y.data = g->ypool.buf[pl.buf[i]].data;
+        }
+        rc = infer_nodes(g, n, last, &pl, ctx, err);
         for (int i = 0; i <= last; i++)
             g->nodes[i].y.data = own[i];
     }
-    free(buf);
-    free(need);
+    free(ints);
+    free(pl.fused);
+    free(pl.need);
     free(own);
     return rc;
 }

@@ -56,12 +56,12 @@ struct rn_param {
 
 /* Per-pass context. */
 struct rn_ctx {
-    int train;              /* 1: training mode (batchnorm batch stats, dropout active) */
-    uint64_t seed;          /* run seed */
-    uint64_t step;          /* global step: dropout masks use stream (seed, DROPOUT, step*1024 + node) */
-    int node;               /* index of the node being run */
-    int input_grad_only;    /* 1: backward needs only input gradients; a layer may skip its
-                               parameter gradients (which are then left as they were) */
+    int train;     /* 1: training mode (batchnorm batch stats, dropout active) */
+    uint64_t seed; /* run seed */
+    uint64_t step; /* global step: dropout masks use stream (seed, DROPOUT, step*1024 + node) */
+    int node;      /* index of the node being run */
+    int input_grad_only; /* 1: backward needs only input gradients; a layer may skip its
+                            parameter gradients (which are then left as they were) */
 };
 
 struct rn_layer;
@@ -85,11 +85,11 @@ typedef int rn_layer_tangent_backward_fn(struct rn_layer *l, const struct rn_ten
                                          struct rn_error *err);
 
 struct rn_layer_type {
-    const char *name;   /* YAML `type:` */
-    const char *doc;    /* one line */
+    const char *name; /* YAML `type:` */
+    const char *doc;  /* one line */
     const struct rn_key *keys;
     int n_keys;
-    int n_inputs;       /* 1, or 2 for add */
+    int n_inputs; /* 1, or 2 for add */
     /* Checks l->in[] against l->v, sets l->out, allocates params (value and
      * grad) and priv for batches up to max_n. Errors say what does not fit
      * ("expects a (C,1,1) vector input, got (64,7,7); add flatten or
@@ -103,6 +103,10 @@ struct rn_layer_type {
     rn_layer_backward_fn *backward;
     rn_layer_tangent_forward_fn *tangent_forward;
     rn_layer_tangent_backward_fn *tangent_backward;
+    /* Eval-mode forward followed by a relu, in one pass: y = max(forward, 0).
+     * Inference passes (rn_graph_infer) call it on a CPU graph when the
+     * node's only reader is a relu node, which it then replaces. NULL: none. */
+    rn_layer_forward_fn *forward_relu;
     /* Frees priv (params are freed by rn_layer_free). NULL: nothing. */
     void (*free)(struct rn_layer *l);
     /* Forward floating-point operations for one image at inference, from
@@ -144,7 +148,7 @@ struct rn_layer {
     struct rn_param params[RN_MAX_PARAMS];
     int n_params;
     int max_n;
-    void *priv; /* type-specific state, owned */
+    void *priv;  /* type-specific state, owned */
     void *dpriv; /* the device backend's state (backend.h), owned by its kernels */
 };
 

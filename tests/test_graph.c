@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "kernels/cpu/conv2d.h"
 #include "runner/graph.h"
 #include "runner/loss.h"
 #include "runner/optim.h"
@@ -539,4 +540,44 @@ Test(graph, pooled_backward_gives_identical_parameter_gradients)
     cr_assert_geq(g.dypool.n, 2);
     cr_assert_leq(g.dypool.n, 4, "%d gradient buffers for %d nodes", g.dypool.n, N);
     rn_graph_free(&g);
+}
+
+/* Inference passes run conv2d and the relu that alone reads it as one pass
+ * (a relu post-op), with the logits of the plain forward, on oneDNN's
+ * kernels and on the im2col reference; a conv whose output is kept, or that
+ * a second node reads, is not fused. */
+Test(graph, infer_fuses_conv_and_relu)
+{
+    const char *impl[] = {"ref", "onednn"};
+    for (int k = 0; k < 2; k++) {
+        if (k == 1 && !rn_conv2d_cpu_have_onednn())
+            continue;
+        setenv("RN_CPU_CONV", impl[k], 1);
+        struct rn_spec_model m = small_cnn();
+        struct rn_graph g;
+        struct rn_error err;
+        struct rn_shape in = {3, 12, 12};
+        cr_assert_eq(rn_graph_build(&g, &m, in, 6, &err), 0, "%s", err.msg);
+        rn_graph_init_params(&g, 9);
+        const int n = 6, fc = g.n_nodes - 1;
+        random_input(&g, n, 4);
+        for (size_t q = 0; q < rn_tensor_numel(&g.x); q++)
+            g.x.data[q] -= 0.5f; /* negative pre-activations too */
+        struct rn_ctx ctx = {.train = 0, .seed = 1};
+        cr_assert_eq(rn_graph_forward(&g, n, -1, &ctx, &err), 0, "%s", err.msg);
+        float logits[60];
+        memcpy(logits, g.nodes[fc].y.data, sizeof logits);
+        cr_assert_eq(rn_graph_infer(&g, n, &fc, 1, &ctx, &err), 0, "%s", err.msg);
+        cr_assert_eq(g.n_fused, 2, "%s: %d pairs fused", impl[k], g.n_fused);
+        for (int q = 0; q < 60; q++)
+            cr_assert_eq(logits[q], g.nodes[fc].y.data[q], "%s: logit %d: %.9g vs %.9g", impl[k], q,
+                         logits[q], g.nodes[fc].y.data[q]);
+        /* conv2 kept: its relu runs on its own, and keeps the plain values */
+        const int keep[2] = {3, fc};
+        cr_assert_eq(rn_graph_infer(&g, n, keep, 2, &ctx, &err), 0, "%s", err.msg);
+        cr_assert_eq(g.n_fused, 1);
+        cr_assert_eq(memcmp(logits, g.nodes[fc].y.data, sizeof logits), 0);
+        rn_graph_free(&g);
+    }
+    unsetenv("RN_CPU_CONV");
 }

@@ -381,7 +381,8 @@ int rn_conv2d_forward_cpu(const struct rn_conv2d_cpu_geom *g, const float *x, co
 {
 #ifdef RN_HAVE_ONEDNN
     if (ws->onednn)
-        return rn_conv2d_onednn_forward(ws->onednn, g, x, w, bias, y, ws->keep_input, err);
+        return rn_conv2d_onednn_forward(ws->onednn, g, x, w, bias, y, ws->keep_input, ws->fuse_relu,
+                                        err);
 #endif
     const int n = g->n, cout = g->cout;
     const int kk = g->cin * g->k * g->k, P = g->hout * g->wout;
@@ -423,6 +424,9 @@ int rn_conv2d_forward_cpu(const struct rn_conv2d_cpu_geom *g, const float *x, co
             im2col(g, pad_image(g, xi, g->pad ? ws->pad + t * ws->pad_len : NULL), col);
             rn_gemm_cpu(0, 0, cout, P, ka, 1.0f, a, ka, col, P, 0.0f, yi, P);
         }
+        if (ws->fuse_relu)
+            for (size_t q = 0; q < y_img; q++)
+                yi[q] = yi[q] < 0.0f ? 0.0f : yi[q];
     }
     return 0;
 }

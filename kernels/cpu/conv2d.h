@@ -56,6 +56,11 @@ struct rn_conv2d_cpu_ws {
      * weight gradient instead of reordering it again. Ignored by the
      * reference path. */
     int keep_input;
+    /* Set by the caller before a forward whose output only a relu reads
+     * (inference passes): y = max(conv, 0) in the same pass (oneDNN: a relu
+     * post-op; the reference: after each image's sgemm). Values as conv then
+     * the relu layer (a negative output may come back as -0.0f). */
+    int fuse_relu;
     size_t col_len; /* (Cin*k*k + 1) * Hout*Wout floats per thread, rounded up */
     float *col; /* (n_threads, Cin*k*k + 1, Hout*Wout), last row ones; NULL for the 1x1 fast path */
     float *dcol;    /* (n_threads, Cin*k*k, Hout*Wout); NULL for the 1x1 fast path */

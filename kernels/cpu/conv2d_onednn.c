@@ -31,6 +31,7 @@ struct plan {
     unsigned long used;
     dnnl_primitive_desc_t fwd_pd;
     dnnl_primitive_t fwd, fwd_nobias; /* fwd_nobias made on first use */
+    dnnl_primitive_t fwd_relu[2];     /* inference with a relu post-op [without, with bias] */
     struct arg f_src, f_w, f_dst;
     dnnl_primitive_t bwd_data, bwd_w; /* made on the first backward */
     struct arg d_dsrc, d_w, d_ddst;
@@ -108,6 +109,8 @@ static void plan_free(struct plan *p)
         dnnl_primitive_desc_destroy(p->fwd_pd);
     destroy_prim(&p->fwd);
     destroy_prim(&p->fwd_nobias);
+    destroy_prim(&p->fwd_relu[0]);
+    destroy_prim(&p->fwd_relu[1]);
     destroy_prim(&p->bwd_data);
     destroy_prim(&p->bwd_w);
     struct arg *args[] = {&p->f_src,  &p->f_w,   &p->f_dst, &p->d_dsrc, &p->d_w,
@@ -226,6 +229,35 @@ static int plan_forward_nobias(struct rn_conv2d_onednn *o, struct plan *p, struc
              CHECK(dnnl_primitive_create(&p->fwd_nobias, pd));
     if (pd)
         dnnl_primitive_desc_destroy(pd);
+    return rc;
+}
+
+/* The inference forward with relu as a post-op (bias or not), on the
+ * layouts the forward chose, so its reorders serve it too. */
+static int plan_forward_relu(struct rn_conv2d_onednn *o, struct plan *p, int bias,
+                             struct rn_error *err)
+{
+    const struct rn_conv2d_cpu_geom *g = &o->g;
+    dnnl_dims_t strides = {g->stride, g->stride}, pad = {g->pad, g->pad};
+    dnnl_convolution_desc_t cd;
+    dnnl_post_ops_t po = NULL;
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_primitive_desc_t pd = NULL;
+    int rc = CHECK(dnnl_post_ops_create(&po)) ||
+             CHECK(dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f)) ||
+             CHECK(dnnl_primitive_attr_create(&attr)) ||
+             CHECK(dnnl_primitive_attr_set_post_ops(attr, po)) ||
+             CHECK(dnnl_convolution_forward_desc_init(
+                 &cd, dnnl_forward_inference, dnnl_convolution_direct, &p->f_src.prim, &p->f_w.prim,
+                 bias ? &p->bias_md : NULL, &p->f_dst.prim, strides, pad, pad)) ||
+             CHECK(dnnl_primitive_desc_create(&pd, &cd, attr, engine, NULL)) ||
+             CHECK(dnnl_primitive_create(&p->fwd_relu[bias], pd));
+    if (pd)
+        dnnl_primitive_desc_destroy(pd);
+    if (attr)
+        dnnl_primitive_attr_destroy(attr);
+    if (po)
+        dnnl_post_ops_destroy(po);
     return rc;
 }
 
@@ -358,10 +390,12 @@ static const void *keep_input(struct rn_conv2d_onednn *o, const struct plan *p, 
 }
 
 static int forward_locked(struct rn_conv2d_onednn *o, int n, const float *x, const float *w,
-                          const float *bias, float *y, int keep, struct rn_error *err)
+                          const float *bias, float *y, int keep, int relu, struct rn_error *err)
 {
     struct plan *p = plan_get(o, n, err);
-    if (!p || (!bias && !p->fwd_nobias && plan_forward_nobias(o, p, err)))
+    const int b = bias != NULL;
+    if (!p || (!bias && !relu && !p->fwd_nobias && plan_forward_nobias(o, p, err)) ||
+        (relu && !p->fwd_relu[b] && plan_forward_relu(o, p, b, err)))
         return -1;
     o->kept_x = NULL; /* whatever was kept is stale from here on */
     const void *xs =
@@ -374,7 +408,8 @@ static int forward_locked(struct rn_conv2d_onednn *o, int n, const float *x, con
     const int names[4] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST, DNNL_ARG_BIAS};
     dnnl_memory_t ms[4] = {mem(&p->f_src.prim, xs, err), mem(&p->f_w.prim, ws, err),
                            mem(&p->f_dst.prim, ys, err), bias ? mem(&p->bias_md, bias, err) : NULL};
-    if (exec(bias ? p->fwd : p->fwd_nobias, bias ? 4 : 3, names, ms, err))
+    dnnl_primitive_t prim = relu ? p->fwd_relu[b] : bias ? p->fwd : p->fwd_nobias;
+    if (exec(prim, bias ? 4 : 3, names, ms, err))
         return -1;
     if (!p->f_dst.same)
         return run_reorder(p->f_dst.to_user, &p->f_dst.prim, ys, &p->f_dst.user, y, err);
@@ -488,12 +523,12 @@ void rn_conv2d_onednn_free(struct rn_conv2d_onednn *o)
 
 int rn_conv2d_onednn_forward(struct rn_conv2d_onednn *o, const struct rn_conv2d_cpu_geom *g,
                              const float *x, const float *w, const float *bias, float *y, int keep,
-                             struct rn_error *err)
+                             int relu, struct rn_error *err)
 {
     if (g->n <= 0)
         return 0;
     pthread_mutex_lock(&lock);
-    int rc = forward_locked(o, g->n, x, w, bias, y, keep, err);
+    int rc = forward_locked(o, g->n, x, w, bias, y, keep, relu, err);
     pthread_mutex_unlock(&lock);
     return rc;
 }

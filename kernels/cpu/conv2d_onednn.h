@@ -37,10 +37,11 @@ void rn_conv2d_onednn_free(struct rn_conv2d_onednn *o);
 
 /* keep != 0: x in the primitive's layout is kept (per layer, not in the
  * shared scratch) for a backward on the same x pointer and batch size; any
- * later forward replaces or drops it. */
+ * later forward replaces or drops it. relu != 0: y = max(conv, 0), the relu
+ * a post-op of an inference primitive (made on first use). */
 int rn_conv2d_onednn_forward(struct rn_conv2d_onednn *o, const struct rn_conv2d_cpu_geom *g,
                              const float *x, const float *w, const float *bias, float *y, int keep,
-                             struct rn_error *err);
+                             int relu, struct rn_error *err);
 int rn_conv2d_onednn_backward(struct rn_conv2d_onednn *o, const struct rn_conv2d_cpu_geom *g,
                               const float *x, const float *w, const float *dy, float *dx, float *dw,
                               float *db, struct rn_error *err);
