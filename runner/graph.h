@@ -11,8 +11,11 @@
  * allocated for max_n samples at build time, dy for grad_n samples (max_n
  * unless rn_graph_reserve_grad lowers it: evaluation batches are often larger
  * than training ones and need no gradients). Any node's y and dy are
- * readable after a pass ("taps"). The input gradient dx is computed only when
- * asked for (saliency, PGD).
+ * readable after a pass ("taps"), except after the two passes that share
+ * buffers by liveness to save memory: rn_graph_infer (evaluation: only the
+ * kept outputs) and rn_graph_backward_pooled (training steps: only the dy
+ * the caller filled). The input gradient dx is computed only when asked for
+ * (saliency, PGD).
  */
 #ifndef RN_GRAPH_H
 #define RN_GRAPH_H
