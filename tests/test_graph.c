@@ -524,6 +524,8 @@ Test(graph, pooled_backward_gives_identical_parameter_gradients)
             for (int j = 0; j < g.nodes[i].layer.n_params; j++) {
                 const struct rn_tensor *gr = &g.nodes[i].layer.params[j].grad;
                 size_t bytes = rn_tensor_numel(gr) * sizeof(float);
+                if (!gr->data)
+                    continue; /* a buffer (running statistics): no gradient */
                 if (!pass) {
                     want[i][j] = malloc(bytes);
                     memcpy(want[i][j], gr->data, bytes);
@@ -534,7 +536,7 @@ Test(graph, pooled_backward_gives_identical_parameter_gradients)
                 free(want[i][j]);
                 compared++;
             }
-        cr_assert(pass == 0 || compared > 20, "%d parameters compared", compared);
+        cr_assert(pass == 0 || compared == 18, "%d parameters compared", compared);
     }
     /* the block input, the two inputs of an add and the node at hand at most */
     cr_assert_geq(g.dypool.n, 2);
