@@ -69,7 +69,7 @@ struct rn_graph {
      * inference passes (rn_graph_infer), gradients in pooled backward
      * passes (rn_graph_backward_pooled) */
     struct rn_pool ypool, dypool;
-    int n_fused; /* node pairs the last inference pass ran as one (conv + relu) */
+    int n_fused; /* node pairs the last forward ran as one (conv + relu; inference passes only) */
 };
 
 /* Working memory that lives as long as the graph (slot < RN_GRAPH_SCRATCH;

@@ -61,24 +61,16 @@ static int flush_grad_host(struct rn_graph *g, struct rn_error *err)
     return 0;
 }
 
+static int forward_nodes(struct rn_graph *g, int n, int last, const unsigned char *fused,
+                         struct rn_ctx *ctx, struct rn_error *err);
+
 int rn_graph_forward(struct rn_graph *g, int n, int last, struct rn_ctx *ctx, struct rn_error *err)
 {
     if (n < 1 || n > g->max_n)
         return rn_errorf(err, "batch of %d samples does not fit the graph (max %d)", n, g->max_n);
     if (last < 0 || last >= g->n_nodes)
         last = g->n_nodes - 1;
-    set_n(&g->x, n);
-    for (int i = 0; i <= last; i++) {
-        struct rn_node *node = &g->nodes[i];
-        const struct rn_tensor *xs[RN_MAX_INPUTS];
-        for (int j = 0; j < node->n_in; j++)
-            xs[j] = input_of(g, node->in[j], 0);
-        set_n(&node->y, n);
-        ctx->node = i;
-        if (node_forward(node, xs, ctx, err))
-            return -1;
-    }
-    return 0;
+    return forward_nodes(g, n, last, NULL, ctx, err);
 }
 
 /* ---- inference passes -------------------------------------------------- */
@@ -181,9 +173,10 @@ static int pool_reserve(struct rn_pool *pool, int d, int n_buf, const size_t *ne
     return 0;
 }
 
-/* The forward of an inference pass over nodes [0, last], as planned. */
-static int infer_nodes(struct rn_graph *g, int n, int last, const struct infer_plan *pl,
-                       struct rn_ctx *ctx, struct rn_error *err)
+/* Forward over nodes [0, last]; where fused[i] (fused may be NULL: none),
+ * node i and the relu after it run as one (forward_relu into the relu's y). */
+static int forward_nodes(struct rn_graph *g, int n, int last, const unsigned char *fused,
+                         struct rn_ctx *ctx, struct rn_error *err)
 {
     g->n_fused = 0;
     set_n(&g->x, n);
@@ -194,7 +187,7 @@ static int infer_nodes(struct rn_graph *g, int n, int last, const struct infer_p
             xs[j] = input_of(g, node->in[j], 0);
         set_n(&node->y, n);
         ctx->node = i;
-        if (!pl->fused[i]) {
+        if (!fused || !fused[i]) {
             if (node_forward(node, xs, ctx, err))
                 return -1;
             continue;
@@ -245,7 +238,7 @@ int rn_graph_infer(struct rn_graph *g, int n, const int *keep, int n_keep, struc
             if (pl.buf[i] >= 0)
                 g->nodes[i].y.data = g->ypool.buf[pl.buf[i]].data;
         }
-        rc = infer_nodes(g, n, last, &pl, ctx, err);
+        rc = forward_nodes(g, n, last, pl.fused, ctx, err);
         for (int i = 0; i <= last; i++)
             g->nodes[i].y.data = own[i];
     }

@@ -215,27 +215,11 @@ static int plan_forward(struct rn_conv2d_onednn *o, struct plan *p, int n, struc
     return 0;
 }
 
-/* The bias-free forward (tangent mode), on the layouts the forward chose. */
-static int plan_forward_nobias(struct rn_conv2d_onednn *o, struct plan *p, struct rn_error *err)
-{
-    const struct rn_conv2d_cpu_geom *g = &o->g;
-    dnnl_dims_t strides = {g->stride, g->stride}, pad = {g->pad, g->pad};
-    dnnl_convolution_desc_t cd;
-    dnnl_primitive_desc_t pd = NULL;
-    int rc = CHECK(dnnl_convolution_forward_desc_init(
-                 &cd, dnnl_forward_training, dnnl_convolution_direct, &p->f_src.prim, &p->f_w.prim,
-                 NULL, &p->f_dst.prim, strides, pad, pad)) ||
-             CHECK(dnnl_primitive_desc_create(&pd, &cd, NULL, engine, NULL)) ||
-             CHECK(dnnl_primitive_create(&p->fwd_nobias, pd));
-    if (pd)
-        dnnl_primitive_desc_destroy(pd);
-    return rc;
-}
-
-/* The inference forward with relu as a post-op (bias or not), on the
- * layouts the forward chose, so its reorders serve it too. */
-static int plan_forward_relu(struct rn_conv2d_onednn *o, struct plan *p, int bias,
-                             struct rn_error *err)
+/* A forward variant on the layouts the forward chose, so its reorders serve
+ * it too: without bias (tangent mode: training), or with a relu post-op
+ * (inference), bias or not. */
+static int plan_forward_variant(struct rn_conv2d_onednn *o, struct plan *p, int bias, int relu,
+                                dnnl_primitive_t *out, struct rn_error *err)
 {
     const struct rn_conv2d_cpu_geom *g = &o->g;
     dnnl_dims_t strides = {g->stride, g->stride}, pad = {g->pad, g->pad};
@@ -243,15 +227,18 @@ static int plan_forward_relu(struct rn_conv2d_onednn *o, struct plan *p, int bia
     dnnl_post_ops_t po = NULL;
     dnnl_primitive_attr_t attr = NULL;
     dnnl_primitive_desc_t pd = NULL;
-    int rc = CHECK(dnnl_post_ops_create(&po)) ||
-             CHECK(dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f)) ||
-             CHECK(dnnl_primitive_attr_create(&attr)) ||
-             CHECK(dnnl_primitive_attr_set_post_ops(attr, po)) ||
-             CHECK(dnnl_convolution_forward_desc_init(
-                 &cd, dnnl_forward_inference, dnnl_convolution_direct, &p->f_src.prim, &p->f_w.prim,
-                 bias ? &p->bias_md : NULL, &p->f_dst.prim, strides, pad, pad)) ||
-             CHECK(dnnl_primitive_desc_create(&pd, &cd, attr, engine, NULL)) ||
-             CHECK(dnnl_primitive_create(&p->fwd_relu[bias], pd));
+    int rc =
+        relu && (CHECK(dnnl_post_ops_create(&po)) ||
+                 CHECK(dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f)) ||
+                 CHECK(dnnl_primitive_attr_create(&attr)) ||
+                 CHECK(dnnl_primitive_attr_set_post_ops(attr, po)));
+    rc = rc ||
+         CHECK(dnnl_convolution_forward_desc_init(
+             &cd, relu ? dnnl_forward_inference : dnnl_forward_training, dnnl_convolution_direct,
+             &p->f_src.prim, &p->f_w.prim, bias ? &p->bias_md : NULL, &p->f_dst.prim, strides, pad,
+             pad)) ||
+         CHECK(dnnl_primitive_desc_create(&pd, &cd, attr, engine, NULL)) ||
+         CHECK(dnnl_primitive_create(out, pd));
     if (pd)
         dnnl_primitive_desc_destroy(pd);
     if (attr)
@@ -394,8 +381,10 @@ static int forward_locked(struct rn_conv2d_onednn *o, int n, const float *x, con
 {
     struct plan *p = plan_get(o, n, err);
     const int b = bias != NULL;
-    if (!p || (!bias && !relu && !p->fwd_nobias && plan_forward_nobias(o, p, err)) ||
-        (relu && !p->fwd_relu[b] && plan_forward_relu(o, p, b, err)))
+    if (!p ||
+        (!bias && !relu && !p->fwd_nobias &&
+         plan_forward_variant(o, p, 0, 0, &p->fwd_nobias, err)) ||
+        (relu && !p->fwd_relu[b] && plan_forward_variant(o, p, b, 1, &p->fwd_relu[b], err)))
         return -1;
     o->kept_x = NULL; /* whatever was kept is stale from here on */
     const void *xs =
