@@ -30,6 +30,13 @@ static void add_acc(const float *g, float *out, long n)
         out[i] += g[i];
 }
 
+static void copy_parallel(const float *g, float *out, long n)
+{
+#pragma omp parallel for simd if (n > 65536) schedule(static)
+    for (long i = 0; i < n; i++)
+        out[i] = g[i];
+}
+
 static int add_forward(struct rn_layer *l, const struct rn_tensor *const *x, struct rn_tensor *y,
                        const struct rn_ctx *ctx, struct rn_error *err)
 {
@@ -44,7 +51,9 @@ static int add_backward(struct rn_layer *l, const struct rn_tensor *const *x,
 {
     long n = (long)rn_tensor_numel(x[0]);
     for (int i = 0; i < 2; i++)
-        if (dx[i])
+        if (dx[i] && ctx && (ctx->dx_assign >> i & 1))
+            copy_parallel(dy->data, dx[i]->data, n);
+        else if (dx[i])
             add_acc(dy->data, dx[i]->data, n);
     return 0;
 }
@@ -83,6 +92,7 @@ const struct rn_layer_type rn_layer_add = {
     .build = add_build,
     .forward = add_forward,
     .backward = add_backward,
+    .backward_assigns = 1,
     .tangent_forward = add_tangent_forward,
     .tangent_backward = add_tangent_backward,
     .flops = add_flops,

@@ -155,6 +155,7 @@ static int bn_backward(struct rn_layer *l, const struct rn_tensor *const *x,
     long M = (long)N * HW;
     const float *gamma = l->params[P_WEIGHT].value.data;
     float *gw = l->params[P_WEIGHT].grad.data, *gb = l->params[P_BIAS].grad.data;
+    const int assign = ctx && (ctx->dx_assign & 1);
 #pragma omp parallel for if ((long)C * M > 65536) schedule(static)
     for (int c = 0; c < C; c++) {
         float mean = bn->mean[c], inv = bn->invstd[c];
@@ -182,8 +183,12 @@ static int bn_backward(struct rn_layer *l, const struct rn_tensor *const *x,
             const float *p = x[0]->data + ((long)i * C + c) * HW;
             const float *g = dy->data + ((long)i * C + c) * HW;
             float *o = dx[0]->data + ((long)i * C + c) * HW;
-            for (int j = 0; j < HW; j++)
-                o[j] += a * (g[j] - k0 - (p[j] - mean) * inv * k1);
+            if (assign)
+                for (int j = 0; j < HW; j++)
+                    o[j] = a * (g[j] - k0 - (p[j] - mean) * inv * k1);
+            else
+                for (int j = 0; j < HW; j++)
+                    o[j] += a * (g[j] - k0 - (p[j] - mean) * inv * k1);
         }
     }
     return 0;
@@ -269,6 +274,7 @@ const struct rn_layer_type rn_layer_batchnorm = {
     .init = bn_init,
     .forward = bn_forward,
     .backward = bn_backward,
+    .backward_assigns = 1,
     .tangent_forward = bn_tangent_forward,
     .tangent_backward = bn_tangent_backward,
     .free = bn_free,

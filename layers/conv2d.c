@@ -136,10 +136,13 @@ static int conv_backward(struct rn_layer *l, const struct rn_tensor *const *x,
     if (conv_check(l, x[0], "input", err))
         return -1;
     int params = !ctx || !ctx->input_grad_only;
-    return rn_conv2d_backward_cpu(&p->g, x[0]->data, p->weight->value.data, dy->data,
-                                  dx && dx[0] ? dx[0]->data : NULL,
-                                  params ? p->weight->grad.data : NULL,
-                                  params && p->bias ? p->bias->grad.data : NULL, &p->ws, err);
+    p->ws.assign_dx = ctx && (ctx->dx_assign & 1);
+    int rc = rn_conv2d_backward_cpu(&p->g, x[0]->data, p->weight->value.data, dy->data,
+                                    dx && dx[0] ? dx[0]->data : NULL,
+                                    params ? p->weight->grad.data : NULL,
+                                    params && p->bias ? p->bias->grad.data : NULL, &p->ws, err);
+    p->ws.assign_dx = 0;
+    return rc;
 }
 
 static int conv_tangent_forward(struct rn_layer *l, const struct rn_tensor *const *x,
@@ -194,6 +197,7 @@ const struct rn_layer_type rn_layer_conv2d = {
     .init = conv_init,
     .forward = conv_forward,
     .backward = conv_backward,
+    .backward_assigns = 1,
     .tangent_forward = conv_tangent_forward,
     .tangent_backward = conv_tangent_backward,
     .forward_relu = conv_forward_relu,

@@ -41,8 +41,16 @@ static int relu_backward(struct rn_layer *l, const struct rn_tensor *const *x,
                          struct rn_tensor *const *dx, const struct rn_ctx *ctx,
                          struct rn_error *err)
 {
-    if (dx[0])
+    if (dx[0] && ctx && (ctx->dx_assign & 1)) {
+        const float *xp = x[0]->data, *g = dy->data;
+        float *out = dx[0]->data;
+        long n = (long)rn_tensor_numel(x[0]);
+#pragma omp parallel for simd if (n > RN_RELU_OMP_MIN) schedule(static)
+        for (long i = 0; i < n; i++)
+            out[i] = xp[i] > 0.0f ? g[i] : 0.0f;
+    } else if (dx[0]) {
         relu_mask_acc(x[0]->data, dy->data, dx[0]->data, (long)rn_tensor_numel(x[0]));
+    }
     return 0;
 }
 
@@ -85,6 +93,7 @@ const struct rn_layer_type rn_layer_relu = {
     .build = relu_build,
     .forward = relu_forward,
     .backward = relu_backward,
+    .backward_assigns = 1,
     .tangent_forward = relu_tangent_forward,
     .tangent_backward = relu_tangent_backward,
     .flops = relu_flops,

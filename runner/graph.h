@@ -70,6 +70,7 @@ struct rn_graph {
      * passes (rn_graph_backward_pooled) */
     struct rn_pool ypool, dypool;
     int n_fused; /* node pairs the last forward ran as one (conv + relu; inference passes only) */
+    int n_assigned; /* gradient buffers the last pooled backward let a layer write, unzeroed */
 };
 
 /* Working memory that lives as long as the graph (slot < RN_GRAPH_SCRATCH;

@@ -615,6 +615,7 @@ int rn_graph_backward_pooled(struct rn_graph *g, int n, const unsigned char *run
     float **own = malloc(sizeof(float *) * (size_t)N);
     int rc = !buf || !need || !own ? rn_errorf(err, "out of memory planning a backward pass") : 0;
     int n_buf = rc ? 0 : plan_dy(g, n, run, src, buf, need, buf + N, buf + 2 * N);
+    g->n_assigned = 0;
     if (!rc)
         rc = pool_reserve(&g->dypool, g->device, n_buf, need, err);
     if (!rc)
@@ -626,6 +627,10 @@ int rn_graph_backward_pooled(struct rn_graph *g, int n, const unsigned char *run
         struct rn_node *node = &g->nodes[j];
         if (!run[j])
             continue;
+        /* The buffers taken here start as zeros, or, for an input this node
+         * alone names and whose type writes rather than adds when told
+         * (backward_assigns), unset: the backward writes them whole. */
+        ctx->dx_assign = 0;
         for (int k = -1; !rc && k < node->n_in; k++) {
             int i = k < 0 ? j : node->in[k];
             if (i < 0 || buf[i] < 0 || first[i] != j || g->nodes[i].dy.data != own[i])
@@ -633,7 +638,13 @@ int rn_graph_backward_pooled(struct rn_graph *g, int n, const unsigned char *run
             struct rn_tensor *dy = &g->nodes[i].dy;
             dy->data = g->dypool.buf[buf[i]].data;
             set_n(dy, n);
-            if (dy->device == RN_DEVICE_CPU)
+            int once = k >= 0 && !node->k && node->layer.type->backward_assigns;
+            for (int m = 0; once && m < node->n_in; m++)
+                once = m == k || node->in[m] != i;
+            if (once) {
+                ctx->dx_assign |= 1u << k;
+                g->n_assigned++;
+            } else if (dy->device == RN_DEVICE_CPU)
                 zero_parallel(dy->data, (long)rn_tensor_numel(dy));
             else
                 rc = rn_tensor_zero(dy, err);
@@ -649,6 +660,7 @@ int rn_graph_backward_pooled(struct rn_graph *g, int n, const unsigned char *run
         if (!rc)
             rc = node_backward(node, xs, dxs, ctx, err);
     }
+    ctx->dx_assign = 0;
     for (int i = 0; i < N; i++)
         g->nodes[i].dy.data = own[i];
     free(buf);

@@ -14,7 +14,10 @@
  *    The executor zeroes activation gradients before a backward pass and
  *    parameter gradients when the optimizer asks. dx[i] may be NULL when the
  *    input gradient is not needed (e.g. the first layer without saliency);
- *    then the layer skips that work.
+ *    then the layer skips that work. Exception: a type with
+ *    backward_assigns set writes dx[i] = J_x^T dy when bit i of
+ *    ctx->dx_assign says dx[i] holds no value yet (the pooled backward then
+ *    skips zeroing that buffer: one pass less over each activation gradient).
  *  - backward may rely on state its last forward saved in priv (argmax
  *    indices, dropout masks, im2col buffers) and on x and y being unchanged.
  *  - Tangent mode (DESIGN.md "Differentiation"): tangent_forward pushes an
@@ -62,6 +65,8 @@ struct rn_ctx {
     int node;      /* index of the node being run */
     int input_grad_only; /* 1: backward needs only input gradients; a layer may skip its
                             parameter gradients (which are then left as they were) */
+    unsigned dx_assign;  /* bit i: dx[i] holds no value yet, write it (types with
+                            backward_assigns only; 0 everywhere else) */
 };
 
 struct rn_layer;
@@ -107,6 +112,10 @@ struct rn_layer_type {
      * Inference passes (rn_graph_infer) call it on a CPU graph when the
      * node's only reader is a relu node, which it then replaces. NULL: none. */
     rn_layer_forward_fn *forward_relu;
+    /* 1: backward honours ctx->dx_assign (writes every element of dx[i] for
+     * the batch instead of adding when bit i is set). 0: the executor zeroes
+     * dx[i] before calling it. */
+    int backward_assigns;
     /* Frees priv (params are freed by rn_layer_free). NULL: nothing. */
     void (*free)(struct rn_layer *l);
     /* Forward floating-point operations for one image at inference, from

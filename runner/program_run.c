@@ -294,7 +294,8 @@ static void pool_plan(struct rn_program *p, int last_sal)
         for (int k = 0; p->run[j] && k < g->nodes[j].n_in; k++)
             if (g->nodes[j].in[k] >= 0)
                 p->src[g->nodes[j].in[k]] = 0;
-    p->pooled = !p->device && last_sal < 0;
+    const char *e = getenv("RN_BACKWARD_POOL"); /* 0: off, to measure what it brings */
+    p->pooled = !p->device && last_sal < 0 && !(e && strcmp(e, "0") == 0);
     for (int i = 0; i < N; i++)
         if (p->loss[i] && p->run[i] && !p->src[i])
             p->pooled = 0;

@@ -163,6 +163,78 @@ ParameterizedTest(int *i, gradcheck, cases)
     check_case(&gc_cases[*i]);
 }
 
+/* A type that writes its input gradients when told (backward_assigns,
+ * ctx->dx_assign: the pooled backward's unzeroed buffers) writes exactly
+ * what adding into zeros gives, bit for bit, whatever the buffer held
+ * (NaN here), and its parameter gradients still add. Every gradient-check
+ * row of such a type, every subset of its inputs. */
+static int assigning_rows(void);
+
+Test(backward, assigning_equals_adding_into_zeros)
+{
+    int checked = assigning_rows(); /* convolutions on oneDNN where built with it */
+    setenv("RN_CPU_CONV", "ref", 1);
+    checked += assigning_rows(); /* and on the im2col reference */
+    unsetenv("RN_CPU_CONV");
+    cr_assert_geq(checked, 20, "%d rows checked", checked); /* conv, relu, batchnorm, add rows */
+}
+
+static int assigning_rows(void)
+{
+    int checked = 0;
+    for (int c = 0; c < N_GC_CASES; c++) {
+        const struct gc_case *gc = &gc_cases[c];
+        const struct rn_layer_type *t = type_of(gc->type);
+        if (!t->backward_assigns || !(gc->passes & CHECK_BACKWARD))
+            continue;
+        struct rn_layer l;
+        struct rn_error err = {{0}};
+        struct rn_shape ins[2] = {gc->in, gc->in};
+        cr_assert_eq(gc_build(&l, t, gc->kv, ins, t->n_inputs, gc->n, &err), 0, "%s", err.msg);
+        if (gc->setup)
+            gc->setup(&l);
+        struct gc_ws w;
+        cr_assert_eq(gc_ws_init(&w, &l, gc->n, gc->train, 17), 0);
+        cr_assert_eq(gc_forward(&w), 0);
+        const size_t len = gc_grad_len(&w);
+        double *want = malloc(len * sizeof *want), *got = malloc(len * sizeof *got);
+        cr_assert(want && got);
+        gc_reset_grads(&w);
+        for (int i = 0; i < l.n_in; i++)
+            for (size_t j = 0; j < rn_tensor_numel(&w.dx[i]); j++)
+                w.dx[i].data[j] = 0.0f;
+        cr_assert_eq(gc_backward(&w, &w.r, 1), 0);
+        for (int i = 0; i < l.n_in; i++) /* gc_gather subtracts GC_ACC_START */
+            for (size_t j = 0; j < rn_tensor_numel(&w.dx[i]); j++)
+                w.dx[i].data[j] += GC_ACC_START;
+        gc_gather(&w, w.dx, want);
+        for (unsigned mask = 1; mask < 1u << l.n_in; mask++) {
+            gc_reset_grads(&w);
+            for (int i = 0; i < l.n_in; i++)
+                for (size_t j = 0; (mask >> i & 1) && j < rn_tensor_numel(&w.dx[i]); j++)
+                    w.dx[i].data[j] = NAN;
+            w.ctx.dx_assign = mask;
+            cr_assert_eq(gc_backward(&w, &w.r, 1), 0);
+            w.ctx.dx_assign = 0;
+            for (int i = 0; i < l.n_in; i++)
+                for (size_t j = 0; (mask >> i & 1) && j < rn_tensor_numel(&w.dx[i]); j++)
+                    w.dx[i].data[j] += GC_ACC_START;
+            gc_gather(&w, w.dx, got);
+            for (size_t k = 0; k < len; k++)
+                cr_assert(memcmp(&want[k], &got[k], sizeof want[k]) == 0,
+                          "%s {%s} %s, dx_assign %u: gradient element %zu is %.9g, adding "
+                          "into zeros gives %.9g",
+                          gc->type, gc->kv, gc->train ? "train" : "eval", mask, k, got[k], want[k]);
+        }
+        free(want);
+        free(got);
+        gc_ws_free(&w);
+        rn_layer_free(&l);
+        checked++;
+    }
+    return checked;
+}
+
 /* Shapes above the layers' OpenMP thresholds, so the threaded loops are
  * checked too (OMP_NUM_THREADS=2 under ctest). */
 Test(gradcheck, large_shapes_take_the_threaded_path)

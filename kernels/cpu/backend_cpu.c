@@ -45,24 +45,58 @@ enum { CPU_HEADER = 64, CPU_HEAP = 1, CPU_MAP = 2 };
 #endif
 
 struct cpu_header {
-    size_t len; /* CPU_MAP: the mapping's length, header included */
+    char *map;  /* CPU_MAP: the mapping (the data may start past its beginning) */
+    size_t len; /* CPU_MAP: the mapping's length */
     int kind;
 };
+
+/* Transparent huge pages for the large mappings: activations and gradients of
+ * tens of MiB are walked by every pass, and 2 MiB pages spare the TLB misses
+ * of 4 KiB ones (the machine's THP mode is usually "madvise": nothing gets
+ * them unless asked). The data then starts on a 2 MiB boundary. RN_HUGEPAGES=0
+ * turns it off, to measure what it brings. */
+#define RN_HUGE ((size_t)2 << 20)
+static int huge_enabled(void)
+{
+    static int on = -1;
+    if (on < 0) {
+        const char *e = getenv("RN_HUGEPAGES");
+        on = !(e && strcmp(e, "0") == 0);
+    }
+    return on;
+}
+
+/* An anonymous mapping whose data (after CPU_HEADER bytes) holds `rounded`
+ * bytes; NULL when the kernel refuses. */
+static char *cpu_map(size_t rounded, struct cpu_header *h)
+{
+    const int huge = rounded >= RN_HUGE && huge_enabled();
+    const size_t len = (rounded + CPU_HEADER + (huge ? RN_HUGE : 0) + 4095) & ~(size_t)4095;
+    char *map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (map == MAP_FAILED)
+        return NULL;
+    char *data = map + CPU_HEADER;
+#ifdef MADV_HUGEPAGE
+    if (huge) {
+        data = (char *)(((uintptr_t)map + CPU_HEADER + RN_HUGE - 1) & ~(uintptr_t)(RN_HUGE - 1));
+        madvise(data, rounded, MADV_HUGEPAGE); /* advice: a refusal leaves 4 KiB pages */
+    }
+#endif
+    *h = (struct cpu_header){map, len, CPU_MAP};
+    return data - CPU_HEADER;
+}
 
 static int cpu_alloc(void **p, size_t bytes, struct rn_error *err)
 {
     size_t rounded = (bytes + 63) & ~(size_t)63;
     if (rounded < 64)
         rounded = 64;
-    if (rounded > SIZE_MAX - 2 * (size_t)CPU_HEADER - 4096)
+    if (rounded > SIZE_MAX - 2 * (size_t)CPU_HEADER - 4096 - RN_HUGE)
         return rn_errorf(err, "out of memory allocating %zu bytes", bytes);
     char *base;
-    struct cpu_header h = {0, CPU_HEAP};
+    struct cpu_header h = {NULL, 0, CPU_HEAP};
     if (rounded >= RN_LAZY_BYTES) {
-        h = (struct cpu_header){(rounded + CPU_HEADER + 4095) & ~(size_t)4095, CPU_MAP};
-        base = mmap(NULL, h.len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (base == MAP_FAILED)
-            base = NULL;
+        base = cpu_map(rounded, &h);
     } else {
         base = aligned_alloc(64, rounded + CPU_HEADER);
         if (base)
@@ -83,7 +117,7 @@ static void cpu_release(void *p)
     struct cpu_header h;
     memcpy(&h, base, sizeof h);
     if (h.kind == CPU_MAP)
-        munmap(base, h.len);
+        munmap(h.map, h.len);
     else
         free(base);
 }

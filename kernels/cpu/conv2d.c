@@ -437,7 +437,7 @@ int rn_conv2d_backward_cpu(const struct rn_conv2d_cpu_geom *g, const float *x, c
 {
 #ifdef RN_HAVE_ONEDNN
     if (ws->onednn)
-        return rn_conv2d_onednn_backward(ws->onednn, g, x, w, dy, dx, dw, db, err);
+        return rn_conv2d_onednn_backward(ws->onednn, g, x, w, dy, dx, ws->assign_dx, dw, db, err);
 #endif
     const int n = g->n, cout = g->cout;
     const int kk = g->cin * g->k * g->k, P = g->hout * g->wout;
@@ -482,6 +482,8 @@ int rn_conv2d_backward_cpu(const struct rn_conv2d_cpu_geom *g, const float *x, c
                 }
                 if (dx) {
                     float *dxi = dx + i * x_img;
+                    if (ws->assign_dx)
+                        memset(dxi, 0, sizeof(float) * x_img);
                     if (direct) {
                         rn_gemm_cpu(1, 0, kk, P, cout, 1.0f, w, kk, dyi, P, 1.0f, dxi, P);
                     } else {

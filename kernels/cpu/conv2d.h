@@ -61,6 +61,11 @@ struct rn_conv2d_cpu_ws {
      * post-op; the reference: after each image's sgemm). Values as conv then
      * the relu layer (a negative output may come back as -0.0f). */
     int fuse_relu;
+    /* Set by the caller before a backward whose dx holds no value yet (the
+     * layer's ctx->dx_assign): dx = conv_transpose(dy, w) is written, not
+     * added (oneDNN: straight into dx or through a plain reorder; the
+     * reference zeroes each image's dx first). */
+    int assign_dx;
     size_t col_len; /* (Cin*k*k + 1) * Hout*Wout floats per thread, rounded up */
     float *col; /* (n_threads, Cin*k*k + 1, Hout*Wout), last row ones; NULL for the 1x1 fast path */
     float *dcol;    /* (n_threads, Cin*k*k, Hout*Wout); NULL for the 1x1 fast path */
@@ -103,7 +108,8 @@ int rn_conv2d_forward_cpu(const struct rn_conv2d_cpu_geom *g, const float *x, co
                           struct rn_error *err);
 
 /* Given dy (N, Cout, Hout, Wout), ACCUMULATES
- *   dx (N, Cin, H, W)     += conv_transpose(dy, w)   (skipped if dx is NULL)
+ *   dx (N, Cin, H, W)     += conv_transpose(dy, w)   (skipped if dx is NULL;
+ *                                                     = when ws->assign_dx)
  *   dw (Cout, Cin, k, k)  += dy (*) x                (skipped if dw is NULL)
  *   db (Cout)             += sum of dy per channel   (skipped if db is NULL).
  * x is only read when dw is non-NULL; w only when dx is non-NULL. Fails

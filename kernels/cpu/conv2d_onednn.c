@@ -23,6 +23,7 @@ struct arg {
     dnnl_memory_desc_t user, prim;
     int same; /* prim is user: no reorder, no scratch */
     dnnl_primitive_t to_prim, to_user;
+    dnnl_primitive_t to_set; /* a gradient's plain (not accumulating) reorder out, on first use */
 };
 
 /* Everything for one batch size. */
@@ -101,6 +102,7 @@ static void arg_free(struct arg *a)
 {
     destroy_prim(&a->to_prim);
     destroy_prim(&a->to_user);
+    destroy_prim(&a->to_set);
 }
 
 static void plan_free(struct plan *p)
@@ -406,7 +408,8 @@ static int forward_locked(struct rn_conv2d_onednn *o, int n, const float *x, con
 }
 
 static int backward_locked(struct rn_conv2d_onednn *o, int n, const float *x, const float *w,
-                           const float *dy, float *dx, float *dw, float *db, struct rn_error *err)
+                           const float *dy, float *dx, int assign_dx, float *dw, float *db,
+                           struct rn_error *err)
 {
     struct plan *p = plan_get(o, n, err);
     if (!p || (!p->bwd_data && plan_backward(o, p, err)))
@@ -415,14 +418,23 @@ static int backward_locked(struct rn_conv2d_onednn *o, int n, const float *x, co
     if (dx) {
         dys = arg_in(&p->d_ddst, dy, S_DST, err);
         const void *ws = dys ? arg_in(&p->d_w, w, S_W, err) : NULL;
-        void *dxs = ws ? scratch_get(S_SRC, dnnl_memory_desc_get_size(&p->d_dsrc.prim), err) : NULL;
+        /* dx written, not added: straight into dx when the layouts agree,
+         * else through a plain reorder (made on first use). */
+        const int direct = assign_dx && p->d_dsrc.same;
+        if (ws && assign_dx && !direct && !p->d_dsrc.to_set &&
+            reorder(&p->d_dsrc.to_set, &p->d_dsrc.prim, &p->d_dsrc.user, 0, err))
+            return -1;
+        void *dxs = !ws      ? NULL
+                    : direct ? dx
+                             : scratch_get(S_SRC, dnnl_memory_desc_get_size(&p->d_dsrc.prim), err);
         if (!dxs)
             return -1;
         const int names[3] = {DNNL_ARG_DIFF_DST, DNNL_ARG_WEIGHTS, DNNL_ARG_DIFF_SRC};
         dnnl_memory_t ms[3] = {mem(&p->d_ddst.prim, dys, err), mem(&p->d_w.prim, ws, err),
                                mem(&p->d_dsrc.prim, dxs, err)};
         if (exec(p->bwd_data, 3, names, ms, err) ||
-            run_reorder(p->d_dsrc.to_user, &p->d_dsrc.prim, dxs, &p->d_dsrc.user, dx, err))
+            (!direct && run_reorder(assign_dx ? p->d_dsrc.to_set : p->d_dsrc.to_user,
+                                    &p->d_dsrc.prim, dxs, &p->d_dsrc.user, dx, err)))
             return -1;
     }
     if (!dw && !db)
@@ -523,13 +535,13 @@ int rn_conv2d_onednn_forward(struct rn_conv2d_onednn *o, const struct rn_conv2d_
 }
 
 int rn_conv2d_onednn_backward(struct rn_conv2d_onednn *o, const struct rn_conv2d_cpu_geom *g,
-                              const float *x, const float *w, const float *dy, float *dx, float *dw,
-                              float *db, struct rn_error *err)
+                              const float *x, const float *w, const float *dy, float *dx,
+                              int assign_dx, float *dw, float *db, struct rn_error *err)
 {
     if (g->n <= 0 || (!dx && !dw && !db))
         return 0;
     pthread_mutex_lock(&lock);
-    int rc = backward_locked(o, g->n, x, w, dy, dx, dw, db, err);
+    int rc = backward_locked(o, g->n, x, w, dy, dx, assign_dx, dw, db, err);
     pthread_mutex_unlock(&lock);
     return rc;
 }

@@ -43,8 +43,8 @@ int rn_conv2d_onednn_forward(struct rn_conv2d_onednn *o, const struct rn_conv2d_
                              const float *x, const float *w, const float *bias, float *y, int keep,
                              int relu, struct rn_error *err);
 int rn_conv2d_onednn_backward(struct rn_conv2d_onednn *o, const struct rn_conv2d_cpu_geom *g,
-                              const float *x, const float *w, const float *dy, float *dx, float *dw,
-                              float *db, struct rn_error *err);
+                              const float *x, const float *w, const float *dy, float *dx,
+                              int assign_dx, float *dw, float *db, struct rn_error *err);
 
 /* oneDNN's name for the forward implementation it chose at the last batch
  * size used (e.g. "brg:avx512_core"), "" before the first call. */
